@@ -1,0 +1,203 @@
+//! Segment files as the store reads them: sealed (memory-mapped) and active (read with pread).
+
+#![allow(unsafe_code)]
+
+use std::fs::File;
+use std::path::{Path, PathBuf};
+use std::sync::OnceLock;
+
+use memmap2::Mmap;
+
+use crate::error::{Error, Result};
+use crate::wire::DecodeError;
+use crate::wire::frame::{FRAME_HEADER_BYTES, FrameHeader, check_frame};
+use crate::wire::index_file::{IndexHeader, IndexView, check_index_body};
+use crate::wire::segment::{SegmentFooter, SegmentHeader};
+
+/// Memory-maps a file.
+///
+/// Only sealed, fsynced, immutable files are mapped (segments after their footer is durable,
+/// index files after their rename is durable). The store never writes to or truncates a file it
+/// has mapped; repair and compaction replace files by rename, so a live map keeps the old inode.
+pub fn map_file(path: &Path) -> Result<Mmap> {
+    let f = File::open(path).map_err(Error::io("open", path))?;
+    // SAFETY: the file is sealed and immutable (see above); no code in this process writes to
+    // or truncates a mapped file, so the mapped bytes cannot change under the reader.
+    unsafe { Mmap::map(&f) }.map_err(Error::io("mmap", path))
+}
+
+/// Bytes of an index: a map of a sealed `.idx` file, or bytes built in memory (read-only opens
+/// that found an index missing or stale, which they must not write).
+pub enum IndexBytes {
+    /// A mapped `.idx` file.
+    Mapped(Mmap),
+    /// An index built in memory.
+    Owned(Vec<u8>),
+}
+
+impl std::ops::Deref for IndexBytes {
+    type Target = [u8];
+    fn deref(&self) -> &[u8] {
+        match self {
+            IndexBytes::Mapped(m) => m,
+            IndexBytes::Owned(v) => v,
+        }
+    }
+}
+
+/// The index of a sealed segment. Its header is checked on open; its body checksum is checked
+/// the first time it is used (reading a whole index on every open would make open cost grow
+/// with the store).
+pub struct SegmentIndex {
+    path: PathBuf,
+    bytes: IndexBytes,
+    header: IndexHeader,
+    body_ok: OnceLock<Result<(), DecodeError>>,
+}
+
+impl SegmentIndex {
+    /// Wraps index bytes whose header decodes.
+    pub fn new(path: PathBuf, bytes: IndexBytes) -> Result<Self> {
+        let header = IndexHeader::decode(&bytes).map_err(|e| Error::corrupted(&path, 0, e))?;
+        Ok(SegmentIndex {
+            path,
+            bytes,
+            header,
+            body_ok: OnceLock::new(),
+        })
+    }
+
+    /// The header.
+    pub fn header(&self) -> &IndexHeader {
+        &self.header
+    }
+
+    /// A view for lookups, after checking the body checksum once.
+    pub fn view(&self) -> Result<IndexView<'_>> {
+        let r = self
+            .body_ok
+            .get_or_init(|| check_index_body(&self.bytes, &self.header));
+        if let Err(e) = r {
+            return Err(Error::corrupted(&self.path, 0, e.clone()));
+        }
+        Ok(IndexView::new(&self.bytes).expect("header checked in new"))
+    }
+
+    /// The raw bytes (for verify).
+    pub fn bytes(&self) -> &[u8] {
+        &self.bytes
+    }
+
+    /// The index file path.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+}
+
+/// A sealed segment: immutable, mapped, with its footer and index.
+pub struct SealedSegment {
+    /// Segment file path.
+    pub path: PathBuf,
+    /// Decoded header.
+    pub header: SegmentHeader,
+    /// Decoded footer.
+    pub footer: SegmentFooter,
+    /// The mapped segment file.
+    pub map: Mmap,
+    /// Its index.
+    pub index: SegmentIndex,
+}
+
+impl SealedSegment {
+    /// The frame bytes: header and frames, without the footer.
+    pub fn data(&self) -> &[u8] {
+        &self.map[..self.footer.data_end as usize]
+    }
+}
+
+/// The active segment as readers see it: read with pread, never mapped.
+pub struct ActiveFile {
+    /// Segment file path.
+    pub path: PathBuf,
+    /// Decoded header.
+    pub header: SegmentHeader,
+    /// A read handle.
+    pub file: File,
+}
+
+/// A segment a reader holds on to while it reads.
+#[derive(Clone)]
+pub enum SegRef {
+    /// A sealed, mapped segment.
+    Sealed(std::sync::Arc<SealedSegment>),
+    /// The active segment (or one that was active when the reader started).
+    Active(std::sync::Arc<ActiveFile>),
+}
+
+impl SegRef {
+    /// First position of the segment.
+    pub fn first_position(&self) -> u64 {
+        match self {
+            SegRef::Sealed(s) => s.header.first_position,
+            SegRef::Active(a) => a.header.first_position,
+        }
+    }
+
+    /// Path of the segment file.
+    pub fn path(&self) -> &Path {
+        match self {
+            SegRef::Sealed(s) => &s.path,
+            SegRef::Active(a) => &a.path,
+        }
+    }
+
+    /// Reads and checks the whole frame at `offset` and gives its bytes to `f`. `scratch` holds
+    /// the bytes of frames read from the active segment.
+    pub fn with_frame<R>(
+        &self,
+        offset: u64,
+        scratch: &mut Vec<u8>,
+        f: impl FnOnce(&[u8], &FrameHeader) -> R,
+    ) -> Result<R> {
+        match self {
+            SegRef::Sealed(s) => {
+                let data = s.data();
+                let at = offset as usize;
+                if at >= data.len() {
+                    return Err(Error::Corrupted {
+                        file: s.path.clone(),
+                        offset,
+                        what: "index points past the segment's data",
+                        expected: data.len() as u64,
+                        found: offset,
+                    });
+                }
+                let h =
+                    check_frame(&data[at..]).map_err(|e| Error::corrupted(&s.path, offset, e))?;
+                Ok(f(&data[at..at + h.frame_len()], &h))
+            }
+            SegRef::Active(a) => {
+                const FIRST_READ: usize = 4096;
+                crate::io::read_into(&a.file, &a.path, offset, FIRST_READ, scratch)?;
+                let h = FrameHeader::decode(scratch)
+                    .map_err(|e| Error::corrupted(&a.path, offset, e))?;
+                let len = h.frame_len();
+                if scratch.len() < len {
+                    let have = scratch.len();
+                    let mut rest = Vec::new();
+                    crate::io::read_into(
+                        &a.file,
+                        &a.path,
+                        offset + have as u64,
+                        len - have,
+                        &mut rest,
+                    )?;
+                    scratch.extend_from_slice(&rest);
+                }
+                let h = check_frame(scratch).map_err(|e| Error::corrupted(&a.path, offset, e))?;
+                debug_assert!(len >= FRAME_HEADER_BYTES);
+                Ok(f(&scratch[..len], &h))
+            }
+        }
+    }
+}

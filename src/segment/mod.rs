@@ -1,0 +1,7 @@
+//! Segments: scanning frames, sealed (mapped) and active files.
+
+pub mod files;
+pub mod scan;
+
+pub use files::{ActiveFile, IndexBytes, SealedSegment, SegRef, SegmentIndex, map_file};
+pub use scan::{ScanEnd, find_valid_frame_after, scan_frames};

@@ -1,0 +1,100 @@
+//! Walking the frames of a segment's bytes: used by recovery, index rebuilds and verify.
+
+use crate::wire::DecodeError;
+use crate::wire::frame::{FRAME_MAGIC, FrameHeader, check_frame, frame_body};
+use crate::wire::record::{RecordView, Records};
+
+/// Where a scan stopped. The error's `at` is relative to the scanned buffer.
+#[derive(Debug)]
+pub struct ScanEnd {
+    /// File offset just after the last good frame.
+    pub good_end: u64,
+    /// Position after the last good frame's last event.
+    pub next_position: u64,
+    /// Header checksum of the last good frame, if any frame was good.
+    pub last_header_crc: Option<u32>,
+    /// The problem that stopped the scan before the end of the buffer, if any.
+    pub error: Option<DecodeError>,
+}
+
+/// Walks the frames of `buf[start..]`; `base` is the file offset of `buf[0]`. Every frame is
+/// fully checked and its first position must be `next_position`, then the following one. For
+/// every good frame `on_frame(file_offset, header, records)` is called with its decoded records
+/// and their positions; if it returns an error (e.g. a version out of order), the scan stops at
+/// that frame as at a damaged one. Offsets in the result are file offsets.
+pub fn scan_frames<'a>(
+    buf: &'a [u8],
+    base: u64,
+    start: usize,
+    mut next_position: u64,
+    mut on_frame: impl FnMut(u64, &FrameHeader, &[(u64, RecordView<'a>)]) -> Result<(), &'static str>,
+) -> ScanEnd {
+    let mut at = start;
+    let mut last_header_crc = None;
+    let mut records: Vec<(u64, RecordView<'a>)> = Vec::new();
+    let stop = |at: usize, next_position, last_header_crc, e: DecodeError| ScanEnd {
+        good_end: base + at as u64,
+        next_position,
+        last_header_crc,
+        error: Some(e),
+    };
+    while at < buf.len() {
+        let h = match check_frame(&buf[at..]) {
+            Ok(h) => h,
+            Err(e) => return stop(at, next_position, last_header_crc, shift(e, at)),
+        };
+        if h.first_position != next_position {
+            let e = DecodeError::new(
+                at + 16,
+                "frame first position is not the next position",
+                next_position,
+                h.first_position,
+            );
+            return stop(at, next_position, last_header_crc, e);
+        }
+        let body = frame_body(&buf[at..], &h);
+        let body_at = at + crate::wire::frame::FRAME_HEADER_BYTES;
+        records.clear();
+        for (pos, r) in (h.first_position..).zip(Records::new(body, h.count)) {
+            match r {
+                Ok((_, rec)) => records.push((pos, rec)),
+                Err(e) => return stop(at, next_position, last_header_crc, shift(e, body_at)),
+            }
+        }
+        if let Err(what) = on_frame(base + at as u64, &h, &records) {
+            let e = DecodeError::new(at, what, 0, 0);
+            return stop(at, next_position, last_header_crc, e);
+        }
+        last_header_crc = Some(h.header_crc);
+        next_position = h.end_position();
+        at += h.frame_len();
+    }
+    ScanEnd {
+        good_end: base + at as u64,
+        next_position,
+        last_header_crc,
+        error: None,
+    }
+}
+
+fn shift(mut e: DecodeError, by: usize) -> DecodeError {
+    e.at += by;
+    e
+}
+
+/// The offset of the first complete, checksum-valid frame that starts after `from`, if any.
+/// Distinguishes a torn tail (nothing valid follows the damage) from corruption (valid data
+/// follows it).
+pub fn find_valid_frame_after(buf: &[u8], from: usize) -> Option<usize> {
+    let mut at = from + 1;
+    while at + FRAME_MAGIC.len() <= buf.len() {
+        let rest = &buf[at..];
+        let i = rest.windows(4).position(|w| w == FRAME_MAGIC)?;
+        let cand = at + i;
+        if check_frame(&buf[cand..]).is_ok() {
+            return Some(cand);
+        }
+        at = cand + 1;
+    }
+    None
+}

@@ -1,0 +1,344 @@
+//! The public [`Store`]: open and lock, appends, reads, waiting for new events, verify.
+
+mod options;
+mod read;
+pub(crate) mod recover;
+pub(crate) mod state;
+mod verify;
+mod writer;
+
+use std::fs::{File, OpenOptions};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use parking_lot::{Condvar, Mutex, RwLock};
+
+use crate::error::{Error, Result};
+use crate::event::{AppendResult, Direction, EventData, ExpectedVersion, ReadFilter};
+pub use options::{Durability, StoreOptions};
+pub use read::{AllEvents, StreamEvents};
+use state::State;
+pub use verify::{Problem, VerifyReport, verify_dir};
+use writer::{SyncState, Writer};
+
+/// Name of the lock file in a store directory.
+pub const LOCK_FILE_NAME: &str = "LOCK";
+
+pub(crate) fn now_us() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_micros() as u64)
+}
+
+pub(crate) struct Inner {
+    pub dir: PathBuf,
+    pub opts: StoreOptions,
+    pub read_only: bool,
+    pub state: RwLock<State>,
+    pub writer: Mutex<Option<Writer>>,
+    pub sync: Mutex<Option<SyncState>>,
+    pub sync_cv: Condvar,
+    /// Number of events visible to readers (the next position to become visible).
+    pub head: AtomicU64,
+    head_lock: Mutex<()>,
+    head_cv: Condvar,
+    pub poisoned: AtomicBool,
+    closed: AtomicBool,
+    lock_file: Mutex<Option<File>>,
+}
+
+impl Inner {
+    pub(crate) fn publish_head(&self, next: u64) {
+        let prev = self.head.fetch_max(next, Ordering::AcqRel);
+        if next > prev {
+            let _g = self.head_lock.lock();
+            self.head_cv.notify_all();
+        }
+    }
+
+    /// Waits until the event at `position` is visible (or the store is poisoned).
+    fn wait_visible(&self, position: u64) -> Result<()> {
+        let mut g = self.head_lock.lock();
+        while self.head.load(Ordering::Acquire) <= position {
+            if self.poisoned.load(Ordering::Acquire) {
+                return Err(Error::Poisoned);
+            }
+            self.head_cv.wait_for(&mut g, Duration::from_millis(50));
+        }
+        Ok(())
+    }
+
+    fn close(&self) -> Result<()> {
+        if self.closed.swap(true, Ordering::AcqRel) {
+            return Ok(());
+        }
+        let mut guard = self.writer.lock();
+        let r = match guard.as_ref() {
+            Some(w) if !self.poisoned.load(Ordering::Acquire) => {
+                crate::io::fsync_data(&w.file, &w.path).and_then(|_| self.write_checkpoint(w))
+            }
+            _ => Ok(()),
+        };
+        *guard = None;
+        *self.sync.lock() = None;
+        self.sync_cv.notify_all();
+        if let Some(f) = self.lock_file.lock().take() {
+            let _ = f.unlock();
+        }
+        r
+    }
+}
+
+/// An embedded event store in one directory.
+///
+/// `Store` is `Send + Sync`: share it between threads with an `Arc`. Appends are atomic per call
+/// and checked against an expected version; reads stream from disk.
+///
+/// ```
+/// use evlog::{Direction, EventData, ExpectedVersion, Store};
+/// let dir = tempfile::tempdir()?;
+/// let store = Store::open(dir.path())?;
+/// let r = store.append("order-1", ExpectedVersion::NoStream,
+///                      &[EventData::new("OrderPlaced", br#"{"total":12}"#.to_vec())])?;
+/// assert_eq!(r.next_expected_version, 0);
+/// let events: Vec<_> = store.read_stream("order-1", 0, Direction::Forward, usize::MAX)
+///     .collect::<Result<_, _>>()?;
+/// assert_eq!(events[0].event_type, "OrderPlaced");
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+pub struct Store {
+    inner: Arc<Inner>,
+    flusher: Option<std::thread::JoinHandle<()>>,
+}
+
+impl std::fmt::Debug for Store {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Store")
+            .field("dir", &self.inner.dir)
+            .field("read_only", &self.inner.read_only)
+            .field("head", &self.head_position())
+            .finish()
+    }
+}
+
+impl Store {
+    /// Opens (creating if needed) the store in `dir` with default options, taking its
+    /// exclusive write lock. A second writer gets [`Error::Locked`] at once.
+    pub fn open(dir: impl AsRef<Path>) -> Result<Store> {
+        StoreOptions::new().open(dir)
+    }
+
+    /// Opens the store in `dir` without the write lock and without changing any file, so it
+    /// works while a writer runs. It sees the consistent, checksummed prefix of the log that
+    /// existed when it was opened (a torn or half-written tail is left out, not cut).
+    pub fn open_read_only(dir: impl AsRef<Path>) -> Result<Store> {
+        StoreOptions::new().open_read_only(dir)
+    }
+
+    pub(crate) fn open_with(dir: &Path, opts: StoreOptions, read_only: bool) -> Result<Store> {
+        opts.validate()?;
+        let lock_file = if read_only {
+            if !dir.is_dir() {
+                return Err(Error::io("open", dir)(std::io::Error::new(
+                    std::io::ErrorKind::NotFound,
+                    "store directory does not exist",
+                )));
+            }
+            None
+        } else {
+            std::fs::create_dir_all(dir).map_err(Error::io("create directory", dir))?;
+            let path = dir.join(LOCK_FILE_NAME);
+            let f = OpenOptions::new()
+                .read(true)
+                .write(true)
+                .create(true)
+                .truncate(false)
+                .open(&path)
+                .map_err(Error::io("open", &path))?;
+            match f.try_lock() {
+                Ok(()) => {}
+                Err(std::fs::TryLockError::WouldBlock) => {
+                    return Err(Error::Locked {
+                        dir: dir.to_path_buf(),
+                    });
+                }
+                Err(std::fs::TryLockError::Error(e)) => return Err(Error::io("lock", &path)(e)),
+            }
+            Some(f)
+        };
+        let rec = recover::recover(dir, opts.segment_bytes, opts.repair, read_only)?;
+        let (writer, sync) = match (read_only, rec.tail) {
+            (false, Some(t)) => {
+                let w = Writer::new(t, &rec.state.active_index)?;
+                let s = SyncState {
+                    file: w.file.clone(),
+                    path: w.path.clone(),
+                    written: 0,
+                    written_next: w.next_position,
+                    synced: 0,
+                    syncing: false,
+                };
+                (Some(w), Some(s))
+            }
+            _ => (None, None),
+        };
+        let inner = Arc::new(Inner {
+            dir: dir.to_path_buf(),
+            opts: opts.clone(),
+            read_only,
+            state: RwLock::new(rec.state),
+            writer: Mutex::new(writer),
+            sync: Mutex::new(sync),
+            sync_cv: Condvar::new(),
+            head: AtomicU64::new(rec.next_position),
+            head_lock: Mutex::new(()),
+            head_cv: Condvar::new(),
+            poisoned: AtomicBool::new(false),
+            closed: AtomicBool::new(false),
+            lock_file: Mutex::new(lock_file),
+        });
+        let flusher = match (read_only, opts.durability) {
+            (false, Durability::Interval(every)) => Some(spawn_flusher(&inner, every)),
+            _ => None,
+        };
+        Ok(Store { inner, flusher })
+    }
+
+    /// The store directory.
+    pub fn dir(&self) -> &Path {
+        &self.inner.dir
+    }
+
+    /// Appends `events` to `stream` atomically, if the stream is at `expected`.
+    ///
+    /// Events get dense versions after the stream's last one and dense global positions. With
+    /// [`Durability::Always`] they are durable when this returns. Re-sending the same call
+    /// (same stream, same event ids, same content) returns the original result and writes
+    /// nothing; the ids are remembered for the active and the last sealed segment.
+    ///
+    /// Errors: [`Error::WrongExpectedVersion`] (nothing written), [`Error::InvalidArgument`]
+    /// (empty or oversize stream id, empty event type, oversize event, too many events),
+    /// [`Error::DuplicateEventId`], [`Error::Poisoned`], [`Error::Closed`], [`Error::ReadOnly`].
+    pub fn append(
+        &self,
+        stream: &str,
+        expected: ExpectedVersion,
+        events: &[EventData],
+    ) -> Result<AppendResult> {
+        self.inner.append(stream, expected, events)
+    }
+
+    /// Version of the stream's last event (`None` if it has none): the version the next append
+    /// is checked against.
+    pub fn stream_version(&self, stream: &str) -> Option<u64> {
+        self.inner.state.read().streams.get(stream).copied()
+    }
+
+    /// Number of streams.
+    pub fn stream_count(&self) -> usize {
+        self.inner.state.read().streams.len()
+    }
+
+    /// Position of the last visible event (`None` for an empty store).
+    pub fn head_position(&self) -> Option<u64> {
+        self.inner.head.load(Ordering::Acquire).checked_sub(1)
+    }
+
+    /// Waits until an event after `position` is visible (any event when `position` is `None`),
+    /// or `timeout` passes. Returns the head position then. Subscriptions are built on this.
+    pub fn wait_for_head_after(&self, position: Option<u64>, timeout: Duration) -> Option<u64> {
+        let want = position.map_or(1, |p| p + 2);
+        let deadline = Instant::now() + timeout;
+        let inner = &self.inner;
+        let mut g = inner.head_lock.lock();
+        while inner.head.load(Ordering::Acquire) < want {
+            if inner.closed.load(Ordering::Acquire)
+                || inner.head_cv.wait_until(&mut g, deadline).timed_out()
+            {
+                break;
+            }
+        }
+        drop(g);
+        self.head_position()
+    }
+
+    /// Reads the events of `stream` from version `from` (inclusive) in `direction`, at most
+    /// `limit` of them. Backward reads start at `from` and go down (`u64::MAX`: from the end).
+    pub fn read_stream(
+        &self,
+        stream: &str,
+        from: u64,
+        direction: Direction,
+        limit: usize,
+    ) -> StreamEvents {
+        StreamEvents::new(self.inner.clone(), stream, from, direction, limit)
+    }
+
+    /// Reads every event from global position `from` (inclusive) in `direction` that passes
+    /// `filter`. Backward reads start at `from` and go down (`u64::MAX`: from the head).
+    pub fn read_all(&self, from: u64, direction: Direction, filter: ReadFilter) -> AllEvents {
+        AllEvents::new(self.inner.clone(), from, direction, filter)
+    }
+
+    /// Reads every byte of the store, checks every checksum and the indexes against the log.
+    /// Problems are listed in the report; the store is not changed.
+    pub fn verify(&self) -> Result<VerifyReport> {
+        verify_dir(&self.inner.dir)
+    }
+
+    /// Makes every append so far durable now (useful with `Interval` or `Never`).
+    pub fn sync(&self) -> Result<()> {
+        let target = {
+            let g = self.inner.writer.lock();
+            match g.as_ref() {
+                Some(w) => w.written,
+                None => return Ok(()),
+            }
+        };
+        self.inner.wait_durable(target)
+    }
+
+    /// Closes the store: makes appends durable, writes the checkpoint (so the next open does
+    /// not rescan the log) and releases the lock. Dropping the store does the same, ignoring
+    /// errors.
+    pub fn close(mut self) -> Result<()> {
+        self.close_ref()
+    }
+
+    fn close_ref(&mut self) -> Result<()> {
+        let r = self.inner.close();
+        if let Some(h) = self.flusher.take() {
+            h.thread().unpark();
+            let _ = h.join();
+        }
+        r
+    }
+}
+
+impl Drop for Store {
+    fn drop(&mut self) {
+        let _ = self.close_ref();
+    }
+}
+
+fn spawn_flusher(inner: &Arc<Inner>, every: Duration) -> std::thread::JoinHandle<()> {
+    let weak = Arc::downgrade(inner);
+    std::thread::Builder::new()
+        .name("evlog-flush".into())
+        .spawn(move || {
+            loop {
+                std::thread::park_timeout(every);
+                let Some(inner) = weak.upgrade() else { return };
+                if inner.closed.load(Ordering::Acquire) {
+                    return;
+                }
+                let target = inner.writer.lock().as_ref().map(|w| w.written);
+                if let Some(t) = target {
+                    let _ = inner.wait_durable(t);
+                }
+            }
+        })
+        .expect("spawn flusher thread")
+}

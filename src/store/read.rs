@@ -1,0 +1,315 @@
+//! Reads: iterators over one stream or over the whole log that read frames from disk as they go.
+
+use std::collections::VecDeque;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+
+use crate::error::{Error, Result};
+use crate::event::{Direction, ReadFilter, RecordedEvent};
+use crate::segment::SegRef;
+use crate::store::Inner;
+use crate::wire::bytes::stream_hash;
+use crate::wire::frame::{FrameHeader, frame_body};
+use crate::wire::record::Records;
+use crate::wire::segment::SEGMENT_HEADER_BYTES;
+
+/// Versions fetched from the indexes per refill of a stream read.
+const STREAM_READ_BATCH: u64 = 1024;
+
+/// Decodes the records of a checked frame, calling `f(position, record)` for each.
+fn for_each_record<'a>(
+    seg: &SegRef,
+    offset: u64,
+    bytes: &'a [u8],
+    h: &FrameHeader,
+    mut f: impl FnMut(u64, &crate::wire::record::RecordView<'a>),
+) -> Result<()> {
+    let body = frame_body(bytes, h);
+    for (i, r) in Records::new(body, h.count).enumerate() {
+        let (_, r) = r.map_err(|e| Error::corrupted(seg.path(), offset + 32, e))?;
+        f(h.first_position + i as u64, &r);
+    }
+    Ok(())
+}
+
+/// The events of one stream, in version order or reverse. Created by
+/// [`Store::read_stream`](crate::Store::read_stream).
+pub struct StreamEvents {
+    inner: Arc<Inner>,
+    stream: Arc<str>,
+    hash: u64,
+    /// Next version to return (forward: going up; backward: going down).
+    next: Option<u64>,
+    direction: Direction,
+    left: usize,
+    pending: VecDeque<RecordedEvent>,
+    scratch: Vec<u8>,
+    failed: bool,
+}
+
+impl StreamEvents {
+    pub(crate) fn new(
+        inner: Arc<Inner>,
+        stream: &str,
+        from: u64,
+        direction: Direction,
+        limit: usize,
+    ) -> Self {
+        StreamEvents {
+            inner,
+            stream: Arc::from(stream),
+            hash: stream_hash(stream),
+            next: Some(from),
+            direction,
+            left: limit,
+            pending: VecDeque::new(),
+            scratch: Vec::new(),
+            failed: false,
+        }
+    }
+
+    fn refill(&mut self) -> Result<()> {
+        let head = self.inner.head.load(Ordering::Acquire);
+        let (entries, last) = {
+            let st = self.inner.state.read();
+            let Some(&last) = st.streams.get(&*self.stream) else {
+                self.next = None;
+                return Ok(());
+            };
+            let Some(next) = self.next else { return Ok(()) };
+            let (lo, hi) = match self.direction {
+                Direction::Forward => {
+                    if next > last {
+                        self.next = None;
+                        return Ok(());
+                    }
+                    (next, next.saturating_add(STREAM_READ_BATCH - 1).min(last))
+                }
+                Direction::Backward => {
+                    let hi = next.min(last);
+                    (hi.saturating_sub(STREAM_READ_BATCH - 1), hi)
+                }
+            };
+            self.next = match self.direction {
+                Direction::Forward => hi.checked_add(1),
+                Direction::Backward => lo.checked_sub(1),
+            };
+            (st.stream_entries(self.hash, lo, hi)?, last)
+        };
+        let _ = last;
+        let mut got = Vec::with_capacity(entries.len());
+        let mut cached: Option<(u64, u64)> = None;
+        for (seg, e) in entries {
+            let pos = seg.first_position() + u64::from(e.rel_pos);
+            if pos >= head {
+                // Not visible yet; later versions are not either.
+                if self.direction == Direction::Forward {
+                    self.next = None;
+                }
+                continue;
+            }
+            let _ = cached;
+            let stream = &self.stream;
+            let offset = u64::from(e.frame_offset);
+            let mut found = None;
+            seg.with_frame(offset, &mut self.scratch, |bytes, h| {
+                for_each_record(&seg, offset, bytes, h, |p, r| {
+                    if p == pos && r.stream == &**stream && r.version == e.version {
+                        found = Some(r.to_recorded(p, stream.clone()));
+                    }
+                })
+            })??;
+            cached = Some((seg.first_position(), offset));
+            if let Some(ev) = found {
+                got.push(ev);
+            }
+        }
+        got.sort_by_key(|e| e.position);
+        if self.direction == Direction::Backward {
+            got.reverse();
+        }
+        self.pending.extend(got);
+        Ok(())
+    }
+}
+
+impl Iterator for StreamEvents {
+    type Item = Result<RecordedEvent>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        while self.left > 0 && !self.failed {
+            if let Some(e) = self.pending.pop_front() {
+                self.left -= 1;
+                return Some(Ok(e));
+            }
+            self.next?;
+            if let Err(e) = self.refill() {
+                self.failed = true;
+                return Some(Err(e));
+            }
+        }
+        None
+    }
+}
+
+/// Every event of the store that passes a filter, in position order or reverse. Created by
+/// [`Store::read_all`](crate::Store::read_all).
+pub struct AllEvents {
+    inner: Arc<Inner>,
+    filter: ReadFilter,
+    direction: Direction,
+    /// Forward: next position to read. Backward: the highest position still to read.
+    next: Option<u64>,
+    /// Forward reads walk frames in order: the segment and offset of the next frame.
+    cursor: Option<(SegRef, u64)>,
+    pending: VecDeque<RecordedEvent>,
+    scratch: Vec<u8>,
+    last_stream: Option<Arc<str>>,
+    failed: bool,
+}
+
+impl AllEvents {
+    pub(crate) fn new(
+        inner: Arc<Inner>,
+        from: u64,
+        direction: Direction,
+        filter: ReadFilter,
+    ) -> Self {
+        AllEvents {
+            inner,
+            filter,
+            direction,
+            next: Some(from),
+            cursor: None,
+            pending: VecDeque::new(),
+            scratch: Vec::new(),
+            last_stream: None,
+            failed: false,
+        }
+    }
+
+    /// Reads the next frame; returns false when there is nothing more to read now.
+    fn refill(&mut self) -> Result<bool> {
+        let head = self.inner.head.load(Ordering::Acquire);
+        let Some(next) = self.next else {
+            return Ok(false);
+        };
+        let (seg, offset) = match self.direction {
+            Direction::Forward => {
+                if next >= head {
+                    return Ok(false);
+                }
+                match self.forward_cursor(next)? {
+                    Some(c) => c,
+                    None => return Ok(false),
+                }
+            }
+            Direction::Backward => {
+                let pos = next.min(head.saturating_sub(1));
+                if head == 0 {
+                    self.next = None;
+                    return Ok(false);
+                }
+                match self.inner.state.read().locate(pos)? {
+                    Some(c) => c,
+                    None => {
+                        self.next = None;
+                        return Ok(false);
+                    }
+                }
+            }
+        };
+        let filter = &self.filter;
+        let last_stream = &mut self.last_stream;
+        let mut batch = Vec::new();
+        let dir = self.direction;
+        let (h, frame_len) = seg.with_frame(offset, &mut self.scratch, |bytes, h| {
+            let r = for_each_record(&seg, offset, bytes, h, |p, r| {
+                let wanted = match dir {
+                    Direction::Forward => p >= next,
+                    Direction::Backward => p <= next,
+                };
+                if wanted && p < head && filter.matches(r.stream, r.event_type) {
+                    let s = match last_stream {
+                        Some(s) if **s == *r.stream => s.clone(),
+                        _ => {
+                            let s: Arc<str> = Arc::from(r.stream);
+                            *last_stream = Some(s.clone());
+                            s
+                        }
+                    };
+                    batch.push(r.to_recorded(p, s));
+                }
+            });
+            r.map(|_| (*h, h.frame_len()))
+        })??;
+        if h.first_position > next && dir == Direction::Forward {
+            return Err(Error::Corrupted {
+                file: seg.path().to_path_buf(),
+                offset,
+                what: "frame does not start at the expected position",
+                expected: next,
+                found: h.first_position,
+            });
+        }
+        match dir {
+            Direction::Forward => {
+                self.next = Some(h.end_position());
+                self.cursor = Some((seg, offset + frame_len as u64));
+            }
+            Direction::Backward => {
+                batch.reverse();
+                self.next = h.first_position.checked_sub(1);
+            }
+        }
+        self.pending.extend(batch);
+        Ok(true)
+    }
+
+    /// Where the frame holding `next` is: after the previous frame in the same segment, or
+    /// found through the indexes when crossing into another segment.
+    fn forward_cursor(&mut self, next: u64) -> Result<Option<(SegRef, u64)>> {
+        if let Some((seg, offset)) = self.cursor.take() {
+            let still_here = match &seg {
+                SegRef::Sealed(s) => next <= s.footer.last_position(),
+                SegRef::Active(a) => {
+                    // Still the active segment, or sealed since with `next` inside it.
+                    let st = self.inner.state.read();
+                    match &st.active {
+                        Some(cur) if Arc::ptr_eq(cur, a) => true,
+                        _ => st
+                            .segment_for(next)
+                            .is_some_and(|s| s.first_position() == a.header.first_position),
+                    }
+                }
+            };
+            if still_here && offset >= SEGMENT_HEADER_BYTES as u64 {
+                return Ok(Some((seg, offset)));
+            }
+        }
+        self.inner.state.read().locate(next)
+    }
+}
+
+impl Iterator for AllEvents {
+    type Item = Result<RecordedEvent>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        loop {
+            if let Some(e) = self.pending.pop_front() {
+                return Some(Ok(e));
+            }
+            if self.failed {
+                return None;
+            }
+            match self.refill() {
+                Ok(true) => {}
+                Ok(false) => return None,
+                Err(e) => {
+                    self.failed = true;
+                    return Some(Err(e));
+                }
+            }
+        }
+    }
+}

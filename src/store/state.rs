@@ -1,0 +1,86 @@
+//! What readers share with the writer: the segment list, the active index and the stream table.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use crate::error::Result;
+use crate::index::ActiveIndex;
+use crate::segment::{ActiveFile, SealedSegment, SegRef};
+use crate::wire::index_file::StreamEntry;
+
+/// The segments and indexes, behind the store's `RwLock`.
+pub(crate) struct State {
+    /// Sealed segments, ascending.
+    pub sealed: Vec<Arc<SealedSegment>>,
+    /// The active segment (`None` only for a read-only open of an empty directory).
+    pub active: Option<Arc<ActiveFile>>,
+    /// Index of the active segment.
+    pub active_index: ActiveIndex,
+    /// Version of every stream's last event.
+    pub streams: HashMap<Arc<str>, u64>,
+}
+
+impl State {
+    /// The segment holding `position`, if any segment could.
+    pub fn segment_for(&self, position: u64) -> Option<SegRef> {
+        if let Some(a) = &self.active
+            && position >= a.header.first_position
+        {
+            return Some(SegRef::Active(a.clone()));
+        }
+        let i = self
+            .sealed
+            .partition_point(|s| s.header.first_position <= position);
+        (i > 0).then(|| SegRef::Sealed(self.sealed[i - 1].clone()))
+    }
+
+    /// The segment holding `position` and the offset of the frame holding it.
+    pub fn locate(&self, position: u64) -> Result<Option<(SegRef, u64)>> {
+        let Some(seg) = self.segment_for(position) else {
+            return Ok(None);
+        };
+        let rel = position - seg.first_position();
+        let Ok(rel) = u32::try_from(rel) else {
+            return Ok(None);
+        };
+        let frame = match &seg {
+            SegRef::Sealed(s) => {
+                if position > s.footer.last_position() {
+                    return Ok(None);
+                }
+                s.index.view()?.frame_for(rel)
+            }
+            SegRef::Active(_) => self.active_index.frame_for(rel),
+        };
+        Ok(frame.map(|f| (seg, u64::from(f.offset))))
+    }
+
+    /// Entries of stream `hash` with versions in `lo..=hi`, with their segments, ascending by
+    /// position. Entries of other streams sharing the hash are included (callers check names).
+    pub fn stream_entries(
+        &self,
+        hash: u64,
+        lo: u64,
+        hi: u64,
+    ) -> Result<Vec<(SegRef, StreamEntry)>> {
+        let mut out = Vec::new();
+        for s in &self.sealed {
+            let v = s.index.view()?;
+            let mut i = v.lower_bound(hash, lo);
+            while i < v.header.event_count as usize {
+                let e = v.entry(i);
+                if e.hash != hash || e.version > hi {
+                    break;
+                }
+                out.push((SegRef::Sealed(s.clone()), e));
+                i += 1;
+            }
+        }
+        if let Some(a) = &self.active {
+            for e in self.active_index.entries_in(hash, lo, hi) {
+                out.push((SegRef::Active(a.clone()), *e));
+            }
+        }
+        Ok(out)
+    }
+}

@@ -1,0 +1,497 @@
+//! The append path: validation, optimistic version check, idempotent re-sends, frame encoding,
+//! segment rolling, group commit.
+
+use std::collections::HashMap;
+use std::fs::{File, OpenOptions};
+use std::os::unix::fs::FileExt;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+
+use uuid::Uuid;
+
+use crate::error::{Error, Result};
+use crate::event::{AppendResult, EventData, ExpectedVersion};
+use crate::index::ActiveIndex;
+use crate::io::{fsync_data, write_file_atomic};
+use crate::segment::{ActiveFile, IndexBytes, SealedSegment, SegmentIndex, map_file};
+use crate::store::recover::{ActiveTail, create_segment};
+use crate::store::state::State;
+use crate::store::{Durability, Inner, now_us};
+use crate::wire::bytes::stream_hash;
+use crate::wire::checkpoint::{CHECKPOINT_FILE_NAME, encode_checkpoint};
+use crate::wire::frame::{begin_frame, finish_frame};
+use crate::wire::index_file::StreamEntry;
+use crate::wire::limits::{
+    MAX_BATCH_BYTES, MAX_BATCH_EVENTS, MAX_EVENT_BYTES, MAX_EVENT_TYPE_BYTES, MAX_METADATA_ENTRIES,
+    MAX_METADATA_KEY_BYTES, MAX_STREAM_ID_BYTES,
+};
+use crate::wire::record::{encode_record, event_len};
+use crate::wire::segment::{SEGMENT_HEADER_BYTES, SegmentFooter, SegmentHeader, index_file_name};
+
+/// The writer's side of the active segment. Guarded by the store's writer mutex.
+pub(crate) struct Writer {
+    pub file: Arc<File>,
+    pub path: PathBuf,
+    pub header: SegmentHeader,
+    pub len: u64,
+    pub crc: crc32fast::Hasher,
+    pub next_position: u64,
+    pub last_header_crc: u32,
+    /// Ids of the active segment's events and their positions (idempotency).
+    pub ids: HashMap<Uuid, u64>,
+    /// Bytes written since open, across segments: the group-commit clock.
+    pub written: u64,
+    buf: Vec<u8>,
+}
+
+/// What the group-commit syncer needs, guarded by its own mutex.
+pub(crate) struct SyncState {
+    pub file: Arc<File>,
+    pub path: PathBuf,
+    /// Bytes written (writer's clock) and the next position after them.
+    pub written: u64,
+    pub written_next: u64,
+    /// Bytes known durable.
+    pub synced: u64,
+    pub syncing: bool,
+}
+
+impl Writer {
+    pub(crate) fn new(t: ActiveTail, index: &ActiveIndex) -> Result<Writer> {
+        let file = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .open(&t.path)
+            .map_err(Error::io("open", &t.path))?;
+        let first = t.header.first_position;
+        let ids = index
+            .ids
+            .iter()
+            .enumerate()
+            .map(|(i, id)| (Uuid::from_bytes(*id), first + i as u64))
+            .collect();
+        Ok(Writer {
+            file: Arc::new(file),
+            path: t.path,
+            header: t.header,
+            len: t.len,
+            crc: t.crc,
+            next_position: t.next_position,
+            last_header_crc: t.last_header_crc,
+            ids,
+            written: 0,
+            buf: Vec::new(),
+        })
+    }
+}
+
+/// Checks an append's arguments against the limits; nothing is written when this fails.
+pub(crate) fn validate(stream: &str, events: &[EventData]) -> Result<()> {
+    let bad = |m: String| Err(Error::InvalidArgument(m));
+    if stream.is_empty() {
+        return bad("stream id is empty".into());
+    }
+    if stream.len() > MAX_STREAM_ID_BYTES {
+        return bad(format!(
+            "stream id is {} bytes, more than MAX_STREAM_ID_BYTES ({MAX_STREAM_ID_BYTES})",
+            stream.len()
+        ));
+    }
+    if events.is_empty() {
+        return bad("an append needs at least one event".into());
+    }
+    if events.len() > MAX_BATCH_EVENTS {
+        return bad(format!(
+            "{} events in one append, more than MAX_BATCH_EVENTS ({MAX_BATCH_EVENTS})",
+            events.len()
+        ));
+    }
+    let mut total = 0usize;
+    let mut seen = std::collections::HashSet::with_capacity(events.len());
+    for (i, e) in events.iter().enumerate() {
+        if e.event_type.is_empty() {
+            return bad(format!("event {i} has an empty event type"));
+        }
+        if e.event_type.len() > MAX_EVENT_TYPE_BYTES {
+            return bad(format!(
+                "event {i}: event type is {} bytes, more than MAX_EVENT_TYPE_BYTES ({MAX_EVENT_TYPE_BYTES})",
+                e.event_type.len()
+            ));
+        }
+        if e.metadata.extra.len() > MAX_METADATA_ENTRIES {
+            return bad(format!(
+                "event {i} has {} metadata entries, more than MAX_METADATA_ENTRIES ({MAX_METADATA_ENTRIES})",
+                e.metadata.extra.len()
+            ));
+        }
+        if let Some(k) = e
+            .metadata
+            .extra
+            .keys()
+            .find(|k| k.len() > MAX_METADATA_KEY_BYTES)
+        {
+            return bad(format!(
+                "event {i}: metadata key of {} bytes, more than MAX_METADATA_KEY_BYTES ({MAX_METADATA_KEY_BYTES})",
+                k.len()
+            ));
+        }
+        let n = event_len(e);
+        if n > MAX_EVENT_BYTES {
+            return bad(format!(
+                "event {i} is {n} bytes (payload and metadata), more than MAX_EVENT_BYTES ({MAX_EVENT_BYTES})"
+            ));
+        }
+        if !seen.insert(e.id) {
+            return bad(format!("event id {} appears twice in one append", e.id));
+        }
+        total += n + stream.len() + e.event_type.len() + 96;
+    }
+    if total > MAX_BATCH_BYTES {
+        return bad(format!(
+            "append of about {total} bytes, more than MAX_BATCH_BYTES ({MAX_BATCH_BYTES})"
+        ));
+    }
+    Ok(())
+}
+
+impl Inner {
+    /// Appends `events` to `stream`; see [`crate::Store::append`].
+    pub(crate) fn append(
+        &self,
+        stream: &str,
+        expected: ExpectedVersion,
+        events: &[EventData],
+    ) -> Result<AppendResult> {
+        validate(stream, events)?;
+        let (result, target) = {
+            let mut guard = self.writer.lock();
+            let w = match guard.as_mut() {
+                Some(w) => w,
+                None if self.read_only => return Err(Error::ReadOnly),
+                None => return Err(Error::Closed),
+            };
+            if self.poisoned.load(Ordering::Acquire) {
+                return Err(Error::Poisoned);
+            }
+            if let Some(r) = self.find_resend(w, stream, events)? {
+                drop(guard);
+                self.wait_visible(r.last_position)?;
+                return Ok(r);
+            }
+            let actual = self.state.read().streams.get(stream).copied();
+            if !expected.matches(actual) {
+                return Err(Error::WrongExpectedVersion {
+                    stream: stream.to_owned(),
+                    expected,
+                    actual,
+                });
+            }
+            let first_version = actual.map_or(0, |v| v + 1);
+            let ts = now_us();
+            let mut buf = std::mem::take(&mut w.buf);
+            buf.clear();
+            let start = begin_frame(&mut buf);
+            for (i, e) in events.iter().enumerate() {
+                encode_record(&mut buf, stream, first_version + i as u64, ts, e);
+            }
+            let first_position = w.next_position;
+            finish_frame(&mut buf, start, first_position, events.len() as u32);
+            let r = self.write_frame(w, stream, events, first_version, &buf);
+            w.buf = buf;
+            let target = r?;
+            let n = events.len() as u64;
+            (
+                AppendResult {
+                    first_position,
+                    last_position: first_position + n - 1,
+                    next_expected_version: first_version + n - 1,
+                },
+                target,
+            )
+        };
+        if self.opts.durability == Durability::Always {
+            self.wait_durable(target)?;
+        }
+        Ok(result)
+    }
+
+    /// Writes one encoded frame (rolling first if it does not fit), updates the indexes and
+    /// returns the group-commit clock after it. Any I/O error poisons the store.
+    fn write_frame(
+        &self,
+        w: &mut Writer,
+        stream: &str,
+        events: &[EventData],
+        first_version: u64,
+        frame: &[u8],
+    ) -> Result<u64> {
+        let header_len = SEGMENT_HEADER_BYTES as u64;
+        if w.len > header_len && w.len + frame.len() as u64 > self.opts.segment_bytes {
+            self.roll(w).inspect_err(|_| self.poison())?;
+        }
+        let offset = w.len;
+        w.file
+            .write_all_at(frame, offset)
+            .map_err(Error::io("write", &w.path))
+            .inspect_err(|_| self.poison())?;
+        w.crc.update(frame);
+        w.len += frame.len() as u64;
+        w.last_header_crc = u32::from_le_bytes(frame[28..32].try_into().expect("4 bytes"));
+        let first = w.header.first_position;
+        let first_position = w.next_position;
+        let hash = stream_hash(stream);
+        {
+            let mut st = self.state.write();
+            let rel_first = (first_position - first) as u32;
+            st.active_index.push_frame(rel_first, offset as u32);
+            for (i, e) in events.iter().enumerate() {
+                let entry = StreamEntry {
+                    hash,
+                    version: first_version + i as u64,
+                    rel_pos: rel_first + i as u32,
+                    frame_offset: offset as u32,
+                };
+                st.active_index.push_event(entry, *e.id.as_bytes());
+            }
+            let last_version = first_version + events.len() as u64 - 1;
+            match st.streams.get_mut(stream) {
+                Some(v) => *v = last_version,
+                None => {
+                    st.streams.insert(Arc::from(stream), last_version);
+                }
+            }
+        }
+        for (i, e) in events.iter().enumerate() {
+            w.ids.insert(e.id, first_position + i as u64);
+        }
+        w.next_position += events.len() as u64;
+        w.written += frame.len() as u64;
+        {
+            let mut s = self.sync.lock();
+            if let Some(s) = s.as_mut() {
+                s.written = w.written;
+                s.written_next = w.next_position;
+            }
+        }
+        if self.opts.durability != Durability::Always {
+            self.publish_head(w.next_position);
+        }
+        Ok(w.written)
+    }
+
+    /// Finds an earlier append of the same events (a re-send after a timeout). Returns its
+    /// result, or an error if some of the ids are stored with other content.
+    fn find_resend(
+        &self,
+        w: &Writer,
+        stream: &str,
+        events: &[EventData],
+    ) -> Result<Option<AppendResult>> {
+        let lookup = |id: &Uuid| -> Result<Option<u64>> {
+            if let Some(p) = w.ids.get(id) {
+                return Ok(Some(*p));
+            }
+            let st = self.state.read();
+            if let Some(s) = st.sealed.last() {
+                let v = s.index.view()?;
+                if let Some(rel) = v.find_id(id.as_bytes()) {
+                    return Ok(Some(s.header.first_position + u64::from(rel)));
+                }
+            }
+            Ok(None)
+        };
+        let Some(p0) = lookup(&events[0].id)? else {
+            for e in &events[1..] {
+                if lookup(&e.id)?.is_some() {
+                    return Err(Error::DuplicateEventId { id: e.id });
+                }
+            }
+            return Ok(None);
+        };
+        let mut last_version = 0;
+        let mut frame_ok = true;
+        let mut scratch = Vec::new();
+        let st = self.state.read();
+        let (seg, offset) = st
+            .locate(p0)?
+            .ok_or(Error::DuplicateEventId { id: events[0].id })?;
+        drop(st);
+        let same = seg.with_frame(offset, &mut scratch, |bytes, h| {
+            if h.first_position != p0 || h.count as usize != events.len() {
+                frame_ok = false;
+                return Ok(None);
+            }
+            let body = crate::wire::frame::frame_body(bytes, h);
+            for (r, e) in crate::wire::record::Records::new(body, h.count).zip(events) {
+                let (_, r) = r.map_err(|e| Error::corrupted(seg.path(), offset, e))?;
+                if r.stream != stream || !r.same_content(e) {
+                    return Ok(Some(e.id));
+                }
+                last_version = r.version;
+            }
+            Ok(None)
+        })??;
+        if let Some(id) = same {
+            return Err(Error::DuplicateEventId { id });
+        }
+        if !frame_ok {
+            return Err(Error::DuplicateEventId { id: events[0].id });
+        }
+        let n = events.len() as u64;
+        Ok(Some(AppendResult {
+            first_position: p0,
+            last_position: p0 + n - 1,
+            next_expected_version: last_version,
+        }))
+    }
+
+    /// Seals the active segment and starts the next one.
+    ///
+    /// Order (each step durable before the next): fsync the frames; write the footer and fsync;
+    /// write the index (temp, fsync, rename, fsync dir); create the next segment (temp, fsync,
+    /// rename, fsync dir); write the checkpoint. A crash between any two steps is recovered on
+    /// open (see `format/FORMAT.md`, crash analysis).
+    pub(crate) fn roll(&self, w: &mut Writer) -> Result<()> {
+        fsync_data(&w.file, &w.path)?;
+        let footer = SegmentFooter {
+            first_position: w.header.first_position,
+            event_count: w.next_position - w.header.first_position,
+            frame_count: self.state.read().active_index.frames.len() as u64,
+            data_end: w.len,
+            data_crc: w.crc.clone().finalize(),
+        };
+        w.file
+            .write_all_at(&footer.encode(), w.len)
+            .map_err(Error::io("write", &w.path))?;
+        fsync_data(&w.file, &w.path)?;
+        // Everything written so far is durable now.
+        self.mark_synced(w.written, w.next_position);
+        let index_bytes = self
+            .state
+            .read()
+            .active_index
+            .encode(w.len as u32, footer.data_crc);
+        let idx_name = index_file_name(w.header.first_position);
+        write_file_atomic(&self.dir, &idx_name, &index_bytes)?;
+        let header = SegmentHeader {
+            seq: w.header.seq + 1,
+            first_position: w.next_position,
+            prev_last_position: Some(w.next_position - 1),
+            created_us: now_us(),
+        };
+        let path = create_segment(&self.dir, &header)?;
+        let file = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .open(&path)
+            .map_err(Error::io("open", &path))?;
+        let read_file = File::open(&path).map_err(Error::io("open", &path))?;
+        let idx_path = self.dir.join(&idx_name);
+        let sealed = SealedSegment {
+            path: w.path.clone(),
+            header: w.header,
+            footer,
+            map: map_file(&w.path)?,
+            index: SegmentIndex::new(idx_path.clone(), IndexBytes::Mapped(map_file(&idx_path)?))?,
+        };
+        {
+            let mut st = self.state.write();
+            st.sealed.push(Arc::new(sealed));
+            st.active = Some(Arc::new(ActiveFile {
+                path: path.clone(),
+                header,
+                file: read_file,
+            }));
+            st.active_index = ActiveIndex::new(header.first_position);
+        }
+        w.file = Arc::new(file);
+        w.path = path;
+        w.header = header;
+        w.len = SEGMENT_HEADER_BYTES as u64;
+        w.crc = crc32fast::Hasher::new();
+        w.crc.update(&header.encode());
+        w.last_header_crc = 0;
+        w.ids.clear();
+        {
+            let mut s = self.sync.lock();
+            if let Some(s) = s.as_mut() {
+                s.file = w.file.clone();
+                s.path = w.path.clone();
+            }
+        }
+        self.write_checkpoint(w)
+    }
+
+    /// Writes the checkpoint: the stream table and the active segment's index up to `w.len`.
+    /// The covered bytes must be durable already.
+    pub(crate) fn write_checkpoint(&self, w: &Writer) -> Result<()> {
+        let bytes = {
+            let st: &State = &self.state.read();
+            let idx = st
+                .active_index
+                .encode(w.len as u32, w.crc.clone().finalize());
+            encode_checkpoint(
+                w.next_position,
+                w.last_header_crc,
+                st.streams.iter().map(|(k, v)| (&**k, *v)),
+                &idx,
+            )
+        };
+        write_file_atomic(&self.dir, CHECKPOINT_FILE_NAME, &bytes)
+    }
+
+    /// Makes everything written so far durable now (group commit: one fsync serves every
+    /// appender waiting for a clock value at or below what it covers).
+    pub(crate) fn wait_durable(&self, target: u64) -> Result<()> {
+        let mut s = self.sync.lock();
+        loop {
+            if self.poisoned.load(Ordering::Acquire) {
+                return Err(Error::Poisoned);
+            }
+            let st = s.as_mut().ok_or(Error::Closed)?;
+            if st.synced >= target {
+                return Ok(());
+            }
+            if st.syncing {
+                self.sync_cv.wait(&mut s);
+                continue;
+            }
+            st.syncing = true;
+            let (file, path, upto, next) = (
+                st.file.clone(),
+                st.path.clone(),
+                st.written,
+                st.written_next,
+            );
+            drop(s);
+            let r = fsync_data(&file, &path);
+            s = self.sync.lock();
+            let st = s.as_mut().ok_or(Error::Closed)?;
+            st.syncing = false;
+            if let Err(e) = r {
+                self.poison();
+                self.sync_cv.notify_all();
+                return Err(e);
+            }
+            st.synced = st.synced.max(upto);
+            self.publish_head(next);
+            self.sync_cv.notify_all();
+        }
+    }
+
+    /// Records that the writer's clock up to `written` is durable (after a roll's fsync).
+    fn mark_synced(&self, written: u64, next: u64) {
+        if let Some(s) = self.sync.lock().as_mut() {
+            s.synced = s.synced.max(written);
+        }
+        self.publish_head(next);
+        self.sync_cv.notify_all();
+    }
+
+    /// Refuses every later append until the store is reopened.
+    pub(crate) fn poison(&self) {
+        self.poisoned.store(true, Ordering::Release);
+        self.sync_cv.notify_all();
+    }
+}

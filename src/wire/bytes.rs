@@ -1,0 +1,159 @@
+//! Little-endian helpers over byte slices, and the decode error every decoder returns.
+
+use std::fmt;
+
+/// Why a byte slice did not decode. Offsets are relative to the slice the decoder was given;
+/// the segment layer adds the file name and the slice's place in the file.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DecodeError {
+    /// Offset in the decoded slice where the problem was found.
+    pub at: usize,
+    /// What was wrong, e.g. "frame header checksum".
+    pub what: &'static str,
+    /// The value the format requires (or the limit), where one applies.
+    pub expected: u64,
+    /// The value found.
+    pub found: u64,
+}
+
+impl DecodeError {
+    pub(crate) fn new(at: usize, what: &'static str, expected: u64, found: u64) -> Self {
+        DecodeError {
+            at,
+            what,
+            expected,
+            found,
+        }
+    }
+}
+
+impl fmt::Display for DecodeError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "{} at byte {} (expected {:#x}, found {:#x})",
+            self.what, self.at, self.expected, self.found
+        )
+    }
+}
+
+impl std::error::Error for DecodeError {}
+
+/// Reads a little-endian `u16` at `off`; the caller has checked the bounds.
+#[inline]
+pub fn u16_at(buf: &[u8], off: usize) -> u16 {
+    u16::from_le_bytes([buf[off], buf[off + 1]])
+}
+
+/// Reads a little-endian `u32` at `off`; the caller has checked the bounds.
+#[inline]
+pub fn u32_at(buf: &[u8], off: usize) -> u32 {
+    u32::from_le_bytes(buf[off..off + 4].try_into().expect("4 bytes"))
+}
+
+/// Reads a little-endian `u64` at `off`; the caller has checked the bounds.
+#[inline]
+pub fn u64_at(buf: &[u8], off: usize) -> u64 {
+    u64::from_le_bytes(buf[off..off + 8].try_into().expect("8 bytes"))
+}
+
+/// A bounds-checked cursor over a byte slice. Every read checks the remaining length first.
+pub struct Cursor<'a> {
+    buf: &'a [u8],
+    pos: usize,
+    /// Added to `pos` in errors, so they speak of offsets in the enclosing slice.
+    base: usize,
+}
+
+impl<'a> Cursor<'a> {
+    /// A cursor over `buf` whose errors report offsets starting at `base`.
+    pub fn new(buf: &'a [u8], base: usize) -> Self {
+        Cursor { buf, pos: 0, base }
+    }
+
+    /// Bytes not read yet.
+    pub fn remaining(&self) -> usize {
+        self.buf.len() - self.pos
+    }
+
+    /// Offset of the cursor in the enclosing slice.
+    pub fn offset(&self) -> usize {
+        self.base + self.pos
+    }
+
+    /// Takes `n` bytes, failing with `what` if fewer remain.
+    pub fn take(&mut self, n: usize, what: &'static str) -> Result<&'a [u8], DecodeError> {
+        if self.remaining() < n {
+            return Err(DecodeError::new(
+                self.offset(),
+                what,
+                n as u64,
+                self.remaining() as u64,
+            ));
+        }
+        let s = &self.buf[self.pos..self.pos + n];
+        self.pos += n;
+        Ok(s)
+    }
+
+    /// Reads one byte.
+    pub fn u8(&mut self, what: &'static str) -> Result<u8, DecodeError> {
+        Ok(self.take(1, what)?[0])
+    }
+
+    /// Reads a little-endian `u16`.
+    pub fn u16(&mut self, what: &'static str) -> Result<u16, DecodeError> {
+        Ok(u16_at(self.take(2, what)?, 0))
+    }
+
+    /// Reads a little-endian `u32`.
+    pub fn u32(&mut self, what: &'static str) -> Result<u32, DecodeError> {
+        Ok(u32_at(self.take(4, what)?, 0))
+    }
+
+    /// Reads a little-endian `u64`.
+    pub fn u64(&mut self, what: &'static str) -> Result<u64, DecodeError> {
+        Ok(u64_at(self.take(8, what)?, 0))
+    }
+
+    /// Reads a length-prefixed field after checking its length against `limit`.
+    pub fn bytes_with_limit(
+        &mut self,
+        len: usize,
+        limit: usize,
+        what: &'static str,
+    ) -> Result<&'a [u8], DecodeError> {
+        if len > limit {
+            return Err(DecodeError::new(
+                self.offset(),
+                what,
+                limit as u64,
+                len as u64,
+            ));
+        }
+        self.take(len, what)
+    }
+
+    /// Reads a UTF-8 string of `len` bytes (checked against `limit`).
+    pub fn str_with_limit(
+        &mut self,
+        len: usize,
+        limit: usize,
+        what: &'static str,
+    ) -> Result<&'a str, DecodeError> {
+        let at = self.offset();
+        let b = self.bytes_with_limit(len, limit, what)?;
+        std::str::from_utf8(b).map_err(|e| DecodeError::new(at, what, 0, e.valid_up_to() as u64))
+    }
+}
+
+/// FNV-1a, 64 bits: the stable hash of stream ids stored in index files. Fixed by the format,
+/// so it never changes with a library upgrade.
+pub fn stream_hash(stream: &str) -> u64 {
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for b in stream.as_bytes() {
+        h ^= u64::from(*b);
+        h = h.wrapping_mul(0x0000_0100_0000_01b3);
+    }
+    h
+}

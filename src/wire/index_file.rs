@@ -1,0 +1,304 @@
+//! Segment index files (`NNN.idx`): the frame table, the stream table and the id table of one
+//! segment, in sorted fixed-width arrays that are searched in place through a memory map.
+//!
+//! ```text
+//! header (64)  magic "EVLOGIDX" | version u16 | reserved u16 | frame_count u32 |
+//!              first_position u64 | event_count u32 | covered_len u32 | covered_crc u32 |
+//!              body_crc u32 | reserved (20) | header_crc u32 (of bytes 0..60)
+//! frames       frame_count x (rel_first u32 | offset u32)                      ascending
+//! streams      event_count x (hash u64 | version u64 | rel_pos u32 | frame_offset u32)
+//!                                                            ascending by (hash, version, rel_pos)
+//! ids          event_count x (id [16] | rel_pos u32)                      ascending by id bytes
+//! ```
+
+use super::bytes::{DecodeError, u16_at, u32_at, u64_at};
+
+/// Magic at byte 0 of an index file.
+pub const INDEX_MAGIC: [u8; 8] = *b"EVLOGIDX";
+/// Current index format version.
+pub const INDEX_VERSION: u16 = 1;
+/// Size of the index header.
+pub const INDEX_HEADER_BYTES: usize = 64;
+/// Size of one frame table entry.
+pub const FRAME_ENTRY_BYTES: usize = 8;
+/// Size of one stream table entry.
+pub const STREAM_ENTRY_BYTES: usize = 24;
+/// Size of one id table entry.
+pub const ID_ENTRY_BYTES: usize = 20;
+
+/// Where a frame starts: its first position relative to the segment, and its byte offset.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub struct FrameEntry {
+    /// First position of the frame minus the segment's first position.
+    pub rel_first: u32,
+    /// Byte offset of the frame in the segment file.
+    pub offset: u32,
+}
+
+/// One event of one stream: where to find the event with `version` of the stream with `hash`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub struct StreamEntry {
+    /// [`stream_hash`](super::bytes::stream_hash) of the stream id.
+    pub hash: u64,
+    /// Version of the event in its stream.
+    pub version: u64,
+    /// Position of the event minus the segment's first position.
+    pub rel_pos: u32,
+    /// Byte offset of the frame holding the event.
+    pub frame_offset: u32,
+}
+
+/// One event id and where its event is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub struct IdEntry {
+    /// The event id's 16 bytes.
+    pub id: [u8; 16],
+    /// Position of the event minus the segment's first position.
+    pub rel_pos: u32,
+}
+
+/// The decoded header of an index file.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct IndexHeader {
+    /// Frames in the table.
+    pub frame_count: u32,
+    /// First position of the indexed segment.
+    pub first_position: u64,
+    /// Events indexed (entries in the stream table and in the id table).
+    pub event_count: u32,
+    /// Bytes of the segment file the index covers (from 0).
+    pub covered_len: u32,
+    /// CRC-32 of the covered segment bytes `[0, covered_len)`.
+    pub covered_crc: u32,
+    /// CRC-32 of everything after the header.
+    pub body_crc: u32,
+}
+
+impl IndexHeader {
+    /// Total size of an index file with this header.
+    pub fn file_len(&self) -> usize {
+        INDEX_HEADER_BYTES
+            + self.frame_count as usize * FRAME_ENTRY_BYTES
+            + self.event_count as usize * (STREAM_ENTRY_BYTES + ID_ENTRY_BYTES)
+    }
+
+    /// Decodes and checks the header; checks that `buf` has exactly the length it announces.
+    /// The body checksum is checked separately by [`check_index_body`].
+    pub fn decode(buf: &[u8]) -> Result<IndexHeader, DecodeError> {
+        if buf.len() < INDEX_HEADER_BYTES {
+            return Err(DecodeError::new(
+                0,
+                "index header length",
+                INDEX_HEADER_BYTES as u64,
+                buf.len() as u64,
+            ));
+        }
+        if buf[0..8] != INDEX_MAGIC {
+            return Err(DecodeError::new(
+                0,
+                "index magic",
+                u64_at(&INDEX_MAGIC, 0),
+                u64_at(buf, 0),
+            ));
+        }
+        let crc = crc32fast::hash(&buf[0..60]);
+        if crc != u32_at(buf, 60) {
+            return Err(DecodeError::new(
+                60,
+                "index header checksum",
+                crc.into(),
+                u32_at(buf, 60).into(),
+            ));
+        }
+        let version = u16_at(buf, 8);
+        if version != INDEX_VERSION {
+            return Err(DecodeError::new(
+                8,
+                "index format version",
+                INDEX_VERSION.into(),
+                version.into(),
+            ));
+        }
+        let h = IndexHeader {
+            frame_count: u32_at(buf, 12),
+            first_position: u64_at(buf, 16),
+            event_count: u32_at(buf, 24),
+            covered_len: u32_at(buf, 28),
+            covered_crc: u32_at(buf, 32),
+            body_crc: u32_at(buf, 36),
+        };
+        if h.frame_count > h.event_count {
+            return Err(DecodeError::new(
+                12,
+                "index frame count above event count",
+                h.event_count.into(),
+                h.frame_count.into(),
+            ));
+        }
+        if h.file_len() != buf.len() {
+            return Err(DecodeError::new(
+                0,
+                "index file length",
+                h.file_len() as u64,
+                buf.len() as u64,
+            ));
+        }
+        Ok(h)
+    }
+}
+
+/// Checks the body checksum of an index whose header decoded.
+pub fn check_index_body(buf: &[u8], h: &IndexHeader) -> Result<(), DecodeError> {
+    let crc = crc32fast::hash(&buf[INDEX_HEADER_BYTES..]);
+    if crc != h.body_crc {
+        return Err(DecodeError::new(
+            36,
+            "index body checksum",
+            h.body_crc.into(),
+            crc.into(),
+        ));
+    }
+    Ok(())
+}
+
+/// Encodes an index. `frames` must be ascending, `entries` ascending by (hash, version, rel_pos)
+/// and `ids` ascending; `entries` and `ids` have one element per event.
+pub fn encode_index(
+    first_position: u64,
+    covered_len: u32,
+    covered_crc: u32,
+    frames: &[FrameEntry],
+    entries: &[StreamEntry],
+    ids: &[IdEntry],
+) -> Vec<u8> {
+    assert_eq!(
+        entries.len(),
+        ids.len(),
+        "one stream entry and one id per event"
+    );
+    debug_assert!(frames.windows(2).all(|w| w[0] < w[1]));
+    debug_assert!(entries.windows(2).all(|w| w[0] <= w[1]));
+    debug_assert!(ids.windows(2).all(|w| w[0] <= w[1]));
+    let mut b = Vec::with_capacity(
+        INDEX_HEADER_BYTES
+            + frames.len() * FRAME_ENTRY_BYTES
+            + entries.len() * (STREAM_ENTRY_BYTES + ID_ENTRY_BYTES),
+    );
+    b.resize(INDEX_HEADER_BYTES, 0);
+    for f in frames {
+        b.extend_from_slice(&f.rel_first.to_le_bytes());
+        b.extend_from_slice(&f.offset.to_le_bytes());
+    }
+    for e in entries {
+        b.extend_from_slice(&e.hash.to_le_bytes());
+        b.extend_from_slice(&e.version.to_le_bytes());
+        b.extend_from_slice(&e.rel_pos.to_le_bytes());
+        b.extend_from_slice(&e.frame_offset.to_le_bytes());
+    }
+    for i in ids {
+        b.extend_from_slice(&i.id);
+        b.extend_from_slice(&i.rel_pos.to_le_bytes());
+    }
+    let body_crc = crc32fast::hash(&b[INDEX_HEADER_BYTES..]);
+    b[0..8].copy_from_slice(&INDEX_MAGIC);
+    b[8..10].copy_from_slice(&INDEX_VERSION.to_le_bytes());
+    b[12..16].copy_from_slice(&(frames.len() as u32).to_le_bytes());
+    b[16..24].copy_from_slice(&first_position.to_le_bytes());
+    b[24..28].copy_from_slice(&(entries.len() as u32).to_le_bytes());
+    b[28..32].copy_from_slice(&covered_len.to_le_bytes());
+    b[32..36].copy_from_slice(&covered_crc.to_le_bytes());
+    b[36..40].copy_from_slice(&body_crc.to_le_bytes());
+    let crc = crc32fast::hash(&b[0..60]);
+    b[60..64].copy_from_slice(&crc.to_le_bytes());
+    b
+}
+
+/// Read access to an index held in a byte slice (typically a memory map).
+#[derive(Clone, Copy)]
+pub struct IndexView<'a> {
+    buf: &'a [u8],
+    /// The decoded header.
+    pub header: IndexHeader,
+}
+
+impl<'a> IndexView<'a> {
+    /// A view over an index whose header decodes and whose length matches.
+    pub fn new(buf: &'a [u8]) -> Result<Self, DecodeError> {
+        let header = IndexHeader::decode(buf)?;
+        Ok(IndexView { buf, header })
+    }
+
+    fn streams_at(&self) -> usize {
+        INDEX_HEADER_BYTES + self.header.frame_count as usize * FRAME_ENTRY_BYTES
+    }
+
+    fn ids_at(&self) -> usize {
+        self.streams_at() + self.header.event_count as usize * STREAM_ENTRY_BYTES
+    }
+
+    /// Frame table entry `i`.
+    pub fn frame(&self, i: usize) -> FrameEntry {
+        let o = INDEX_HEADER_BYTES + i * FRAME_ENTRY_BYTES;
+        FrameEntry {
+            rel_first: u32_at(self.buf, o),
+            offset: u32_at(self.buf, o + 4),
+        }
+    }
+
+    /// Stream table entry `i`.
+    pub fn entry(&self, i: usize) -> StreamEntry {
+        let o = self.streams_at() + i * STREAM_ENTRY_BYTES;
+        StreamEntry {
+            hash: u64_at(self.buf, o),
+            version: u64_at(self.buf, o + 8),
+            rel_pos: u32_at(self.buf, o + 16),
+            frame_offset: u32_at(self.buf, o + 20),
+        }
+    }
+
+    /// Id table entry `i`.
+    pub fn id_entry(&self, i: usize) -> IdEntry {
+        let o = self.ids_at() + i * ID_ENTRY_BYTES;
+        IdEntry {
+            id: self.buf[o..o + 16].try_into().expect("16 bytes"),
+            rel_pos: u32_at(self.buf, o + 16),
+        }
+    }
+
+    /// Index of the frame holding relative position `rel`: the last frame starting at or before it.
+    pub fn frame_for(&self, rel: u32) -> Option<FrameEntry> {
+        let n = self.header.frame_count as usize;
+        let i = partition_point(n, |i| self.frame(i).rel_first <= rel);
+        (i > 0).then(|| self.frame(i - 1))
+    }
+
+    /// The first stream entry not less than (hash, version).
+    pub fn lower_bound(&self, hash: u64, version: u64) -> usize {
+        let n = self.header.event_count as usize;
+        partition_point(n, |i| {
+            let e = self.entry(i);
+            (e.hash, e.version) < (hash, version)
+        })
+    }
+
+    /// Relative position of the event with `id`, if indexed here.
+    pub fn find_id(&self, id: &[u8; 16]) -> Option<u32> {
+        let n = self.header.event_count as usize;
+        let i = partition_point(n, |i| self.id_entry(i).id < *id);
+        (i < n && self.id_entry(i).id == *id).then(|| self.id_entry(i).rel_pos)
+    }
+}
+
+/// The first index in `0..n` for which `pred` is false, given `pred` is true then false.
+pub fn partition_point(n: usize, pred: impl Fn(usize) -> bool) -> usize {
+    let (mut lo, mut hi) = (0usize, n);
+    while lo < hi {
+        let mid = lo + (hi - lo) / 2;
+        if pred(mid) {
+            lo = mid + 1;
+        } else {
+            hi = mid;
+        }
+    }
+    lo
+}

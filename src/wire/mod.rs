@@ -1,0 +1,12 @@
+//! Byte encoding of every on-disk structure: pure functions over byte slices. The format is
+//! specified in `format/FORMAT.md`; `tests/format_spec.rs` pins these constants to it.
+
+pub mod bytes;
+pub mod checkpoint;
+pub mod frame;
+pub mod index_file;
+pub mod limits;
+pub mod record;
+pub mod segment;
+
+pub use bytes::{DecodeError, stream_hash};

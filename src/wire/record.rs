@@ -1,0 +1,301 @@
+//! Records: one event inside a frame body.
+//!
+//! ```text
+//! record_len u32 (bytes after this field) | version u64 | timestamp_us u64 | id [16] | flags u8 |
+//! [correlation id [16] if flags&1] | [causation id [16] if flags&2] |
+//! stream_len u16 | stream | type_len u16 | type |
+//! meta_count u16 | meta_count x (key_len u16 | key | value_len u32 | value) |
+//! payload_len u32 | payload
+//! ```
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use uuid::Uuid;
+
+use super::bytes::{Cursor, DecodeError};
+use super::limits::{
+    MAX_EVENT_BYTES, MAX_EVENT_TYPE_BYTES, MAX_METADATA_ENTRIES, MAX_METADATA_KEY_BYTES,
+    MAX_STREAM_ID_BYTES,
+};
+use crate::event::{EventData, Metadata, RecordedEvent};
+
+const FLAG_CORRELATION: u8 = 1;
+const FLAG_CAUSATION: u8 = 2;
+
+/// Bytes the metadata of `m` takes in a record (counted against [`MAX_EVENT_BYTES`]).
+pub fn metadata_len(m: &Metadata) -> usize {
+    2 + m
+        .extra
+        .iter()
+        .map(|(k, v)| 2 + k.len() + 4 + v.len())
+        .sum::<usize>()
+}
+
+/// Bytes of the event counted against [`MAX_EVENT_BYTES`]: payload plus encoded metadata.
+pub fn event_len(e: &EventData) -> usize {
+    e.payload.len() + metadata_len(&e.metadata)
+}
+
+/// Appends one encoded record to `out`. The caller has validated the event against the limits.
+pub fn encode_record(
+    out: &mut Vec<u8>,
+    stream: &str,
+    version: u64,
+    timestamp_us: u64,
+    e: &EventData,
+) {
+    let start = out.len();
+    out.extend_from_slice(&[0; 4]);
+    out.extend_from_slice(&version.to_le_bytes());
+    out.extend_from_slice(&timestamp_us.to_le_bytes());
+    out.extend_from_slice(e.id.as_bytes());
+    let m = &e.metadata;
+    let flags = u8::from(m.correlation_id.is_some()) * FLAG_CORRELATION
+        + u8::from(m.causation_id.is_some()) * FLAG_CAUSATION;
+    out.push(flags);
+    if let Some(id) = m.correlation_id {
+        out.extend_from_slice(id.as_bytes());
+    }
+    if let Some(id) = m.causation_id {
+        out.extend_from_slice(id.as_bytes());
+    }
+    out.extend_from_slice(&(stream.len() as u16).to_le_bytes());
+    out.extend_from_slice(stream.as_bytes());
+    out.extend_from_slice(&(e.event_type.len() as u16).to_le_bytes());
+    out.extend_from_slice(e.event_type.as_bytes());
+    out.extend_from_slice(&(m.extra.len() as u16).to_le_bytes());
+    for (k, v) in &m.extra {
+        out.extend_from_slice(&(k.len() as u16).to_le_bytes());
+        out.extend_from_slice(k.as_bytes());
+        out.extend_from_slice(&(v.len() as u32).to_le_bytes());
+        out.extend_from_slice(v.as_bytes());
+    }
+    out.extend_from_slice(&(e.payload.len() as u32).to_le_bytes());
+    out.extend_from_slice(&e.payload);
+    let len = (out.len() - start - 4) as u32;
+    out[start..start + 4].copy_from_slice(&len.to_le_bytes());
+}
+
+/// A record decoded in place: strings and payload borrow the frame body.
+#[derive(Debug, Clone, Copy)]
+pub struct RecordView<'a> {
+    /// Version in its stream.
+    pub version: u64,
+    /// Append time, microseconds since the Unix epoch.
+    pub timestamp_us: u64,
+    /// Event id.
+    pub id: Uuid,
+    /// Correlation id.
+    pub correlation_id: Option<Uuid>,
+    /// Causation id.
+    pub causation_id: Option<Uuid>,
+    /// Stream id.
+    pub stream: &'a str,
+    /// Event type.
+    pub event_type: &'a str,
+    meta_count: u16,
+    meta_raw: &'a [u8],
+    /// Payload bytes.
+    pub payload: &'a [u8],
+}
+
+impl<'a> RecordView<'a> {
+    /// Decodes the user metadata (already checked by [`decode_record`]).
+    pub fn extra(&self) -> BTreeMap<String, String> {
+        let mut c = Cursor::new(self.meta_raw, 0);
+        let mut map = BTreeMap::new();
+        for _ in 0..self.meta_count {
+            let kl = c.u16("key").expect("checked") as usize;
+            let k = c
+                .str_with_limit(kl, MAX_METADATA_KEY_BYTES, "key")
+                .expect("checked");
+            let vl = c.u32("value").expect("checked") as usize;
+            let v = c
+                .str_with_limit(vl, MAX_EVENT_BYTES, "value")
+                .expect("checked");
+            map.insert(k.to_owned(), v.to_owned());
+        }
+        map
+    }
+
+    /// The metadata as an owned value.
+    pub fn metadata(&self) -> Metadata {
+        Metadata {
+            correlation_id: self.correlation_id,
+            causation_id: self.causation_id,
+            extra: self.extra(),
+        }
+    }
+
+    /// An owned event, given its global position and an interned stream id.
+    pub fn to_recorded(&self, position: u64, stream: Arc<str>) -> RecordedEvent {
+        RecordedEvent {
+            stream,
+            version: self.version,
+            position,
+            timestamp_us: self.timestamp_us,
+            id: self.id,
+            event_type: self.event_type.to_owned(),
+            payload: self.payload.to_vec(),
+            metadata: self.metadata(),
+        }
+    }
+
+    /// True when this record holds exactly `e`'s content (id, type, payload, metadata).
+    pub fn same_content(&self, e: &EventData) -> bool {
+        self.id == e.id
+            && self.event_type == e.event_type
+            && self.payload == e.payload.as_slice()
+            && self.correlation_id == e.metadata.correlation_id
+            && self.causation_id == e.metadata.causation_id
+            && self.extra() == e.metadata.extra
+    }
+}
+
+fn uuid(c: &mut Cursor<'_>, what: &'static str) -> Result<Uuid, DecodeError> {
+    let b = c.take(16, what)?;
+    Ok(Uuid::from_bytes(b.try_into().expect("16 bytes")))
+}
+
+/// Decodes the record at the start of `buf`; `base` is `buf`'s offset in the frame body (for
+/// errors). Returns the record and the bytes it took.
+pub fn decode_record(buf: &[u8], base: usize) -> Result<(RecordView<'_>, usize), DecodeError> {
+    let mut outer = Cursor::new(buf, base);
+    let len = outer.u32("record length")? as usize;
+    let max = MAX_EVENT_BYTES + MAX_STREAM_ID_BYTES + MAX_EVENT_TYPE_BYTES + 128;
+    let body = outer.bytes_with_limit(len, max, "record length")?;
+    let mut c = Cursor::new(body, base + 4);
+    let version = c.u64("record version")?;
+    let timestamp_us = c.u64("record timestamp")?;
+    let id = uuid(&mut c, "record event id")?;
+    let flags_at = c.offset();
+    let flags = c.u8("record flags")?;
+    if flags & !(FLAG_CORRELATION | FLAG_CAUSATION) != 0 {
+        return Err(DecodeError::new(flags_at, "record flags", 3, flags.into()));
+    }
+    let correlation_id = if flags & FLAG_CORRELATION != 0 {
+        Some(uuid(&mut c, "record correlation id")?)
+    } else {
+        None
+    };
+    let causation_id = if flags & FLAG_CAUSATION != 0 {
+        Some(uuid(&mut c, "record causation id")?)
+    } else {
+        None
+    };
+    let sl = c.u16("stream id length")? as usize;
+    let stream = c.str_with_limit(sl, MAX_STREAM_ID_BYTES, "stream id")?;
+    if stream.is_empty() {
+        return Err(DecodeError::new(c.offset(), "empty stream id", 1, 0));
+    }
+    let tl = c.u16("event type length")? as usize;
+    let event_type = c.str_with_limit(tl, MAX_EVENT_TYPE_BYTES, "event type")?;
+    if event_type.is_empty() {
+        return Err(DecodeError::new(c.offset(), "empty event type", 1, 0));
+    }
+    let meta_at = c.offset();
+    let meta_count = c.u16("metadata count")?;
+    if meta_count as usize > MAX_METADATA_ENTRIES {
+        return Err(DecodeError::new(
+            meta_at,
+            "metadata count",
+            MAX_METADATA_ENTRIES as u64,
+            meta_count.into(),
+        ));
+    }
+    let raw_start = c.offset() - (base + 4);
+    let mut meta_bytes = 2usize;
+    for _ in 0..meta_count {
+        let kl = c.u16("metadata key length")? as usize;
+        c.str_with_limit(kl, MAX_METADATA_KEY_BYTES, "metadata key")?;
+        let vl = c.u32("metadata value length")? as usize;
+        c.str_with_limit(vl, MAX_EVENT_BYTES, "metadata value")?;
+        meta_bytes += 6 + kl + vl;
+    }
+    let raw_end = c.offset() - (base + 4);
+    let pl = c.u32("payload length")? as usize;
+    let payload = c.bytes_with_limit(pl, MAX_EVENT_BYTES, "payload")?;
+    if pl + meta_bytes > MAX_EVENT_BYTES {
+        return Err(DecodeError::new(
+            c.offset(),
+            "event size",
+            MAX_EVENT_BYTES as u64,
+            (pl + meta_bytes) as u64,
+        ));
+    }
+    if c.remaining() != 0 {
+        return Err(DecodeError::new(
+            c.offset(),
+            "record length does not match its fields",
+            len as u64,
+            (len - c.remaining()) as u64,
+        ));
+    }
+    Ok((
+        RecordView {
+            version,
+            timestamp_us,
+            id,
+            correlation_id,
+            causation_id,
+            stream,
+            event_type,
+            meta_count,
+            meta_raw: &body[raw_start..raw_end],
+            payload,
+        },
+        4 + len,
+    ))
+}
+
+/// Iterates the records of a frame body, checking that there are exactly `count` of them.
+pub struct Records<'a> {
+    body: &'a [u8],
+    at: usize,
+    left: u32,
+}
+
+impl<'a> Records<'a> {
+    /// Records of a frame body holding `count` records.
+    pub fn new(body: &'a [u8], count: u32) -> Self {
+        Records {
+            body,
+            at: 0,
+            left: count,
+        }
+    }
+}
+
+impl<'a> Iterator for Records<'a> {
+    type Item = Result<(usize, RecordView<'a>), DecodeError>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        if self.left == 0 {
+            if self.at != self.body.len() {
+                let e = DecodeError::new(
+                    self.at,
+                    "bytes after the frame's last record",
+                    self.body.len() as u64,
+                    self.at as u64,
+                );
+                self.at = self.body.len();
+                return Some(Err(e));
+            }
+            return None;
+        }
+        self.left -= 1;
+        match decode_record(&self.body[self.at..], self.at) {
+            Ok((r, n)) => {
+                let at = self.at;
+                self.at += n;
+                Some(Ok((at, r)))
+            }
+            Err(e) => {
+                self.left = 0;
+                self.at = self.body.len();
+                Some(Err(e))
+            }
+        }
+    }
+}
