@@ -46,6 +46,7 @@ pub mod event;
 pub mod index;
 pub mod io;
 pub mod segment;
+pub mod stats;
 pub mod store;
 pub mod wire;
 

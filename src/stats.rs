@@ -1,0 +1,1 @@
+//! Store statistics for operators (`evlog stats`).
