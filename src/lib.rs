@@ -49,6 +49,7 @@ pub mod segment;
 pub mod stats;
 pub mod store;
 pub mod wire;
+pub mod workload;
 
 pub use error::{Error, Result};
 pub use event::{

@@ -4,4 +4,4 @@
 
 pub mod active;
 
-pub use active::ActiveIndex;
+pub use active::{ActiveIndex, BaseIndex};

@@ -40,6 +40,8 @@ pub(crate) struct Inner {
     pub writer: Mutex<Option<Writer>>,
     pub sync: Mutex<Option<SyncState>>,
     pub sync_cv: Condvar,
+    /// Wakes a group-commit leader waiting for more appends.
+    pub leader_cv: Condvar,
     /// Number of events visible to readers (the next position to become visible).
     pub head: AtomicU64,
     head_lock: Mutex<()>,
@@ -179,6 +181,10 @@ impl Store {
                     written_next: w.next_position,
                     synced: 0,
                     syncing: false,
+                    pending: 0,
+                    last_batch: 0,
+                    last_sync: Duration::ZERO,
+                    leader_waiting: false,
                 };
                 (Some(w), Some(s))
             }
@@ -192,6 +198,7 @@ impl Store {
             writer: Mutex::new(writer),
             sync: Mutex::new(sync),
             sync_cv: Condvar::new(),
+            leader_cv: Condvar::new(),
             head: AtomicU64::new(rec.next_position),
             head_lock: Mutex::new(()),
             head_cv: Condvar::new(),

@@ -9,10 +9,8 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use crate::error::{Error, Result};
-use crate::index::ActiveIndex;
-use crate::io::{
-    fsync_data, fsync_dir, read_at, read_optional, remove_file_durable, write_file_atomic,
-};
+use crate::index::{ActiveIndex, BaseIndex};
+use crate::io::{fsync_data, fsync_dir, read_at, remove_file_durable, write_file_atomic};
 use crate::segment::{
     ActiveFile, IndexBytes, SealedSegment, SegmentIndex, find_valid_frame_after, map_file,
     scan_frames,
@@ -315,7 +313,7 @@ fn load_index(dir: &Path, i: usize, m: &Meta, read_only: bool) -> Result<Segment
     let crc = crc32fast::hash(data);
     if crc != footer.data_crc
         || end.next_position != first + footer.event_count
-        || idx.frames.len() as u64 != footer.frame_count
+        || u64::from(idx.frame_count()) != footer.frame_count
     {
         let at = footer.data_end;
         return Err(Stop::Cut {
@@ -390,9 +388,12 @@ struct Start {
 }
 
 fn start_from_checkpoint(dir: &Path, metas: &[Meta]) -> Result<Option<Start>> {
-    let Some(bytes) = read_optional(&dir.join(CHECKPOINT_FILE_NAME))? else {
+    let path = dir.join(CHECKPOINT_FILE_NAME);
+    if !path.exists() {
         return Ok(None);
-    };
+    }
+    // The checkpoint is replaced only by rename, so a map of it never changes.
+    let bytes = Arc::new(IndexBytes::Mapped(map_file(&path)?));
     let Ok(c) = decode_checkpoint(&bytes) else {
         return Ok(None);
     };
@@ -447,17 +448,24 @@ fn start_from_checkpoint(dir: &Path, metas: &[Meta]) -> Result<Option<Start>> {
         .iter()
         .map(|(s, v)| (Arc::<str>::from(*s), *v))
         .collect();
-    let active = m.footer.is_none().then(|| {
-        (
-            ActiveIndex::from_view(&view),
-            crc32fast::Hasher::new_with_initial_len(h.covered_crc, covered),
-            c.last_frame_header_crc,
-        )
-    });
+    let index_at = c.index.as_ptr() as usize - bytes.as_ptr() as usize;
+    let range = index_at..index_at + c.index.len();
+    let last_frame_header_crc = c.last_frame_header_crc;
+    let next_position = c.next_position;
+    let active = match m.footer {
+        Some(_) => None,
+        None => BaseIndex::new(bytes.clone(), range).map(|b| {
+            (
+                ActiveIndex::with_base(b),
+                crc32fast::Hasher::new_with_initial_len(h.covered_crc, covered),
+                last_frame_header_crc,
+            )
+        }),
+    };
     Ok(Some(Start {
         seg: k,
         offset: covered,
-        next_position: c.next_position,
+        next_position,
         streams,
         active,
     }))

@@ -78,7 +78,7 @@ impl State {
         }
         if let Some(a) = &self.active {
             for e in self.active_index.entries_in(hash, lo, hi) {
-                out.push((SegRef::Active(a.clone()), *e));
+                out.push((SegRef::Active(a.clone()), e));
             }
         }
         Ok(out)

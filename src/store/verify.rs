@@ -236,7 +236,7 @@ pub fn verify_dir(dir: &Path) -> Result<VerifyReport> {
                 Ok(())
             },
         );
-        rep.frames += idx.frames.len() as u64;
+        rep.frames += u64::from(idx.frame_count());
         rep.events += u64::from(idx.event_count());
         if let Some(e) = &scan.error {
             let at = scan.good_end;
@@ -267,7 +267,7 @@ pub fn verify_dir(dir: &Path) -> Result<VerifyReport> {
             }
             if scan.error.is_none()
                 && (f.event_count != u64::from(idx.event_count())
-                    || f.frame_count != idx.frames.len() as u64
+                    || f.frame_count != u64::from(idx.frame_count())
                     || f.first_position != first)
             {
                 problem(

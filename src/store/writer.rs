@@ -7,6 +7,7 @@ use std::os::unix::fs::FileExt;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
+use std::time::{Duration, Instant};
 
 use uuid::Uuid;
 
@@ -55,7 +56,17 @@ pub(crate) struct SyncState {
     /// Bytes known durable.
     pub synced: u64,
     pub syncing: bool,
+    /// Appends written since the last fsync started.
+    pub pending: u64,
+    /// Appends the last fsync served, and how long it took.
+    pub last_batch: u64,
+    pub last_sync: Duration,
+    /// A group-commit leader is waiting for more appends to gather.
+    pub leader_waiting: bool,
 }
+
+/// Longest a group-commit leader waits for more appends before it fsyncs.
+const MAX_GATHER: Duration = Duration::from_millis(1);
 
 impl Writer {
     pub(crate) fn new(t: ActiveTail, index: &ActiveIndex) -> Result<Writer> {
@@ -66,10 +77,8 @@ impl Writer {
             .map_err(Error::io("open", &t.path))?;
         let first = t.header.first_position;
         let ids = index
-            .ids
-            .iter()
-            .enumerate()
-            .map(|(i, id)| (Uuid::from_bytes(*id), first + i as u64))
+            .added_ids()
+            .map(|(rel, id)| (Uuid::from_bytes(*id), first + u64::from(rel)))
             .collect();
         Ok(Writer {
             file: Arc::new(file),
@@ -272,6 +281,10 @@ impl Inner {
             if let Some(s) = s.as_mut() {
                 s.written = w.written;
                 s.written_next = w.next_position;
+                s.pending += 1;
+                if s.leader_waiting && s.pending >= s.last_batch {
+                    self.leader_cv.notify_one();
+                }
             }
         }
         if self.opts.durability != Durability::Always {
@@ -293,6 +306,9 @@ impl Inner {
                 return Ok(Some(*p));
             }
             let st = self.state.read();
+            if let Some(rel) = st.active_index.find_base_id(id.as_bytes()) {
+                return Ok(Some(w.header.first_position + u64::from(rel)));
+            }
             if let Some(s) = st.sealed.last() {
                 let v = s.index.view()?;
                 if let Some(rel) = v.find_id(id.as_bytes()) {
@@ -357,7 +373,7 @@ impl Inner {
         let footer = SegmentFooter {
             first_position: w.header.first_position,
             event_count: w.next_position - w.header.first_position,
-            frame_count: self.state.read().active_index.frames.len() as u64,
+            frame_count: u64::from(self.state.read().active_index.frame_count()),
             data_end: w.len,
             data_crc: w.crc.clone().finalize(),
         };
@@ -458,17 +474,36 @@ impl Inner {
                 continue;
             }
             st.syncing = true;
+            // Group commit: if the last fsync served more appenders than are waiting now, the
+            // others are about to write; give them a moment (at most half an fsync) so that
+            // this fsync serves them too. A lone writer never waits here.
+            let deadline = Instant::now() + (st.last_sync / 2).min(MAX_GATHER);
+            loop {
+                let st = s.as_mut().ok_or(Error::Closed)?;
+                if st.pending >= st.last_batch || Instant::now() >= deadline {
+                    st.leader_waiting = false;
+                    break;
+                }
+                st.leader_waiting = true;
+                self.leader_cv.wait_until(&mut s, deadline);
+            }
+            let st = s.as_mut().ok_or(Error::Closed)?;
             let (file, path, upto, next) = (
                 st.file.clone(),
                 st.path.clone(),
                 st.written,
                 st.written_next,
             );
+            let batch = std::mem::take(&mut st.pending);
             drop(s);
+            let started = Instant::now();
             let r = fsync_data(&file, &path);
+            let took = started.elapsed();
             s = self.sync.lock();
             let st = s.as_mut().ok_or(Error::Closed)?;
             st.syncing = false;
+            st.last_batch = batch;
+            st.last_sync = took;
             if let Err(e) = r {
                 self.poison();
                 self.sync_cv.notify_all();
@@ -484,6 +519,7 @@ impl Inner {
     fn mark_synced(&self, written: u64, next: u64) {
         if let Some(s) = self.sync.lock().as_mut() {
             s.synced = s.synced.max(written);
+            s.pending = 0;
         }
         self.publish_head(next);
         self.sync_cv.notify_all();

@@ -1,0 +1,270 @@
+//! The storage-core figures of BENCHMARKS.md, each beside its baseline measured in the same run.
+//!
+//! `cargo bench --bench report` (1,000,000 events), `-- --quick` (100,000 events),
+//! `-- --full` (adds the 10,000,000-event open time and memory). Prints medians and p99s.
+
+use std::fs::OpenOptions;
+use std::os::unix::fs::FileExt;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use evlog::workload::Workload;
+use evlog::{Direction, Durability, EventData, ExpectedVersion, StoreOptions};
+
+fn pct(v: &mut [f64], p: f64) -> f64 {
+    v.sort_by(|a, b| a.partial_cmp(b).unwrap());
+    v[((v.len() as f64 - 1.0) * p).round() as usize]
+}
+
+fn events(n: usize, seed: u64) -> Vec<(String, EventData)> {
+    let mut w = Workload::standard(seed);
+    (0..n).map(|_| w.next_event()).collect()
+}
+
+/// Bare baseline: pwrite `size` bytes at the end of a file and fdatasync, `n` times.
+fn bare_write_sync(dir: &std::path::Path, size: usize, n: usize) -> f64 {
+    let p = dir.join("bare");
+    let f = OpenOptions::new()
+        .create(true)
+        .truncate(true)
+        .read(true)
+        .write(true)
+        .open(&p)
+        .unwrap();
+    let buf = vec![0x5au8; size];
+    let t = Instant::now();
+    for i in 0..n {
+        f.write_all_at(&buf, (i * size) as u64).unwrap();
+        f.sync_data().unwrap();
+    }
+    let rate = n as f64 / t.elapsed().as_secs_f64();
+    std::fs::remove_file(&p).unwrap();
+    rate
+}
+
+fn durable_single(n: usize) -> (f64, f64) {
+    let dir = tempfile::tempdir().unwrap();
+    let evs = events(n, 1);
+    let bare = bare_write_sync(dir.path(), 4096, n);
+    let store = StoreOptions::new()
+        .durability(Durability::Always)
+        .open(dir.path().join("s"))
+        .unwrap();
+    let t = Instant::now();
+    for (s, e) in &evs {
+        store
+            .append(s, ExpectedVersion::Any, std::slice::from_ref(e))
+            .unwrap();
+    }
+    let rate = n as f64 / t.elapsed().as_secs_f64();
+    (rate, bare)
+}
+
+fn durable_threads(threads: usize, per_thread: usize) -> f64 {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Arc::new(
+        StoreOptions::new()
+            .durability(Durability::Always)
+            .open(dir.path())
+            .unwrap(),
+    );
+    let barrier = Arc::new(std::sync::Barrier::new(threads + 1));
+    let hs: Vec<_> = (0..threads)
+        .map(|k| {
+            let store = store.clone();
+            let barrier = barrier.clone();
+            let evs = events(per_thread, 100 + k as u64);
+            std::thread::spawn(move || {
+                barrier.wait();
+                for (s, e) in &evs {
+                    store
+                        .append(s, ExpectedVersion::Any, std::slice::from_ref(e))
+                        .unwrap();
+                }
+            })
+        })
+        .collect();
+    barrier.wait();
+    let t = Instant::now();
+    for h in hs {
+        h.join().unwrap();
+    }
+    (threads * per_thread) as f64 / t.elapsed().as_secs_f64()
+}
+
+fn durable_batches(batches: usize) -> (f64, f64, usize) {
+    let dir = tempfile::tempdir().unwrap();
+    let store = StoreOptions::new()
+        .durability(Durability::Always)
+        .open(dir.path().join("s"))
+        .unwrap();
+    let mut w = Workload::standard(7);
+    let all: Vec<Vec<EventData>> = (0..batches)
+        .map(|_| (0..100).map(|_| w.next_event().1).collect())
+        .collect();
+    let t = Instant::now();
+    for (i, b) in all.iter().enumerate() {
+        store
+            .append(&Workload::stream_name(i as u64), ExpectedVersion::Any, b)
+            .unwrap();
+    }
+    let rate = batches as f64 / t.elapsed().as_secs_f64();
+    drop(store);
+    let seg_bytes: u64 = std::fs::read_dir(dir.path().join("s"))
+        .unwrap()
+        .flatten()
+        .filter(|e| e.file_name().to_string_lossy().ends_with(".seg"))
+        .map(|e| e.metadata().unwrap().len())
+        .sum();
+    let per_batch = (seg_bytes as usize - 64) / batches;
+    let bare = bare_write_sync(dir.path(), per_batch, batches);
+    (rate, bare, per_batch)
+}
+
+fn nondurable_latency(n: usize) -> (f64, f64) {
+    let dir = tempfile::tempdir().unwrap();
+    let store = StoreOptions::new()
+        .durability(Durability::Never)
+        .open(dir.path())
+        .unwrap();
+    let evs = events(n, 3);
+    let mut lat = Vec::with_capacity(n);
+    for (s, e) in &evs {
+        let t = Instant::now();
+        store
+            .append(s, ExpectedVersion::Any, std::slice::from_ref(e))
+            .unwrap();
+        lat.push(t.elapsed().as_nanos() as f64 / 1000.0);
+    }
+    (pct(&mut lat, 0.5), pct(&mut lat, 0.99))
+}
+
+fn fill(dir: &std::path::Path, n: usize, seed: u64) {
+    let store = StoreOptions::new()
+        .durability(Durability::Never)
+        .open(dir)
+        .unwrap();
+    let mut w = Workload::standard(seed);
+    for _ in 0..n {
+        let (s, e) = w.next_event();
+        store.append(&s, ExpectedVersion::Any, &[e]).unwrap();
+    }
+    store.close().unwrap();
+}
+
+fn rss_anon_kib() -> u64 {
+    let s = std::fs::read_to_string("/proc/self/status").unwrap();
+    s.lines()
+        .find(|l| l.starts_with("RssAnon:"))
+        .and_then(|l| l.split_whitespace().nth(1))
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0)
+}
+
+fn open_and_read(n: usize) {
+    let dir = tempfile::tempdir().unwrap();
+    let t = Instant::now();
+    fill(dir.path(), n, 11);
+    println!("filled {n} events in {:.1} s", t.elapsed().as_secs_f64());
+    let mut opens = Vec::new();
+    for _ in 0..7 {
+        let t = Instant::now();
+        let store = StoreOptions::new()
+            .durability(Durability::Never)
+            .open(dir.path())
+            .unwrap();
+        store
+            .append(
+                "open-probe",
+                ExpectedVersion::Any,
+                &[EventData::new("Probe", b"{}".to_vec())],
+            )
+            .unwrap();
+        opens.push(t.elapsed().as_secs_f64() * 1000.0);
+        drop(store);
+    }
+    let rss_before = rss_anon_kib();
+    let store = StoreOptions::new()
+        .durability(Durability::Never)
+        .open(dir.path())
+        .unwrap();
+    println!(
+        "open until first append, {n} events: median {:.2} ms (7 runs)",
+        pct(&mut opens, 0.5)
+    );
+    // Warm reads of whole streams (~n/10,000 events each).
+    let mut rng = evlog::workload::Rng::new(5);
+    for i in 0..2000 {
+        let _ = store
+            .read_stream(
+                &Workload::stream_name(i % 10_000),
+                0,
+                Direction::Forward,
+                usize::MAX,
+            )
+            .count();
+    }
+    let mut lat = Vec::new();
+    let mut total = 0;
+    for _ in 0..5000 {
+        let s = Workload::stream_name(rng.below(10_000));
+        let t = Instant::now();
+        let c = store
+            .read_stream(&s, 0, Direction::Forward, usize::MAX)
+            .map(|e| e.unwrap())
+            .count();
+        lat.push(t.elapsed().as_nanos() as f64 / 1000.0);
+        total += c;
+    }
+    println!(
+        "read one whole stream (avg {:.0} events), warm: p50 {:.1} us, p99 {:.1} us",
+        total as f64 / 5000.0,
+        pct(&mut lat, 0.5),
+        pct(&mut lat, 0.99)
+    );
+    let t = Instant::now();
+    let c = store
+        .read_all(0, Direction::Forward, evlog::ReadFilter::all())
+        .count();
+    println!(
+        "replay all {c} events: {:.0} events/s",
+        c as f64 / t.elapsed().as_secs_f64()
+    );
+    for (s, e) in events(1000, 99) {
+        store.append(&s, ExpectedVersion::Any, &[e]).unwrap();
+    }
+    println!(
+        "writer anonymous memory over {n} events: {} KiB (process before open: {} KiB)",
+        rss_anon_kib(),
+        rss_before
+    );
+}
+
+fn main() {
+    let args: Vec<String> = std::env::args().collect();
+    let quick = args.iter().any(|a| a == "--quick");
+    let full = args.iter().any(|a| a == "--full");
+    let n_sync = if quick { 300 } else { 2000 };
+    let (rate, bare) = durable_single(n_sync);
+    println!(
+        "durable appends, 1 writer: {rate:.0}/s; bare 4 KiB pwrite+fdatasync: {bare:.0}/s; ratio {:.2}",
+        rate / bare
+    );
+    let r8 = durable_threads(8, n_sync / 2);
+    println!(
+        "durable appends, 8 threads: {r8:.0}/s; ratio to 1 writer {:.2}",
+        r8 / rate
+    );
+    let (rb, bareb, per) = durable_batches(if quick { 100 } else { 500 });
+    println!(
+        "durable batches of 100: {rb:.0} batches/s; bare {per}-byte pwrite+fdatasync: {bareb:.0}/s; ratio {:.2}",
+        rb / bareb
+    );
+    let (p50, p99) = nondurable_latency(if quick { 100_000 } else { 1_000_000 });
+    println!("non-durable single appends: p50 {p50:.2} us, p99 {p99:.2} us");
+    open_and_read(if quick { 100_000 } else { 1_000_000 });
+    if full {
+        open_and_read(10_000_000);
+    }
+    let _ = Duration::ZERO;
+}
