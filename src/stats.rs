@@ -1,1 +1,129 @@
 //! Store statistics for operators (`evlog stats`).
+//!
+//! [`stats_dir`] opens a store read-only (so it works while a writer runs, takes no lock and
+//! changes no file), reads every event once, and adds up what is on disk.
+//!
+//! ```
+//! use evlog::{EventData, ExpectedVersion, Store};
+//! let dir = tempfile::tempdir()?;
+//! let store = Store::open(dir.path())?;
+//! store.append("order-1", ExpectedVersion::NoStream, &[EventData::new("OrderPlaced", b"{}".to_vec())])?;
+//! store.close()?;
+//! let stats = evlog::stats::stats_dir(dir.path())?;
+//! assert_eq!(stats.events, 1);
+//! assert_eq!(stats.event_types["OrderPlaced"], 1);
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+
+use std::collections::BTreeMap;
+use std::fs;
+use std::io::{Read, Seek, SeekFrom};
+use std::path::Path;
+
+use crate::error::{Error, Result};
+use crate::event::{Direction, ReadFilter};
+use crate::store::Store;
+use crate::wire::segment::{
+    FOOTER_BYTES, SEGMENT_HEADER_BYTES, SegmentFooter, parse_segment_file_name,
+};
+
+/// What [`stats_dir`] found in a store directory.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct StoreStats {
+    /// Events in the store (the readable, checksummed log a read-only open sees).
+    pub events: u64,
+    /// Streams with at least one event.
+    pub streams: u64,
+    /// Segment files with a valid footer (immutable).
+    pub segments_sealed: u64,
+    /// Segment files without a footer: the active segment (0 or 1).
+    pub segments_active: u64,
+    /// Bytes of every file in the directory: segments, indexes, checkpoint and anything else.
+    pub bytes_on_disk: u64,
+    /// Bytes of the segment files alone.
+    pub segment_bytes: u64,
+    /// Number of events of each event type.
+    pub event_types: BTreeMap<String, u64>,
+    /// Smallest event timestamp, µs since the Unix epoch (`None` for an empty store).
+    pub oldest_timestamp_us: Option<u64>,
+    /// Largest event timestamp, µs since the Unix epoch (`None` for an empty store).
+    pub newest_timestamp_us: Option<u64>,
+    /// Position of the last event (`None` for an empty store).
+    pub head_position: Option<u64>,
+}
+
+impl StoreStats {
+    /// Segment files, sealed and active.
+    pub fn segments(&self) -> u64 {
+        self.segments_sealed + self.segments_active
+    }
+}
+
+/// Computes the statistics of the store in `dir` without changing it.
+///
+/// Errors: [`Error::Io`] when the directory or a file cannot be read (a missing directory
+/// included), [`Error::Corrupted`] when the store does not open or an event does not decode.
+pub fn stats_dir(dir: &Path) -> Result<StoreStats> {
+    let store = Store::open_read_only(dir)?;
+    let mut s = StoreStats {
+        streams: store.stream_count() as u64,
+        head_position: store.head_position(),
+        ..StoreStats::default()
+    };
+    for e in store.read_all(0, Direction::Forward, ReadFilter::all()) {
+        let e = e?;
+        s.events += 1;
+        *s.event_types.entry(e.event_type).or_default() += 1;
+        s.oldest_timestamp_us = Some(
+            s.oldest_timestamp_us
+                .map_or(e.timestamp_us, |t| t.min(e.timestamp_us)),
+        );
+        s.newest_timestamp_us = Some(
+            s.newest_timestamp_us
+                .map_or(e.timestamp_us, |t| t.max(e.timestamp_us)),
+        );
+    }
+    drop(store);
+    for entry in fs::read_dir(dir).map_err(io_err("read directory", dir))? {
+        let entry = entry.map_err(io_err("read directory", dir))?;
+        let path = entry.path();
+        let meta = entry.metadata().map_err(io_err("stat", &path))?;
+        if !meta.is_file() {
+            continue;
+        }
+        s.bytes_on_disk += meta.len();
+        let is_segment = entry
+            .file_name()
+            .to_str()
+            .and_then(parse_segment_file_name)
+            .is_some();
+        if is_segment {
+            s.segment_bytes += meta.len();
+            if has_footer(&path, meta.len())? {
+                s.segments_sealed += 1;
+            } else {
+                s.segments_active += 1;
+            }
+        }
+    }
+    Ok(s)
+}
+
+/// True when the segment file ends with a valid footer whose `data_end` is where it starts
+/// (the test open uses, `format/FORMAT.md` § 4.2).
+fn has_footer(path: &Path, len: u64) -> Result<bool> {
+    if len < (SEGMENT_HEADER_BYTES + FOOTER_BYTES) as u64 {
+        return Ok(false);
+    }
+    let mut f = fs::File::open(path).map_err(io_err("open", path))?;
+    let mut buf = [0u8; FOOTER_BYTES];
+    f.seek(SeekFrom::Start(len - FOOTER_BYTES as u64))
+        .and_then(|_| f.read_exact(&mut buf))
+        .map_err(io_err("read", path))?;
+    Ok(SegmentFooter::decode(&buf).is_ok_and(|ft| ft.data_end == len - FOOTER_BYTES as u64))
+}
+
+fn io_err(op: &'static str, path: &Path) -> impl FnOnce(std::io::Error) -> Error {
+    let path = path.to_path_buf();
+    move |source| Error::Io { op, path, source }
+}

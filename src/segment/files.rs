@@ -151,6 +151,24 @@ impl SegRef {
         }
     }
 
+    /// Reads one byte of each cache line of the frame at `offset` of a mapped (sealed) segment
+    /// (only its first line unless `whole`), so that the processor fetches it ahead of the
+    /// checked read. Trusts nothing it reads: lengths are clamped to the mapped data.
+    pub fn touch_frame(&self, offset: u64, whole: bool) -> u8 {
+        let SegRef::Sealed(s) = self else { return 0 };
+        let data = s.data();
+        let at = offset as usize;
+        if at + FRAME_HEADER_BYTES > data.len() {
+            return 0;
+        }
+        if !whole {
+            return data[at];
+        }
+        let body = crate::wire::bytes::u32_at(data, at + 8) as usize;
+        let end = (at + FRAME_HEADER_BYTES + body).min(data.len());
+        data[at..end].iter().step_by(64).fold(0, |a, b| a ^ b)
+    }
+
     /// Reads and checks the whole frame at `offset` and gives its bytes to `f`. `scratch` holds
     /// the bytes of frames read from the active segment.
     pub fn with_frame<R>(
@@ -177,7 +195,7 @@ impl SegRef {
                 Ok(f(&data[at..at + h.frame_len()], &h))
             }
             SegRef::Active(a) => {
-                const FIRST_READ: usize = 4096;
+                const FIRST_READ: usize = 1024;
                 crate::io::read_into(&a.file, &a.path, offset, FIRST_READ, scratch)?;
                 let h = FrameHeader::decode(scratch)
                     .map_err(|e| Error::corrupted(&a.path, offset, e))?;

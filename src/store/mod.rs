@@ -39,7 +39,8 @@ pub(crate) struct Inner {
     pub state: RwLock<State>,
     pub writer: Mutex<Option<Writer>>,
     pub sync: Mutex<Option<SyncState>>,
-    pub sync_cv: Condvar,
+    /// Writer's clock value known durable (mirrors `SyncState::synced` for lock-free checks).
+    pub synced: AtomicU64,
     /// Wakes a group-commit leader waiting for more appends.
     pub leader_cv: Condvar,
     /// Number of events visible to readers (the next position to become visible).
@@ -84,8 +85,8 @@ impl Inner {
             _ => Ok(()),
         };
         *guard = None;
+        self.wake_all_waiters();
         *self.sync.lock() = None;
-        self.sync_cv.notify_all();
         if let Some(f) = self.lock_file.lock().take() {
             let _ = f.unlock();
         }
@@ -185,6 +186,7 @@ impl Store {
                     last_batch: 0,
                     last_sync: Duration::ZERO,
                     leader_waiting: false,
+                    waiters: Vec::new(),
                 };
                 (Some(w), Some(s))
             }
@@ -197,7 +199,7 @@ impl Store {
             state: RwLock::new(rec.state),
             writer: Mutex::new(writer),
             sync: Mutex::new(sync),
-            sync_cv: Condvar::new(),
+            synced: AtomicU64::new(0),
             leader_cv: Condvar::new(),
             head: AtomicU64::new(rec.next_position),
             head_lock: Mutex::new(()),

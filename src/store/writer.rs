@@ -63,6 +63,23 @@ pub(crate) struct SyncState {
     pub last_sync: Duration,
     /// A group-commit leader is waiting for more appends to gather.
     pub leader_waiting: bool,
+    /// Appenders parked until the clock value they wait for is durable.
+    pub waiters: Vec<(u64, std::thread::Thread)>,
+}
+
+/// Wakes the waiters an fsync covered, and one that it did not (if any) to lead the next fsync.
+fn wake_waiters(st: &mut SyncState) {
+    let synced = st.synced;
+    let mut leader_woken = false;
+    st.waiters.retain(|(t, th)| {
+        if *t <= synced || !leader_woken {
+            leader_woken |= *t > synced;
+            th.unpark();
+            false
+        } else {
+            true
+        }
+    });
 }
 
 /// Longest a group-commit leader waits for more appends before it fsyncs.
@@ -458,19 +475,26 @@ impl Inner {
     }
 
     /// Makes everything written so far durable now (group commit: one fsync serves every
-    /// appender waiting for a clock value at or below what it covers).
+    /// appender waiting for a clock value at or below what it covers). Waiters park on their
+    /// own and are woken one by one, without a chain of lock hand-offs.
     pub(crate) fn wait_durable(&self, target: u64) -> Result<()> {
-        let mut s = self.sync.lock();
         loop {
             if self.poisoned.load(Ordering::Acquire) {
                 return Err(Error::Poisoned);
             }
+            if self.synced.load(Ordering::Acquire) >= target {
+                return Ok(());
+            }
+            let mut s = self.sync.lock();
             let st = s.as_mut().ok_or(Error::Closed)?;
             if st.synced >= target {
                 return Ok(());
             }
             if st.syncing {
-                self.sync_cv.wait(&mut s);
+                st.waiters.push((target, std::thread::current()));
+                drop(s);
+                // Woken when an fsync covers `target`, or to lead the next one.
+                std::thread::park();
                 continue;
             }
             st.syncing = true;
@@ -499,35 +523,48 @@ impl Inner {
             let started = Instant::now();
             let r = fsync_data(&file, &path);
             let took = started.elapsed();
-            s = self.sync.lock();
+            let mut s = self.sync.lock();
             let st = s.as_mut().ok_or(Error::Closed)?;
             st.syncing = false;
             st.last_batch = batch;
             st.last_sync = took;
             if let Err(e) = r {
-                self.poison();
-                self.sync_cv.notify_all();
+                self.poisoned.store(true, Ordering::Release);
+                for (_, t) in st.waiters.drain(..) {
+                    t.unpark();
+                }
                 return Err(e);
             }
             st.synced = st.synced.max(upto);
+            self.synced.store(st.synced, Ordering::Release);
             self.publish_head(next);
-            self.sync_cv.notify_all();
+            wake_waiters(st);
         }
     }
 
     /// Records that the writer's clock up to `written` is durable (after a roll's fsync).
     fn mark_synced(&self, written: u64, next: u64) {
-        if let Some(s) = self.sync.lock().as_mut() {
-            s.synced = s.synced.max(written);
-            s.pending = 0;
+        if let Some(st) = self.sync.lock().as_mut() {
+            st.synced = st.synced.max(written);
+            st.pending = 0;
+            self.synced.store(st.synced, Ordering::Release);
+            self.publish_head(next);
+            wake_waiters(st);
         }
-        self.publish_head(next);
-        self.sync_cv.notify_all();
+    }
+
+    /// Wakes every parked waiter (the store is poisoned or closing).
+    pub(crate) fn wake_all_waiters(&self) {
+        if let Some(st) = self.sync.lock().as_mut() {
+            for (_, t) in st.waiters.drain(..) {
+                t.unpark();
+            }
+        }
     }
 
     /// Refuses every later append until the store is reopened.
     pub(crate) fn poison(&self) {
         self.poisoned.store(true, Ordering::Release);
-        self.sync_cv.notify_all();
+        self.wake_all_waiters();
     }
 }

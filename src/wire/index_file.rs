@@ -4,11 +4,12 @@
 //! ```text
 //! header (64)  magic "EVLOGIDX" | version u16 | reserved u16 | frame_count u32 |
 //!              first_position u64 | event_count u32 | covered_len u32 | covered_crc u32 |
-//!              body_crc u32 | reserved (20) | header_crc u32 (of bytes 0..60)
+//!              body_crc u32 | bloom_blocks u32 | reserved (16) | header_crc u32 (of bytes 0..60)
 //! frames       frame_count x (rel_first u32 | offset u32)                      ascending
 //! streams      event_count x (hash u64 | version u64 | rel_pos u32 | frame_offset u32)
 //!                                                            ascending by (hash, version, rel_pos)
 //! ids          event_count x (id [16] | rel_pos u32)                      ascending by id bytes
+//! bloom        bloom_blocks x 64 bytes: a blocked Bloom filter of the ids (see `bloom_hashes`)
 //! ```
 
 use super::bytes::{DecodeError, u16_at, u32_at, u64_at};
@@ -25,6 +26,12 @@ pub const FRAME_ENTRY_BYTES: usize = 8;
 pub const STREAM_ENTRY_BYTES: usize = 24;
 /// Size of one id table entry.
 pub const ID_ENTRY_BYTES: usize = 20;
+/// Size of one block of the ids' Bloom filter: one cache line, so a lookup touches one line.
+pub const BLOOM_BLOCK_BYTES: usize = 64;
+/// Bits of Bloom filter per id: with 6 bits set per id this gives about 1% false positives.
+pub const BLOOM_BITS_PER_ID: usize = 10;
+/// Bits set per id in its block.
+pub const BLOOM_BITS_SET: u32 = 6;
 
 /// Where a frame starts: its first position relative to the segment, and its byte offset.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
@@ -72,6 +79,8 @@ pub struct IndexHeader {
     pub covered_crc: u32,
     /// CRC-32 of everything after the header.
     pub body_crc: u32,
+    /// Blocks of the ids' Bloom filter.
+    pub bloom_blocks: u32,
 }
 
 impl IndexHeader {
@@ -80,6 +89,7 @@ impl IndexHeader {
         INDEX_HEADER_BYTES
             + self.frame_count as usize * FRAME_ENTRY_BYTES
             + self.event_count as usize * (STREAM_ENTRY_BYTES + ID_ENTRY_BYTES)
+            + self.bloom_blocks as usize * BLOOM_BLOCK_BYTES
     }
 
     /// Decodes and checks the header; checks that `buf` has exactly the length it announces.
@@ -126,6 +136,7 @@ impl IndexHeader {
             covered_len: u32_at(buf, 28),
             covered_crc: u32_at(buf, 32),
             body_crc: u32_at(buf, 36),
+            bloom_blocks: u32_at(buf, 40),
         };
         if h.frame_count > h.event_count {
             return Err(DecodeError::new(
@@ -179,10 +190,12 @@ pub fn encode_index(
     debug_assert!(frames.windows(2).all(|w| w[0] < w[1]));
     debug_assert!(entries.windows(2).all(|w| w[0] <= w[1]));
     debug_assert!(ids.windows(2).all(|w| w[0] <= w[1]));
+    let bloom_blocks = bloom_blocks_for(ids.len());
     let mut b = Vec::with_capacity(
         INDEX_HEADER_BYTES
             + frames.len() * FRAME_ENTRY_BYTES
-            + entries.len() * (STREAM_ENTRY_BYTES + ID_ENTRY_BYTES),
+            + entries.len() * (STREAM_ENTRY_BYTES + ID_ENTRY_BYTES)
+            + bloom_blocks as usize * BLOOM_BLOCK_BYTES,
     );
     b.resize(INDEX_HEADER_BYTES, 0);
     for f in frames {
@@ -199,6 +212,14 @@ pub fn encode_index(
         b.extend_from_slice(&i.id);
         b.extend_from_slice(&i.rel_pos.to_le_bytes());
     }
+    let bloom_at = b.len();
+    b.resize(bloom_at + bloom_blocks as usize * BLOOM_BLOCK_BYTES, 0);
+    for i in ids {
+        let (block, bits) = bloom_bits(&i.id, bloom_blocks);
+        for bit in bits {
+            b[bloom_at + block + bit / 8] |= 1 << (bit % 8);
+        }
+    }
     let body_crc = crc32fast::hash(&b[INDEX_HEADER_BYTES..]);
     b[0..8].copy_from_slice(&INDEX_MAGIC);
     b[8..10].copy_from_slice(&INDEX_VERSION.to_le_bytes());
@@ -208,6 +229,7 @@ pub fn encode_index(
     b[28..32].copy_from_slice(&covered_len.to_le_bytes());
     b[32..36].copy_from_slice(&covered_crc.to_le_bytes());
     b[36..40].copy_from_slice(&body_crc.to_le_bytes());
+    b[40..44].copy_from_slice(&bloom_blocks.to_le_bytes());
     let crc = crc32fast::hash(&b[0..60]);
     b[60..64].copy_from_slice(&crc.to_le_bytes());
     b
@@ -281,12 +303,57 @@ impl<'a> IndexView<'a> {
         })
     }
 
+    /// False when the Bloom filter shows that `id` is not indexed here (true: it may be).
+    pub fn may_contain_id(&self, id: &[u8; 16]) -> bool {
+        let blocks = self.header.bloom_blocks;
+        if blocks == 0 {
+            return true;
+        }
+        let at = self.ids_at() + self.header.event_count as usize * ID_ENTRY_BYTES;
+        let (block, bits) = bloom_bits(id, blocks);
+        bits.into_iter()
+            .all(|bit| self.buf[at + block + bit / 8] & (1 << (bit % 8)) != 0)
+    }
+
     /// Relative position of the event with `id`, if indexed here.
     pub fn find_id(&self, id: &[u8; 16]) -> Option<u32> {
+        if !self.may_contain_id(id) {
+            return None;
+        }
         let n = self.header.event_count as usize;
         let i = partition_point(n, |i| self.id_entry(i).id < *id);
         (i < n && self.id_entry(i).id == *id).then(|| self.id_entry(i).rel_pos)
     }
+}
+
+/// Blocks of Bloom filter for `n` ids.
+pub fn bloom_blocks_for(n: usize) -> u32 {
+    let bits = n * BLOOM_BITS_PER_ID;
+    bits.div_ceil(BLOOM_BLOCK_BYTES * 8).max(1) as u32
+}
+
+fn mix(mut z: u64) -> u64 {
+    z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+    z ^ (z >> 31)
+}
+
+/// The Bloom filter position of `id` among `blocks` blocks: the byte offset of its block, and
+/// the 6 bit numbers (0..512) set in that block. h1 = mix(lo ^ mix(hi)) picks the block
+/// (h1 mod blocks); h2 = mix(h1 ^ 0x9e3779b97f4a7c15) gives the bits, 9 bits each from bit 0
+/// up; `lo` and `hi` are the id's bytes 0..8 and 8..16 read little-endian, and `mix` is the
+/// SplitMix64 finalizer.
+pub fn bloom_bits(id: &[u8; 16], blocks: u32) -> (usize, [usize; BLOOM_BITS_SET as usize]) {
+    let lo = u64_at(id, 0);
+    let hi = u64_at(id, 8);
+    let h1 = mix(lo ^ mix(hi));
+    let h2 = mix(h1 ^ 0x9e37_79b9_7f4a_7c15);
+    let block = (h1 % u64::from(blocks.max(1))) as usize * BLOOM_BLOCK_BYTES;
+    let mut bits = [0usize; BLOOM_BITS_SET as usize];
+    for (i, b) in bits.iter_mut().enumerate() {
+        *b = ((h2 >> (i * 9)) & 511) as usize;
+    }
+    (block, bits)
 }
 
 /// The first index in `0..n` for which `pred` is false, given `pred` is true then false.
@@ -301,4 +368,65 @@ pub fn partition_point(n: usize, pred: impl Fn(usize) -> bool) -> usize {
         }
     }
     lo
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::workload::Rng;
+
+    fn id(r: &mut Rng) -> [u8; 16] {
+        let mut b = [0u8; 16];
+        b[..8].copy_from_slice(&r.next_u64().to_le_bytes());
+        b[8..].copy_from_slice(&r.next_u64().to_le_bytes());
+        b
+    }
+
+    #[test]
+    fn every_indexed_id_is_found_and_few_others_pass_the_bloom_filter() {
+        let mut r = Rng::new(42);
+        let mut ids: Vec<IdEntry> = (0..5000)
+            .map(|i| IdEntry {
+                id: id(&mut r),
+                rel_pos: i,
+            })
+            .collect();
+        let entries: Vec<StreamEntry> = (0..5000)
+            .map(|i| StreamEntry {
+                hash: 7,
+                version: i,
+                rel_pos: i as u32,
+                frame_offset: 64,
+            })
+            .collect();
+        let frames = [FrameEntry {
+            rel_first: 0,
+            offset: 64,
+        }];
+        let mut sorted = ids.clone();
+        sorted.sort_unstable();
+        let bytes = encode_index(100, 64, 0, &frames, &entries, &sorted);
+        let v = IndexView::new(&bytes).unwrap();
+        check_index_body(&bytes, &v.header).unwrap();
+        for e in ids.drain(..) {
+            assert_eq!(v.find_id(&e.id), Some(e.rel_pos));
+        }
+        let passed = (0..10_000)
+            .filter(|_| v.may_contain_id(&id(&mut r)))
+            .count();
+        assert!(
+            passed < 500,
+            "{passed} of 10000 absent ids passed the filter"
+        );
+    }
+
+    #[test]
+    fn a_truncated_or_extended_index_is_rejected() {
+        let bytes = encode_index(0, 64, 0, &[], &[], &[]);
+        assert!(IndexView::new(&bytes).is_ok());
+        assert!(IndexView::new(&bytes[..bytes.len() - 1]).is_err());
+        let mut longer = bytes.clone();
+        longer.push(0);
+        assert!(IndexView::new(&longer).is_err());
+    }
 }
