@@ -209,10 +209,11 @@ fn open_and_read(n: usize) {
     for _ in 0..5000 {
         let s = Workload::stream_name(rng.below(10_000));
         let t = Instant::now();
-        let c = store
-            .read_stream(&s, 0, Direction::Forward, usize::MAX)
-            .map(|e| e.unwrap())
-            .count();
+        let mut c = 0;
+        for e in store.read_stream(&s, 0, Direction::Forward, usize::MAX) {
+            e.unwrap();
+            c += 1;
+        }
         lat.push(t.elapsed().as_nanos() as f64 / 1000.0);
         total += c;
     }
