@@ -9,7 +9,6 @@ use std::sync::OnceLock;
 use memmap2::Mmap;
 
 use crate::error::{Error, Result};
-use crate::wire::DecodeError;
 use crate::wire::frame::{FRAME_HEADER_BYTES, FrameHeader, check_frame};
 use crate::wire::index_file::{IndexHeader, IndexView, check_index_body};
 use crate::wire::segment::{SegmentFooter, SegmentHeader};
@@ -46,13 +45,16 @@ impl std::ops::Deref for IndexBytes {
 }
 
 /// The index of a sealed segment. Its header is checked on open; its body checksum is checked
-/// the first time it is used (reading a whole index on every open would make open cost grow
-/// with the store).
+/// the first time it is used (reading every index on every open would make open cost grow with
+/// the store). An index whose body fails the check is replaced by one rebuilt in memory from
+/// the segment, so a damaged cache never makes data unreadable; verify reports it and a
+/// repairing open rewrites it.
 pub struct SegmentIndex {
     path: PathBuf,
     bytes: IndexBytes,
     header: IndexHeader,
-    body_ok: OnceLock<Result<(), DecodeError>>,
+    /// `None` once the body checked out; `Some(bytes)` for an index rebuilt in memory.
+    checked: OnceLock<Result<Option<Vec<u8>>, Error>>,
 }
 
 impl SegmentIndex {
@@ -63,24 +65,13 @@ impl SegmentIndex {
             path,
             bytes,
             header,
-            body_ok: OnceLock::new(),
+            checked: OnceLock::new(),
         })
     }
 
     /// The header.
     pub fn header(&self) -> &IndexHeader {
         &self.header
-    }
-
-    /// A view for lookups, after checking the body checksum once.
-    pub fn view(&self) -> Result<IndexView<'_>> {
-        let r = self
-            .body_ok
-            .get_or_init(|| check_index_body(&self.bytes, &self.header));
-        if let Err(e) = r {
-            return Err(Error::corrupted(&self.path, 0, e.clone()));
-        }
-        Ok(IndexView::new(&self.bytes).expect("header checked in new"))
     }
 
     /// The raw bytes (for verify).
@@ -112,6 +103,38 @@ impl SealedSegment {
     /// The frame bytes: header and frames, without the footer.
     pub fn data(&self) -> &[u8] {
         &self.map[..self.footer.data_end as usize]
+    }
+
+    /// The segment's index for lookups. The first call checks the index body; if it is damaged,
+    /// the index is rebuilt in memory from the segment's frames.
+    pub fn index(&self) -> Result<IndexView<'_>> {
+        let ix = &self.index;
+        let checked = ix.checked.get_or_init(|| {
+            if check_index_body(&ix.bytes, &ix.header).is_ok() {
+                return Ok(None);
+            }
+            let first = self.header.first_position;
+            match crate::segment::build_index(self.data(), first) {
+                Ok((bytes, _, _)) => Ok(Some(bytes)),
+                Err((_, e)) => Err(Error::corrupted(&self.path, 0, e)),
+            }
+        });
+        match checked {
+            Ok(None) => Ok(IndexView::new(&ix.bytes).expect("header checked in new")),
+            Ok(Some(rebuilt)) => {
+                IndexView::new(rebuilt).map_err(|e| Error::corrupted(&ix.path, 0, e))
+            }
+            Err(e) => Err(Error::Corrupted {
+                file: self.path.clone(),
+                offset: match e {
+                    Error::Corrupted { offset, .. } => *offset,
+                    _ => 0,
+                },
+                what: "segment frames (while rebuilding a damaged index)",
+                expected: 0,
+                found: 0,
+            }),
+        }
     }
 }
 

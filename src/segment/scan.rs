@@ -82,19 +82,75 @@ fn shift(mut e: DecodeError, by: usize) -> DecodeError {
     e
 }
 
-/// The offset of the first complete, checksum-valid frame that starts after `from`, if any.
-/// Distinguishes a torn tail (nothing valid follows the damage) from corruption (valid data
-/// follows it).
-pub fn find_valid_frame_after(buf: &[u8], from: usize) -> Option<usize> {
+/// The offset of the first complete, checksum-valid frame that starts after `from` and holds
+/// positions at or after `next_position`, if any. Distinguishes a torn tail (nothing valid
+/// follows the damage) from corruption (valid data follows it). An older frame (a copy inside
+/// a torn append's payload, say) does not count.
+pub fn find_valid_frame_after(buf: &[u8], from: usize, next_position: u64) -> Option<usize> {
     let mut at = from + 1;
     while at + FRAME_MAGIC.len() <= buf.len() {
         let rest = &buf[at..];
         let i = rest.windows(4).position(|w| w == FRAME_MAGIC)?;
         let cand = at + i;
-        if check_frame(&buf[cand..]).is_ok() {
+        if check_frame(&buf[cand..]).is_ok_and(|h| h.first_position >= next_position) {
             return Some(cand);
         }
         at = cand + 1;
     }
     None
+}
+
+/// Builds the index file of a sealed segment from its frame bytes `data` (header and frames,
+/// without the footer). On damage, returns the offset where the valid frames end and the
+/// problem (offset relative to `data`).
+pub fn build_index(
+    data: &[u8],
+    first_position: u64,
+) -> Result<(Vec<u8>, u64, u32), (u64, DecodeError)> {
+    use crate::wire::bytes::stream_hash;
+    use crate::wire::index_file::{FrameEntry, IdEntry, StreamEntry, encode_index};
+    let mut frames = Vec::new();
+    let mut entries = Vec::new();
+    let mut ids = Vec::new();
+    let end = scan_frames(
+        data,
+        0,
+        crate::wire::segment::SEGMENT_HEADER_BYTES,
+        first_position,
+        |off, h, recs| {
+            frames.push(FrameEntry {
+                rel_first: (h.first_position - first_position) as u32,
+                offset: off as u32,
+            });
+            for (pos, r) in recs {
+                let rel_pos = (pos - first_position) as u32;
+                entries.push(StreamEntry {
+                    hash: stream_hash(r.stream),
+                    version: r.version,
+                    rel_pos,
+                    frame_offset: off as u32,
+                });
+                ids.push(IdEntry {
+                    id: *r.id.as_bytes(),
+                    rel_pos,
+                });
+            }
+            Ok(())
+        },
+    );
+    if let Some(e) = end.error {
+        return Err((end.good_end, e));
+    }
+    entries.sort_unstable();
+    ids.sort_unstable();
+    let crc = crc32fast::hash(data);
+    let bytes = encode_index(
+        first_position,
+        data.len() as u32,
+        crc,
+        &frames,
+        &entries,
+        &ids,
+    );
+    Ok((bytes, end.next_position, frames.len() as u32))
 }

@@ -12,8 +12,8 @@ use crate::error::{Error, Result};
 use crate::index::{ActiveIndex, BaseIndex};
 use crate::io::{fsync_data, fsync_dir, read_at, remove_file_durable, write_file_atomic};
 use crate::segment::{
-    ActiveFile, IndexBytes, SealedSegment, SegmentIndex, find_valid_frame_after, map_file,
-    scan_frames,
+    ActiveFile, IndexBytes, SealedSegment, SegmentIndex, build_index, find_valid_frame_after,
+    map_file, scan_frames,
 };
 use crate::store::state::State;
 use crate::wire::bytes::{stream_hash, u32_at};
@@ -51,6 +51,9 @@ enum Stop {
     /// Damage in segment `seg` at `offset`: with repair the log is cut there and recovery runs
     /// again; without, `err` is returned.
     Cut { seg: usize, offset: u64, err: Error },
+    /// Durable data the checkpoint vouches for is gone (a segment deleted or truncated below
+    /// it): with repair the checkpoint is dropped and recovery runs again; without, `err`.
+    Lost { err: Error },
 }
 
 impl From<Error> for Stop {
@@ -76,9 +79,15 @@ pub(crate) fn recover(
     let _ = segment_bytes_hint;
     // Each cut removes bytes from the log, so this ends; the bound is a guard.
     for _ in 0..10_000 {
-        match recover_once(dir, read_only) {
+        match recover_once(dir, read_only, repair) {
             Ok(r) => return Ok(r),
             Err(Stop::Fail(e)) => return Err(e),
+            Err(Stop::Lost { err }) => {
+                if !repair || read_only {
+                    return Err(err);
+                }
+                remove_file_durable(dir, CHECKPOINT_FILE_NAME)?;
+            }
             Err(Stop::Cut { seg, offset, err }) => {
                 if !repair || read_only {
                     return Err(err);
@@ -251,6 +260,17 @@ fn read_metas(dir: &Path, names: &[(u64, PathBuf)]) -> Result<Vec<Meta>, Stop> {
             }
         }
         if i < last && footer.is_none() {
+            // An unreadable next file is the damage, not this segment's missing footer.
+            let (_, next) = &names[i + 1];
+            let nf = File::open(next).map_err(Error::io("open", next))?;
+            let nh = read_at(&nf, next, 0, SEGMENT_HEADER_BYTES)?;
+            if let Err(e) = SegmentHeader::decode(&nh) {
+                return Err(Stop::Cut {
+                    seg: i + 1,
+                    offset: 0,
+                    err: Error::corrupted(next, 0, e),
+                });
+            }
             // A sealed segment lost its footer: cut where its valid frames end.
             let data = read_at(&f, path, 0, len as usize)?;
             let end = scan_frames(
@@ -278,7 +298,16 @@ fn read_metas(dir: &Path, names: &[(u64, PathBuf)]) -> Result<Vec<Meta>, Stop> {
 
 /// Loads the index of sealed segment `i`, rebuilding it from the segment when it is missing or
 /// does not match the footer. Read-only opens keep a rebuilt index in memory.
-fn load_index(dir: &Path, i: usize, m: &Meta, read_only: bool) -> Result<SegmentIndex, Stop> {
+/// Loads the index of sealed segment `i`, rebuilding it from the segment when it is missing or
+/// does not match the footer (with `full_check`, also when its body checksum fails; otherwise
+/// the body is checked on first use). Read-only opens keep a rebuilt index in memory.
+fn load_index(
+    dir: &Path,
+    i: usize,
+    m: &Meta,
+    read_only: bool,
+    full_check: bool,
+) -> Result<SegmentIndex, Stop> {
     let footer = m.footer.expect("sealed");
     let idx_path = dir.join(index_file_name(m.header.first_position));
     if let Ok(map) = map_file(&idx_path)
@@ -288,32 +317,22 @@ fn load_index(dir: &Path, i: usize, m: &Meta, read_only: bool) -> Result<Segment
         && h.covered_crc == footer.data_crc
         && u64::from(h.event_count) == footer.event_count
         && u64::from(h.frame_count) == footer.frame_count
+        && (!full_check || crate::wire::index_file::check_index_body(&map, &h).is_ok())
     {
         return Ok(SegmentIndex::new(idx_path, IndexBytes::Mapped(map))?);
     }
     let data = fs::read(&m.path).map_err(Error::io("read", &m.path))?;
     let data = &data[..footer.data_end as usize];
-    let mut idx = ActiveIndex::new(m.header.first_position);
     let first = m.header.first_position;
-    let end = scan_frames(data, 0, SEGMENT_HEADER_BYTES, first, |off, h, recs| {
-        idx.push_frame((h.first_position - first) as u32, off as u32);
-        for (pos, r) in recs {
-            idx.push_event(entry_for(r, *pos - first, off), *r.id.as_bytes());
-        }
-        Ok(())
-    });
-    if let Some(e) = end.error {
-        let at = end.good_end;
-        return Err(Stop::Cut {
-            seg: i,
-            offset: at,
-            err: Error::corrupted(&m.path, 0, e),
-        });
-    }
+    let (bytes, next_position, frames) = build_index(data, first).map_err(|(at, e)| Stop::Cut {
+        seg: i,
+        offset: at,
+        err: Error::corrupted(&m.path, 0, e),
+    })?;
     let crc = crc32fast::hash(data);
     if crc != footer.data_crc
-        || end.next_position != first + footer.event_count
-        || u64::from(idx.frame_count()) != footer.frame_count
+        || next_position != first + footer.event_count
+        || u64::from(frames) != footer.frame_count
     {
         let at = footer.data_end;
         return Err(Stop::Cut {
@@ -328,7 +347,6 @@ fn load_index(dir: &Path, i: usize, m: &Meta, read_only: bool) -> Result<Segment
             ),
         });
     }
-    let bytes = idx.encode(footer.data_end as u32, crc);
     if read_only {
         return Ok(SegmentIndex::new(idx_path, IndexBytes::Owned(bytes))?);
     }
@@ -387,40 +405,73 @@ struct Start {
     active: Option<(ActiveIndex, crc32fast::Hasher, u32)>,
 }
 
-fn start_from_checkpoint(dir: &Path, metas: &[Meta]) -> Result<Option<Start>> {
+/// Reads the checkpoint. `Ok(None)` when there is none or it fails its own checksums (it is
+/// then removed by a writable open and the log is rescanned). A checkpoint that is intact but
+/// disagrees with the log means durable data was lost or damaged: that is an error.
+fn start_from_checkpoint(
+    dir: &Path,
+    metas: &[Meta],
+    read_only: bool,
+) -> Result<Option<Start>, Stop> {
     let path = dir.join(CHECKPOINT_FILE_NAME);
     if !path.exists() {
         return Ok(None);
     }
     // The checkpoint is replaced only by rename, so a map of it never changes.
     let bytes = Arc::new(IndexBytes::Mapped(map_file(&path)?));
-    let Ok(c) = decode_checkpoint(&bytes) else {
+    let intact = decode_checkpoint(&bytes).ok().and_then(|c| {
+        let v = IndexView::new(c.index).ok()?;
+        crate::wire::index_file::check_index_body(c.index, &v.header).ok()?;
+        (c.next_position == v.header.first_position + u64::from(v.header.event_count))
+            .then_some((c, v.header))
+    });
+    let Some((c, h)) = intact else {
+        if !read_only {
+            remove_file_durable(dir, CHECKPOINT_FILE_NAME)?;
+        }
         return Ok(None);
     };
-    let Ok(view) = IndexView::new(c.index) else {
-        return Ok(None);
-    };
-    if crate::wire::index_file::check_index_body(c.index, &view.header).is_err() {
-        return Ok(None);
-    }
-    let h = view.header;
+    let lost =
+        |what: &'static str, file: PathBuf, offset: u64, expected: u64, found: u64| Stop::Lost {
+            err: corrupted(&file, offset, what, expected, found),
+        };
     let Some(k) = metas
         .iter()
         .position(|m| m.header.first_position == h.first_position)
     else {
-        return Ok(None);
+        let name = dir.join(crate::wire::segment::segment_file_name(h.first_position));
+        return Err(lost(
+            "segment named by the checkpoint is missing: durable events are gone",
+            name,
+            0,
+            h.first_position,
+            metas.last().map_or(0, |m| m.header.first_position),
+        ));
     };
     let m = &metas[k];
     let end = m.footer.map_or(m.len, |f| f.data_end);
     let covered = u64::from(h.covered_len);
-    if covered < SEGMENT_HEADER_BYTES as u64
-        || covered > end
-        || c.next_position != h.first_position + u64::from(h.event_count)
-    {
+    if covered > end && m.footer.is_none() && k + 1 == metas.len() {
+        // The active segment lost bytes the checkpoint covered (the file was cut short). Its
+        // tail is treated like a torn write: the log is rescanned and cut back to its last
+        // whole frame, and this checkpoint, which no longer matches, is dropped.
+        if !read_only {
+            remove_file_durable(dir, CHECKPOINT_FILE_NAME)?;
+        }
         return Ok(None);
     }
+    if covered < SEGMENT_HEADER_BYTES as u64 || covered > end {
+        return Err(lost(
+            "segment is shorter than the checkpoint says was durable",
+            m.path.clone(),
+            end,
+            covered,
+            end,
+        ));
+    }
     if covered > SEGMENT_HEADER_BYTES as u64 {
-        // The log must still hold the last covered frame where the checkpoint says.
+        // The log must still hold the last covered frame where the checkpoint says; if not,
+        // find the damage below the covered length and report it there.
         let f = File::open(&m.path).map_err(Error::io("open", &m.path))?;
         let t = read_at(
             &f,
@@ -428,19 +479,41 @@ fn start_from_checkpoint(dir: &Path, metas: &[Meta]) -> Result<Option<Start>> {
             covered - FRAME_TRAILER_BYTES as u64,
             FRAME_TRAILER_BYTES,
         )?;
-        if t.len() != FRAME_TRAILER_BYTES || u32_at(&t, 4) != c.last_frame_header_crc {
-            return Ok(None);
-        }
-        let flen = u64::from(u32_at(&t, 0));
-        let Some(at) = covered.checked_sub(flen) else {
-            return Ok(None);
-        };
-        let hb = read_at(&f, &m.path, at, 32)?;
-        match FrameHeader::decode(&hb) {
-            Ok(fh)
-                if fh.end_position() == c.next_position
-                    && fh.header_crc == c.last_frame_header_crc => {}
-            _ => return Ok(None),
+        let frame_at = covered.checked_sub(u64::from(u32_at(&t, 0)));
+        let frame_ok = u32_at(&t, 4) == c.last_frame_header_crc
+            && frame_at.is_some_and(|at| {
+                read_at(&f, &m.path, at, 32)
+                    .ok()
+                    .and_then(|hb| FrameHeader::decode(&hb).ok())
+                    .is_some_and(|fh| {
+                        fh.end_position() == c.next_position
+                            && fh.header_crc == c.last_frame_header_crc
+                            && at + fh.frame_len() as u64 == covered
+                    })
+            });
+        if !frame_ok {
+            let data = read_at(&f, &m.path, 0, covered as usize)?;
+            let scan = scan_frames(
+                &data,
+                0,
+                SEGMENT_HEADER_BYTES,
+                h.first_position,
+                |_, _, _| Ok(()),
+            );
+            return Err(match scan.error {
+                Some(e) => Stop::Cut {
+                    seg: k,
+                    offset: scan.good_end,
+                    err: Error::corrupted(&m.path, 0, e),
+                },
+                None => lost(
+                    "checkpoint does not match the segment's frames",
+                    m.path.clone(),
+                    covered,
+                    u64::from(c.last_frame_header_crc),
+                    u64::from(u32_at(&t, 4)),
+                ),
+            });
         }
     }
     let streams = c
@@ -471,7 +544,7 @@ fn start_from_checkpoint(dir: &Path, metas: &[Meta]) -> Result<Option<Start>> {
     }))
 }
 
-fn recover_once(dir: &Path, read_only: bool) -> Result<Recovered, Stop> {
+fn recover_once(dir: &Path, read_only: bool, repair: bool) -> Result<Recovered, Stop> {
     if !read_only {
         for e in fs::read_dir(dir)
             .map_err(Error::io("read directory", dir))?
@@ -511,10 +584,10 @@ fn recover_once(dir: &Path, read_only: bool) -> Result<Recovered, Stop> {
 
     let mut indexes = Vec::with_capacity(sealed_n);
     for (i, m) in metas.iter().enumerate().take(sealed_n) {
-        indexes.push(load_index(dir, i, m, read_only)?);
+        indexes.push(load_index(dir, i, m, read_only, repair)?);
     }
 
-    let start = match start_from_checkpoint(dir, &metas)? {
+    let start = match start_from_checkpoint(dir, &metas, read_only)? {
         Some(s) => s,
         None => Start {
             seg: 0,
@@ -590,7 +663,7 @@ fn recover_once(dir: &Path, read_only: bool) -> Result<Recovered, Stop> {
             last_crc = h;
         }
         if let Some(e) = end.error {
-            if find_valid_frame_after(&data, good).is_some() {
+            if find_valid_frame_after(&data, good, end.next_position).is_some() {
                 return Err(Stop::Cut {
                     seg: j,
                     offset: end.good_end,

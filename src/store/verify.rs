@@ -240,7 +240,8 @@ pub fn verify_dir(dir: &Path) -> Result<VerifyReport> {
         rep.events += u64::from(idx.event_count());
         if let Some(e) = &scan.error {
             let at = scan.good_end;
-            let valid_after = find_valid_frame_after(&data[..end], at as usize).is_some();
+            let valid_after =
+                find_valid_frame_after(&data[..end], at as usize, scan.next_position).is_some();
             if footer.is_none() && i == last && !valid_after {
                 rep.notes.push(format!(
                     "{}: torn tail at byte {at} ({} bytes; open cuts it)",

@@ -327,7 +327,7 @@ impl Inner {
                 return Ok(Some(w.header.first_position + u64::from(rel)));
             }
             if let Some(s) = st.sealed.last() {
-                let v = s.index.view()?;
+                let v = s.index()?;
                 if let Some(rel) = v.find_id(id.as_bytes()) {
                     return Ok(Some(s.header.first_position + u64::from(rel)));
                 }
