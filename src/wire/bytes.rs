@@ -39,6 +39,59 @@ impl fmt::Display for DecodeError {
 
 impl std::error::Error for DecodeError {}
 
+/// The names of the three checks [`check_fixed_header`] makes, for its errors.
+pub struct HeaderChecks {
+    /// Name of the length check, e.g. "segment header length".
+    pub length: &'static str,
+    /// Name of the magic check.
+    pub magic: &'static str,
+    /// Name of the checksum check.
+    pub checksum: &'static str,
+}
+
+/// Checks the start of a fixed-size header: `buf` holds at least `len` bytes, starts with
+/// `magic`, and the little-endian CRC-32 stored at `crc_at` matches bytes `0..crc_at`.
+pub fn check_fixed_header(
+    buf: &[u8],
+    len: usize,
+    magic: &[u8],
+    crc_at: usize,
+    names: &HeaderChecks,
+) -> Result<(), DecodeError> {
+    if buf.len() < len {
+        return Err(DecodeError::new(
+            0,
+            names.length,
+            len as u64,
+            buf.len() as u64,
+        ));
+    }
+    if &buf[..magic.len()] != magic {
+        let as_u64 = |b: &[u8]| {
+            let mut x = [0u8; 8];
+            x[..b.len()].copy_from_slice(b);
+            u64::from_le_bytes(x)
+        };
+        return Err(DecodeError::new(
+            0,
+            names.magic,
+            as_u64(magic),
+            as_u64(&buf[..magic.len()]),
+        ));
+    }
+    let crc = crc32fast::hash(&buf[..crc_at]);
+    let stored = u32_at(buf, crc_at);
+    if crc != stored {
+        return Err(DecodeError::new(
+            crc_at,
+            names.checksum,
+            crc.into(),
+            stored.into(),
+        ));
+    }
+    Ok(())
+}
+
 /// Reads a little-endian `u16` at `off`; the caller has checked the bounds.
 #[inline]
 pub fn u16_at(buf: &[u8], off: usize) -> u16 {

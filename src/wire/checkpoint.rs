@@ -9,7 +9,7 @@
 //!              (see index_file) of the active segment's covered prefix
 //! ```
 
-use super::bytes::{Cursor, DecodeError, u16_at, u32_at, u64_at};
+use super::bytes::{Cursor, DecodeError, HeaderChecks, check_fixed_header, u16_at, u32_at, u64_at};
 use super::limits::{MAX_CHECKPOINT_BYTES, MAX_STREAM_ID_BYTES};
 
 /// Magic at byte 0 of the checkpoint file.
@@ -66,31 +66,17 @@ pub fn encode_checkpoint<'s>(
 
 /// Decodes and fully checks a checkpoint (both checksums, every length against its limit).
 pub fn decode_checkpoint(buf: &[u8]) -> Result<Checkpoint<'_>, DecodeError> {
-    if buf.len() < CHECKPOINT_HEADER_BYTES {
-        return Err(DecodeError::new(
-            0,
-            "checkpoint header length",
-            CHECKPOINT_HEADER_BYTES as u64,
-            buf.len() as u64,
-        ));
-    }
-    if buf[0..8] != CHECKPOINT_MAGIC {
-        return Err(DecodeError::new(
-            0,
-            "checkpoint magic",
-            u64_at(&CHECKPOINT_MAGIC, 0),
-            u64_at(buf, 0),
-        ));
-    }
-    let crc = crc32fast::hash(&buf[0..60]);
-    if crc != u32_at(buf, 60) {
-        return Err(DecodeError::new(
-            60,
-            "checkpoint header checksum",
-            crc.into(),
-            u32_at(buf, 60).into(),
-        ));
-    }
+    check_fixed_header(
+        buf,
+        CHECKPOINT_HEADER_BYTES,
+        &CHECKPOINT_MAGIC,
+        60,
+        &HeaderChecks {
+            length: "checkpoint header length",
+            magic: "checkpoint magic",
+            checksum: "checkpoint header checksum",
+        },
+    )?;
     if u16_at(buf, 8) != CHECKPOINT_VERSION {
         return Err(DecodeError::new(
             8,

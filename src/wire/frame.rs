@@ -7,7 +7,7 @@
 //! trailer (8 bytes)  frame_len u32 | header_crc u32
 //! ```
 
-use super::bytes::{DecodeError, u32_at, u64_at};
+use super::bytes::{DecodeError, HeaderChecks, check_fixed_header, u32_at, u64_at};
 use super::limits::{MAX_BATCH_BYTES, MAX_BATCH_EVENTS};
 
 /// Magic at the start of every frame. Not zero, so an all-zero region never decodes.
@@ -50,32 +50,18 @@ impl FrameHeader {
     /// Decodes and checks a header: magic, header checksum, version, flags and limits. The body
     /// length is trusted only after the header checksum matched.
     pub fn decode(buf: &[u8]) -> Result<FrameHeader, DecodeError> {
-        if buf.len() < FRAME_HEADER_BYTES {
-            return Err(DecodeError::new(
-                0,
-                "frame header length",
-                FRAME_HEADER_BYTES as u64,
-                buf.len() as u64,
-            ));
-        }
-        if buf[0..4] != FRAME_MAGIC {
-            return Err(DecodeError::new(
-                0,
-                "frame magic",
-                u32_at(&FRAME_MAGIC, 0).into(),
-                u32_at(buf, 0).into(),
-            ));
-        }
+        check_fixed_header(
+            buf,
+            FRAME_HEADER_BYTES,
+            &FRAME_MAGIC,
+            28,
+            &HeaderChecks {
+                length: "frame header length",
+                magic: "frame magic",
+                checksum: "frame header checksum",
+            },
+        )?;
         let header_crc = u32_at(buf, 28);
-        let crc = crc32fast::hash(&buf[0..28]);
-        if crc != header_crc {
-            return Err(DecodeError::new(
-                28,
-                "frame header checksum",
-                crc.into(),
-                header_crc.into(),
-            ));
-        }
         if buf[4] != FRAME_VERSION {
             return Err(DecodeError::new(
                 4,

@@ -12,7 +12,7 @@
 //! bloom        bloom_blocks x 64 bytes: a blocked Bloom filter of the ids (see `bloom_hashes`)
 //! ```
 
-use super::bytes::{DecodeError, u16_at, u32_at, u64_at};
+use super::bytes::{DecodeError, HeaderChecks, check_fixed_header, u16_at, u32_at, u64_at};
 
 /// Magic at byte 0 of an index file.
 pub const INDEX_MAGIC: [u8; 8] = *b"EVLOGIDX";
@@ -95,31 +95,17 @@ impl IndexHeader {
     /// Decodes and checks the header; checks that `buf` has exactly the length it announces.
     /// The body checksum is checked separately by [`check_index_body`].
     pub fn decode(buf: &[u8]) -> Result<IndexHeader, DecodeError> {
-        if buf.len() < INDEX_HEADER_BYTES {
-            return Err(DecodeError::new(
-                0,
-                "index header length",
-                INDEX_HEADER_BYTES as u64,
-                buf.len() as u64,
-            ));
-        }
-        if buf[0..8] != INDEX_MAGIC {
-            return Err(DecodeError::new(
-                0,
-                "index magic",
-                u64_at(&INDEX_MAGIC, 0),
-                u64_at(buf, 0),
-            ));
-        }
-        let crc = crc32fast::hash(&buf[0..60]);
-        if crc != u32_at(buf, 60) {
-            return Err(DecodeError::new(
-                60,
-                "index header checksum",
-                crc.into(),
-                u32_at(buf, 60).into(),
-            ));
-        }
+        check_fixed_header(
+            buf,
+            INDEX_HEADER_BYTES,
+            &INDEX_MAGIC,
+            60,
+            &HeaderChecks {
+                length: "index header length",
+                magic: "index magic",
+                checksum: "index header checksum",
+            },
+        )?;
         let version = u16_at(buf, 8);
         if version != INDEX_VERSION {
             return Err(DecodeError::new(

@@ -1,6 +1,6 @@
 //! Segment header (start of every segment file) and footer (end of a sealed segment).
 
-use super::bytes::{DecodeError, u16_at, u32_at, u64_at};
+use super::bytes::{DecodeError, HeaderChecks, check_fixed_header, u16_at, u32_at, u64_at};
 
 /// Magic at byte 0 of every segment file.
 pub const SEGMENT_MAGIC: [u8; 8] = *b"EVLOGSEG";
@@ -51,31 +51,17 @@ impl SegmentHeader {
 
     /// Decodes and checks a header from the first 64 bytes of `buf`.
     pub fn decode(buf: &[u8]) -> Result<SegmentHeader, DecodeError> {
-        if buf.len() < SEGMENT_HEADER_BYTES {
-            return Err(DecodeError::new(
-                0,
-                "segment header length",
-                SEGMENT_HEADER_BYTES as u64,
-                buf.len() as u64,
-            ));
-        }
-        if buf[0..8] != SEGMENT_MAGIC {
-            return Err(DecodeError::new(
-                0,
-                "segment magic",
-                u64_at(&SEGMENT_MAGIC, 0),
-                u64_at(buf, 0),
-            ));
-        }
-        let crc = crc32fast::hash(&buf[0..60]);
-        if crc != u32_at(buf, 60) {
-            return Err(DecodeError::new(
-                60,
-                "segment header checksum",
-                crc.into(),
-                u32_at(buf, 60).into(),
-            ));
-        }
+        check_fixed_header(
+            buf,
+            SEGMENT_HEADER_BYTES,
+            &SEGMENT_MAGIC,
+            60,
+            &HeaderChecks {
+                length: "segment header length",
+                magic: "segment magic",
+                checksum: "segment header checksum",
+            },
+        )?;
         let version = u16_at(buf, 8);
         if version != SEGMENT_VERSION {
             return Err(DecodeError::new(
@@ -149,23 +135,17 @@ impl SegmentFooter {
                 buf.len() as u64,
             ));
         }
-        if buf[0..8] != FOOTER_MAGIC {
-            return Err(DecodeError::new(
-                0,
-                "segment footer magic",
-                u64_at(&FOOTER_MAGIC, 0),
-                u64_at(buf, 0),
-            ));
-        }
-        let crc = crc32fast::hash(&buf[0..60]);
-        if crc != u32_at(buf, 60) {
-            return Err(DecodeError::new(
-                60,
-                "segment footer checksum",
-                crc.into(),
-                u32_at(buf, 60).into(),
-            ));
-        }
+        check_fixed_header(
+            buf,
+            FOOTER_BYTES,
+            &FOOTER_MAGIC,
+            60,
+            &HeaderChecks {
+                length: "segment footer length",
+                magic: "segment footer magic",
+                checksum: "segment footer checksum",
+            },
+        )?;
         let f = SegmentFooter {
             first_position: u64_at(buf, 8),
             event_count: u64_at(buf, 16),
