@@ -258,7 +258,7 @@ impl Store {
     /// Waits until an event after `position` is visible (any event when `position` is `None`),
     /// or `timeout` passes. Returns the head position then. Subscriptions are built on this.
     pub fn wait_for_head_after(&self, position: Option<u64>, timeout: Duration) -> Option<u64> {
-        let want = position.map_or(1, |p| p + 2);
+        let want = position.map_or(1, |p| p.saturating_add(2));
         let deadline = Instant::now() + timeout;
         let inner = &self.inner;
         let mut g = inner.head_lock.lock();

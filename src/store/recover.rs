@@ -410,15 +410,13 @@ struct Start {
 /// disagrees with the log means durable data was lost or damaged: that is an error.
 fn start_from_checkpoint(
     dir: &Path,
+    ckpt: Option<Arc<IndexBytes>>,
     metas: &[Meta],
     read_only: bool,
 ) -> Result<Option<Start>, Stop> {
-    let path = dir.join(CHECKPOINT_FILE_NAME);
-    if !path.exists() {
+    let Some(bytes) = ckpt else {
         return Ok(None);
-    }
-    // The checkpoint is replaced only by rename, so a map of it never changes.
-    let bytes = Arc::new(IndexBytes::Mapped(map_file(&path)?));
+    };
     let intact = decode_checkpoint(&bytes).ok().and_then(|c| {
         let v = IndexView::new(c.index).ok()?;
         crate::wire::index_file::check_index_body(c.index, &v.header).ok()?;
@@ -555,6 +553,16 @@ fn recover_once(dir: &Path, read_only: bool, repair: bool) -> Result<Recovered, 
             }
         }
     }
+    // The checkpoint is read before the segments are listed: a writer creates a segment before
+    // it writes a checkpoint naming it, so a concurrent roll cannot make a read-only open see a
+    // checkpoint naming a segment it has not listed. It is replaced only by rename, so a map of
+    // it never changes.
+    let ckpt_path = dir.join(CHECKPOINT_FILE_NAME);
+    let ckpt = match map_file(&ckpt_path) {
+        Ok(m) => Some(Arc::new(IndexBytes::Mapped(m))),
+        Err(Error::Io { source, .. }) if source.kind() == std::io::ErrorKind::NotFound => None,
+        Err(e) => return Err(e.into()),
+    };
     let mut names = list_segments(dir)?;
     if names.is_empty() {
         if read_only {
@@ -587,7 +595,7 @@ fn recover_once(dir: &Path, read_only: bool, repair: bool) -> Result<Recovered, 
         indexes.push(load_index(dir, i, m, read_only, repair)?);
     }
 
-    let start = match start_from_checkpoint(dir, &metas, read_only)? {
+    let start = match start_from_checkpoint(dir, ckpt, &metas, read_only)? {
         Some(s) => s,
         None => Start {
             seg: 0,

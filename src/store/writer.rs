@@ -536,8 +536,9 @@ impl Inner {
                 return Err(e);
             }
             st.synced = st.synced.max(upto);
-            self.synced.store(st.synced, Ordering::Release);
+            // Head first: an appender that sees its clock value synced must see its events.
             self.publish_head(next);
+            self.synced.store(st.synced, Ordering::Release);
             wake_waiters(st);
         }
     }
@@ -547,8 +548,8 @@ impl Inner {
         if let Some(st) = self.sync.lock().as_mut() {
             st.synced = st.synced.max(written);
             st.pending = 0;
-            self.synced.store(st.synced, Ordering::Release);
             self.publish_head(next);
+            self.synced.store(st.synced, Ordering::Release);
             wake_waiters(st);
         }
     }

@@ -1,0 +1,136 @@
+//! `evlog stats DIR`: what the store holds (`evlog::stats::stats_dir`).
+
+use std::io::Write;
+use std::path::PathBuf;
+
+use evlog::stats::StoreStats;
+
+use crate::{Failure, Outcome, json_opt, json_str};
+
+/// Arguments of `evlog stats`.
+#[derive(clap::Args)]
+pub struct Args {
+    /// The store directory.
+    pub dir: PathBuf,
+    /// Print one JSON object instead of text.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// Runs the subcommand.
+pub fn run(a: &Args) -> Result<Outcome, Failure> {
+    if !a.dir.is_dir() {
+        return Err(Failure {
+            code: 2,
+            message: format!("{}: not a directory (no store there)", a.dir.display()),
+        });
+    }
+    let s = evlog::stats::stats_dir(&a.dir)?;
+    let out = if a.json { json(a, &s) } else { text(a, &s) };
+    std::io::stdout().lock().write_all(out.as_bytes())?;
+    Ok(Outcome::Ok)
+}
+
+fn text(a: &Args, s: &StoreStats) -> String {
+    let ts = |t: Option<u64>| match t {
+        Some(t) => format!("{} ({t} us)", rfc3339_us(t)),
+        None => "-".to_string(),
+    };
+    let mut out = String::new();
+    out.push_str(&format!("store:          {}\n", a.dir.display()));
+    out.push_str(&format!("events:         {}\n", s.events));
+    out.push_str(&format!("streams:        {}\n", s.streams));
+    out.push_str(&format!(
+        "segments:       {} ({} sealed, {} active)\n",
+        s.segments(),
+        s.segments_sealed,
+        s.segments_active
+    ));
+    out.push_str(&format!(
+        "bytes on disk:  {} ({} in segments)\n",
+        s.bytes_on_disk, s.segment_bytes
+    ));
+    out.push_str(&format!("oldest event:   {}\n", ts(s.oldest_timestamp_us)));
+    out.push_str(&format!("newest event:   {}\n", ts(s.newest_timestamp_us)));
+    out.push_str(&format!(
+        "head position:  {}\n",
+        s.head_position
+            .map_or("- (empty store)".to_string(), |p| p.to_string())
+    ));
+    out.push_str(&format!("event types:    {}\n", s.event_types.len()));
+    let width = s.event_types.keys().map(|k| k.len()).max().unwrap_or(0);
+    for (t, n) in &s.event_types {
+        out.push_str(&format!("  {t:<width$}  {n}\n"));
+    }
+    out
+}
+
+fn json(a: &Args, s: &StoreStats) -> String {
+    let types: Vec<String> = s
+        .event_types
+        .iter()
+        .map(|(t, n)| format!("{}: {n}", json_str(t)))
+        .collect();
+    format!(
+        "{{\"dir\": {}, \"events\": {}, \"streams\": {}, \"segments\": {{\"sealed\": {}, \"active\": {}}}, \"bytes_on_disk\": {}, \"segment_bytes\": {}, \"event_types\": {{{}}}, \"oldest_timestamp_us\": {}, \"newest_timestamp_us\": {}, \"head_position\": {}}}\n",
+        json_str(&a.dir.display().to_string()),
+        s.events,
+        s.streams,
+        s.segments_sealed,
+        s.segments_active,
+        s.bytes_on_disk,
+        s.segment_bytes,
+        types.join(", "),
+        json_opt(s.oldest_timestamp_us),
+        json_opt(s.newest_timestamp_us),
+        json_opt(s.head_position)
+    )
+}
+
+/// Formats µs since the Unix epoch as RFC 3339 UTC with microseconds.
+fn rfc3339_us(us: u64) -> String {
+    let secs = us / 1_000_000;
+    let micros = us % 1_000_000;
+    let days = (secs / 86_400) as i64;
+    let rem = secs % 86_400;
+    let (y, m, d) = civil_from_days(days);
+    format!(
+        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}.{micros:06}Z",
+        rem / 3600,
+        rem % 3600 / 60,
+        rem % 60
+    )
+}
+
+/// Days since 1970-01-01 to a (year, month, day) in the proleptic Gregorian calendar
+/// (Howard Hinnant's algorithm).
+fn civil_from_days(z: i64) -> (i64, u32, u32) {
+    let z = z + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = (doy - (153 * mp + 2) / 5 + 1) as u32;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
+    let y = yoe + era * 400 + i64::from(m <= 2);
+    (y, m, d)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::rfc3339_us;
+
+    #[test]
+    fn timestamps_format_as_rfc3339() {
+        assert_eq!(rfc3339_us(0), "1970-01-01T00:00:00.000000Z");
+        assert_eq!(
+            rfc3339_us(951_782_400_000_001),
+            "2000-02-29T00:00:00.000001Z"
+        );
+        assert_eq!(
+            rfc3339_us(1_735_689_599_999_999),
+            "2024-12-31T23:59:59.999999Z"
+        );
+    }
+}
