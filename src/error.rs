@@ -40,6 +40,24 @@ pub enum Error {
         /// Value found.
         found: u64,
     },
+    /// Intact bytes of a format version this build does not know: a newer evlog wrote them.
+    /// Nothing is cut or repaired; upgrade to open the store.
+    #[error(
+        "{file}: {what} {found} at byte offset {offset} is newer than this evlog reads ({expected}); \
+         upgrade evlog to open this store (nothing was changed)"
+    )]
+    UnsupportedFormat {
+        /// The file.
+        file: PathBuf,
+        /// Byte offset of the version field.
+        offset: u64,
+        /// Which version field.
+        what: &'static str,
+        /// The version this build reads.
+        expected: u64,
+        /// The version found.
+        found: u64,
+    },
     /// Another process holds the store's write lock.
     #[error(
         "store {dir} is locked by another writer: stop that process, or open this one read-only"
@@ -103,6 +121,15 @@ impl Error {
         base: u64,
         e: crate::wire::DecodeError,
     ) -> Error {
+        if e.unsupported {
+            return Error::UnsupportedFormat {
+                file: file.into(),
+                offset: base + e.at as u64,
+                what: e.what,
+                expected: e.expected,
+                found: e.found,
+            };
+        }
         Error::Corrupted {
             file: file.into(),
             offset: base + e.at as u64,

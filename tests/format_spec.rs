@@ -397,7 +397,13 @@ fn frame_header_and_trailer_fields_are_where_the_spec_says() {
     let start = begin_frame(&mut buf);
     encode_record(&mut buf, "order-1", 3, 0x0102_0304_0506_0708, &full_event());
     encode_record(&mut buf, "order-1", 4, 0x0102_0304_0506_0708, &bare_event());
-    finish_frame(&mut buf, start, 0x0a0b_0c0d_0e0f_1011, 2);
+    finish_frame(
+        &mut buf,
+        start,
+        0x0a0b_0c0d_0e0f_1011,
+        2,
+        0x0a0b_0c0d_0e0f_1011 - 3,
+    );
     let f = &buf[start..];
     let body = &f[32..f.len() - 8];
     let header_crc = crc(&f[0..28]);
@@ -405,6 +411,7 @@ fn frame_header_and_trailer_fields_are_where_the_spec_says() {
         ("magic", b"EVFR".to_vec()),
         ("version", vec![1]),
         ("flags", vec![0]),
+        ("unsynced_before", le(3, 2)),
         ("body_len", le(body.len() as u64, 4)),
         ("count", le(2, 4)),
         ("first_position", le(0x0a0b_0c0d_0e0f_1011, 8)),
@@ -424,6 +431,7 @@ fn frame_header_and_trailer_fields_are_where_the_spec_says() {
         (h.count, h.first_position, h.header_crc),
         (2, 0x0a0b_0c0d_0e0f_1011, header_crc)
     );
+    assert_eq!(h.durable_before(), 0x0a0b_0c0d_0e0f_1011 - 3);
 }
 
 /// Walks an encoded record along the spec's record table and checks every field.
@@ -796,7 +804,7 @@ fn frame_checks_report_the_offsets_the_spec_gives() {
     let mut buf = Vec::new();
     let start = begin_frame(&mut buf);
     encode_record(&mut buf, "s", 0, 1, &bare_event());
-    finish_frame(&mut buf, start, 0, 1);
+    finish_frame(&mut buf, start, 0, 1, 0);
     let len = buf.len();
     let damage = |at: usize| {
         let mut b = buf.clone();

@@ -4,4 +4,4 @@ pub mod files;
 pub mod scan;
 
 pub use files::{ActiveFile, IndexBytes, SealedSegment, SegRef, SegmentIndex, map_file};
-pub use scan::{ScanEnd, build_index, find_valid_frame_after, scan_frames};
+pub use scan::{ScanEnd, build_index, durable_frame_after, scan_frames};

@@ -82,17 +82,24 @@ fn shift(mut e: DecodeError, by: usize) -> DecodeError {
     e
 }
 
-/// The offset of the first complete, checksum-valid frame that starts after `from` and holds
-/// positions at or after `next_position`, if any. Distinguishes a torn tail (nothing valid
-/// follows the damage) from corruption (valid data follows it). An older frame (a copy inside
-/// a torn append's payload, say) does not count.
-pub fn find_valid_frame_after(buf: &[u8], from: usize, next_position: u64) -> Option<usize> {
+/// Whether damage at `from` in `buf`, where the log should go on at `next_position`, hit data
+/// that was durable. Returns the offset of the first complete, checksum-valid later frame
+/// (positions at or after `next_position`) that was written when the damaged position was
+/// already durable (its `durable_before` is past `next_position`); `None` means the damage lies
+/// in writes that were never known durable: a torn tail, to be cut.
+///
+/// A power cut may keep some unsynced writes and lose others, so a valid frame after damage is
+/// not proof of corruption by itself; a frame that says the damaged position was durable when
+/// it was written is. An older frame (a copy inside a torn append's payload, say) never counts.
+pub fn durable_frame_after(buf: &[u8], from: usize, next_position: u64) -> Option<usize> {
     let mut at = from + 1;
     while at + FRAME_MAGIC.len() <= buf.len() {
-        let rest = &buf[at..];
-        let i = rest.windows(4).position(|w| w == FRAME_MAGIC)?;
+        let i = buf[at..].windows(4).position(|w| w == FRAME_MAGIC)?;
         let cand = at + i;
-        if check_frame(&buf[cand..]).is_ok_and(|h| h.first_position >= next_position) {
+        if let Ok(h) = check_frame(&buf[cand..])
+            && h.first_position >= next_position
+            && h.durable_before() > next_position
+        {
             return Some(cand);
         }
         at = cand + 1;

@@ -43,6 +43,8 @@ pub(crate) struct Inner {
     pub synced: AtomicU64,
     /// Wakes a group-commit leader waiting for more appends.
     pub leader_cv: Condvar,
+    /// First position not known durable (every earlier event has been fsynced).
+    pub durable_next: AtomicU64,
     /// Number of events visible to readers (the next position to become visible).
     pub head: AtomicU64,
     head_lock: Mutex<()>,
@@ -201,6 +203,7 @@ impl Store {
             sync: Mutex::new(sync),
             synced: AtomicU64::new(0),
             leader_cv: Condvar::new(),
+            durable_next: AtomicU64::new(rec.next_position),
             head: AtomicU64::new(rec.next_position),
             head_lock: Mutex::new(()),
             head_cv: Condvar::new(),

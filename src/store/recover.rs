@@ -12,7 +12,7 @@ use crate::error::{Error, Result};
 use crate::index::{ActiveIndex, BaseIndex};
 use crate::io::{fsync_data, fsync_dir, read_at, remove_file_durable, write_file_atomic};
 use crate::segment::{
-    ActiveFile, IndexBytes, SealedSegment, SegmentIndex, build_index, find_valid_frame_after,
+    ActiveFile, IndexBytes, SealedSegment, SegmentIndex, build_index, durable_frame_after,
     map_file, scan_frames,
 };
 use crate::store::state::State;
@@ -88,6 +88,10 @@ pub(crate) fn recover(
                 }
                 remove_file_durable(dir, CHECKPOINT_FILE_NAME)?;
             }
+            Err(Stop::Cut {
+                err: err @ Error::UnsupportedFormat { .. },
+                ..
+            }) => return Err(err),
             Err(Stop::Cut { seg, offset, err }) => {
                 if !repair || read_only {
                     return Err(err);
@@ -670,24 +674,31 @@ fn recover_once(dir: &Path, read_only: bool, repair: bool) -> Result<Recovered, 
         if let Some(h) = end.last_header_crc {
             last_crc = h;
         }
-        if let Some(e) = end.error {
-            if find_valid_frame_after(&data, good, end.next_position).is_some() {
+        if let Some(e) = &end.error {
+            if e.unsupported {
+                return Err(Stop::Fail(Error::corrupted(&m.path, from, e.clone())));
+            }
+            if durable_frame_after(&data, good, end.next_position).is_some() {
                 return Err(Stop::Cut {
                     seg: j,
                     offset: end.good_end,
-                    err: Error::corrupted(&m.path, from, e),
+                    err: Error::corrupted(&m.path, from, e.clone()),
                 });
             }
-            if !read_only {
-                // A torn tail: an incomplete last write. Cut it back to the last whole frame.
-                let w = OpenOptions::new()
-                    .write(true)
-                    .open(&m.path)
-                    .map_err(Error::io("open", &m.path))?;
+        }
+        if !read_only {
+            // Cut a torn tail (an incomplete last write) back to the last whole frame, and make
+            // what remains durable: appends after this open record everything before them as
+            // durable (see `durable_frame_after`).
+            let w = OpenOptions::new()
+                .write(true)
+                .open(&m.path)
+                .map_err(Error::io("open", &m.path))?;
+            if end.error.is_some() {
                 w.set_len(end.good_end)
                     .map_err(Error::io("truncate", &m.path))?;
-                fsync_data(&w, &m.path)?;
             }
+            fsync_data(&w, &m.path)?;
         }
         next_position = end.next_position;
         active_index = idx;

@@ -8,7 +8,7 @@ use std::sync::Arc;
 use crate::error::{Error, Result};
 use crate::index::ActiveIndex;
 use crate::io::read_optional;
-use crate::segment::{find_valid_frame_after, scan_frames};
+use crate::segment::{durable_frame_after, scan_frames};
 use crate::store::recover::{apply_versions, entry_for, list_segments};
 use crate::wire::checkpoint::{CHECKPOINT_FILE_NAME, decode_checkpoint};
 use crate::wire::index_file::IndexView;
@@ -241,7 +241,7 @@ pub fn verify_dir(dir: &Path) -> Result<VerifyReport> {
         if let Some(e) = &scan.error {
             let at = scan.good_end;
             let valid_after =
-                find_valid_frame_after(&data[..end], at as usize, scan.next_position).is_some();
+                durable_frame_after(&data[..end], at as usize, scan.next_position).is_some();
             if footer.is_none() && i == last && !valid_after {
                 rep.notes.push(format!(
                     "{}: torn tail at byte {at} ({} bytes; open cuts it)",

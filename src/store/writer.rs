@@ -222,7 +222,13 @@ impl Inner {
                 encode_record(&mut buf, stream, first_version + i as u64, ts, e);
             }
             let first_position = w.next_position;
-            finish_frame(&mut buf, start, first_position, events.len() as u32);
+            finish_frame(
+                &mut buf,
+                start,
+                first_position,
+                events.len() as u32,
+                self.durable_next.load(Ordering::Acquire),
+            );
             let r = self.write_frame(w, stream, events, first_version, &buf);
             w.buf = buf;
             let target = r?;
@@ -537,6 +543,7 @@ impl Inner {
             }
             st.synced = st.synced.max(upto);
             // Head first: an appender that sees its clock value synced must see its events.
+            self.durable_next.fetch_max(next, Ordering::AcqRel);
             self.publish_head(next);
             self.synced.store(st.synced, Ordering::Release);
             wake_waiters(st);
@@ -548,6 +555,7 @@ impl Inner {
         if let Some(st) = self.sync.lock().as_mut() {
             st.synced = st.synced.max(written);
             st.pending = 0;
+            self.durable_next.fetch_max(next, Ordering::AcqRel);
             self.publish_head(next);
             self.synced.store(st.synced, Ordering::Release);
             wake_waiters(st);

@@ -14,6 +14,9 @@ pub struct DecodeError {
     pub expected: u64,
     /// The value found.
     pub found: u64,
+    /// True when the bytes are intact but of a format version this build does not know (a
+    /// newer evlog wrote them): never to be cut or repaired, only refused.
+    pub unsupported: bool,
 }
 
 impl DecodeError {
@@ -23,6 +26,15 @@ impl DecodeError {
             what,
             expected,
             found,
+            unsupported: false,
+        }
+    }
+
+    /// A version this build does not know, in bytes whose checksum matched.
+    pub(crate) fn unsupported(at: usize, what: &'static str, expected: u64, found: u64) -> Self {
+        DecodeError {
+            unsupported: true,
+            ..DecodeError::new(at, what, expected, found)
         }
     }
 }

@@ -78,7 +78,7 @@ pub fn decode_checkpoint(buf: &[u8]) -> Result<Checkpoint<'_>, DecodeError> {
         },
     )?;
     if u16_at(buf, 8) != CHECKPOINT_VERSION {
-        return Err(DecodeError::new(
+        return Err(DecodeError::unsupported(
             8,
             "checkpoint format version",
             CHECKPOINT_VERSION.into(),

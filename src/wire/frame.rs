@@ -1,7 +1,7 @@
 //! Batch frames: one append is one frame, checksummed as a whole.
 //!
 //! ```text
-//! header (32 bytes)  magic "EVFR" | version u8 | flags u8 | reserved u16 | body_len u32 |
+//! header (32 bytes)  magic "EVFR" | version u8 | flags u8 | unsynced_before u16 | body_len u32 |
 //!                    count u32 | first_position u64 | body_crc u32 | header_crc u32
 //! body (body_len)    `count` records
 //! trailer (8 bytes)  frame_len u32 | header_crc u32
@@ -34,12 +34,22 @@ pub struct FrameHeader {
     pub body_crc: u32,
     /// CRC-32 of header bytes 0..28.
     pub header_crc: u32,
+    /// How many positions before this frame were not yet known durable when it was written
+    /// (saturating at `u16::MAX`). Recovery uses it to tell power-loss damage to unsynced
+    /// writes (cut as a torn tail) from damage to data that was durable (corruption).
+    pub unsynced_before: u16,
 }
 
 impl FrameHeader {
     /// Total bytes of the frame: header, body and trailer.
     pub fn frame_len(&self) -> usize {
         FRAME_OVERHEAD_BYTES + self.body_len as usize
+    }
+
+    /// The first position that was not yet known durable when this frame was written: every
+    /// earlier event was durable then. (An upper bound when `unsynced_before` saturated.)
+    pub fn durable_before(&self) -> u64 {
+        self.first_position - u64::from(self.unsynced_before).min(self.first_position)
     }
 
     /// Position after the frame's last record.
@@ -63,16 +73,17 @@ impl FrameHeader {
         )?;
         let header_crc = u32_at(buf, 28);
         if buf[4] != FRAME_VERSION {
-            return Err(DecodeError::new(
+            return Err(DecodeError::unsupported(
                 4,
                 "frame version",
                 FRAME_VERSION.into(),
                 buf[4].into(),
             ));
         }
-        if buf[5] != 0 || buf[6] != 0 || buf[7] != 0 {
-            return Err(DecodeError::new(5, "frame flags", 0, u32_at(buf, 4).into()));
+        if buf[5] != 0 {
+            return Err(DecodeError::new(5, "frame flags", 0, buf[5].into()));
         }
+        let unsynced_before = u16::from_le_bytes([buf[6], buf[7]]);
         let body_len = u32_at(buf, 8);
         if body_len as usize > MAX_BATCH_BYTES {
             return Err(DecodeError::new(
@@ -106,6 +117,7 @@ impl FrameHeader {
             first_position,
             body_crc: u32_at(buf, 24),
             header_crc,
+            unsynced_before,
         })
     }
 }
@@ -119,7 +131,14 @@ pub fn begin_frame(out: &mut Vec<u8>) -> usize {
 }
 
 /// Completes the frame begun at `start`: fills the header, checksums and appends the trailer.
-pub fn finish_frame(out: &mut Vec<u8>, start: usize, first_position: u64, count: u32) {
+/// `durable_next` is the first position not yet known durable when the frame is written.
+pub fn finish_frame(
+    out: &mut Vec<u8>,
+    start: usize,
+    first_position: u64,
+    count: u32,
+    durable_next: u64,
+) {
     let body_len = out.len() - start - FRAME_HEADER_BYTES;
     assert!(
         body_len <= MAX_BATCH_BYTES,
@@ -130,7 +149,11 @@ pub fn finish_frame(out: &mut Vec<u8>, start: usize, first_position: u64, count:
     let h = &mut out[start..start + FRAME_HEADER_BYTES];
     h[0..4].copy_from_slice(&FRAME_MAGIC);
     h[4] = FRAME_VERSION;
-    h[5..8].fill(0);
+    h[5] = 0;
+    let unsynced = first_position
+        .saturating_sub(durable_next)
+        .min(u64::from(u16::MAX)) as u16;
+    h[6..8].copy_from_slice(&unsynced.to_le_bytes());
     h[8..12].copy_from_slice(&(body_len as u32).to_le_bytes());
     h[12..16].copy_from_slice(&count.to_le_bytes());
     h[16..24].copy_from_slice(&first_position.to_le_bytes());

@@ -108,7 +108,7 @@ impl IndexHeader {
         )?;
         let version = u16_at(buf, 8);
         if version != INDEX_VERSION {
-            return Err(DecodeError::new(
+            return Err(DecodeError::unsupported(
                 8,
                 "index format version",
                 INDEX_VERSION.into(),

@@ -64,7 +64,7 @@ impl SegmentHeader {
         )?;
         let version = u16_at(buf, 8);
         if version != SEGMENT_VERSION {
-            return Err(DecodeError::new(
+            return Err(DecodeError::unsupported(
                 8,
                 "segment format version",
                 SEGMENT_VERSION.into(),
