@@ -6,7 +6,7 @@ use std::collections::HashMap;
 use std::ops::Range;
 use std::sync::Arc;
 
-use crate::segment::IndexBytes;
+use crate::io::FileBytes;
 use crate::wire::index_file::{
     FrameEntry, IdEntry, IndexHeader, IndexView, StreamEntry, encode_index, partition_point,
 };
@@ -14,14 +14,14 @@ use crate::wire::index_file::{
 /// An index file held in memory or mapped, whose header and body checksum were checked.
 #[derive(Clone)]
 pub struct BaseIndex {
-    bytes: Arc<IndexBytes>,
+    bytes: Arc<FileBytes>,
     range: Range<usize>,
     header: IndexHeader,
 }
 
 impl BaseIndex {
     /// Wraps `bytes[range]`, an index whose header and body checksum the caller has checked.
-    pub fn new(bytes: Arc<IndexBytes>, range: Range<usize>) -> Option<Self> {
+    pub fn new(bytes: Arc<FileBytes>, range: Range<usize>) -> Option<Self> {
         let header = IndexHeader::decode(&bytes[range.clone()]).ok()?;
         Some(BaseIndex {
             bytes,

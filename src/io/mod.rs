@@ -1,63 +1,139 @@
-//! The file layer: the only place that calls fsync, and where files are created, replaced and
-//! removed crash-safely.
+//! The file layer. Every file operation of the store goes through a [`Vfs`]: [`RealFs`] (the
+//! operating system) in production, or the fault-injecting in-memory file system of
+//! [`fault`] in tests (feature `fault-injection`), which simulates power loss, I/O errors and a
+//! full disk. This is the only layer that calls fsync; files are created, replaced and removed
+//! crash-safely here.
 
-use std::fs::{self, File, OpenOptions};
-use std::io::Write;
+#[cfg(feature = "fault-injection")]
+pub mod fault;
+mod real;
+
+use std::fmt::Debug;
+use std::io;
 use std::path::Path;
+use std::sync::Arc;
 
 use crate::error::{Error, Result};
+pub use real::RealFs;
+
+/// An open file.
+pub trait VfsFile: Send + Sync {
+    /// Reads at `offset` into `buf`; returns the bytes read (0 at end of file).
+    fn read_at(&self, buf: &mut [u8], offset: u64) -> io::Result<usize>;
+    /// Writes all of `buf` at `offset`.
+    fn write_all_at(&self, buf: &[u8], offset: u64) -> io::Result<()>;
+    /// Makes the file's data durable (fdatasync).
+    fn sync_data(&self) -> io::Result<()>;
+    /// Truncates or extends the file.
+    fn set_len(&self, len: u64) -> io::Result<()>;
+    /// The file's length.
+    fn len(&self) -> io::Result<u64>;
+}
+
+/// An exclusive lock on a store directory, released when dropped.
+pub trait VfsLock: Send + Sync {}
+
+/// A file system.
+pub trait Vfs: Send + Sync + Debug {
+    /// Creates a directory and its parents.
+    fn create_dir_all(&self, dir: &Path) -> io::Result<()>;
+    /// True when `path` is a directory.
+    fn is_dir(&self, path: &Path) -> bool;
+    /// Names of the entries of a directory.
+    fn list(&self, dir: &Path) -> io::Result<Vec<String>>;
+    /// Opens an existing file, for reading and, with `write`, writing.
+    fn open(&self, path: &Path, write: bool) -> io::Result<Arc<dyn VfsFile>>;
+    /// Creates a file (truncating an existing one), open for reading and writing.
+    fn create(&self, path: &Path) -> io::Result<Arc<dyn VfsFile>>;
+    /// Renames a file, replacing `to` if it exists.
+    fn rename(&self, from: &Path, to: &Path) -> io::Result<()>;
+    /// Removes a file.
+    fn remove(&self, path: &Path) -> io::Result<()>;
+    /// Makes a directory's entries (creations, renames, removals) durable.
+    fn sync_dir(&self, dir: &Path) -> io::Result<()>;
+    /// The whole content of an immutable file (memory-mapped by [`RealFs`]).
+    fn map(&self, path: &Path) -> io::Result<FileBytes>;
+    /// Takes the exclusive lock `path`; `Ok(None)` when another holder has it.
+    fn try_lock(&self, path: &Path) -> io::Result<Option<Box<dyn VfsLock>>>;
+}
+
+/// The bytes of an immutable file: a memory map, or bytes held in memory.
+pub enum FileBytes {
+    /// A read-only memory map of a sealed, immutable file.
+    Mapped(memmap2::Mmap),
+    /// Bytes in memory.
+    Owned(Vec<u8>),
+}
+
+impl std::ops::Deref for FileBytes {
+    type Target = [u8];
+    fn deref(&self) -> &[u8] {
+        match self {
+            FileBytes::Mapped(m) => m,
+            FileBytes::Owned(v) => v,
+        }
+    }
+}
+
+/// The operating system's file system, shared.
+pub fn real_fs() -> Arc<dyn Vfs> {
+    Arc::new(RealFs)
+}
 
 /// Flushes a directory's entries (file creations, renames, removals) to disk.
-pub fn fsync_dir(dir: &Path) -> Result<()> {
-    let d = File::open(dir).map_err(Error::io("open directory", dir))?;
-    d.sync_all().map_err(Error::io("fsync directory", dir))
+pub fn fsync_dir(vfs: &dyn Vfs, dir: &Path) -> Result<()> {
+    vfs.sync_dir(dir).map_err(Error::io("fsync directory", dir))
 }
 
 /// Flushes a file's data to disk.
-pub fn fsync_data(file: &File, path: &Path) -> Result<()> {
+pub fn fsync_data(file: &dyn VfsFile, path: &Path) -> Result<()> {
     file.sync_data().map_err(Error::io("fsync", path))
 }
 
 /// Replaces `dir/name` with `bytes` crash-safely: write `name.tmp`, fsync it, rename it over
 /// `name`, fsync the directory. After a crash the file is either the old or the new one.
-pub fn write_file_atomic(dir: &Path, name: &str, bytes: &[u8]) -> Result<()> {
+pub fn write_file_atomic(vfs: &dyn Vfs, dir: &Path, name: &str, bytes: &[u8]) -> Result<()> {
     let tmp = dir.join(format!("{name}.tmp"));
     let dst = dir.join(name);
     {
-        let mut f = OpenOptions::new()
-            .write(true)
-            .create(true)
-            .truncate(true)
-            .open(&tmp)
-            .map_err(Error::io("create", &tmp))?;
-        f.write_all(bytes).map_err(Error::io("write", &tmp))?;
-        fsync_data(&f, &tmp)?;
+        let f = vfs.create(&tmp).map_err(Error::io("create", &tmp))?;
+        f.write_all_at(bytes, 0).map_err(Error::io("write", &tmp))?;
+        fsync_data(&*f, &tmp)?;
     }
-    fs::rename(&tmp, &dst).map_err(Error::io("rename", &tmp))?;
-    fsync_dir(dir)
+    vfs.rename(&tmp, &dst).map_err(Error::io("rename", &tmp))?;
+    fsync_dir(vfs, dir)
 }
 
 /// Removes a file and makes the removal durable. A missing file is not an error.
-pub fn remove_file_durable(dir: &Path, name: &str) -> Result<()> {
+pub fn remove_file_durable(vfs: &dyn Vfs, dir: &Path, name: &str) -> Result<()> {
     let p = dir.join(name);
-    match fs::remove_file(&p) {
-        Ok(()) => fsync_dir(dir),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+    match vfs.remove(&p) {
+        Ok(()) => fsync_dir(vfs, dir),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
         Err(e) => Err(Error::io("remove", &p)(e)),
     }
 }
 
 /// Reads a whole file, or `None` if it does not exist.
-pub fn read_optional(path: &Path) -> Result<Option<Vec<u8>>> {
-    match fs::read(path) {
-        Ok(b) => Ok(Some(b)),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
-        Err(e) => Err(Error::io("read", path)(e)),
-    }
+pub fn read_optional(vfs: &dyn Vfs, path: &Path) -> Result<Option<Vec<u8>>> {
+    let f = match vfs.open(path, false) {
+        Ok(f) => f,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(Error::io("open", path)(e)),
+    };
+    let len = f.len().map_err(Error::io("stat", path))?;
+    read_at(&*f, path, 0, len as usize).map(Some)
+}
+
+/// Reads a whole file.
+pub fn read_file(vfs: &dyn Vfs, path: &Path) -> Result<Vec<u8>> {
+    read_optional(vfs, path)?.ok_or_else(|| {
+        Error::io("open", path)(io::Error::new(io::ErrorKind::NotFound, "no such file"))
+    })
 }
 
 /// Reads `len` bytes at `offset` of `file` (fewer at end of file).
-pub fn read_at(file: &File, path: &Path, offset: u64, len: usize) -> Result<Vec<u8>> {
+pub fn read_at(file: &dyn VfsFile, path: &Path, offset: u64, len: usize) -> Result<Vec<u8>> {
     let mut buf = Vec::new();
     read_into(file, path, offset, len, &mut buf)?;
     Ok(buf)
@@ -65,20 +141,19 @@ pub fn read_at(file: &File, path: &Path, offset: u64, len: usize) -> Result<Vec<
 
 /// Reads into `buf` (resized to `len`) at `offset`; returns how many bytes were read.
 pub fn read_into(
-    file: &File,
+    file: &dyn VfsFile,
     path: &Path,
     offset: u64,
     len: usize,
     buf: &mut Vec<u8>,
 ) -> Result<usize> {
-    use std::os::unix::fs::FileExt;
     buf.resize(len, 0);
     let mut got = 0;
     while got < len {
         match file.read_at(&mut buf[got..], offset + got as u64) {
             Ok(0) => break,
             Ok(n) => got += n,
-            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
             Err(e) => return Err(Error::io("read", path)(e)),
         }
     }

@@ -1,47 +1,17 @@
 //! Segment files as the store reads them: sealed (memory-mapped) and active (read with pread).
 
-#![allow(unsafe_code)]
-
-use std::fs::File;
 use std::path::{Path, PathBuf};
-use std::sync::OnceLock;
-
-use memmap2::Mmap;
+use std::sync::{Arc, OnceLock};
 
 use crate::error::{Error, Result};
+use crate::io::{FileBytes, Vfs, VfsFile};
 use crate::wire::frame::{FRAME_HEADER_BYTES, FrameHeader, check_frame};
 use crate::wire::index_file::{IndexHeader, IndexView, check_index_body};
 use crate::wire::segment::{SegmentFooter, SegmentHeader};
 
-/// Memory-maps a file.
-///
-/// Only sealed, fsynced, immutable files are mapped (segments after their footer is durable,
-/// index files after their rename is durable). The store never writes to or truncates a file it
-/// has mapped; repair and compaction replace files by rename, so a live map keeps the old inode.
-pub fn map_file(path: &Path) -> Result<Mmap> {
-    let f = File::open(path).map_err(Error::io("open", path))?;
-    // SAFETY: the file is sealed and immutable (see above); no code in this process writes to
-    // or truncates a mapped file, so the mapped bytes cannot change under the reader.
-    unsafe { Mmap::map(&f) }.map_err(Error::io("mmap", path))
-}
-
-/// Bytes of an index: a map of a sealed `.idx` file, or bytes built in memory (read-only opens
-/// that found an index missing or stale, which they must not write).
-pub enum IndexBytes {
-    /// A mapped `.idx` file.
-    Mapped(Mmap),
-    /// An index built in memory.
-    Owned(Vec<u8>),
-}
-
-impl std::ops::Deref for IndexBytes {
-    type Target = [u8];
-    fn deref(&self) -> &[u8] {
-        match self {
-            IndexBytes::Mapped(m) => m,
-            IndexBytes::Owned(v) => v,
-        }
-    }
+/// The bytes of an immutable file (a memory map with the real file system).
+pub fn map_file(vfs: &dyn Vfs, path: &Path) -> Result<FileBytes> {
+    vfs.map(path).map_err(Error::io("map", path))
 }
 
 /// The index of a sealed segment. Its header is checked on open; its body checksum is checked
@@ -51,7 +21,7 @@ impl std::ops::Deref for IndexBytes {
 /// repairing open rewrites it.
 pub struct SegmentIndex {
     path: PathBuf,
-    bytes: IndexBytes,
+    bytes: FileBytes,
     header: IndexHeader,
     /// `None` once the body checked out; `Some(bytes)` for an index rebuilt in memory.
     checked: OnceLock<Result<Option<Vec<u8>>, Error>>,
@@ -59,7 +29,7 @@ pub struct SegmentIndex {
 
 impl SegmentIndex {
     /// Wraps index bytes whose header decodes.
-    pub fn new(path: PathBuf, bytes: IndexBytes) -> Result<Self> {
+    pub fn new(path: PathBuf, bytes: FileBytes) -> Result<Self> {
         let header = IndexHeader::decode(&bytes).map_err(|e| Error::corrupted(&path, 0, e))?;
         Ok(SegmentIndex {
             path,
@@ -94,7 +64,7 @@ pub struct SealedSegment {
     /// Decoded footer.
     pub footer: SegmentFooter,
     /// The mapped segment file.
-    pub map: Mmap,
+    pub map: FileBytes,
     /// Its index.
     pub index: SegmentIndex,
 }
@@ -145,16 +115,16 @@ pub struct ActiveFile {
     /// Decoded header.
     pub header: SegmentHeader,
     /// A read handle.
-    pub file: File,
+    pub file: Arc<dyn VfsFile>,
 }
 
 /// A segment a reader holds on to while it reads.
 #[derive(Clone)]
 pub enum SegRef {
     /// A sealed, mapped segment.
-    Sealed(std::sync::Arc<SealedSegment>),
+    Sealed(Arc<SealedSegment>),
     /// The active segment (or one that was active when the reader started).
-    Active(std::sync::Arc<ActiveFile>),
+    Active(Arc<ActiveFile>),
 }
 
 impl SegRef {
@@ -219,7 +189,7 @@ impl SegRef {
             }
             SegRef::Active(a) => {
                 const FIRST_READ: usize = 1024;
-                crate::io::read_into(&a.file, &a.path, offset, FIRST_READ, scratch)?;
+                crate::io::read_into(&*a.file, &a.path, offset, FIRST_READ, scratch)?;
                 let h = FrameHeader::decode(scratch)
                     .map_err(|e| Error::corrupted(&a.path, offset, e))?;
                 let len = h.frame_len();
@@ -227,7 +197,7 @@ impl SegRef {
                     let have = scratch.len();
                     let mut rest = Vec::new();
                     crate::io::read_into(
-                        &a.file,
+                        &*a.file,
                         &a.path,
                         offset + have as u64,
                         len - have,

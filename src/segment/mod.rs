@@ -3,5 +3,6 @@
 pub mod files;
 pub mod scan;
 
-pub use files::{ActiveFile, IndexBytes, SealedSegment, SegRef, SegmentIndex, map_file};
+pub use crate::io::FileBytes;
+pub use files::{ActiveFile, SealedSegment, SegRef, SegmentIndex, map_file};
 pub use scan::{ScanEnd, build_index, durable_frame_after, scan_frames};

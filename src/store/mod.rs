@@ -7,7 +7,6 @@ pub(crate) mod state;
 mod verify;
 mod writer;
 
-use std::fs::{File, OpenOptions};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -51,7 +50,8 @@ pub(crate) struct Inner {
     head_cv: Condvar,
     pub poisoned: AtomicBool,
     closed: AtomicBool,
-    lock_file: Mutex<Option<File>>,
+    lock_file: Mutex<Option<Box<dyn crate::io::VfsLock>>>,
+    pub vfs: Arc<dyn crate::io::Vfs>,
 }
 
 impl Inner {
@@ -82,16 +82,14 @@ impl Inner {
         let mut guard = self.writer.lock();
         let r = match guard.as_ref() {
             Some(w) if !self.poisoned.load(Ordering::Acquire) => {
-                crate::io::fsync_data(&w.file, &w.path).and_then(|_| self.write_checkpoint(w))
+                crate::io::fsync_data(&*w.file, &w.path).and_then(|_| self.write_checkpoint(w))
             }
             _ => Ok(()),
         };
         *guard = None;
         self.wake_all_waiters();
         *self.sync.lock() = None;
-        if let Some(f) = self.lock_file.lock().take() {
-            let _ = f.unlock();
-        }
+        drop(self.lock_file.lock().take());
         r
     }
 }
@@ -144,8 +142,9 @@ impl Store {
 
     pub(crate) fn open_with(dir: &Path, opts: StoreOptions, read_only: bool) -> Result<Store> {
         opts.validate()?;
+        let vfs = opts.vfs.clone();
         let lock_file = if read_only {
-            if !dir.is_dir() {
+            if !vfs.is_dir(dir) {
                 return Err(Error::io("open", dir)(std::io::Error::new(
                     std::io::ErrorKind::NotFound,
                     "store directory does not exist",
@@ -153,30 +152,22 @@ impl Store {
             }
             None
         } else {
-            std::fs::create_dir_all(dir).map_err(Error::io("create directory", dir))?;
+            vfs.create_dir_all(dir)
+                .map_err(Error::io("create directory", dir))?;
             let path = dir.join(LOCK_FILE_NAME);
-            let f = OpenOptions::new()
-                .read(true)
-                .write(true)
-                .create(true)
-                .truncate(false)
-                .open(&path)
-                .map_err(Error::io("open", &path))?;
-            match f.try_lock() {
-                Ok(()) => {}
-                Err(std::fs::TryLockError::WouldBlock) => {
+            match vfs.try_lock(&path).map_err(Error::io("lock", &path))? {
+                Some(l) => Some(l),
+                None => {
                     return Err(Error::Locked {
                         dir: dir.to_path_buf(),
                     });
                 }
-                Err(std::fs::TryLockError::Error(e)) => return Err(Error::io("lock", &path)(e)),
             }
-            Some(f)
         };
-        let rec = recover::recover(dir, opts.segment_bytes, opts.repair, read_only)?;
+        let rec = recover::recover(&*vfs, dir, opts.repair, read_only)?;
         let (writer, sync) = match (read_only, rec.tail) {
             (false, Some(t)) => {
-                let w = Writer::new(t, &rec.state.active_index)?;
+                let w = Writer::new(&*vfs, t, &rec.state.active_index)?;
                 let s = SyncState {
                     file: w.file.clone(),
                     path: w.path.clone(),
@@ -210,6 +201,7 @@ impl Store {
             poisoned: AtomicBool::new(false),
             closed: AtomicBool::new(false),
             lock_file: Mutex::new(lock_file),
+            vfs,
         });
         let flusher = match (read_only, opts.durability) {
             (false, Durability::Interval(every)) => Some(spawn_flusher(&inner, every)),
@@ -297,7 +289,7 @@ impl Store {
     /// Reads every byte of the store, checks every checksum and the indexes against the log.
     /// Problems are listed in the report; the store is not changed.
     pub fn verify(&self) -> Result<VerifyReport> {
-        verify_dir(&self.inner.dir)
+        verify::verify_dir_with(&*self.inner.vfs, &self.inner.dir)
     }
 
     /// Makes every append so far durable now (useful with `Interval` or `Never`).

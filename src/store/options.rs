@@ -1,9 +1,11 @@
 //! How a store is opened.
 
 use std::path::Path;
+use std::sync::Arc;
 use std::time::Duration;
 
 use crate::error::{Error, Result};
+use crate::io::Vfs;
 use crate::store::Store;
 use crate::wire::limits::{SEGMENT_BYTES_DEFAULT, SEGMENT_BYTES_MAX, SEGMENT_BYTES_MIN};
 
@@ -34,6 +36,7 @@ pub struct StoreOptions {
     pub(crate) segment_bytes: u64,
     pub(crate) durability: Durability,
     pub(crate) repair: bool,
+    pub(crate) vfs: Arc<dyn Vfs>,
 }
 
 impl Default for StoreOptions {
@@ -42,6 +45,7 @@ impl Default for StoreOptions {
             segment_bytes: SEGMENT_BYTES_DEFAULT,
             durability: Durability::Always,
             repair: false,
+            vfs: crate::io::real_fs(),
         }
     }
 }
@@ -68,6 +72,13 @@ impl StoreOptions {
     /// damaged bytes (and any later segment) to `*.corrupt` files instead of failing.
     pub fn repair(mut self, repair: bool) -> Self {
         self.repair = repair;
+        self
+    }
+
+    /// The file system the store uses: the operating system's by default. Tests pass the
+    /// fault-injecting one (`evlog::io::fault::FaultFs`, feature `fault-injection`).
+    pub fn vfs(mut self, vfs: Arc<dyn Vfs>) -> Self {
+        self.vfs = vfs;
         self
     }
 

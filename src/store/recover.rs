@@ -4,16 +4,17 @@
 //! is cut there and the damaged bytes are moved to `*.corrupt` files.
 
 use std::collections::HashMap;
-use std::fs::{self, File, OpenOptions};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use crate::error::{Error, Result};
 use crate::index::{ActiveIndex, BaseIndex};
-use crate::io::{fsync_data, fsync_dir, read_at, remove_file_durable, write_file_atomic};
+use crate::io::{
+    Vfs, fsync_data, fsync_dir, read_at, read_file, remove_file_durable, write_file_atomic,
+};
 use crate::segment::{
-    ActiveFile, IndexBytes, SealedSegment, SegmentIndex, build_index, durable_frame_after,
-    map_file, scan_frames,
+    ActiveFile, FileBytes, SealedSegment, SegmentIndex, build_index, durable_frame_after, map_file,
+    scan_frames,
 };
 use crate::store::state::State;
 use crate::wire::bytes::{stream_hash, u32_at};
@@ -71,22 +72,21 @@ struct Meta {
 
 /// Opens the store in `dir`, repairing if asked (never when read-only).
 pub(crate) fn recover(
+    vfs: &dyn Vfs,
     dir: &Path,
-    segment_bytes_hint: u64,
     repair: bool,
     read_only: bool,
 ) -> Result<Recovered> {
-    let _ = segment_bytes_hint;
     // Each cut removes bytes from the log, so this ends; the bound is a guard.
     for _ in 0..10_000 {
-        match recover_once(dir, read_only, repair) {
+        match recover_once(vfs, dir, read_only, repair) {
             Ok(r) => return Ok(r),
             Err(Stop::Fail(e)) => return Err(e),
             Err(Stop::Lost { err }) => {
                 if !repair || read_only {
                     return Err(err);
                 }
-                remove_file_durable(dir, CHECKPOINT_FILE_NAME)?;
+                remove_file_durable(vfs, dir, CHECKPOINT_FILE_NAME)?;
             }
             Err(Stop::Cut {
                 err: err @ Error::UnsupportedFormat { .. },
@@ -96,8 +96,8 @@ pub(crate) fn recover(
                 if !repair || read_only {
                     return Err(err);
                 }
-                let names = list_segments(dir)?;
-                cut_log(dir, &names, seg, offset)?;
+                let names = list_segments(vfs, dir)?;
+                cut_log(vfs, dir, &names, seg, offset)?;
             }
         }
     }
@@ -105,63 +105,64 @@ pub(crate) fn recover(
 }
 
 /// Segment files in `dir`, ascending by first position.
-pub(crate) fn list_segments(dir: &Path) -> Result<Vec<(u64, PathBuf)>> {
-    let mut out = Vec::new();
-    for e in fs::read_dir(dir).map_err(Error::io("read directory", dir))? {
-        let e = e.map_err(Error::io("read directory", dir))?;
-        let name = e.file_name();
-        if let Some(pos) = name.to_str().and_then(parse_segment_file_name) {
-            out.push((pos, e.path()));
-        }
-    }
+pub(crate) fn list_segments(vfs: &dyn Vfs, dir: &Path) -> Result<Vec<(u64, PathBuf)>> {
+    let mut out: Vec<(u64, PathBuf)> = vfs
+        .list(dir)
+        .map_err(Error::io("read directory", dir))?
+        .into_iter()
+        .filter_map(|n| parse_segment_file_name(&n).map(|pos| (pos, dir.join(n))))
+        .collect();
     out.sort();
     Ok(out)
 }
 
-fn corrupt_name(dir: &Path, base: &str) -> PathBuf {
-    let mut p = dir.join(format!("{base}.corrupt"));
+fn corrupt_name(vfs: &dyn Vfs, dir: &Path, base: &str) -> Result<PathBuf> {
+    let names = vfs.list(dir).map_err(Error::io("read directory", dir))?;
+    let mut name = format!("{base}.corrupt");
     let mut n = 1;
-    while p.exists() {
-        p = dir.join(format!("{base}.{n}.corrupt"));
+    while names.contains(&name) {
+        name = format!("{base}.{n}.corrupt");
         n += 1;
     }
-    p
+    Ok(dir.join(name))
 }
 
 /// Cuts the log at `offset` of segment `seg`: the bytes from there and every later segment are
 /// moved to `*.corrupt` files (nothing is deleted); indexes and checkpoint are dropped.
-fn cut_log(dir: &Path, names: &[(u64, PathBuf)], seg: usize, offset: u64) -> Result<()> {
+fn cut_log(
+    vfs: &dyn Vfs,
+    dir: &Path,
+    names: &[(u64, PathBuf)],
+    seg: usize,
+    offset: u64,
+) -> Result<()> {
     for (pos, path) in names.iter().skip(seg + 1) {
-        let to = corrupt_name(dir, &segment_file_name(*pos));
-        fs::rename(path, &to).map_err(Error::io("rename", path))?;
-        remove_file_durable(dir, &index_file_name(*pos))?;
+        let to = corrupt_name(vfs, dir, &segment_file_name(*pos))?;
+        vfs.rename(path, &to).map_err(Error::io("rename", path))?;
+        remove_file_durable(vfs, dir, &index_file_name(*pos))?;
     }
     if let Some((pos, path)) = names.get(seg) {
         if offset <= SEGMENT_HEADER_BYTES as u64 {
-            let to = corrupt_name(dir, &segment_file_name(*pos));
-            fs::rename(path, &to).map_err(Error::io("rename", path))?;
+            let to = corrupt_name(vfs, dir, &segment_file_name(*pos))?;
+            vfs.rename(path, &to).map_err(Error::io("rename", path))?;
         } else {
-            let f = OpenOptions::new()
-                .read(true)
-                .write(true)
-                .open(path)
-                .map_err(Error::io("open", path))?;
-            let len = f.metadata().map_err(Error::io("stat", path))?.len();
-            let tail = read_at(&f, path, offset, (len - offset.min(len)) as usize)?;
-            let to = corrupt_name(dir, &format!("{}.{offset}", segment_file_name(*pos)));
+            let f = vfs.open(path, true).map_err(Error::io("open", path))?;
+            let len = f.len().map_err(Error::io("stat", path))?;
+            let tail = read_at(&*f, path, offset, (len - offset.min(len)) as usize)?;
+            let to = corrupt_name(vfs, dir, &format!("{}.{offset}", segment_file_name(*pos)))?;
             let name = to
                 .file_name()
                 .and_then(|n| n.to_str())
                 .unwrap_or_default()
                 .to_owned();
-            write_file_atomic(dir, &name, &tail)?;
+            write_file_atomic(vfs, dir, &name, &tail)?;
             f.set_len(offset).map_err(Error::io("truncate", path))?;
-            fsync_data(&f, path)?;
+            fsync_data(&*f, path)?;
         }
-        remove_file_durable(dir, &index_file_name(*pos))?;
+        remove_file_durable(vfs, dir, &index_file_name(*pos))?;
     }
-    remove_file_durable(dir, CHECKPOINT_FILE_NAME)?;
-    fsync_dir(dir)
+    remove_file_durable(vfs, dir, CHECKPOINT_FILE_NAME)?;
+    fsync_dir(vfs, dir)
 }
 
 fn corrupted(path: &Path, offset: u64, what: &'static str, expected: u64, found: u64) -> Error {
@@ -175,19 +176,19 @@ fn corrupted(path: &Path, offset: u64, what: &'static str, expected: u64, found:
 }
 
 /// Creates a segment file crash-safely (header written to a temp file, fsynced, renamed).
-pub(crate) fn create_segment(dir: &Path, header: &SegmentHeader) -> Result<PathBuf> {
+pub(crate) fn create_segment(vfs: &dyn Vfs, dir: &Path, header: &SegmentHeader) -> Result<PathBuf> {
     let name = segment_file_name(header.first_position);
-    write_file_atomic(dir, &name, &header.encode())?;
+    write_file_atomic(vfs, dir, &name, &header.encode())?;
     Ok(dir.join(name))
 }
 
-fn read_metas(dir: &Path, names: &[(u64, PathBuf)]) -> Result<Vec<Meta>, Stop> {
+fn read_metas(vfs: &dyn Vfs, names: &[(u64, PathBuf)]) -> Result<Vec<Meta>, Stop> {
     let mut metas: Vec<Meta> = Vec::with_capacity(names.len());
     let last = names.len() - 1;
     for (i, (pos, path)) in names.iter().enumerate() {
-        let f = File::open(path).map_err(Error::io("open", path))?;
-        let len = f.metadata().map_err(Error::io("stat", path))?.len();
-        let hb = read_at(&f, path, 0, SEGMENT_HEADER_BYTES)?;
+        let f = vfs.open(path, false).map_err(Error::io("open", path))?;
+        let len = f.len().map_err(Error::io("stat", path))?;
+        let hb = read_at(&*f, path, 0, SEGMENT_HEADER_BYTES)?;
         let cut = |offset, err| Stop::Cut {
             seg: i,
             offset,
@@ -252,10 +253,9 @@ fn read_metas(dir: &Path, names: &[(u64, PathBuf)]) -> Result<Vec<Meta>, Stop> {
                 }
             }
         }
-        let _ = dir;
         let mut footer = None;
         if len >= (SEGMENT_HEADER_BYTES + FOOTER_BYTES) as u64 {
-            let fb = read_at(&f, path, len - FOOTER_BYTES as u64, FOOTER_BYTES)?;
+            let fb = read_at(&*f, path, len - FOOTER_BYTES as u64, FOOTER_BYTES)?;
             if let Ok(ft) = SegmentFooter::decode(&fb)
                 && ft.data_end == len - FOOTER_BYTES as u64
                 && ft.first_position == header.first_position
@@ -266,8 +266,8 @@ fn read_metas(dir: &Path, names: &[(u64, PathBuf)]) -> Result<Vec<Meta>, Stop> {
         if i < last && footer.is_none() {
             // An unreadable next file is the damage, not this segment's missing footer.
             let (_, next) = &names[i + 1];
-            let nf = File::open(next).map_err(Error::io("open", next))?;
-            let nh = read_at(&nf, next, 0, SEGMENT_HEADER_BYTES)?;
+            let nf = vfs.open(next, false).map_err(Error::io("open", next))?;
+            let nh = read_at(&*nf, next, 0, SEGMENT_HEADER_BYTES)?;
             if let Err(e) = SegmentHeader::decode(&nh) {
                 return Err(Stop::Cut {
                     seg: i + 1,
@@ -276,7 +276,7 @@ fn read_metas(dir: &Path, names: &[(u64, PathBuf)]) -> Result<Vec<Meta>, Stop> {
                 });
             }
             // A sealed segment lost its footer: cut where its valid frames end.
-            let data = read_at(&f, path, 0, len as usize)?;
+            let data = read_at(&*f, path, 0, len as usize)?;
             let end = scan_frames(
                 &data,
                 0,
@@ -306,6 +306,7 @@ fn read_metas(dir: &Path, names: &[(u64, PathBuf)]) -> Result<Vec<Meta>, Stop> {
 /// does not match the footer (with `full_check`, also when its body checksum fails; otherwise
 /// the body is checked on first use). Read-only opens keep a rebuilt index in memory.
 fn load_index(
+    vfs: &dyn Vfs,
     dir: &Path,
     i: usize,
     m: &Meta,
@@ -314,7 +315,7 @@ fn load_index(
 ) -> Result<SegmentIndex, Stop> {
     let footer = m.footer.expect("sealed");
     let idx_path = dir.join(index_file_name(m.header.first_position));
-    if let Ok(map) = map_file(&idx_path)
+    if let Ok(map) = map_file(vfs, &idx_path)
         && let Ok(h) = IndexHeader::decode(&map)
         && h.first_position == m.header.first_position
         && u64::from(h.covered_len) == footer.data_end
@@ -323,9 +324,9 @@ fn load_index(
         && u64::from(h.frame_count) == footer.frame_count
         && (!full_check || crate::wire::index_file::check_index_body(&map, &h).is_ok())
     {
-        return Ok(SegmentIndex::new(idx_path, IndexBytes::Mapped(map))?);
+        return Ok(SegmentIndex::new(idx_path, map)?);
     }
-    let data = fs::read(&m.path).map_err(Error::io("read", &m.path))?;
+    let data = read_file(vfs, &m.path)?;
     let data = &data[..footer.data_end as usize];
     let first = m.header.first_position;
     let (bytes, next_position, frames) = build_index(data, first).map_err(|(at, e)| Stop::Cut {
@@ -352,12 +353,12 @@ fn load_index(
         });
     }
     if read_only {
-        return Ok(SegmentIndex::new(idx_path, IndexBytes::Owned(bytes))?);
+        return Ok(SegmentIndex::new(idx_path, FileBytes::Owned(bytes))?);
     }
-    write_file_atomic(dir, &index_file_name(first), &bytes)?;
+    write_file_atomic(vfs, dir, &index_file_name(first), &bytes)?;
     Ok(SegmentIndex::new(
         idx_path.clone(),
-        IndexBytes::Mapped(map_file(&idx_path)?),
+        map_file(vfs, &idx_path)?,
     )?)
 }
 
@@ -413,8 +414,9 @@ struct Start {
 /// then removed by a writable open and the log is rescanned). A checkpoint that is intact but
 /// disagrees with the log means durable data was lost or damaged: that is an error.
 fn start_from_checkpoint(
+    vfs: &dyn Vfs,
     dir: &Path,
-    ckpt: Option<Arc<IndexBytes>>,
+    ckpt: Option<Arc<FileBytes>>,
     metas: &[Meta],
     read_only: bool,
 ) -> Result<Option<Start>, Stop> {
@@ -429,7 +431,7 @@ fn start_from_checkpoint(
     });
     let Some((c, h)) = intact else {
         if !read_only {
-            remove_file_durable(dir, CHECKPOINT_FILE_NAME)?;
+            remove_file_durable(vfs, dir, CHECKPOINT_FILE_NAME)?;
         }
         return Ok(None);
     };
@@ -458,7 +460,7 @@ fn start_from_checkpoint(
         // tail is treated like a torn write: the log is rescanned and cut back to its last
         // whole frame, and this checkpoint, which no longer matches, is dropped.
         if !read_only {
-            remove_file_durable(dir, CHECKPOINT_FILE_NAME)?;
+            remove_file_durable(vfs, dir, CHECKPOINT_FILE_NAME)?;
         }
         return Ok(None);
     }
@@ -474,9 +476,11 @@ fn start_from_checkpoint(
     if covered > SEGMENT_HEADER_BYTES as u64 {
         // The log must still hold the last covered frame where the checkpoint says; if not,
         // find the damage below the covered length and report it there.
-        let f = File::open(&m.path).map_err(Error::io("open", &m.path))?;
+        let f = vfs
+            .open(&m.path, false)
+            .map_err(Error::io("open", &m.path))?;
         let t = read_at(
-            &f,
+            &*f,
             &m.path,
             covered - FRAME_TRAILER_BYTES as u64,
             FRAME_TRAILER_BYTES,
@@ -484,7 +488,7 @@ fn start_from_checkpoint(
         let frame_at = covered.checked_sub(u64::from(u32_at(&t, 0)));
         let frame_ok = u32_at(&t, 4) == c.last_frame_header_crc
             && frame_at.is_some_and(|at| {
-                read_at(&f, &m.path, at, 32)
+                read_at(&*f, &m.path, at, 32)
                     .ok()
                     .and_then(|hb| FrameHeader::decode(&hb).ok())
                     .is_some_and(|fh| {
@@ -494,7 +498,7 @@ fn start_from_checkpoint(
                     })
             });
         if !frame_ok {
-            let data = read_at(&f, &m.path, 0, covered as usize)?;
+            let data = read_at(&*f, &m.path, 0, covered as usize)?;
             let scan = scan_frames(
                 &data,
                 0,
@@ -546,14 +550,16 @@ fn start_from_checkpoint(
     }))
 }
 
-fn recover_once(dir: &Path, read_only: bool, repair: bool) -> Result<Recovered, Stop> {
+fn recover_once(
+    vfs: &dyn Vfs,
+    dir: &Path,
+    read_only: bool,
+    repair: bool,
+) -> Result<Recovered, Stop> {
     if !read_only {
-        for e in fs::read_dir(dir)
-            .map_err(Error::io("read directory", dir))?
-            .flatten()
-        {
-            if e.file_name().to_str().is_some_and(|n| n.ends_with(".tmp")) {
-                let _ = fs::remove_file(e.path());
+        for name in vfs.list(dir).map_err(Error::io("read directory", dir))? {
+            if name.ends_with(".tmp") {
+                let _ = vfs.remove(&dir.join(name));
             }
         }
     }
@@ -562,12 +568,12 @@ fn recover_once(dir: &Path, read_only: bool, repair: bool) -> Result<Recovered, 
     // checkpoint naming a segment it has not listed. It is replaced only by rename, so a map of
     // it never changes.
     let ckpt_path = dir.join(CHECKPOINT_FILE_NAME);
-    let ckpt = match map_file(&ckpt_path) {
-        Ok(m) => Some(Arc::new(IndexBytes::Mapped(m))),
+    let ckpt = match map_file(vfs, &ckpt_path) {
+        Ok(m) => Some(Arc::new(m)),
         Err(Error::Io { source, .. }) if source.kind() == std::io::ErrorKind::NotFound => None,
         Err(e) => return Err(e.into()),
     };
-    let mut names = list_segments(dir)?;
+    let mut names = list_segments(vfs, dir)?;
     if names.is_empty() {
         if read_only {
             return Ok(Recovered {
@@ -587,19 +593,19 @@ fn recover_once(dir: &Path, read_only: bool, repair: bool) -> Result<Recovered, 
             prev_last_position: None,
             created_us: crate::store::now_us(),
         };
-        names.push((0, create_segment(dir, &h)?));
+        names.push((0, create_segment(vfs, dir, &h)?));
     }
-    let metas = read_metas(dir, &names)?;
+    let metas = read_metas(vfs, &names)?;
     let last = metas.len() - 1;
     let last_sealed = metas[last].footer.is_some();
     let sealed_n = if last_sealed { metas.len() } else { last };
 
     let mut indexes = Vec::with_capacity(sealed_n);
     for (i, m) in metas.iter().enumerate().take(sealed_n) {
-        indexes.push(load_index(dir, i, m, read_only, repair)?);
+        indexes.push(load_index(vfs, dir, i, m, read_only, repair)?);
     }
 
-    let start = match start_from_checkpoint(dir, ckpt, &metas, read_only)? {
+    let start = match start_from_checkpoint(vfs, dir, ckpt, &metas, read_only)? {
         Some(s) => s,
         None => Start {
             seg: 0,
@@ -632,11 +638,13 @@ fn recover_once(dir: &Path, read_only: bool, repair: bool) -> Result<Recovered, 
                 ),
             });
         }
-        let f = File::open(&m.path).map_err(Error::io("open", &m.path))?;
+        let f = vfs
+            .open(&m.path, false)
+            .map_err(Error::io("open", &m.path))?;
         if let Some(footer) = m.footer {
             // Sealed: its frames were checked when its index was built or verified; the scan
             // here only rebuilds the stream table.
-            let data = read_at(&f, &m.path, from, (footer.data_end - from) as usize)?;
+            let data = read_at(&*f, &m.path, from, (footer.data_end - from) as usize)?;
             let end = scan_frames(&data, from, 0, next_position, |_, _, recs| {
                 apply_versions(&mut streams, recs)
             });
@@ -656,11 +664,11 @@ fn recover_once(dir: &Path, read_only: bool, repair: bool) -> Result<Recovered, 
             (true, Some((i, c, l))) => (i.clone(), c.clone(), *l),
             _ => {
                 let mut c = crc32fast::Hasher::new();
-                c.update(&read_at(&f, &m.path, 0, SEGMENT_HEADER_BYTES)?);
+                c.update(&read_at(&*f, &m.path, 0, SEGMENT_HEADER_BYTES)?);
                 (ActiveIndex::new(first), c, 0)
             }
         };
-        let data = read_at(&f, &m.path, from, (m.len - from) as usize)?;
+        let data = read_at(&*f, &m.path, from, (m.len - from) as usize)?;
         let end = scan_frames(&data, from, 0, next_position, |off, h, recs| {
             apply_versions(&mut streams, recs)?;
             idx.push_frame((h.first_position - first) as u32, off as u32);
@@ -690,15 +698,14 @@ fn recover_once(dir: &Path, read_only: bool, repair: bool) -> Result<Recovered, 
             // Cut a torn tail (an incomplete last write) back to the last whole frame, and make
             // what remains durable: appends after this open record everything before them as
             // durable (see `durable_frame_after`).
-            let w = OpenOptions::new()
-                .write(true)
-                .open(&m.path)
+            let w = vfs
+                .open(&m.path, true)
                 .map_err(Error::io("open", &m.path))?;
             if end.error.is_some() {
                 w.set_len(end.good_end)
                     .map_err(Error::io("truncate", &m.path))?;
             }
-            fsync_data(&w, &m.path)?;
+            fsync_data(&*w, &m.path)?;
         }
         next_position = end.next_position;
         active_index = idx;
@@ -714,7 +721,7 @@ fn recover_once(dir: &Path, read_only: bool, repair: bool) -> Result<Recovered, 
 
     let mut sealed = Vec::with_capacity(sealed_n);
     for (m, index) in metas.iter().zip(indexes) {
-        let map = map_file(&m.path)?;
+        let map = map_file(vfs, &m.path)?;
         sealed.push(Arc::new(SealedSegment {
             path: m.path.clone(),
             header: m.header,
@@ -735,7 +742,7 @@ fn recover_once(dir: &Path, read_only: bool, repair: bool) -> Result<Recovered, 
         if read_only {
             tail = None;
         } else {
-            let path = create_segment(dir, &header)?;
+            let path = create_segment(vfs, dir, &header)?;
             let mut crc = crc32fast::Hasher::new();
             crc.update(&header.encode());
             tail = Some(ActiveTail {
@@ -750,7 +757,9 @@ fn recover_once(dir: &Path, read_only: bool, repair: bool) -> Result<Recovered, 
     }
     let active = match &tail {
         Some(t) => {
-            let file = File::open(&t.path).map_err(Error::io("open", &t.path))?;
+            let file = vfs
+                .open(&t.path, false)
+                .map_err(Error::io("open", &t.path))?;
             Some(Arc::new(ActiveFile {
                 path: t.path.clone(),
                 header: t.header,

@@ -5,9 +5,9 @@ use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use crate::error::{Error, Result};
+use crate::error::Result;
 use crate::index::ActiveIndex;
-use crate::io::read_optional;
+use crate::io::{Vfs, read_file, read_optional};
 use crate::segment::{durable_frame_after, scan_frames};
 use crate::store::recover::{apply_versions, entry_for, list_segments};
 use crate::wire::checkpoint::{CHECKPOINT_FILE_NAME, decode_checkpoint};
@@ -76,8 +76,13 @@ struct Ckpt {
 
 /// Verifies the store in `dir` without opening it (no lock is taken; nothing is written).
 pub fn verify_dir(dir: &Path) -> Result<VerifyReport> {
+    verify_dir_with(&crate::io::RealFs, dir)
+}
+
+/// [`verify_dir`] on the file system `vfs`.
+pub fn verify_dir_with(vfs: &dyn Vfs, dir: &Path) -> Result<VerifyReport> {
     let mut rep = VerifyReport::default();
-    let names = list_segments(dir)?;
+    let names = list_segments(vfs, dir)?;
     let problem = |rep: &mut VerifyReport, file: &Path, offset: u64, what: String| {
         rep.problems.push(Problem {
             file: file.to_path_buf(),
@@ -86,7 +91,7 @@ pub fn verify_dir(dir: &Path) -> Result<VerifyReport> {
         });
     };
     let ckpt_path = dir.join(CHECKPOINT_FILE_NAME);
-    let ckpt = match read_optional(&ckpt_path)? {
+    let ckpt = match read_optional(vfs, &ckpt_path)? {
         None => {
             rep.notes
                 .push("no checkpoint.idx: open rescans the log".into());
@@ -124,7 +129,7 @@ pub fn verify_dir(dir: &Path) -> Result<VerifyReport> {
     let last = names.len().saturating_sub(1);
     for (i, (pos, path)) in names.iter().enumerate() {
         rep.segments += 1;
-        let data = std::fs::read(path).map_err(Error::io("read", path))?;
+        let data = read_file(vfs, path)?;
         rep.bytes += data.len() as u64;
         let header = match SegmentHeader::decode(&data) {
             Ok(h) => h,
@@ -279,7 +284,7 @@ pub fn verify_dir(dir: &Path) -> Result<VerifyReport> {
                 );
             }
             let idx_path = dir.join(index_file_name(first));
-            match read_optional(&idx_path)? {
+            match read_optional(vfs, &idx_path)? {
                 None => rep.notes.push(format!(
                     "{}: missing (open rebuilds it)",
                     idx_path.display()

@@ -2,8 +2,6 @@
 //! segment rolling, group commit.
 
 use std::collections::HashMap;
-use std::fs::{File, OpenOptions};
-use std::os::unix::fs::FileExt;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
@@ -14,8 +12,8 @@ use uuid::Uuid;
 use crate::error::{Error, Result};
 use crate::event::{AppendResult, EventData, ExpectedVersion};
 use crate::index::ActiveIndex;
-use crate::io::{fsync_data, write_file_atomic};
-use crate::segment::{ActiveFile, IndexBytes, SealedSegment, SegmentIndex, map_file};
+use crate::io::{Vfs, VfsFile, fsync_data, write_file_atomic};
+use crate::segment::{ActiveFile, SealedSegment, SegmentIndex, map_file};
 use crate::store::recover::{ActiveTail, create_segment};
 use crate::store::state::State;
 use crate::store::{Durability, Inner, now_us};
@@ -32,7 +30,7 @@ use crate::wire::segment::{SEGMENT_HEADER_BYTES, SegmentFooter, SegmentHeader, i
 
 /// The writer's side of the active segment. Guarded by the store's writer mutex.
 pub(crate) struct Writer {
-    pub file: Arc<File>,
+    pub file: Arc<dyn VfsFile>,
     pub path: PathBuf,
     pub header: SegmentHeader,
     pub len: u64,
@@ -48,7 +46,7 @@ pub(crate) struct Writer {
 
 /// What the group-commit syncer needs, guarded by its own mutex.
 pub(crate) struct SyncState {
-    pub file: Arc<File>,
+    pub file: Arc<dyn VfsFile>,
     pub path: PathBuf,
     /// Bytes written (writer's clock) and the next position after them.
     pub written: u64,
@@ -86,11 +84,9 @@ fn wake_waiters(st: &mut SyncState) {
 const MAX_GATHER: Duration = Duration::from_millis(1);
 
 impl Writer {
-    pub(crate) fn new(t: ActiveTail, index: &ActiveIndex) -> Result<Writer> {
-        let file = OpenOptions::new()
-            .read(true)
-            .write(true)
-            .open(&t.path)
+    pub(crate) fn new(vfs: &dyn Vfs, t: ActiveTail, index: &ActiveIndex) -> Result<Writer> {
+        let file = vfs
+            .open(&t.path, true)
             .map_err(Error::io("open", &t.path))?;
         let first = t.header.first_position;
         let ids = index
@@ -98,7 +94,7 @@ impl Writer {
             .map(|(rel, id)| (Uuid::from_bytes(*id), first + u64::from(rel)))
             .collect();
         Ok(Writer {
-            file: Arc::new(file),
+            file,
             path: t.path,
             header: t.header,
             len: t.len,
@@ -392,7 +388,8 @@ impl Inner {
     /// rename, fsync dir); write the checkpoint. A crash between any two steps is recovered on
     /// open (see `format/FORMAT.md`, crash analysis).
     pub(crate) fn roll(&self, w: &mut Writer) -> Result<()> {
-        fsync_data(&w.file, &w.path)?;
+        let vfs = &*self.vfs;
+        fsync_data(&*w.file, &w.path)?;
         let footer = SegmentFooter {
             first_position: w.header.first_position,
             event_count: w.next_position - w.header.first_position,
@@ -403,7 +400,7 @@ impl Inner {
         w.file
             .write_all_at(&footer.encode(), w.len)
             .map_err(Error::io("write", &w.path))?;
-        fsync_data(&w.file, &w.path)?;
+        fsync_data(&*w.file, &w.path)?;
         // Everything written so far is durable now.
         self.mark_synced(w.written, w.next_position);
         let index_bytes = self
@@ -412,27 +409,23 @@ impl Inner {
             .active_index
             .encode(w.len as u32, footer.data_crc);
         let idx_name = index_file_name(w.header.first_position);
-        write_file_atomic(&self.dir, &idx_name, &index_bytes)?;
+        write_file_atomic(vfs, &self.dir, &idx_name, &index_bytes)?;
         let header = SegmentHeader {
             seq: w.header.seq + 1,
             first_position: w.next_position,
             prev_last_position: Some(w.next_position - 1),
             created_us: now_us(),
         };
-        let path = create_segment(&self.dir, &header)?;
-        let file = OpenOptions::new()
-            .read(true)
-            .write(true)
-            .open(&path)
-            .map_err(Error::io("open", &path))?;
-        let read_file = File::open(&path).map_err(Error::io("open", &path))?;
+        let path = create_segment(vfs, &self.dir, &header)?;
+        let file = vfs.open(&path, true).map_err(Error::io("open", &path))?;
+        let read_file = vfs.open(&path, false).map_err(Error::io("open", &path))?;
         let idx_path = self.dir.join(&idx_name);
         let sealed = SealedSegment {
             path: w.path.clone(),
             header: w.header,
             footer,
-            map: map_file(&w.path)?,
-            index: SegmentIndex::new(idx_path.clone(), IndexBytes::Mapped(map_file(&idx_path)?))?,
+            map: map_file(vfs, &w.path)?,
+            index: SegmentIndex::new(idx_path.clone(), map_file(vfs, &idx_path)?)?,
         };
         {
             let mut st = self.state.write();
@@ -444,7 +437,7 @@ impl Inner {
             }));
             st.active_index = ActiveIndex::new(header.first_position);
         }
-        w.file = Arc::new(file);
+        w.file = file;
         w.path = path;
         w.header = header;
         w.len = SEGMENT_HEADER_BYTES as u64;
@@ -477,7 +470,7 @@ impl Inner {
                 &idx,
             )
         };
-        write_file_atomic(&self.dir, CHECKPOINT_FILE_NAME, &bytes)
+        write_file_atomic(&*self.vfs, &self.dir, CHECKPOINT_FILE_NAME, &bytes)
     }
 
     /// Makes everything written so far durable now (group commit: one fsync serves every
@@ -527,7 +520,7 @@ impl Inner {
             let batch = std::mem::take(&mut st.pending);
             drop(s);
             let started = Instant::now();
-            let r = fsync_data(&file, &path);
+            let r = fsync_data(&*file, &path);
             let took = started.elapsed();
             let mut s = self.sync.lock();
             let st = s.as_mut().ok_or(Error::Closed)?;
