@@ -259,28 +259,35 @@ fn crashed_data(node: &Inode, mode: PowerLoss, rng: &mut Rng) -> Vec<u8> {
             out
         }
         PowerLoss::TornSectors => {
+            // Each 512-byte sector with unsynced bytes is, at random: fully written, not
+            // written, zeroed or garbage. Bytes already durable are never damaged (the disk
+            // overwrites power-safely, as SQLite calls it): only unsynced bytes change.
             let len = new.len().max(old.len());
             let mut out = vec![0u8; len];
-            let mut end = old.len().min(new.len());
+            let mut end = old.len();
             for s in (0..len).step_by(SECTOR_BYTES) {
                 let e = (s + SECTOR_BYTES).min(len);
-                let changed = old.get(s..e) != new.get(s..e);
-                let choice = if changed { rng.below(4) } else { 0 };
-                for k in s..e {
-                    out[k] = match choice {
-                        0 => *new.get(k).or(old.get(k)).unwrap_or(&0),
-                        1 => *old.get(k).unwrap_or(&0),
+                let choice = rng.below(4);
+                let mut arrived = false;
+                for (k, o) in out.iter_mut().enumerate().take(e).skip(s) {
+                    let durable = old.get(k);
+                    if durable.is_some() && durable == new.get(k) {
+                        *o = old[k];
+                        continue;
+                    }
+                    *o = match choice {
+                        0 => *new.get(k).or(durable).unwrap_or(&0),
+                        1 => *durable.unwrap_or(&0),
                         2 => 0,
                         _ => rng.next_u64() as u8,
                     };
+                    arrived |= choice != 1 && k < new.len();
                 }
-                if changed && choice != 1 && e > end {
-                    end = e.min(new.len().max(old.len()));
+                if arrived {
+                    end = end.max(e.min(new.len()));
                 }
             }
-            // The file keeps at least its durable length; sectors past it exist only if one of
-            // them arrived (as data, zeros or garbage).
-            out.truncate(end.max(old.len().min(len)));
+            out.truncate(end);
             out
         }
     }

@@ -17,6 +17,7 @@ use crate::error::{Error, Result};
 pub use real::RealFs;
 
 /// An open file.
+#[allow(clippy::len_without_is_empty)]
 pub trait VfsFile: Send + Sync {
     /// Reads at `offset` into `buf`; returns the bytes read (0 at end of file).
     fn read_at(&self, buf: &mut [u8], offset: u64) -> io::Result<usize>;
