@@ -2,7 +2,6 @@
 //! place, so open does not rebuild them) plus the events appended since, in growable tables.
 //! At a seal or a checkpoint both are merged into one index file.
 
-use std::collections::HashMap;
 use std::ops::Range;
 use std::sync::Arc;
 
@@ -32,7 +31,7 @@ impl BaseIndex {
 
     /// A view for lookups.
     pub fn view(&self) -> IndexView<'_> {
-        IndexView::new(&self.bytes[self.range.clone()]).expect("checked in new")
+        IndexView::with_header(&self.bytes[self.range.clone()], self.header)
     }
 }
 
@@ -55,7 +54,7 @@ pub struct ActiveIndex {
     /// Frames added after the base, in order.
     frames: Vec<FrameEntry>,
     /// Entries added after the base, per stream hash, ascending by (version, rel_pos).
-    by_stream: HashMap<u64, Vec<StreamEntry>>,
+    by_stream: super::FastMap<u64, Vec<StreamEntry>>,
     /// Ids of events added after the base, by relative position minus the base's event count.
     ids: Vec<[u8; 16]>,
 }

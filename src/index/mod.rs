@@ -3,5 +3,7 @@
 //! the stream table. All of them are caches rebuilt from the log when missing or stale.
 
 pub mod active;
+pub mod fasthash;
 
 pub use active::{ActiveIndex, BaseIndex};
+pub use fasthash::FastMap;

@@ -90,7 +90,7 @@ impl SealedSegment {
             }
         });
         match checked {
-            Ok(None) => Ok(IndexView::new(&ix.bytes).expect("header checked in new")),
+            Ok(None) => Ok(IndexView::with_header(&ix.bytes, ix.header)),
             Ok(Some(rebuilt)) => {
                 IndexView::new(rebuilt).map_err(|e| Error::corrupted(&ix.path, 0, e))
             }

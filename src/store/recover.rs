@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use crate::error::{Error, Result};
-use crate::index::{ActiveIndex, BaseIndex};
+use crate::index::{ActiveIndex, BaseIndex, FastMap};
 use crate::io::{
     Vfs, fsync_data, fsync_dir, read_at, read_file, remove_file_durable, write_file_atomic,
 };
@@ -374,7 +374,7 @@ pub(crate) fn entry_for(r: &RecordView<'_>, rel_pos: u64, frame_offset: u64) -> 
 /// Applies one frame's records to the stream table, checking that versions are dense. Checks
 /// everything before changing anything, so a rejected frame leaves the table as it was.
 pub(crate) fn apply_versions(
-    streams: &mut HashMap<Arc<str>, u64>,
+    streams: &mut FastMap<Arc<str>, u64>,
     recs: &[(u64, RecordView<'_>)],
 ) -> Result<(), &'static str> {
     let mut pending: HashMap<&str, u64> = HashMap::new();
@@ -405,7 +405,7 @@ struct Start {
     seg: usize,
     offset: u64,
     next_position: u64,
-    streams: HashMap<Arc<str>, u64>,
+    streams: FastMap<Arc<str>, u64>,
     /// Index of the covered prefix of `seg` and the CRC of that prefix, when `seg` is active.
     active: Option<(ActiveIndex, crc32fast::Hasher, u32)>,
 }
@@ -581,7 +581,7 @@ fn recover_once(
                     sealed: vec![],
                     active: None,
                     active_index: ActiveIndex::new(0),
-                    streams: HashMap::new(),
+                    streams: FastMap::default(),
                 },
                 tail: None,
                 next_position: 0,
@@ -611,7 +611,7 @@ fn recover_once(
             seg: 0,
             offset: SEGMENT_HEADER_BYTES as u64,
             next_position: metas[0].header.first_position,
-            streams: HashMap::new(),
+            streams: FastMap::default(),
             active: None,
         },
     };

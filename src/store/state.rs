@@ -1,10 +1,9 @@
 //! What readers share with the writer: the segment list, the active index and the stream table.
 
-use std::collections::HashMap;
 use std::sync::Arc;
 
 use crate::error::Result;
-use crate::index::ActiveIndex;
+use crate::index::{ActiveIndex, FastMap};
 use crate::segment::{ActiveFile, SealedSegment, SegRef};
 use crate::wire::index_file::StreamEntry;
 
@@ -17,7 +16,7 @@ pub(crate) struct State {
     /// Index of the active segment.
     pub active_index: ActiveIndex,
     /// Version of every stream's last event.
-    pub streams: HashMap<Arc<str>, u64>,
+    pub streams: FastMap<Arc<str>, u64>,
 }
 
 impl State {

@@ -65,7 +65,7 @@ impl VerifyReport {
     }
 }
 
-type StreamTable = HashMap<Arc<str>, u64>;
+type StreamTable = crate::index::FastMap<Arc<str>, u64>;
 
 struct Ckpt {
     first_position: u64,
@@ -122,7 +122,7 @@ pub fn verify_dir_with(vfs: &dyn Vfs, dir: &Path) -> Result<VerifyReport> {
         },
     };
     let mut ckpt_checked = false;
-    let mut streams: HashMap<Arc<str>, u64> = HashMap::new();
+    let mut streams = StreamTable::default();
     let mut next_position: Option<u64> = None;
     let mut prev: Option<(SegmentHeader, Option<SegmentFooter>)> = None;
     let mut damaged = false;

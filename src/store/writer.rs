@@ -1,7 +1,6 @@
 //! The append path: validation, optimistic version check, idempotent re-sends, frame encoding,
 //! segment rolling, group commit.
 
-use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
@@ -11,7 +10,7 @@ use uuid::Uuid;
 
 use crate::error::{Error, Result};
 use crate::event::{AppendResult, EventData, ExpectedVersion};
-use crate::index::ActiveIndex;
+use crate::index::{ActiveIndex, FastMap};
 use crate::io::{Vfs, VfsFile, fsync_data, write_file_atomic};
 use crate::segment::{ActiveFile, SealedSegment, SegmentIndex, map_file};
 use crate::store::recover::{ActiveTail, create_segment};
@@ -38,7 +37,7 @@ pub(crate) struct Writer {
     pub next_position: u64,
     pub last_header_crc: u32,
     /// Ids of the active segment's events and their positions (idempotency).
-    pub ids: HashMap<Uuid, u64>,
+    pub ids: FastMap<Uuid, u64>,
     /// Bytes written since open, across segments: the group-commit clock.
     pub written: u64,
     buf: Vec<u8>,
@@ -130,7 +129,9 @@ pub(crate) fn validate(stream: &str, events: &[EventData]) -> Result<()> {
         ));
     }
     let mut total = 0usize;
-    let mut seen = std::collections::HashSet::with_capacity(events.len());
+    // Duplicate ids inside one append: a scan for small batches, a set for large ones.
+    let mut seen =
+        (events.len() > 16).then(|| std::collections::HashSet::with_capacity(events.len()));
     for (i, e) in events.iter().enumerate() {
         if e.event_type.is_empty() {
             return bad(format!("event {i} has an empty event type"));
@@ -164,7 +165,11 @@ pub(crate) fn validate(stream: &str, events: &[EventData]) -> Result<()> {
                 "event {i} is {n} bytes (payload and metadata), more than MAX_EVENT_BYTES ({MAX_EVENT_BYTES})"
             ));
         }
-        if !seen.insert(e.id) {
+        let dup = match &mut seen {
+            Some(set) => !set.insert(e.id),
+            None => events[..i].iter().any(|p| p.id == e.id),
+        };
+        if dup {
             return bad(format!("event id {} appears twice in one append", e.id));
         }
         total += n + stream.len() + e.event_type.len() + 96;

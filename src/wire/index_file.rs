@@ -236,6 +236,17 @@ impl<'a> IndexView<'a> {
         Ok(IndexView { buf, header })
     }
 
+    /// A view over `buf` whose header `header` was decoded from `buf` before (by
+    /// [`IndexHeader::decode`], which also checked the length): skips decoding it again.
+    pub fn with_header(buf: &'a [u8], header: IndexHeader) -> Self {
+        assert_eq!(
+            buf.len(),
+            header.file_len(),
+            "header decoded from these bytes"
+        );
+        IndexView { buf, header }
+    }
+
     fn streams_at(&self) -> usize {
         INDEX_HEADER_BYTES + self.header.frame_count as usize * FRAME_ENTRY_BYTES
     }
