@@ -43,7 +43,9 @@
 
 pub mod error;
 pub mod event;
+pub mod export;
 pub mod index;
+pub mod inspect;
 pub mod io;
 pub mod segment;
 pub mod stats;

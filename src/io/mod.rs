@@ -1,6 +1,6 @@
 //! The file layer. Every file operation of the store goes through a [`Vfs`]: [`RealFs`] (the
 //! operating system) in production, or the fault-injecting in-memory file system of
-//! [`fault`] in tests (feature `fault-injection`), which simulates power loss, I/O errors and a
+//! `fault` in tests (feature `fault-injection`), which simulates power loss, I/O errors and a
 //! full disk. This is the only layer that calls fsync; files are created, replaced and removed
 //! crash-safely here.
 

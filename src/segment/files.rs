@@ -55,7 +55,8 @@ impl SegmentIndex {
     }
 }
 
-/// A sealed segment: immutable, mapped, with its footer and index.
+/// A sealed segment: immutable, with its footer and index. Its bytes are mapped on first use,
+/// so opening a store costs no map per segment.
 pub struct SealedSegment {
     /// Segment file path.
     pub path: PathBuf,
@@ -63,16 +64,52 @@ pub struct SealedSegment {
     pub header: SegmentHeader,
     /// Decoded footer.
     pub footer: SegmentFooter,
-    /// The mapped segment file.
-    pub map: FileBytes,
     /// Its index.
     pub index: SegmentIndex,
+    vfs: Arc<dyn Vfs>,
+    map: OnceLock<FileBytes>,
 }
 
 impl SealedSegment {
-    /// The frame bytes: header and frames, without the footer.
-    pub fn data(&self) -> &[u8] {
-        &self.map[..self.footer.data_end as usize]
+    /// A sealed segment whose header and footer were checked; `map`, if given, holds its bytes.
+    pub fn new(
+        vfs: Arc<dyn Vfs>,
+        path: PathBuf,
+        header: SegmentHeader,
+        footer: SegmentFooter,
+        index: SegmentIndex,
+    ) -> Self {
+        SealedSegment {
+            path,
+            header,
+            footer,
+            index,
+            vfs,
+            map: OnceLock::new(),
+        }
+    }
+
+    /// The frame bytes: header and frames, without the footer (mapped on first use).
+    pub fn data(&self) -> Result<&[u8]> {
+        let map = match self.map.get() {
+            Some(m) => m,
+            None => {
+                let m = map_file(&*self.vfs, &self.path)?;
+                if (m.len() as u64) < self.footer.data_end {
+                    return Err(Error::Corrupted {
+                        file: self.path.clone(),
+                        offset: m.len() as u64,
+                        what: "sealed segment is shorter than its footer says",
+                        expected: self.footer.data_end,
+                        found: m.len() as u64,
+                    });
+                }
+                // Another thread may have mapped it meanwhile; either map is the same bytes.
+                let _ = self.map.set(m);
+                self.map.get().expect("just set")
+            }
+        };
+        Ok(&map[..self.footer.data_end as usize])
     }
 
     /// The segment's index for lookups. The first call checks the index body; if it is damaged,
@@ -84,7 +121,11 @@ impl SealedSegment {
                 return Ok(None);
             }
             let first = self.header.first_position;
-            match crate::segment::build_index(self.data(), first) {
+            let data = match self.data() {
+                Ok(d) => d,
+                Err(e) => return Err(e),
+            };
+            match crate::segment::build_index(data, first) {
                 Ok((bytes, _, _)) => Ok(Some(bytes)),
                 Err((_, e)) => Err(Error::corrupted(&self.path, 0, e)),
             }
@@ -149,7 +190,7 @@ impl SegRef {
     /// checked read. Trusts nothing it reads: lengths are clamped to the mapped data.
     pub fn touch_frame(&self, offset: u64, whole: bool) -> u8 {
         let SegRef::Sealed(s) = self else { return 0 };
-        let data = s.data();
+        let Ok(data) = s.data() else { return 0 };
         let at = offset as usize;
         if at + FRAME_HEADER_BYTES > data.len() {
             return 0;
@@ -172,7 +213,7 @@ impl SegRef {
     ) -> Result<R> {
         match self {
             SegRef::Sealed(s) => {
-                let data = s.data();
+                let data = s.data()?;
                 let at = offset as usize;
                 if at >= data.len() {
                     return Err(Error::Corrupted {

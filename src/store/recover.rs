@@ -72,14 +72,15 @@ struct Meta {
 
 /// Opens the store in `dir`, repairing if asked (never when read-only).
 pub(crate) fn recover(
-    vfs: &dyn Vfs,
+    shared_vfs: &Arc<dyn Vfs>,
     dir: &Path,
     repair: bool,
     read_only: bool,
 ) -> Result<Recovered> {
+    let vfs: &dyn Vfs = &**shared_vfs;
     // Each cut removes bytes from the log, so this ends; the bound is a guard.
     for _ in 0..10_000 {
-        match recover_once(vfs, dir, read_only, repair) {
+        match recover_once(shared_vfs, dir, read_only, repair) {
             Ok(r) => return Ok(r),
             Err(Stop::Fail(e)) => return Err(e),
             Err(Stop::Lost { err }) => {
@@ -551,11 +552,12 @@ fn start_from_checkpoint(
 }
 
 fn recover_once(
-    vfs: &dyn Vfs,
+    shared_vfs: &Arc<dyn Vfs>,
     dir: &Path,
     read_only: bool,
     repair: bool,
 ) -> Result<Recovered, Stop> {
+    let vfs: &dyn Vfs = &**shared_vfs;
     if !read_only {
         for name in vfs.list(dir).map_err(Error::io("read directory", dir))? {
             if name.ends_with(".tmp") {
@@ -721,14 +723,13 @@ fn recover_once(
 
     let mut sealed = Vec::with_capacity(sealed_n);
     for (m, index) in metas.iter().zip(indexes) {
-        let map = map_file(vfs, &m.path)?;
-        sealed.push(Arc::new(SealedSegment {
-            path: m.path.clone(),
-            header: m.header,
-            footer: m.footer.expect("sealed"),
-            map,
+        sealed.push(Arc::new(SealedSegment::new(
+            shared_vfs.clone(),
+            m.path.clone(),
+            m.header,
+            m.footer.expect("sealed"),
             index,
-        }));
+        )));
     }
     if last_sealed {
         let prev = &metas[last];

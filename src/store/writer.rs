@@ -425,13 +425,13 @@ impl Inner {
         let file = vfs.open(&path, true).map_err(Error::io("open", &path))?;
         let read_file = vfs.open(&path, false).map_err(Error::io("open", &path))?;
         let idx_path = self.dir.join(&idx_name);
-        let sealed = SealedSegment {
-            path: w.path.clone(),
-            header: w.header,
+        let sealed = SealedSegment::new(
+            self.vfs.clone(),
+            w.path.clone(),
+            w.header,
             footer,
-            map: map_file(vfs, &w.path)?,
-            index: SegmentIndex::new(idx_path.clone(), map_file(vfs, &idx_path)?)?,
-        };
+            SegmentIndex::new(idx_path.clone(), map_file(vfs, &idx_path)?)?,
+        );
         {
             let mut st = self.state.write();
             st.sealed.push(Arc::new(sealed));

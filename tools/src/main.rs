@@ -1,22 +1,41 @@
 //! `evlog`: the command-line tool for evlog stores.
 //!
-//! Subcommands: `verify` (read every byte and check every checksum) and `stats` (what the store
-//! holds). Exit codes are listed in `evlog --help`.
+//! One subcommand per file; the logic lives in the library (`evlog::verify_dir`,
+//! `evlog::stats`, `evlog::inspect`, `evlog::export`), except the benchmark driver.
+//! Exit codes are listed in `evlog --help`.
 
+/// The exit codes, as a literal so that `concat!` can add it to longer help texts.
+macro_rules! exit_codes {
+    () => {
+        "\
+Exit codes:
+  0  success (verify: the store is clean)
+  1  problems found: verify or inspect found damage, import rejected lines, repair left
+     problems, or the store is corrupted and does not open
+  2  usage error, or an I/O error (missing directory, unreadable file)
+  3  the store is locked by a running writer (repair, import): nothing was changed"
+    };
+}
+
+mod bench;
+mod dump;
+mod export;
+mod import;
+mod inspect;
+mod progress;
+mod repair;
 mod stats;
+mod text;
 mod verify;
 
+use std::path::Path;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
-const EXIT_CODES: &str = "\
-Exit codes:
-  0  success (verify: the store is clean)
-  1  verify: problems found; stats: the store is corrupted and does not open
-  2  usage error, or an I/O error (missing directory, unreadable file)";
+const EXIT_CODES: &str = exit_codes!();
 
-/// Inspect and check evlog stores.
+/// Inspect, check, repair, export and import evlog stores.
 #[derive(Parser)]
 #[command(name = "evlog", version, after_help = EXIT_CODES)]
 struct Cli {
@@ -32,28 +51,67 @@ enum Command {
     /// Count events, streams, segments and bytes of a store (opens it read-only).
     #[command(after_help = EXIT_CODES)]
     Stats(stats::Args),
+    /// Show what a store's files hold (a directory), or every frame of one segment file.
+    #[command(after_help = EXIT_CODES)]
+    Inspect(inspect::Args),
+    /// Print events, filtered by stream, type and position (opens the store read-only).
+    #[command(after_help = EXIT_CODES)]
+    Dump(dump::Args),
+    /// Open a store with repair: cut a torn tail or damage, rebuild indexes, and say what changed.
+    #[command(after_help = EXIT_CODES)]
+    Repair(repair::Args),
+    /// Write events as JSON lines (opens the store read-only).
+    #[command(after_help = EXIT_CODES)]
+    Export(export::Args),
+    /// Append the events of a JSON lines file (as written by export) to a store.
+    #[command(after_help = EXIT_CODES, after_long_help = import::LONG_HELP)]
+    Import(import::Args),
+    /// Run the standard workload: append, stream-read and replay throughput and latency.
+    #[command(after_help = EXIT_CODES)]
+    Bench(bench::Args),
 }
 
 /// How a subcommand ended, mapped to the documented exit codes.
 pub enum Outcome {
     /// Exit 0.
     Ok,
-    /// Exit 1: the store has problems.
+    /// Exit 1: the store has problems, or lines were rejected.
     Problems,
 }
 
 /// An error that ends the tool: one line on stderr and an exit code.
 pub struct Failure {
-    /// 1 (store corrupted) or 2 (usage or I/O).
+    /// 1 (store corrupted), 2 (usage or I/O) or 3 (locked); 0 ends quietly (closed pipe).
     pub code: u8,
     /// The line printed after `evlog: `.
     pub message: String,
 }
 
+impl Failure {
+    /// A usage or I/O failure (exit 2).
+    pub fn usage(message: impl Into<String>) -> Self {
+        Failure {
+            code: 2,
+            message: message.into(),
+        }
+    }
+
+    fn closed_pipe() -> Self {
+        Failure {
+            code: 0,
+            message: String::new(),
+        }
+    }
+}
+
 impl From<evlog::Error> for Failure {
     fn from(e: evlog::Error) -> Self {
-        let code = match e {
+        let code = match &e {
             evlog::Error::Corrupted { .. } => 1,
+            evlog::Error::Locked { .. } => 3,
+            evlog::Error::Io { source, .. } if source.kind() == std::io::ErrorKind::BrokenPipe => {
+                return Failure::closed_pipe();
+            }
             _ => 2,
         };
         Failure {
@@ -65,10 +123,23 @@ impl From<evlog::Error> for Failure {
 
 impl From<std::io::Error> for Failure {
     fn from(e: std::io::Error) -> Self {
-        Failure {
-            code: 2,
-            message: format!("write output: {e}"),
+        if e.kind() == std::io::ErrorKind::BrokenPipe {
+            // `evlog dump DIR | head`: the reader has what it wanted.
+            return Failure::closed_pipe();
         }
+        Failure::usage(format!("write output: {e}"))
+    }
+}
+
+/// Fails with exit 2 unless `dir` is a directory.
+pub fn require_dir(dir: &Path) -> Result<(), Failure> {
+    if dir.is_dir() {
+        Ok(())
+    } else {
+        Err(Failure::usage(format!(
+            "{}: not a directory (no store there)",
+            dir.display()
+        )))
     }
 }
 
@@ -78,10 +149,17 @@ fn main() -> ExitCode {
     let r = match cli.command {
         Command::Verify(a) => verify::run(&a),
         Command::Stats(a) => stats::run(&a),
+        Command::Inspect(a) => inspect::run(&a),
+        Command::Dump(a) => dump::run(&a),
+        Command::Repair(a) => repair::run(&a),
+        Command::Export(a) => export::run(&a),
+        Command::Import(a) => import::run(&a),
+        Command::Bench(a) => bench::run(&a),
     };
     match r {
         Ok(Outcome::Ok) => ExitCode::SUCCESS,
         Ok(Outcome::Problems) => ExitCode::from(1),
+        Err(f) if f.code == 0 => ExitCode::SUCCESS,
         Err(f) => {
             // Keep it to one line, whatever the error's text holds.
             eprintln!("evlog: {}", f.message.replace('\n', " "));

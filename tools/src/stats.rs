@@ -5,6 +5,7 @@ use std::path::PathBuf;
 
 use evlog::stats::StoreStats;
 
+use crate::text::rfc3339_us;
 use crate::{Failure, Outcome, json_opt, json_str};
 
 /// Arguments of `evlog stats`.
@@ -85,52 +86,4 @@ fn json(a: &Args, s: &StoreStats) -> String {
         json_opt(s.newest_timestamp_us),
         json_opt(s.head_position)
     )
-}
-
-/// Formats µs since the Unix epoch as RFC 3339 UTC with microseconds.
-fn rfc3339_us(us: u64) -> String {
-    let secs = us / 1_000_000;
-    let micros = us % 1_000_000;
-    let days = (secs / 86_400) as i64;
-    let rem = secs % 86_400;
-    let (y, m, d) = civil_from_days(days);
-    format!(
-        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}.{micros:06}Z",
-        rem / 3600,
-        rem % 3600 / 60,
-        rem % 60
-    )
-}
-
-/// Days since 1970-01-01 to a (year, month, day) in the proleptic Gregorian calendar
-/// (Howard Hinnant's algorithm).
-fn civil_from_days(z: i64) -> (i64, u32, u32) {
-    let z = z + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = (doy - (153 * mp + 2) / 5 + 1) as u32;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
-    let y = yoe + era * 400 + i64::from(m <= 2);
-    (y, m, d)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::rfc3339_us;
-
-    #[test]
-    fn timestamps_format_as_rfc3339() {
-        assert_eq!(rfc3339_us(0), "1970-01-01T00:00:00.000000Z");
-        assert_eq!(
-            rfc3339_us(951_782_400_000_001),
-            "2000-02-29T00:00:00.000001Z"
-        );
-        assert_eq!(
-            rfc3339_us(1_735_689_599_999_999),
-            "2024-12-31T23:59:59.999999Z"
-        );
-    }
 }

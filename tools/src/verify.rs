@@ -25,7 +25,10 @@ pub fn run(a: &Args) -> Result<Outcome, Failure> {
             message: format!("{}: not a directory (no store there)", a.dir.display()),
         });
     }
-    let rep = evlog::verify_dir(&a.dir)?;
+    let pb = crate::progress::spinner(&format!("verifying {}", a.dir.display()));
+    let rep = evlog::verify_dir(&a.dir);
+    pb.finish_and_clear();
+    let rep = rep?;
     let out = if a.json { json(a, &rep) } else { text(a, &rep) };
     std::io::stdout().lock().write_all(out.as_bytes())?;
     Ok(if rep.is_clean() {
@@ -63,8 +66,8 @@ fn text(a: &Args, rep: &VerifyReport) -> String {
     }
     if !rep.is_clean() {
         s.push_str(
-            "to cut the log at the first damage, open the store with StoreOptions::repair(true); \
-             the cut bytes are kept in .corrupt files\n",
+            "to cut the log at the first damage, run `evlog repair DIR` (it opens the store with \
+             StoreOptions::repair(true)); the cut bytes are kept in .corrupt files\n",
         );
     }
     s

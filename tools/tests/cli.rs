@@ -123,7 +123,7 @@ fn verify_flipped_bit_exits_1_and_names_file_and_offset() {
 fn missing_directory_exits_2_with_one_line() {
     let t = tempfile::tempdir().unwrap();
     let missing = t.path().join("nope");
-    for cmd in ["verify", "stats"] {
+    for cmd in ["verify", "stats", "inspect", "dump", "export", "repair"] {
         let o = evlog(&[cmd, path(&missing)]);
         assert_eq!(o.status.code(), Some(2), "{cmd}: {}", stderr(&o));
         let err = stderr(&o);
@@ -142,6 +142,16 @@ fn bad_arguments_exit_2() {
         &["stats"][..],
         &["verify", "a", "b"][..],
         &["stats", "--bogus", "."][..],
+        &["inspect"][..],
+        &["dump"][..],
+        &["repair"][..],
+        &["export"][..],
+        &["import", "."][..],
+        &["import", ".", "a", "b"][..],
+        &["bench", "--durability", "sometimes"][..],
+        &["bench", "--events", "0"][..],
+        &["bench", "--threads", "x"][..],
+        &["dump", ".", "--format", "csv"][..],
     ] {
         let o = evlog(args);
         assert_eq!(o.status.code(), Some(2), "{args:?}: {}", stderr(&o));
@@ -150,17 +160,28 @@ fn bad_arguments_exit_2() {
 
 #[test]
 fn help_documents_exit_codes() {
-    for args in [
-        &["--help"][..],
-        &["verify", "--help"][..],
-        &["stats", "--help"][..],
+    for cmd in [
+        None,
+        Some("verify"),
+        Some("stats"),
+        Some("inspect"),
+        Some("dump"),
+        Some("repair"),
+        Some("export"),
+        Some("import"),
+        Some("bench"),
     ] {
-        let o = evlog(args);
-        assert_eq!(o.status.code(), Some(0));
+        let args: Vec<&str> = cmd.into_iter().chain(["--help"]).collect();
+        let o = evlog(&args);
+        assert_eq!(o.status.code(), Some(0), "{args:?}");
         let out = stdout(&o);
         assert!(out.contains("Exit codes:"), "{out}");
         assert!(out.contains("problems found"), "{out}");
+        assert!(out.contains("3  the store is locked"), "{out}");
     }
+    // Import documents what happens to timestamps.
+    let out = stdout(&evlog(&["import", "--help"]));
+    assert!(out.contains("import time"), "{out}");
 }
 
 #[test]
