@@ -48,6 +48,7 @@ pub mod index;
 pub mod inspect;
 pub mod io;
 pub mod segment;
+pub mod snapshot;
 pub mod stats;
 pub mod store;
 pub mod wire;
@@ -57,6 +58,7 @@ pub use error::{Error, Result};
 pub use event::{
     AppendResult, Direction, EventData, ExpectedVersion, Metadata, ReadFilter, RecordedEvent,
 };
+pub use snapshot::{Aggregate, Loaded, SnapshotPolicy, SnapshotStore};
 pub use store::{
     AllEvents, Durability, Problem, Store, StoreOptions, StreamEvents, VerifyReport, verify_dir,
 };

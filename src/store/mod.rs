@@ -215,6 +215,16 @@ impl Store {
         &self.inner.dir
     }
 
+    /// The file system the store uses (see [`StoreOptions::vfs`]).
+    pub fn vfs(&self) -> Arc<dyn crate::io::Vfs> {
+        self.inner.vfs.clone()
+    }
+
+    /// True when the store was opened read-only.
+    pub fn is_read_only(&self) -> bool {
+        self.inner.read_only
+    }
+
     /// Appends `events` to `stream` atomically, if the stream is at `expected`.
     ///
     /// Events get dense versions after the stream's last one and dense global positions. With
