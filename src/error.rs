@@ -77,6 +77,12 @@ pub enum Error {
         /// The stream's last version (`None`: no events).
         actual: Option<u64>,
     },
+    /// The stream was hard-deleted (tombstoned); it can never be written again.
+    #[error("stream {stream:?} is deleted for good (tombstoned); use another stream id")]
+    StreamDeleted {
+        /// The stream.
+        stream: String,
+    },
     /// Bad input to an API call; nothing was written.
     #[error("invalid argument: {0}")]
     InvalidArgument(String),

@@ -3,6 +3,7 @@
 mod options;
 mod read;
 pub(crate) mod recover;
+mod retention;
 pub(crate) mod state;
 mod verify;
 mod writer;

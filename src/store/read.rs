@@ -70,15 +70,23 @@ impl StreamEvents {
 
     fn refill(&mut self) -> Result<()> {
         let head = self.inner.head.load(Ordering::Acquire);
-        let (entries, last) = {
+        let (entries, settings) = {
             let st = self.inner.state.read();
             let Some(&last) = st.streams.get(&*self.stream) else {
                 self.next = None;
                 return Ok(());
             };
+            let settings = st.settings.get(&*self.stream).copied();
+            // Retention and deletions hide the versions below `first`.
+            let first = settings.map_or(0, |s| s.first_visible(last));
             let Some(next) = self.next else { return Ok(()) };
+            if settings.is_some_and(|s| s.tombstone) {
+                self.next = None;
+                return Ok(());
+            }
             let (lo, hi) = match self.direction {
                 Direction::Forward => {
+                    let next = next.max(first);
                     if next > last {
                         self.next = None;
                         return Ok(());
@@ -87,16 +95,21 @@ impl StreamEvents {
                 }
                 Direction::Backward => {
                     let hi = next.min(last);
-                    (hi.saturating_sub(STREAM_READ_BATCH - 1), hi)
+                    if hi < first {
+                        self.next = None;
+                        return Ok(());
+                    }
+                    (hi.saturating_sub(STREAM_READ_BATCH - 1).max(first), hi)
                 }
             };
             self.next = match self.direction {
                 Direction::Forward => hi.checked_add(1),
                 Direction::Backward => lo.checked_sub(1),
             };
-            (st.stream_entries(self.hash, lo, hi)?, last)
+            (st.stream_entries(self.hash, lo, hi)?, settings)
         };
-        let _ = last;
+        let max_age_us = settings.map_or(0, |s| s.max_age_us);
+        let now = crate::store::now_us();
         // The frames of one stream are scattered through the log; touching each first lets
         // the processor fetch them in parallel instead of one cache miss after another.
         let mut touched = 0u8;
@@ -127,7 +140,9 @@ impl StreamEvents {
                     }
                 })
             })??;
-            if let Some(ev) = found {
+            if let Some(ev) = found
+                && (max_age_us == 0 || ev.timestamp_us.saturating_add(max_age_us) > now)
+            {
                 got.push(ev);
             }
         }
@@ -230,13 +245,31 @@ impl AllEvents {
         let last_stream = &mut self.last_stream;
         let mut batch = Vec::new();
         let dir = self.direction;
+        // Retention and deletions: checked per event only for streams that have rules.
+        let settings = self.inner.state.read().settings.clone();
+        let now = crate::store::now_us();
+        let inner = &self.inner;
+        let hidden = |stream: &str, version: u64, ts: u64| {
+            if settings.is_empty() {
+                return false;
+            }
+            let Some(s) = settings.get(stream) else {
+                return false;
+            };
+            let last = inner.state.read().streams.get(stream).copied().unwrap_or(0);
+            !s.visible(version, ts, last, now)
+        };
         let (h, frame_len) = seg.with_frame(offset, &mut self.scratch, |bytes, h| {
             let r = for_each_record(&seg, offset, bytes, h, |p, r| {
                 let wanted = match dir {
                     Direction::Forward => p >= next,
                     Direction::Backward => p <= next,
                 };
-                if wanted && p < head && filter.matches(r.stream, r.event_type) {
+                if wanted
+                    && p < head
+                    && filter.matches(r.stream, r.event_type)
+                    && !hidden(r.stream, r.version, r.timestamp_us)
+                {
                     let s = match last_stream {
                         Some(s) if **s == *r.stream => s.clone(),
                         _ => {

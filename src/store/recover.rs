@@ -363,6 +363,23 @@ fn load_index(
     )?)
 }
 
+/// Loads the stream settings file; it is data, not a cache, so damage is corruption.
+pub(crate) fn load_settings(
+    vfs: &dyn Vfs,
+    dir: &Path,
+) -> Result<FastMap<Arc<str>, crate::wire::settings::StreamSettings>> {
+    use crate::wire::settings::{SETTINGS_FILE_NAME, decode_settings};
+    let path = dir.join(SETTINGS_FILE_NAME);
+    let Some(bytes) = crate::io::read_optional(vfs, &path)? else {
+        return Ok(FastMap::default());
+    };
+    let entries = decode_settings(&bytes).map_err(|e| Error::corrupted(&path, 0, e))?;
+    Ok(entries
+        .into_iter()
+        .map(|(s, st)| (Arc::<str>::from(s), st))
+        .collect())
+}
+
 pub(crate) fn entry_for(r: &RecordView<'_>, rel_pos: u64, frame_offset: u64) -> StreamEntry {
     StreamEntry {
         hash: stream_hash(r.stream),
@@ -580,6 +597,7 @@ fn recover_once(
         if read_only {
             return Ok(Recovered {
                 state: State {
+                    settings: Arc::new(load_settings(vfs, dir)?),
                     sealed: vec![],
                     active: None,
                     active_index: ActiveIndex::new(0),
@@ -771,6 +789,7 @@ fn recover_once(
     };
     Ok(Recovered {
         state: State {
+            settings: Arc::new(load_settings(vfs, dir)?),
             sealed,
             active,
             active_index,

@@ -6,6 +6,7 @@ use crate::error::Result;
 use crate::index::{ActiveIndex, FastMap};
 use crate::segment::{ActiveFile, SealedSegment, SegRef};
 use crate::wire::index_file::StreamEntry;
+use crate::wire::settings::StreamSettings;
 
 /// The segments and indexes, behind the store's `RwLock`.
 pub(crate) struct State {
@@ -17,6 +18,9 @@ pub(crate) struct State {
     pub active_index: ActiveIndex,
     /// Version of every stream's last event.
     pub streams: FastMap<Arc<str>, u64>,
+    /// Retention rules and deletions, for the streams that have any (replaced whole on change,
+    /// so readers keep a cheap snapshot).
+    pub settings: Arc<FastMap<Arc<str>, StreamSettings>>,
 }
 
 impl State {

@@ -121,6 +121,12 @@ pub fn verify_dir_with(vfs: &dyn Vfs, dir: &Path) -> Result<VerifyReport> {
             },
         },
     };
+    let settings_path = dir.join(crate::wire::settings::SETTINGS_FILE_NAME);
+    if let Some(b) = read_optional(vfs, &settings_path)?
+        && let Err(e) = crate::wire::settings::decode_settings(&b)
+    {
+        problem(&mut rep, &settings_path, e.at as u64, e.what.to_string());
+    }
     let mut ckpt_checked = false;
     let mut streams = StreamTable::default();
     let mut next_position: Option<u64> = None;

@@ -107,18 +107,24 @@ impl Writer {
     }
 }
 
+/// Checks a stream id against the limits.
+pub(crate) fn validate_stream_id(stream: &str) -> Result<()> {
+    if stream.is_empty() {
+        return Err(Error::InvalidArgument("stream id is empty".into()));
+    }
+    if stream.len() > MAX_STREAM_ID_BYTES {
+        return Err(Error::InvalidArgument(format!(
+            "stream id is {} bytes, more than MAX_STREAM_ID_BYTES ({MAX_STREAM_ID_BYTES})",
+            stream.len()
+        )));
+    }
+    Ok(())
+}
+
 /// Checks an append's arguments against the limits; nothing is written when this fails.
 pub(crate) fn validate(stream: &str, events: &[EventData]) -> Result<()> {
     let bad = |m: String| Err(Error::InvalidArgument(m));
-    if stream.is_empty() {
-        return bad("stream id is empty".into());
-    }
-    if stream.len() > MAX_STREAM_ID_BYTES {
-        return bad(format!(
-            "stream id is {} bytes, more than MAX_STREAM_ID_BYTES ({MAX_STREAM_ID_BYTES})",
-            stream.len()
-        ));
-    }
+    validate_stream_id(stream)?;
     if events.is_empty() {
         return bad("an append needs at least one event".into());
     }
@@ -200,6 +206,14 @@ impl Inner {
             };
             if self.poisoned.load(Ordering::Acquire) {
                 return Err(Error::Poisoned);
+            }
+            if let settings = &self.state.read().settings
+                && !settings.is_empty()
+                && settings.get(stream).is_some_and(|s| s.tombstone)
+            {
+                return Err(Error::StreamDeleted {
+                    stream: stream.to_owned(),
+                });
             }
             if let Some(r) = self.find_resend(w, stream, events)? {
                 drop(guard);

@@ -8,5 +8,6 @@ pub mod index_file;
 pub mod limits;
 pub mod record;
 pub mod segment;
+pub mod settings;
 
 pub use bytes::{DecodeError, stream_hash};
