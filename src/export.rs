@@ -20,8 +20,8 @@
 //! that version with the same id and content is skipped. A line that cannot be appended is
 //! rejected with its line number and nothing of it is written; import goes on with the next.
 //!
-//! The store assigns its own append time: an imported event's `timestamp_us` is the import time
-//! (there is no API to set it). With [`ImportOptions::keep_timestamps`] the line's timestamp is
+//! An imported event keeps the line's `timestamp_us` ([`Store::append_at`]); a line without one
+//! gets the import time. With [`ImportOptions::keep_timestamps`] the line's timestamp is
 //! kept in the metadata under [`ORIGINAL_TIMESTAMP_KEY`]. `position` is informational: positions
 //! are assigned by the store (importing a whole-store export into an empty store reproduces them).
 //!
@@ -501,7 +501,11 @@ fn import_line(
             return Ok(());
         }
     };
-    match store.append(&stream, expected, std::slice::from_ref(&event)) {
+    let appended = match timestamp_us {
+        Some(t) => store.append_at(&stream, expected, std::slice::from_ref(&event), t),
+        None => store.append(&stream, expected, std::slice::from_ref(&event)),
+    };
+    match appended {
         Ok(_) => rep.appended += 1,
         Err(
             e @ (Error::InvalidArgument(_)

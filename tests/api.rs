@@ -1472,3 +1472,29 @@ fn several_sessions_keep_reads_versions_and_idempotency() {
     assert_store_matches(&s, &m);
     assert!(s.verify().unwrap().is_clean());
 }
+
+#[test]
+fn append_at_keeps_the_given_timestamp_across_reopen() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = evlog::Store::open(dir.path()).unwrap();
+    let r = s
+        .append_at(
+            "imported",
+            evlog::ExpectedVersion::NoStream,
+            &[evlog::EventData::new("Old", b"{}".to_vec())],
+            1_234_567,
+        )
+        .unwrap();
+    assert_eq!(r.first_position, 0);
+    let ts = |s: &evlog::Store| {
+        s.read_stream("imported", 0, evlog::Direction::Forward, 1)
+            .next()
+            .unwrap()
+            .unwrap()
+            .timestamp_us
+    };
+    assert_eq!(ts(&s), 1_234_567);
+    drop(s);
+    let s = evlog::Store::open(dir.path()).unwrap();
+    assert_eq!(ts(&s), 1_234_567);
+}

@@ -242,7 +242,21 @@ impl Store {
         expected: ExpectedVersion,
         events: &[EventData],
     ) -> Result<AppendResult> {
-        self.inner.append(stream, expected, events)
+        self.inner.append(stream, expected, events, None)
+    }
+
+    /// [`Store::append`] with the events' timestamp given instead of the time of the append:
+    /// for imports and migrations that must keep the original times (`evlog import` uses it).
+    /// Everything else is as for `append`.
+    pub fn append_at(
+        &self,
+        stream: &str,
+        expected: ExpectedVersion,
+        events: &[EventData],
+        timestamp_us: u64,
+    ) -> Result<AppendResult> {
+        self.inner
+            .append(stream, expected, events, Some(timestamp_us))
     }
 
     /// Version of the stream's last event (`None` if it has none): the version the next append

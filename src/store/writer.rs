@@ -195,6 +195,7 @@ impl Inner {
         stream: &str,
         expected: ExpectedVersion,
         events: &[EventData],
+        timestamp_us: Option<u64>,
     ) -> Result<AppendResult> {
         validate(stream, events)?;
         let (result, target) = {
@@ -229,7 +230,7 @@ impl Inner {
                 });
             }
             let first_version = actual.map_or(0, |v| v + 1);
-            let ts = now_us();
+            let ts = timestamp_us.unwrap_or_else(now_us);
             let mut buf = std::mem::take(&mut w.buf);
             buf.clear();
             let start = begin_frame(&mut buf);

@@ -16,8 +16,8 @@ pub struct Args {
     pub dir: PathBuf,
     /// The JSON lines file to read (`-`: standard input).
     pub file: PathBuf,
-    /// Keep each line's `timestamp_us` in the event's metadata, under the key
-    /// `original_timestamp_us` (the store stamps every event with the time of its append).
+    /// Also copy each line's `timestamp_us` into the event's metadata, under the key
+    /// `original_timestamp_us` (the event itself always keeps the line's timestamp).
     #[arg(long)]
     pub keep_timestamps: bool,
     /// Print the summary as one JSON object.
@@ -35,9 +35,8 @@ writes nothing new. A rejected line (bad JSON, a missing field, a version that d
 stream's last one) is reported with its line number on stderr and nothing of it is written;
 the import goes on with the next line and exits 1.
 
-The store stamps each event with the time it is appended: imported events get the import time
-as `timestamp_us`. With --keep-timestamps the line's timestamp is also kept in the metadata under
-`original_timestamp_us`. Appends are made durable when the import ends (one fsync, not one per
+Each event keeps the line's `timestamp_us` (a line without one gets the import time). With
+--keep-timestamps the timestamp is also copied into the metadata under `original_timestamp_us`. Appends are made durable when the import ends (one fsync, not one per
 line); an interrupted import can simply be run again.
 
 ",
@@ -103,7 +102,7 @@ pub fn run(a: &Args) -> Result<Outcome, Failure> {
                 "skipped": rep.skipped,
                 "rejected": rep.rejected,
                 "rejections": rep.rejections.iter().map(|r| serde_json::json!({"line": r.line, "reason": r.reason})).collect::<Vec<_>>(),
-                "timestamps": if a.keep_timestamps { format!("kept in metadata {ORIGINAL_TIMESTAMP_KEY}") } else { "import time".to_string() },
+                "timestamps": if a.keep_timestamps { format!("kept, and copied into metadata {ORIGINAL_TIMESTAMP_KEY}") } else { "kept".to_string() },
             })
         )
     } else {
