@@ -6,7 +6,7 @@ use std::sync::{Arc, OnceLock};
 use crate::error::{Error, Result};
 use crate::io::{FileBytes, Vfs, VfsFile};
 use crate::wire::frame::{FRAME_HEADER_BYTES, FrameHeader, check_frame};
-use crate::wire::index_file::{IndexHeader, IndexView, check_index_body};
+use crate::wire::index_file::{IndexHeader, IndexView, check_index_body, check_index_tables};
 use crate::wire::segment::{SegmentFooter, SegmentHeader};
 
 /// The bytes of an immutable file (a memory map with the real file system).
@@ -117,7 +117,9 @@ impl SealedSegment {
     pub fn index(&self) -> Result<IndexView<'_>> {
         let ix = &self.index;
         let checked = ix.checked.get_or_init(|| {
-            if check_index_body(&ix.bytes, &ix.header).is_ok() {
+            if check_index_body(&ix.bytes, &ix.header).is_ok()
+                && check_index_tables(&ix.bytes, &ix.header).is_ok()
+            {
                 return Ok(None);
             }
             let first = self.header.first_position;

@@ -223,21 +223,19 @@ impl AllEvents {
                 }
                 match self.forward_cursor(next)? {
                     Some(c) => c,
-                    None => return Ok(false),
+                    None => return Err(self.unlocated(next)),
                 }
             }
             Direction::Backward => {
-                let pos = next.min(head.saturating_sub(1));
                 if head == 0 {
                     self.next = None;
                     return Ok(false);
                 }
-                match self.inner.state.read().locate(pos)? {
+                let pos = next.min(head - 1);
+                let located = self.inner.state.read().locate(pos)?;
+                match located {
                     Some(c) => c,
-                    None => {
-                        self.next = None;
-                        return Ok(false);
-                    }
+                    None => return Err(self.unlocated(pos)),
                 }
             }
         };
@@ -283,12 +281,19 @@ impl AllEvents {
             });
             r.map(|_| (*h, h.frame_len()))
         })??;
-        if h.first_position > next && dir == Direction::Forward {
+        // The frame found must hold the wanted position: an index that says otherwise would end
+        // a read early or send it round in circles, so it is an error, never a silent stop.
+        let wanted = match dir {
+            Direction::Forward => next,
+            Direction::Backward => next.min(head - 1),
+        };
+        if h.first_position > wanted || h.end_position() <= wanted {
+            self.failed = true;
             return Err(Error::Corrupted {
                 file: seg.path().to_path_buf(),
                 offset,
-                what: "frame does not start at the expected position",
-                expected: next,
+                what: "index points at a frame that does not hold the wanted position",
+                expected: wanted,
                 found: h.first_position,
             });
         }
@@ -304,6 +309,23 @@ impl AllEvents {
         }
         self.pending.extend(batch);
         Ok(true)
+    }
+
+    /// The error for a visible position that no index locates.
+    fn unlocated(&mut self, position: u64) -> Error {
+        self.failed = true;
+        let st = self.inner.state.read();
+        let file = st
+            .segment_for(position)
+            .map(|s| s.path().to_path_buf())
+            .unwrap_or_else(|| self.inner.dir.clone());
+        Error::Corrupted {
+            file,
+            offset: 0,
+            what: "no index entry locates this visible position",
+            expected: position,
+            found: 0,
+        }
     }
 
     /// Where the frame holding `next` is: after the previous frame in the same segment, or

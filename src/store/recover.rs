@@ -212,14 +212,14 @@ fn read_metas(vfs: &dyn Vfs, names: &[(u64, PathBuf)]) -> Result<Vec<Meta>, Stop
         match metas.last() {
             Some(prev) => {
                 let prev_last = prev.footer.map(|f| f.last_position());
-                if header.seq != prev.header.seq + 1 {
+                if prev.header.seq.checked_add(1) != Some(header.seq) {
                     return Err(cut(
                         0,
                         corrupted(
                             path,
                             16,
                             "segment sequence gap: a segment is missing",
-                            prev.header.seq + 1,
+                            prev.header.seq.wrapping_add(1),
                             header.seq,
                         ),
                     ));
@@ -323,7 +323,9 @@ fn load_index(
         && h.covered_crc == footer.data_crc
         && u64::from(h.event_count) == footer.event_count
         && u64::from(h.frame_count) == footer.frame_count
-        && (!full_check || crate::wire::index_file::check_index_body(&map, &h).is_ok())
+        && (!full_check
+            || (crate::wire::index_file::check_index_body(&map, &h).is_ok()
+                && crate::wire::index_file::check_index_tables(&map, &h).is_ok()))
     {
         return Ok(SegmentIndex::new(idx_path, map)?);
     }
@@ -444,8 +446,12 @@ fn start_from_checkpoint(
     let intact = decode_checkpoint(&bytes).ok().and_then(|c| {
         let v = IndexView::new(c.index).ok()?;
         crate::wire::index_file::check_index_body(c.index, &v.header).ok()?;
-        (c.next_position == v.header.first_position + u64::from(v.header.event_count))
-            .then_some((c, v.header))
+        crate::wire::index_file::check_index_tables(c.index, &v.header).ok()?;
+        // A stream cannot have more versions than the log has events.
+        let versions_ok = c.streams.iter().all(|(_, ver)| *ver < c.next_position);
+        (versions_ok
+            && c.next_position == v.header.first_position + u64::from(v.header.event_count))
+        .then_some((c, v.header))
     });
     let Some((c, h)) = intact else {
         if !read_only {
@@ -752,7 +758,15 @@ fn recover_once(
     if last_sealed {
         let prev = &metas[last];
         let header = SegmentHeader {
-            seq: prev.header.seq + 1,
+            seq: prev.header.seq.checked_add(1).ok_or_else(|| {
+                Stop::Fail(corrupted(
+                    &prev.path,
+                    16,
+                    "segment sequence number exhausted",
+                    0,
+                    prev.header.seq,
+                ))
+            })?,
             first_position: next_position,
             prev_last_position: Some(next_position - 1),
             created_us: crate::store::now_us(),

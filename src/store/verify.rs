@@ -159,7 +159,7 @@ pub fn verify_dir_with(vfs: &dyn Vfs, dir: &Path) -> Result<VerifyReport> {
             );
         }
         if let Some((ph, pf)) = prev {
-            if header.seq != ph.seq + 1 {
+            if ph.seq.checked_add(1) != Some(header.seq) {
                 problem(
                     &mut rep,
                     path,

@@ -431,7 +431,17 @@ impl Inner {
         let idx_name = index_file_name(w.header.first_position);
         write_file_atomic(vfs, &self.dir, &idx_name, &index_bytes)?;
         let header = SegmentHeader {
-            seq: w.header.seq + 1,
+            seq: w
+                .header
+                .seq
+                .checked_add(1)
+                .ok_or_else(|| Error::Corrupted {
+                    file: w.path.clone(),
+                    offset: 16,
+                    what: "segment sequence number exhausted",
+                    expected: 0,
+                    found: w.header.seq,
+                })?,
             first_position: w.next_position,
             prev_last_position: Some(w.next_position - 1),
             created_us: now_us(),

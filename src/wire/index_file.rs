@@ -158,6 +158,84 @@ pub fn check_index_body(buf: &[u8], h: &IndexHeader) -> Result<(), DecodeError> 
     Ok(())
 }
 
+/// Checks what an index's checksums cannot: the frame table starts at relative position 0 and
+/// ascends in position and offset, every offset lies in the covered prefix after the segment
+/// header, the stream and id tables are sorted, and every relative position is in range. A
+/// checksum-valid index that fails this was written wrong; it is rebuilt or ignored like a
+/// damaged one. Linear in the index size.
+pub fn check_index_tables(buf: &[u8], h: &IndexHeader) -> Result<(), DecodeError> {
+    let v = IndexView::with_header(buf, *h);
+    let events = h.event_count;
+    let covered = h.covered_len;
+    let bad = |at: usize, what: &'static str, expected: u64, found: u64| {
+        Err(DecodeError::new(at, what, expected, found))
+    };
+    let mut prev: Option<FrameEntry> = None;
+    for i in 0..h.frame_count as usize {
+        let f = v.frame(i);
+        let at = INDEX_HEADER_BYTES + i * FRAME_ENTRY_BYTES;
+        let ok_first = match prev {
+            None => f.rel_first == 0,
+            Some(p) => f.rel_first > p.rel_first && f.offset > p.offset,
+        };
+        if !ok_first || f.rel_first >= events {
+            return bad(
+                at,
+                "index frame table out of order",
+                u64::from(events),
+                f.rel_first.into(),
+            );
+        }
+        if f.offset < 64 || f.offset >= covered {
+            return bad(
+                at + 4,
+                "index frame offset outside the segment",
+                covered.into(),
+                f.offset.into(),
+            );
+        }
+        prev = Some(f);
+    }
+    let streams_at = INDEX_HEADER_BYTES + h.frame_count as usize * FRAME_ENTRY_BYTES;
+    let mut prev: Option<StreamEntry> = None;
+    for i in 0..events as usize {
+        let e = v.entry(i);
+        let at = streams_at + i * STREAM_ENTRY_BYTES;
+        if prev.is_some_and(|p| p > e) || e.rel_pos >= events {
+            return bad(
+                at,
+                "index stream table out of order",
+                u64::from(events),
+                e.rel_pos.into(),
+            );
+        }
+        if e.frame_offset < 64 || e.frame_offset >= covered {
+            return bad(
+                at + 20,
+                "index stream entry offset outside the segment",
+                covered.into(),
+                e.frame_offset.into(),
+            );
+        }
+        prev = Some(e);
+    }
+    let ids_at = streams_at + events as usize * STREAM_ENTRY_BYTES;
+    let mut prev: Option<IdEntry> = None;
+    for i in 0..events as usize {
+        let e = v.id_entry(i);
+        if prev.is_some_and(|p| p > e) || e.rel_pos >= events {
+            return bad(
+                ids_at + i * ID_ENTRY_BYTES,
+                "index id table out of order",
+                u64::from(events),
+                e.rel_pos.into(),
+            );
+        }
+        prev = Some(e);
+    }
+    Ok(())
+}
+
 /// Encodes an index. `frames` must be ascending, `entries` ascending by (hash, version, rel_pos)
 /// and `ids` ascending; `entries` and `ids` have one element per event.
 pub fn encode_index(
