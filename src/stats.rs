@@ -42,6 +42,10 @@ pub struct StoreStats {
     pub bytes_on_disk: u64,
     /// Bytes of the segment files alone.
     pub segment_bytes: u64,
+    /// Bytes of the events as an application sees them: payloads, event types, stream ids and
+    /// user metadata (key and value bytes), plus 16 per id (and per correlation and causation
+    /// id) and 16 for version and timestamp.
+    pub raw_event_bytes: u64,
     /// Number of events of each event type.
     pub event_types: BTreeMap<String, u64>,
     /// Smallest event timestamp, µs since the Unix epoch (`None` for an empty store).
@@ -56,6 +60,15 @@ impl StoreStats {
     /// Segment files, sealed and active.
     pub fn segments(&self) -> u64 {
         self.segments_sealed + self.segments_active
+    }
+
+    /// Raw event bytes per segment byte on disk: below 1 while segments are not compressed
+    /// (frame and record headers add bytes), above 1 once compression saves more than that.
+    pub fn compression_ratio(&self) -> f64 {
+        if self.segment_bytes == 0 {
+            return 0.0;
+        }
+        self.raw_event_bytes as f64 / self.segment_bytes as f64
     }
 }
 
@@ -73,6 +86,12 @@ pub fn stats_dir(dir: &Path) -> Result<StoreStats> {
     for e in store.read_all(0, Direction::Forward, ReadFilter::all()) {
         let e = e?;
         s.events += 1;
+        let m = &e.metadata;
+        let ids =
+            1 + usize::from(m.correlation_id.is_some()) + usize::from(m.causation_id.is_some());
+        let extra: usize = m.extra.iter().map(|(k, v)| k.len() + v.len()).sum();
+        s.raw_event_bytes +=
+            (e.payload.len() + e.event_type.len() + e.stream.len() + extra + 16 * ids + 16) as u64;
         *s.event_types.entry(e.event_type).or_default() += 1;
         s.oldest_timestamp_us = Some(
             s.oldest_timestamp_us

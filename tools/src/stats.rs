@@ -51,6 +51,11 @@ fn text(a: &Args, s: &StoreStats) -> String {
         "bytes on disk:  {} ({} in segments)\n",
         s.bytes_on_disk, s.segment_bytes
     ));
+    out.push_str(&format!(
+        "compression:    none; raw event bytes {} / segment bytes = {:.3}\n",
+        s.raw_event_bytes,
+        s.compression_ratio()
+    ));
     out.push_str(&format!("oldest event:   {}\n", ts(s.oldest_timestamp_us)));
     out.push_str(&format!("newest event:   {}\n", ts(s.newest_timestamp_us)));
     out.push_str(&format!(
@@ -73,7 +78,7 @@ fn json(a: &Args, s: &StoreStats) -> String {
         .map(|(t, n)| format!("{}: {n}", json_str(t)))
         .collect();
     format!(
-        "{{\"dir\": {}, \"events\": {}, \"streams\": {}, \"segments\": {{\"sealed\": {}, \"active\": {}}}, \"bytes_on_disk\": {}, \"segment_bytes\": {}, \"event_types\": {{{}}}, \"oldest_timestamp_us\": {}, \"newest_timestamp_us\": {}, \"head_position\": {}}}\n",
+        "{{\"dir\": {}, \"events\": {}, \"streams\": {}, \"segments\": {{\"sealed\": {}, \"active\": {}}}, \"bytes_on_disk\": {}, \"segment_bytes\": {}, \"raw_event_bytes\": {}, \"compression_ratio\": {:.4}, \"event_types\": {{{}}}, \"oldest_timestamp_us\": {}, \"newest_timestamp_us\": {}, \"head_position\": {}}}\n",
         json_str(&a.dir.display().to_string()),
         s.events,
         s.streams,
@@ -81,6 +86,8 @@ fn json(a: &Args, s: &StoreStats) -> String {
         s.segments_active,
         s.bytes_on_disk,
         s.segment_bytes,
+        s.raw_event_bytes,
+        s.compression_ratio(),
         types.join(", "),
         json_opt(s.oldest_timestamp_us),
         json_opt(s.newest_timestamp_us),

@@ -225,6 +225,14 @@ fn stats_match_what_was_appended() {
     for (t, n) in counts {
         assert!(out.contains(&format!("\"{t}\": {n}")), "{t} in {out}");
     }
+    // Uncompressed segments hold more bytes than the raw events (frame and record headers).
+    let ratio: f64 = out
+        .split("\"compression_ratio\": ")
+        .nth(1)
+        .and_then(|r| r.split([',', '}']).next())
+        .and_then(|r| r.trim().parse().ok())
+        .unwrap_or_else(|| panic!("no compression_ratio in {out}"));
+    assert!(ratio > 0.3 && ratio < 1.0, "compression_ratio {ratio}");
 
     let o = evlog(&["stats", path(t.path())]);
     assert_eq!(o.status.code(), Some(0));
