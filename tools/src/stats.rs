@@ -20,12 +20,7 @@ pub struct Args {
 
 /// Runs the subcommand.
 pub fn run(a: &Args) -> Result<Outcome, Failure> {
-    if !a.dir.is_dir() {
-        return Err(Failure {
-            code: 2,
-            message: format!("{}: not a directory (no store there)", a.dir.display()),
-        });
-    }
+    crate::require_dir(&a.dir)?;
     let s = evlog::stats::stats_dir(&a.dir)?;
     let out = if a.json { json(a, &s) } else { text(a, &s) };
     std::io::stdout().lock().write_all(out.as_bytes())?;

@@ -19,12 +19,7 @@ pub struct Args {
 
 /// Runs the subcommand.
 pub fn run(a: &Args) -> Result<Outcome, Failure> {
-    if !a.dir.is_dir() {
-        return Err(Failure {
-            code: 2,
-            message: format!("{}: not a directory (no store there)", a.dir.display()),
-        });
-    }
+    crate::require_dir(&a.dir)?;
     let pb = crate::progress::spinner(&format!("verifying {}", a.dir.display()));
     let rep = evlog::verify_dir(&a.dir);
     pb.finish_and_clear();
