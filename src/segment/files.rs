@@ -123,11 +123,7 @@ impl SealedSegment {
                 return Ok(None);
             }
             let first = self.header.first_position;
-            let data = match self.data() {
-                Ok(d) => d,
-                Err(e) => return Err(e),
-            };
-            match crate::segment::build_index(data, first) {
+            match crate::segment::build_index(self.data()?, first) {
                 Ok((bytes, _, _)) => Ok(Some(bytes)),
                 Err((_, e)) => Err(Error::corrupted(&self.path, 0, e)),
             }

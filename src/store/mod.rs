@@ -168,7 +168,7 @@ impl Store {
         let rec = recover::recover(&vfs, dir, opts.repair, read_only)?;
         let (writer, sync) = match (read_only, rec.tail) {
             (false, Some(t)) => {
-                let w = Writer::new(&*vfs, t, &rec.state.active_index)?;
+                let w = Writer::new(t, &rec.state.active_index)?;
                 let s = SyncState {
                     file: w.file.clone(),
                     path: w.path.clone(),

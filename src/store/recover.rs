@@ -30,6 +30,8 @@ use crate::wire::segment::{
 /// What the writer needs to go on appending to the active segment.
 pub(crate) struct ActiveTail {
     pub path: PathBuf,
+    /// The segment opened once for open, the writer (writable unless read-only) and readers.
+    pub file: Arc<dyn crate::io::VfsFile>,
     pub header: SegmentHeader,
     pub len: u64,
     pub crc: crc32fast::Hasher,
@@ -664,8 +666,9 @@ fn recover_once(
                 ),
             });
         }
+        // The active segment is opened writable once, for recovery, the writer and readers.
         let f = vfs
-            .open(&m.path, false)
+            .open(&m.path, !read_only && m.footer.is_none())
             .map_err(Error::io("open", &m.path))?;
         if let Some(footer) = m.footer {
             // Sealed: its frames were checked when its index was built or verified; the scan
@@ -724,19 +727,17 @@ fn recover_once(
             // Cut a torn tail (an incomplete last write) back to the last whole frame, and make
             // what remains durable: appends after this open record everything before them as
             // durable (see `durable_frame_after`).
-            let w = vfs
-                .open(&m.path, true)
-                .map_err(Error::io("open", &m.path))?;
             if end.error.is_some() {
-                w.set_len(end.good_end)
+                f.set_len(end.good_end)
                     .map_err(Error::io("truncate", &m.path))?;
             }
-            fsync_data(&*w, &m.path)?;
+            fsync_data(&*f, &m.path)?;
         }
         next_position = end.next_position;
         active_index = idx;
         tail = Some(ActiveTail {
             path: m.path.clone(),
+            file: f,
             header: m.header,
             len: end.good_end,
             crc,
@@ -776,10 +777,12 @@ fn recover_once(
             tail = None;
         } else {
             let path = create_segment(vfs, dir, &header)?;
+            let file = vfs.open(&path, true).map_err(Error::io("open", &path))?;
             let mut crc = crc32fast::Hasher::new();
             crc.update(&header.encode());
             tail = Some(ActiveTail {
                 path,
+                file,
                 header,
                 len: SEGMENT_HEADER_BYTES as u64,
                 crc,
@@ -788,19 +791,13 @@ fn recover_once(
             });
         }
     }
-    let active = match &tail {
-        Some(t) => {
-            let file = vfs
-                .open(&t.path, false)
-                .map_err(Error::io("open", &t.path))?;
-            Some(Arc::new(ActiveFile {
-                path: t.path.clone(),
-                header: t.header,
-                file,
-            }))
-        }
-        None => None,
-    };
+    let active = tail.as_ref().map(|t| {
+        Arc::new(ActiveFile {
+            path: t.path.clone(),
+            header: t.header,
+            file: t.file.clone(),
+        })
+    });
     Ok(Recovered {
         state: State {
             settings: Arc::new(load_settings(vfs, dir)?),

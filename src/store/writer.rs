@@ -11,7 +11,7 @@ use uuid::Uuid;
 use crate::error::{Error, Result};
 use crate::event::{AppendResult, EventData, ExpectedVersion};
 use crate::index::{ActiveIndex, FastMap};
-use crate::io::{Vfs, VfsFile, fsync_data, write_file_atomic};
+use crate::io::{VfsFile, fsync_data, write_file_atomic};
 use crate::segment::{ActiveFile, SealedSegment, SegmentIndex, map_file};
 use crate::store::recover::{ActiveTail, create_segment};
 use crate::store::state::State;
@@ -83,10 +83,8 @@ fn wake_waiters(st: &mut SyncState) {
 const MAX_GATHER: Duration = Duration::from_millis(1);
 
 impl Writer {
-    pub(crate) fn new(vfs: &dyn Vfs, t: ActiveTail, index: &ActiveIndex) -> Result<Writer> {
-        let file = vfs
-            .open(&t.path, true)
-            .map_err(Error::io("open", &t.path))?;
+    pub(crate) fn new(t: ActiveTail, index: &ActiveIndex) -> Result<Writer> {
+        let file = t.file;
         let first = t.header.first_position;
         let ids = index
             .added_ids()
@@ -448,7 +446,8 @@ impl Inner {
         };
         let path = create_segment(vfs, &self.dir, &header)?;
         let file = vfs.open(&path, true).map_err(Error::io("open", &path))?;
-        let read_file = vfs.open(&path, false).map_err(Error::io("open", &path))?;
+        // Readers share the writer's handle: pread and pwrite take their own offsets.
+        let read_file = file.clone();
         let idx_path = self.dir.join(&idx_name);
         let sealed = SealedSegment::new(
             self.vfs.clone(),

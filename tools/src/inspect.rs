@@ -277,13 +277,17 @@ fn index_text(i: &IndexInspection) -> String {
             index_header_text(h),
             i.bytes
         ),
-        Err(e) => format!(
-            "{}: does not decode: {}; {} byte(s)\n",
-            file_name(&i.path),
-            decode_error(e),
-            i.bytes
-        ),
+        Err(e) => undecodable_text(&i.path, e, i.bytes),
     }
+}
+
+/// The line for a file whose header does not decode.
+fn undecodable_text(path: &std::path::Path, e: &evlog::wire::DecodeError, bytes: u64) -> String {
+    format!(
+        "{}: does not decode: {}; {bytes} byte(s)\n",
+        file_name(path),
+        decode_error(e)
+    )
 }
 
 fn checkpoint_text(c: &CheckpointInspection) -> String {
@@ -308,12 +312,7 @@ fn checkpoint_text(c: &CheckpointInspection) -> String {
                 c.bytes
             )
         }
-        Err(e) => format!(
-            "{}: does not decode: {}; {} byte(s)\n",
-            file_name(&c.path),
-            decode_error(e),
-            c.bytes
-        ),
+        Err(e) => undecodable_text(&c.path, e, c.bytes),
     }
 }
 
