@@ -55,10 +55,74 @@ impl SegmentIndex {
     }
 }
 
+/// Decompressed images of compressed segments kept in memory, oldest dropped first once they
+/// hold more than [`image_cache_bytes`] (process-wide). A reader that still holds an image keeps
+/// it alive; the cache only decides which ones stay after their readers are done.
+struct ImageCache {
+    held: std::collections::VecDeque<Arc<Vec<u8>>>,
+    bytes: usize,
+}
+
+static IMAGE_CACHE: parking_lot::Mutex<ImageCache> = parking_lot::Mutex::new(ImageCache {
+    held: std::collections::VecDeque::new(),
+    bytes: 0,
+});
+static IMAGE_CACHE_LIMIT: std::sync::atomic::AtomicUsize =
+    std::sync::atomic::AtomicUsize::new(DEFAULT_IMAGE_CACHE_BYTES);
+
+/// Default budget of the decompressed-image cache: 512 MiB.
+pub const DEFAULT_IMAGE_CACHE_BYTES: usize = 512 << 20;
+
+/// The budget of the process-wide cache of decompressed segment images, in bytes.
+pub fn image_cache_bytes() -> usize {
+    IMAGE_CACHE_LIMIT.load(std::sync::atomic::Ordering::Relaxed)
+}
+
+/// Sets the budget of the process-wide cache of decompressed segment images (0 keeps none:
+/// each read of a compressed segment then decompresses it again).
+pub fn set_image_cache_bytes(bytes: usize) {
+    IMAGE_CACHE_LIMIT.store(bytes, std::sync::atomic::Ordering::Relaxed);
+    trim_image_cache(&mut IMAGE_CACHE.lock(), bytes);
+}
+
+fn trim_image_cache(c: &mut ImageCache, limit: usize) {
+    while c.bytes > limit {
+        let Some(old) = c.held.pop_front() else { break };
+        c.bytes -= old.len();
+    }
+}
+
+/// The bytes of a sealed segment as a reader holds them: a map of the `.seg` file, or the
+/// decompressed image of its `.zseg` file.
+pub enum SegBytes<'a> {
+    /// Mapped `.seg` bytes.
+    Mapped(&'a [u8]),
+    /// A decompressed image and the length of its data (without the footer).
+    Image(Arc<Vec<u8>>, usize),
+}
+
+impl std::ops::Deref for SegBytes<'_> {
+    type Target = [u8];
+    fn deref(&self) -> &[u8] {
+        match self {
+            SegBytes::Mapped(b) => b,
+            SegBytes::Image(v, end) => &v[..*end],
+        }
+    }
+}
+
+/// Reads and decompresses the compressed segment at `path` into the image of its `.seg` file.
+pub fn read_zseg_image(vfs: &dyn Vfs, path: &Path) -> Result<Vec<u8>> {
+    let bytes = map_file(vfs, path)?;
+    crate::wire::zseg::decompress_image(&bytes).map_err(|e| Error::corrupted(path, 0, e))
+}
+
 /// A sealed segment: immutable, with its footer and index. Its bytes are mapped on first use,
-/// so opening a store costs no map per segment.
+/// so opening a store costs no map per segment. It is stored as a `.seg` file or, once
+/// compressed, as a `.zseg` file holding the same bytes; a segment whose `.seg` file went away
+/// (compressed meanwhile, by this process or by the writer of another) is read from its `.zseg`.
 pub struct SealedSegment {
-    /// Segment file path.
+    /// Segment file path (the `.seg` or the `.zseg` file it was found as).
     pub path: PathBuf,
     /// Decoded header.
     pub header: SegmentHeader,
@@ -68,6 +132,8 @@ pub struct SealedSegment {
     pub index: SegmentIndex,
     vfs: Arc<dyn Vfs>,
     map: OnceLock<FileBytes>,
+    compressed: std::sync::atomic::AtomicBool,
+    image: parking_lot::Mutex<std::sync::Weak<Vec<u8>>>,
 }
 
 impl SealedSegment {
@@ -79,6 +145,7 @@ impl SealedSegment {
         footer: SegmentFooter,
         index: SegmentIndex,
     ) -> Self {
+        let compressed = path.extension().is_some_and(|e| e == "zseg");
         SealedSegment {
             path,
             header,
@@ -86,30 +153,90 @@ impl SealedSegment {
             index,
             vfs,
             map: OnceLock::new(),
+            compressed: compressed.into(),
+            image: parking_lot::Mutex::new(std::sync::Weak::new()),
         }
     }
 
-    /// The frame bytes: header and frames, without the footer (mapped on first use).
-    pub fn data(&self) -> Result<&[u8]> {
-        let map = match self.map.get() {
-            Some(m) => m,
-            None => {
-                let m = map_file(&*self.vfs, &self.path)?;
-                if (m.len() as u64) < self.footer.data_end {
-                    return Err(Error::Corrupted {
-                        file: self.path.clone(),
-                        offset: m.len() as u64,
-                        what: "sealed segment is shorter than its footer says",
-                        expected: self.footer.data_end,
-                        found: m.len() as u64,
-                    });
+    /// True when the segment is read from its compressed (`.zseg`) file.
+    pub fn is_compressed(&self) -> bool {
+        self.map.get().is_none() && self.compressed.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    fn zseg_path(&self) -> PathBuf {
+        self.path.with_file_name(crate::wire::zseg::zseg_file_name(
+            self.header.first_position,
+        ))
+    }
+
+    /// Maps the `.seg` file now if the segment is still stored as one, so that readers holding
+    /// this segment keep its bytes after the file is replaced by its compressed form.
+    pub fn pin_map(&self) -> Result<()> {
+        if !self.is_compressed() {
+            self.data()?;
+        }
+        Ok(())
+    }
+
+    /// The frame bytes: header and frames, without the footer (mapped on first use; for a
+    /// compressed segment, decompressed on first use and kept in the image cache).
+    pub fn data(&self) -> Result<SegBytes<'_>> {
+        use std::sync::atomic::Ordering::Relaxed;
+        let end = self.footer.data_end;
+        if let Some(m) = self.map.get() {
+            return Ok(SegBytes::Mapped(&m[..end as usize]));
+        }
+        if !self.compressed.load(Relaxed) {
+            match map_file(&*self.vfs, &self.path) {
+                Ok(m) => {
+                    if (m.len() as u64) < end {
+                        return Err(Error::Corrupted {
+                            file: self.path.clone(),
+                            offset: m.len() as u64,
+                            what: "sealed segment is shorter than its footer says",
+                            expected: end,
+                            found: m.len() as u64,
+                        });
+                    }
+                    // Another thread may have mapped it meanwhile; either map is the same bytes.
+                    let _ = self.map.set(m);
+                    let m = self.map.get().expect("just set");
+                    return Ok(SegBytes::Mapped(&m[..end as usize]));
                 }
-                // Another thread may have mapped it meanwhile; either map is the same bytes.
-                let _ = self.map.set(m);
-                self.map.get().expect("just set")
+                Err(Error::Io { source, .. }) if source.kind() == std::io::ErrorKind::NotFound => {
+                    self.compressed.store(true, Relaxed);
+                }
+                Err(e) => return Err(e),
             }
-        };
-        Ok(&map[..self.footer.data_end as usize])
+        }
+        let mut slot = self.image.lock();
+        if let Some(img) = slot.upgrade() {
+            return Ok(SegBytes::Image(img, end as usize));
+        }
+        let path = self.zseg_path();
+        let img = read_zseg_image(&*self.vfs, &path)?;
+        if img.len() as u64 != end + crate::wire::segment::FOOTER_BYTES as u64
+            || img[end as usize..] != self.footer.encode()
+        {
+            return Err(Error::Corrupted {
+                file: path,
+                offset: 0,
+                what: "compressed segment does not hold the segment its footer names",
+                expected: end,
+                found: img.len() as u64,
+            });
+        }
+        let img = Arc::new(img);
+        *slot = Arc::downgrade(&img);
+        drop(slot);
+        let limit = image_cache_bytes();
+        if img.len() <= limit {
+            let mut c = IMAGE_CACHE.lock();
+            c.bytes += img.len();
+            c.held.push_back(img.clone());
+            trim_image_cache(&mut c, limit);
+        }
+        Ok(SegBytes::Image(img, end as usize))
     }
 
     /// The segment's index for lookups. The first call checks the index body; if it is damaged,
@@ -123,7 +250,7 @@ impl SealedSegment {
                 return Ok(None);
             }
             let first = self.header.first_position;
-            match crate::segment::build_index(self.data()?, first) {
+            match crate::segment::build_index(&self.data()?, first) {
                 Ok((bytes, _, _)) => Ok(Some(bytes)),
                 Err((_, e)) => Err(Error::corrupted(&self.path, 0, e)),
             }
@@ -189,6 +316,7 @@ impl SegRef {
     pub fn touch_frame(&self, offset: u64, whole: bool) -> u8 {
         let SegRef::Sealed(s) = self else { return 0 };
         let Ok(data) = s.data() else { return 0 };
+        let data = &*data;
         let at = offset as usize;
         if at + FRAME_HEADER_BYTES > data.len() {
             return 0;
@@ -212,6 +340,7 @@ impl SegRef {
         match self {
             SegRef::Sealed(s) => {
                 let data = s.data()?;
+                let data = &*data;
                 let at = offset as usize;
                 if at >= data.len() {
                     return Err(Error::Corrupted {

@@ -4,5 +4,8 @@ pub mod files;
 pub mod scan;
 
 pub use crate::io::FileBytes;
-pub use files::{ActiveFile, SealedSegment, SegRef, SegmentIndex, map_file};
+pub use files::{
+    ActiveFile, DEFAULT_IMAGE_CACHE_BYTES, SealedSegment, SegBytes, SegRef, SegmentIndex,
+    image_cache_bytes, map_file, read_zseg_image, set_image_cache_bytes,
+};
 pub use scan::{ScanEnd, build_index, durable_frame_after, scan_frames};

@@ -1,5 +1,6 @@
 //! The public [`Store`]: open and lock, appends, reads, waiting for new events, verify.
 
+mod compress;
 mod options;
 mod read;
 pub(crate) mod recover;
@@ -17,6 +18,7 @@ use parking_lot::{Condvar, Mutex, RwLock};
 
 use crate::error::{Error, Result};
 use crate::event::{AppendResult, Direction, EventData, ExpectedVersion, ReadFilter};
+pub use compress::CompressReport;
 pub use options::{Durability, StoreOptions};
 pub use read::{AllEvents, StreamEvents};
 use state::State;
@@ -51,6 +53,10 @@ pub(crate) struct Inner {
     head_cv: Condvar,
     pub poisoned: AtomicBool,
     closed: AtomicBool,
+    /// Serializes compressions of sealed segments.
+    compress_lock: Mutex<()>,
+    /// The background compressor's thread, woken after each roll.
+    compressor: Mutex<Option<std::thread::Thread>>,
     lock_file: Mutex<Option<Box<dyn crate::io::VfsLock>>>,
     pub vfs: Arc<dyn crate::io::Vfs>,
 }
@@ -115,6 +121,7 @@ impl Inner {
 pub struct Store {
     inner: Arc<Inner>,
     flusher: Option<std::thread::JoinHandle<()>>,
+    compressor: Option<std::thread::JoinHandle<()>>,
 }
 
 impl std::fmt::Debug for Store {
@@ -201,6 +208,8 @@ impl Store {
             head_cv: Condvar::new(),
             poisoned: AtomicBool::new(false),
             closed: AtomicBool::new(false),
+            compress_lock: Mutex::new(()),
+            compressor: Mutex::new(None),
             lock_file: Mutex::new(lock_file),
             vfs,
         });
@@ -208,7 +217,14 @@ impl Store {
             (false, Durability::Interval(every)) => Some(spawn_flusher(&inner, every)),
             _ => None,
         };
-        Ok(Store { inner, flusher })
+        let compressor = (!read_only && opts.compress_sealed)
+            .then(|| compress::spawn_compressor(&inner, Duration::from_secs(60)));
+        *inner.compressor.lock() = compressor.as_ref().map(|h| h.thread().clone());
+        Ok(Store {
+            inner,
+            flusher,
+            compressor,
+        })
     }
 
     /// The store directory.
@@ -338,7 +354,10 @@ impl Store {
 
     fn close_ref(&mut self) -> Result<()> {
         let r = self.inner.close();
-        if let Some(h) = self.flusher.take() {
+        for h in [self.flusher.take(), self.compressor.take()]
+            .into_iter()
+            .flatten()
+        {
             h.thread().unpark();
             let _ = h.join();
         }

@@ -36,6 +36,7 @@ pub struct StoreOptions {
     pub(crate) segment_bytes: u64,
     pub(crate) durability: Durability,
     pub(crate) repair: bool,
+    pub(crate) compress_sealed: bool,
     pub(crate) vfs: Arc<dyn Vfs>,
 }
 
@@ -45,6 +46,7 @@ impl Default for StoreOptions {
             segment_bytes: SEGMENT_BYTES_DEFAULT,
             durability: Durability::Always,
             repair: false,
+            compress_sealed: false,
             vfs: crate::io::real_fs(),
         }
     }
@@ -72,6 +74,14 @@ impl StoreOptions {
     /// damaged bytes (and any later segment) to `*.corrupt` files instead of failing.
     pub fn repair(mut self, repair: bool) -> Self {
         self.repair = repair;
+        self
+    }
+
+    /// Compress sealed segments in the background (off by default): after each roll, a
+    /// background thread replaces every sealed segment but the newest with its zstd-compressed
+    /// form (see [`Store::compress_sealed`]). Appends never wait for it.
+    pub fn compress_sealed(mut self, on: bool) -> Self {
+        self.compress_sealed = on;
         self
     }
 

@@ -68,8 +68,27 @@ impl From<Error> for Stop {
 struct Meta {
     path: PathBuf,
     header: SegmentHeader,
+    /// Length of the segment's bytes (for a compressed segment, of its image).
     len: u64,
     footer: Option<SegmentFooter>,
+    /// Stored as a `.zseg` file.
+    compressed: bool,
+}
+
+impl Meta {
+    /// The whole segment's bytes: the file, or the image a compressed segment decompresses to.
+    fn bytes(&self, vfs: &dyn Vfs) -> Result<Vec<u8>> {
+        if self.compressed {
+            crate::segment::read_zseg_image(vfs, &self.path)
+        } else {
+            read_file(vfs, &self.path)
+        }
+    }
+}
+
+/// True for the path of a compressed segment file.
+pub(crate) fn is_zseg(path: &Path) -> bool {
+    path.extension().is_some_and(|e| e == "zseg")
 }
 
 /// Opens the store in `dir`, repairing if asked (never when read-only).
@@ -107,16 +126,36 @@ pub(crate) fn recover(
     Err(Error::InvalidArgument("repair did not converge".into()))
 }
 
-/// Segment files in `dir`, ascending by first position.
+/// Segment files in `dir`, ascending by first position: `.seg` files, and `.zseg` files of the
+/// segments that have no `.seg` file. (Both exist only after a crash between writing a
+/// compressed segment and removing the file it replaces; the `.seg` file is then used, and a
+/// writable open removes the `.zseg`, to be compressed again.)
 pub(crate) fn list_segments(vfs: &dyn Vfs, dir: &Path) -> Result<Vec<(u64, PathBuf)>> {
-    let mut out: Vec<(u64, PathBuf)> = vfs
-        .list(dir)
-        .map_err(Error::io("read directory", dir))?
-        .into_iter()
-        .filter_map(|n| parse_segment_file_name(&n).map(|pos| (pos, dir.join(n))))
+    Ok(list_segments_and_stale(vfs, dir)?.0)
+}
+
+/// [`list_segments`], and the `.zseg` files that a `.seg` file of the same segment overrides.
+pub(crate) fn list_segments_and_stale(
+    vfs: &dyn Vfs,
+    dir: &Path,
+) -> Result<(Vec<(u64, PathBuf)>, Vec<PathBuf>)> {
+    let names = vfs.list(dir).map_err(Error::io("read directory", dir))?;
+    let mut out: Vec<(u64, PathBuf)> = names
+        .iter()
+        .filter_map(|n| parse_segment_file_name(n).map(|pos| (pos, dir.join(n))))
         .collect();
+    let mut stale = Vec::new();
+    for n in &names {
+        if let Some(pos) = crate::wire::zseg::parse_zseg_file_name(n) {
+            if out.iter().any(|(p, _)| *p == pos) {
+                stale.push(dir.join(n));
+            } else {
+                out.push((pos, dir.join(n)));
+            }
+        }
+    }
     out.sort();
-    Ok(out)
+    Ok((out, stale))
 }
 
 fn corrupt_name(vfs: &dyn Vfs, dir: &Path, base: &str) -> Result<PathBuf> {
@@ -139,14 +178,22 @@ fn cut_log(
     seg: usize,
     offset: u64,
 ) -> Result<()> {
+    let file_name = |pos: u64, path: &Path| {
+        if is_zseg(path) {
+            crate::wire::zseg::zseg_file_name(pos)
+        } else {
+            segment_file_name(pos)
+        }
+    };
     for (pos, path) in names.iter().skip(seg + 1) {
-        let to = corrupt_name(vfs, dir, &segment_file_name(*pos))?;
+        let to = corrupt_name(vfs, dir, &file_name(*pos, path))?;
         vfs.rename(path, &to).map_err(Error::io("rename", path))?;
         remove_file_durable(vfs, dir, &index_file_name(*pos))?;
     }
     if let Some((pos, path)) = names.get(seg) {
-        if offset <= SEGMENT_HEADER_BYTES as u64 {
-            let to = corrupt_name(vfs, dir, &segment_file_name(*pos))?;
+        // A compressed segment is moved whole: its blocks cannot be cut at an image offset.
+        if offset <= SEGMENT_HEADER_BYTES as u64 || is_zseg(path) {
+            let to = corrupt_name(vfs, dir, &file_name(*pos, path))?;
             vfs.rename(path, &to).map_err(Error::io("rename", path))?;
         } else {
             let f = vfs.open(path, true).map_err(Error::io("open", path))?;
@@ -190,12 +237,39 @@ fn read_metas(vfs: &dyn Vfs, names: &[(u64, PathBuf)]) -> Result<Vec<Meta>, Stop
     let last = names.len() - 1;
     for (i, (pos, path)) in names.iter().enumerate() {
         let f = vfs.open(path, false).map_err(Error::io("open", path))?;
-        let len = f.len().map_err(Error::io("stat", path))?;
-        let hb = read_at(&*f, path, 0, SEGMENT_HEADER_BYTES)?;
+        let file_len = f.len().map_err(Error::io("stat", path))?;
         let cut = |offset, err| Stop::Cut {
             seg: i,
             offset,
             err,
+        };
+        let compressed = is_zseg(path);
+        // A compressed segment keeps copies of the segment header and footer after its own
+        // header, so that open reads them without decompressing anything.
+        let (hb, len, zseg_footer) = if compressed {
+            use crate::wire::zseg::{ZSEG_PREFIX_BYTES, ZsegLayout, decode_zseg_header};
+            let p = read_at(&*f, path, 0, ZSEG_PREFIX_BYTES.min(file_len as usize))?;
+            let (image_len, ..) =
+                decode_zseg_header(&p).map_err(|e| cut(0, Error::corrupted(path, 0, e)))?;
+            if p.len() < ZSEG_PREFIX_BYTES {
+                return Err(cut(
+                    0,
+                    corrupted(
+                        path,
+                        0,
+                        "compressed segment is shorter than its header",
+                        ZSEG_PREFIX_BYTES as u64,
+                        p.len() as u64,
+                    ),
+                ));
+            }
+            (
+                ZsegLayout::segment_header(&p).to_vec(),
+                image_len,
+                Some(ZsegLayout::segment_footer(&p).to_vec()),
+            )
+        } else {
+            (read_at(&*f, path, 0, SEGMENT_HEADER_BYTES)?, file_len, None)
         };
         let header =
             SegmentHeader::decode(&hb).map_err(|e| cut(0, Error::corrupted(path, 0, e)))?;
@@ -258,13 +332,28 @@ fn read_metas(vfs: &dyn Vfs, names: &[(u64, PathBuf)]) -> Result<Vec<Meta>, Stop
         }
         let mut footer = None;
         if len >= (SEGMENT_HEADER_BYTES + FOOTER_BYTES) as u64 {
-            let fb = read_at(&*f, path, len - FOOTER_BYTES as u64, FOOTER_BYTES)?;
+            let fb = match &zseg_footer {
+                Some(b) => b.clone(),
+                None => read_at(&*f, path, len - FOOTER_BYTES as u64, FOOTER_BYTES)?,
+            };
             if let Ok(ft) = SegmentFooter::decode(&fb)
                 && ft.data_end == len - FOOTER_BYTES as u64
                 && ft.first_position == header.first_position
             {
                 footer = Some(ft);
             }
+        }
+        if compressed && footer.is_none() {
+            return Err(cut(
+                0,
+                corrupted(
+                    path,
+                    128,
+                    "compressed segment's copy of the footer is not valid",
+                    0,
+                    0,
+                ),
+            ));
         }
         if i < last && footer.is_none() {
             // An unreadable next file is the damage, not this segment's missing footer.
@@ -298,6 +387,7 @@ fn read_metas(vfs: &dyn Vfs, names: &[(u64, PathBuf)]) -> Result<Vec<Meta>, Stop
             header,
             len,
             footer,
+            compressed,
         });
     }
     Ok(metas)
@@ -331,7 +421,11 @@ fn load_index(
     {
         return Ok(SegmentIndex::new(idx_path, map)?);
     }
-    let data = read_file(vfs, &m.path)?;
+    let data = m.bytes(vfs).map_err(|e| Stop::Cut {
+        seg: i,
+        offset: 0,
+        err: e,
+    })?;
     let data = &data[..footer.data_end as usize];
     let first = m.header.first_position;
     let (bytes, next_position, frames) = build_index(data, first).map_err(|(at, e)| Stop::Cut {
@@ -479,6 +573,14 @@ fn start_from_checkpoint(
         ));
     };
     let m = &metas[k];
+    if m.compressed {
+        // The checkpoint's segment was sealed and compressed since: the checkpoint is only a
+        // cache, and the log is rescanned instead.
+        if !read_only {
+            remove_file_durable(vfs, dir, CHECKPOINT_FILE_NAME)?;
+        }
+        return Ok(None);
+    }
     let end = m.footer.map_or(m.len, |f| f.data_end);
     let covered = u64::from(h.covered_len);
     if covered > end && m.footer.is_none() && k + 1 == metas.len() {
@@ -600,7 +702,12 @@ fn recover_once(
         Err(Error::Io { source, .. }) if source.kind() == std::io::ErrorKind::NotFound => None,
         Err(e) => return Err(e.into()),
     };
-    let mut names = list_segments(vfs, dir)?;
+    let (mut names, stale) = list_segments_and_stale(vfs, dir)?;
+    if !read_only {
+        for p in stale {
+            vfs.remove(&p).map_err(Error::io("remove", &p))?;
+        }
+    }
     if names.is_empty() {
         if read_only {
             return Ok(Recovered {
@@ -673,7 +780,16 @@ fn recover_once(
         if let Some(footer) = m.footer {
             // Sealed: its frames were checked when its index was built or verified; the scan
             // here only rebuilds the stream table.
-            let data = read_at(&*f, &m.path, from, (footer.data_end - from) as usize)?;
+            let data = if m.compressed {
+                let img = m.bytes(vfs).map_err(|e| Stop::Cut {
+                    seg: j,
+                    offset: 0,
+                    err: e,
+                })?;
+                img[from as usize..footer.data_end as usize].to_vec()
+            } else {
+                read_at(&*f, &m.path, from, (footer.data_end - from) as usize)?
+            };
             let end = scan_frames(&data, from, 0, next_position, |_, _, recs| {
                 apply_versions(&mut streams, recs)
             });

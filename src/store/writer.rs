@@ -466,6 +466,9 @@ impl Inner {
             }));
             st.active_index = ActiveIndex::new(header.first_position);
         }
+        if let Some(t) = self.compressor.lock().as_ref() {
+            t.unpark();
+        }
         w.file = file;
         w.path = path;
         w.header = header;

@@ -9,5 +9,6 @@ pub mod limits;
 pub mod record;
 pub mod segment;
 pub mod settings;
+pub mod zseg;
 
 pub use bytes::{DecodeError, stream_hash};
