@@ -134,11 +134,14 @@ pub(crate) fn list_segments(vfs: &dyn Vfs, dir: &Path) -> Result<Vec<(u64, PathB
     Ok(list_segments_and_stale(vfs, dir)?.0)
 }
 
+/// Segment files by first position.
+type SegmentNames = Vec<(u64, PathBuf)>;
+
 /// [`list_segments`], and the `.zseg` files that a `.seg` file of the same segment overrides.
 pub(crate) fn list_segments_and_stale(
     vfs: &dyn Vfs,
     dir: &Path,
-) -> Result<(Vec<(u64, PathBuf)>, Vec<PathBuf>)> {
+) -> Result<(SegmentNames, Vec<PathBuf>)> {
     let names = vfs.list(dir).map_err(Error::io("read directory", dir))?;
     let mut out: Vec<(u64, PathBuf)> = names
         .iter()
