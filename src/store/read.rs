@@ -6,12 +6,15 @@ use std::sync::atomic::Ordering;
 
 use crate::error::{Error, Result};
 use crate::event::{Direction, ReadFilter, RecordedEvent};
-use crate::segment::SegRef;
+use crate::segment::{SealedSegment, SegRef};
 use crate::store::Inner;
 use crate::wire::bytes::stream_hash;
-use crate::wire::frame::{FrameHeader, frame_body};
+use crate::wire::frame::{FrameHeader, check_frame, frame_body};
 use crate::wire::record::Records;
 use crate::wire::segment::SEGMENT_HEADER_BYTES;
+
+/// Frames a forward read decodes from a sealed segment per refill.
+const SEALED_BATCH_FRAMES: usize = 256;
 
 /// Versions fetched from the indexes per refill of a stream read.
 const STREAM_READ_BATCH: u64 = 1024;
@@ -239,6 +242,10 @@ impl AllEvents {
                 }
             }
         };
+        if let (Direction::Forward, SegRef::Sealed(s)) = (self.direction, &seg) {
+            let s = s.clone();
+            return self.refill_sealed_forward(s, offset, next, head);
+        }
         let filter = &self.filter;
         let last_stream = &mut self.last_stream;
         let mut batch = Vec::new();
@@ -307,6 +314,111 @@ impl AllEvents {
                 self.next = h.first_position.checked_sub(1);
             }
         }
+        self.pending.extend(batch);
+        Ok(true)
+    }
+
+    /// Forward through a sealed segment: decodes up to `SEALED_BATCH_FRAMES` frames from one
+    /// borrow of the segment's bytes (a map, or a decompressed image), starting with the frame
+    /// at `offset`, which must hold `next`.
+    fn refill_sealed_forward(
+        &mut self,
+        s: Arc<SealedSegment>,
+        offset: u64,
+        next: u64,
+        head: u64,
+    ) -> Result<bool> {
+        let data = s.data()?;
+        let settings = self.inner.state.read().settings.clone();
+        let now = crate::store::now_us();
+        let seg = SegRef::Sealed(s.clone());
+        let mut at = offset as usize;
+        let mut next_pos = next;
+        let mut frames = 0;
+        let mut batch = Vec::new();
+        while at < data.len() && next_pos < head && frames < SEALED_BATCH_FRAMES {
+            // A damaged frame after good ones ends the batch; the next refill starts at it and
+            // fails there, so the events before it are delivered first.
+            let h = match check_frame(&data[at..]) {
+                Ok(h) => h,
+                Err(_) if frames > 0 => break,
+                Err(e) => return Err(Error::corrupted(&s.path, at as u64, e)),
+            };
+            // The frame found must hold the wanted position: an index (or a frame) that says
+            // otherwise would end a read early or send it round in circles.
+            let holds = if frames == 0 {
+                h.first_position <= next_pos && next_pos < h.end_position()
+            } else {
+                h.first_position == next_pos
+            };
+            if !holds && frames > 0 {
+                break;
+            }
+            if !holds {
+                self.failed = true;
+                return Err(Error::Corrupted {
+                    file: s.path.clone(),
+                    offset: at as u64,
+                    what: "index points at a frame that does not hold the wanted position",
+                    expected: next_pos,
+                    found: h.first_position,
+                });
+            }
+            let filter = &self.filter;
+            let last_stream = &mut self.last_stream;
+            let inner = &self.inner;
+            let bytes = &data[at..at + h.frame_len()];
+            let kept = batch.len();
+            let decoded = for_each_record(&seg, at as u64, bytes, &h, |p, r| {
+                if p < next || p >= head || !filter.matches(r.stream, r.event_type) {
+                    return;
+                }
+                if let Some(st) = settings.get(r.stream) {
+                    let last = inner
+                        .state
+                        .read()
+                        .streams
+                        .get(r.stream)
+                        .copied()
+                        .unwrap_or(0);
+                    if !st.visible(r.version, r.timestamp_us, last, now) {
+                        return;
+                    }
+                }
+                let name = match last_stream {
+                    Some(n) if **n == *r.stream => n.clone(),
+                    _ => {
+                        let n: Arc<str> = Arc::from(r.stream);
+                        *last_stream = Some(n.clone());
+                        n
+                    }
+                };
+                batch.push(r.to_recorded(p, name));
+            });
+            if let Err(e) = decoded {
+                if frames == 0 {
+                    return Err(e);
+                }
+                batch.truncate(kept);
+                break;
+            }
+            next_pos = h.end_position();
+            at += h.frame_len();
+            frames += 1;
+        }
+        if frames == 0 {
+            self.failed = true;
+            return Err(Error::Corrupted {
+                file: s.path.clone(),
+                offset,
+                what: "index points past the segment's data",
+                expected: data.len() as u64,
+                found: offset,
+            });
+        }
+        drop(data);
+        self.next = Some(next_pos);
+        self.cursor = Some((seg, at as u64));
         self.pending.extend(batch);
         Ok(true)
     }
