@@ -7,6 +7,12 @@
 //! a structure that fails its checks) and **notes** (facts that open handles, such as a torn
 //! tail of the active segment).
 //!
+//! A sealed segment stored compressed (`NNN.zseg`, [`crate::wire::zseg`]) is inspected as the
+//! `.seg` file it stands for (its *image*), after its compressed form: its header, block table
+//! and (in [`inspect_segment`]) every block, each block's checksum checked before it is
+//! decompressed. Offsets of blocks are offsets in the `.zseg` file; offsets of frames, of the
+//! frame stop and of the segment's own problems are offsets in the image.
+//!
 //! ```
 //! use evlog::{EventData, ExpectedVersion, Store};
 //! let dir = tempfile::tempdir()?;
@@ -34,10 +40,22 @@ use crate::wire::index_file::{IndexHeader, IndexView, check_index_body};
 use crate::wire::segment::{
     FOOTER_BYTES, SEGMENT_HEADER_BYTES, SegmentFooter, SegmentHeader, parse_segment_file_name,
 };
+use crate::wire::zseg::{
+    ZSEG_BLOCK_ENTRY_BYTES, ZSEG_HEADER_BYTES, ZSEG_MAGIC, ZSEG_PREFIX_BYTES, ZsegLayout,
+    decode_zseg, decode_zseg_header, decompress_block, parse_zseg_file_name,
+};
 
-/// The compression of event payloads. The format stores payloads uncompressed (format
-/// version 1 has no compression); this names it for operators.
+/// The compression of event payloads inside segments. The segment format stores payloads
+/// uncompressed (format version 1 has no compression); this names it for operators. Whole
+/// sealed segments may be stored compressed (`.zseg` files, [`COMPRESSION_ZSEG`]).
 pub const COMPRESSION: &str = "none";
+
+/// The compression of compressed segment files (`.zseg`): zstd blocks.
+pub const COMPRESSION_ZSEG: &str = "zstd";
+
+/// [`FrameStop::what`] when the frames of a compressed segment stop at a damaged block (its
+/// image offset is in [`FrameStop::offset`]; `expected` and `found` are 0).
+pub const STOP_DAMAGED_BLOCK: &str = "frame reaches a damaged compressed block";
 
 /// One frame of a segment, as listed by [`inspect_segment`]. Only frames that passed every
 /// check (header, body checksum, trailer, records, position) are listed.
@@ -79,13 +97,76 @@ pub struct FrameStop {
     pub torn_tail: bool,
 }
 
+/// The header of a compressed segment file.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ZsegHeader {
+    /// Length of the image: the `.seg` file the compressed segment stands for.
+    pub image_len: u64,
+    /// Uncompressed bytes per block (the last block may hold fewer).
+    pub block_raw_bytes: u32,
+    /// Blocks.
+    pub block_count: u32,
+}
+
+/// A block of a compressed segment that fails its check.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BlockDamage {
+    /// Block number, from 0.
+    pub index: u32,
+    /// Offset of its compressed bytes in the `.zseg` file.
+    pub offset: u64,
+    /// Length of its compressed bytes.
+    pub compressed_len: u32,
+    /// Offset of its bytes in the image.
+    pub image_offset: u64,
+    /// Length of its bytes in the image.
+    pub raw_len: u32,
+    /// Which check failed (the block checksum, checked before decompressing, or decompression).
+    pub what: &'static str,
+    /// Value the format requires, where one applies.
+    pub expected: u64,
+    /// Value found.
+    pub found: u64,
+}
+
+/// What the compressed form of a `.zseg` segment holds (see [`SegmentInspection::compressed`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ZsegInspection {
+    /// Length of the `.zseg` file.
+    pub file_bytes: u64,
+    /// The decoded compressed-segment header, or why it does not decode.
+    pub header: std::result::Result<ZsegHeader, DecodeError>,
+    /// Bytes of the compressed blocks (the file less its header, the copies of the segment's
+    /// header and footer, and the block table); `None` when the block table does not decode.
+    pub compressed_bytes: Option<u64>,
+    /// True when every block was checked and decompressed ([`inspect_segment`]); false when
+    /// only the header and the block table were read ([`inspect_dir`]).
+    pub blocks_checked: bool,
+    /// Blocks that fail their checksum or do not decompress to their length.
+    pub damaged_blocks: Vec<BlockDamage>,
+}
+
+impl ZsegInspection {
+    /// Image bytes per file byte (above 1 when compression saves space); `None` when the header
+    /// does not decode.
+    pub fn ratio(&self) -> Option<f64> {
+        let h = self.header.as_ref().ok()?;
+        Some(h.image_len as f64 / self.file_bytes.max(1) as f64)
+    }
+}
+
 /// What [`inspect_segment`] (or [`inspect_dir`], per segment) found in one segment file.
+///
+/// For a compressed segment (`compressed` is `Some`), `header`, `footer`, `data_end`, the
+/// frames and the stop describe its image (the `.seg` file it stands for), with image offsets.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SegmentInspection {
     /// The file.
     pub path: PathBuf,
-    /// Its length.
+    /// Its length (for a compressed segment, the length of the `.zseg` file).
     pub bytes: u64,
+    /// The compressed form, for a compressed segment (`.zseg`); `None` for a `.seg` file.
+    pub compressed: Option<ZsegInspection>,
     /// The first position its name says (`None` for a name that is not a segment name).
     pub name_position: Option<u64>,
     /// The decoded header, or why it does not decode.
@@ -114,6 +195,20 @@ impl SegmentInspection {
     /// True when the segment has a footer.
     pub fn sealed(&self) -> bool {
         self.footer.is_some()
+    }
+
+    /// True for a compressed segment (`.zseg`).
+    pub fn is_compressed(&self) -> bool {
+        self.compressed.is_some()
+    }
+
+    /// The length of the segment's bytes uncompressed: the image length of a compressed
+    /// segment (0 when its header does not decode), the file length of a `.seg` file.
+    pub fn image_bytes(&self) -> u64 {
+        match &self.compressed {
+            None => self.bytes,
+            Some(z) => z.header.as_ref().map_or(0, |h| h.image_len),
+        }
     }
 }
 
@@ -165,13 +260,15 @@ pub struct CheckpointInspection {
 pub struct DirInspection {
     /// The directory.
     pub dir: PathBuf,
-    /// Segment files in order of their names (first position).
+    /// Segment files (`.seg`, and `.zseg` of segments without a `.seg`) in order of their
+    /// names (first position).
     pub segments: Vec<SegmentInspection>,
     /// `.idx` files of segments, in order of their names.
     pub indexes: Vec<IndexInspection>,
     /// The checkpoint, if there is one.
     pub checkpoint: Option<CheckpointInspection>,
-    /// Every other file (`LOCK`, `*.corrupt`, `*.tmp`, foreign files) with its length.
+    /// Every other file (`LOCK`, `*.corrupt`, `*.tmp`, a `.zseg` left next to the `.seg` of
+    /// the same segment by an interrupted compression, foreign files) with its length.
     pub other_files: Vec<(String, u64)>,
     /// Problems of the directory as a whole (the segment chain).
     pub problems: Vec<String>,
@@ -206,6 +303,11 @@ impl DirInspection {
     pub fn events(&self) -> u64 {
         self.segments.iter().map(|s| s.event_count).sum()
     }
+
+    /// Segments stored compressed (`.zseg`).
+    pub fn compressed_segments(&self) -> usize {
+        self.segments.iter().filter(|s| s.is_compressed()).count()
+    }
 }
 
 fn io_err(op: &'static str, path: &Path) -> impl FnOnce(std::io::Error) -> Error {
@@ -226,10 +328,194 @@ fn describe(e: &DecodeError, base: u64) -> String {
 /// Inspects one segment file in detail: header, footer and every frame, stopping at the first
 /// frame that fails a check (the stop says where and why). Reads the whole file.
 ///
+/// A compressed segment (a `.zseg` file, also as `*.zseg*.corrupt`, or any file that starts
+/// with the compressed segment magic) is checked first: header, block table, and every block,
+/// each block's checksum before it is decompressed (a damaged block is a problem, with its file
+/// offset). Its image is then inspected frame by frame like a `.seg` file, offsets being image
+/// offsets; frames stop at the first one that reaches a damaged block.
+///
 /// Errors: [`Error::Io`] when the file cannot be read.
 pub fn inspect_segment(path: &Path) -> Result<SegmentInspection> {
     let buf = fs::read(path).map_err(io_err("read", path))?;
+    if zseg_named(path) || buf.starts_with(&ZSEG_MAGIC) {
+        return Ok(zseg_from_bytes(path, &buf));
+    }
     Ok(segment_from_bytes(path, &buf, true))
+}
+
+/// True for a file named as a compressed segment, or as one moved aside (`NNN.zseg.corrupt`).
+fn zseg_named(path: &Path) -> bool {
+    path.file_name()
+        .and_then(|n| n.to_str())
+        .is_some_and(|n| n.ends_with(".zseg") || n.contains(".zseg."))
+}
+
+/// The copies of the segment header and footer in a compressed segment, when it is long
+/// enough to hold them.
+fn zseg_copies(buf: &[u8]) -> (&[u8], &[u8]) {
+    if buf.len() < ZSEG_PREFIX_BYTES {
+        return (&[], &[]);
+    }
+    (
+        ZsegLayout::segment_header(buf),
+        ZsegLayout::segment_footer(buf),
+    )
+}
+
+/// The inspection of a compressed segment whose header does not decode.
+fn zseg_undecodable(path: &Path, file_len: u64, e: DecodeError) -> SegmentInspection {
+    let mut s = segment_ends(path, file_len, &[], &[]);
+    // Nothing of the image can be read: its header's problem would only repeat this one.
+    s.problems.clear();
+    s.problems
+        .push(format!("compressed segment header: {}", describe(&e, 0)));
+    s.header = Err(e.clone());
+    s.compressed = Some(ZsegInspection {
+        file_bytes: file_len,
+        header: Err(e),
+        compressed_bytes: None,
+        blocks_checked: false,
+        damaged_blocks: Vec::new(),
+    });
+    s
+}
+
+/// The parts of a compressed segment's inspection that need only its header and its copies of
+/// the segment header and footer: counts are the footer's.
+fn zseg_ends(path: &Path, file_len: u64, prefix: &[u8], zh: ZsegHeader) -> SegmentInspection {
+    let (head, tail) = zseg_copies(prefix);
+    let mut s = segment_ends(path, zh.image_len, head, tail);
+    s.bytes = file_len;
+    if prefix.len() < ZSEG_PREFIX_BYTES {
+        s.problems.push(format!(
+            "compressed segment is {file_len} byte(s) long, shorter than its {ZSEG_PREFIX_BYTES}-byte header and copies"
+        ));
+    } else if s.footer.is_none() {
+        s.problems.push(format!(
+            "the compressed segment's copy of the footer is not the footer of a {}-byte image (a compressed segment is always sealed)",
+            zh.image_len
+        ));
+    }
+    if let Some(f) = s.footer {
+        s.frame_count = f.frame_count;
+        s.event_count = f.event_count;
+        s.counted_from_footer = true;
+    }
+    s.compressed = Some(ZsegInspection {
+        file_bytes: file_len,
+        header: Ok(zh),
+        compressed_bytes: None,
+        blocks_checked: false,
+        damaged_blocks: Vec::new(),
+    });
+    s
+}
+
+fn zseg_header(buf: &[u8]) -> std::result::Result<ZsegHeader, DecodeError> {
+    decode_zseg_header(buf).map(|(image_len, block_raw_bytes, block_count, _)| ZsegHeader {
+        image_len,
+        block_raw_bytes,
+        block_count,
+    })
+}
+
+fn zseg_from_bytes(path: &Path, buf: &[u8]) -> SegmentInspection {
+    let file_len = buf.len() as u64;
+    let zh = match zseg_header(buf) {
+        Ok(h) => h,
+        Err(e) => return zseg_undecodable(path, file_len, e),
+    };
+    let layout = match decode_zseg(buf) {
+        Ok(l) => l,
+        Err(e) => {
+            let mut s = zseg_ends(path, file_len, buf, zh);
+            s.problems.push(format!(
+                "compressed segment: {} (no block can be read)",
+                describe(&e, 0)
+            ));
+            return s;
+        }
+    };
+    // Every block: its checksum, then its decompression. A damaged block's image bytes stay
+    // zero, so that the frames reaching it fail their checks.
+    let mut image = vec![0u8; layout.image_len as usize];
+    let mut damaged = Vec::new();
+    match zstd::bulk::Decompressor::new() {
+        Ok(mut dec) => {
+            for (i, b) in layout.blocks.iter().enumerate() {
+                let at = b.image_offset as usize;
+                let out = &mut image[at..at + b.raw_len as usize];
+                if let Err(e) = decompress_block(buf, b, out, &mut dec) {
+                    out.fill(0);
+                    damaged.push(BlockDamage {
+                        index: i as u32,
+                        offset: b.offset,
+                        compressed_len: b.compressed_len,
+                        image_offset: b.image_offset,
+                        raw_len: b.raw_len,
+                        what: e.what,
+                        expected: e.expected,
+                        found: e.found,
+                    });
+                }
+            }
+        }
+        Err(_) => {
+            let mut s = zseg_ends(path, file_len, buf, zh);
+            s.problems
+                .push("could not create a zstd decompressor: blocks not checked".to_string());
+            return s;
+        }
+    }
+    let (head, tail) = zseg_copies(buf);
+    let mut s = segment_ends(path, layout.image_len, head, tail);
+    s.bytes = file_len;
+    if s.footer.is_none() {
+        s.problems.push(format!(
+            "the compressed segment's copy of the footer is not the footer of a {}-byte image (a compressed segment is always sealed)",
+            layout.image_len
+        ));
+    }
+    for d in &damaged {
+        s.problems.push(format!(
+            "compressed block {} of {} at file byte {} ({} compressed byte(s), image bytes {}..{}): {} (expected {:#x}, found {:#x})",
+            d.index,
+            layout.blocks.len(),
+            d.offset,
+            d.compressed_len,
+            d.image_offset,
+            d.image_offset + u64::from(d.raw_len),
+            d.what,
+            d.expected,
+            d.found
+        ));
+    }
+    let unreadable: Vec<(u64, u64)> = damaged
+        .iter()
+        .map(|d| (d.image_offset, d.image_offset + u64::from(d.raw_len)))
+        .collect();
+    if damaged.is_empty()
+        && (image[..SEGMENT_HEADER_BYTES] != *head || image[image.len() - FOOTER_BYTES..] != *tail)
+    {
+        s.problems.push(
+            "the compressed segment's copies of the segment header and footer differ from the image"
+                .to_string(),
+        );
+    }
+    s.compressed = Some(ZsegInspection {
+        file_bytes: file_len,
+        header: Ok(zh),
+        compressed_bytes: Some(
+            layout
+                .blocks
+                .iter()
+                .map(|b| u64::from(b.compressed_len))
+                .sum(),
+        ),
+        blocks_checked: true,
+        damaged_blocks: damaged,
+    });
+    scan_segment(s, &image, true, &unreadable)
 }
 
 /// Reads the header and the last 64 bytes of a segment, to decide whether it is sealed.
@@ -259,9 +545,8 @@ fn footer_of(tail: &[u8], len: u64) -> Option<SegmentFooter> {
 }
 
 fn name_position(path: &Path) -> Option<u64> {
-    path.file_name()
-        .and_then(|n| n.to_str())
-        .and_then(parse_segment_file_name)
+    let name = path.file_name().and_then(|n| n.to_str())?;
+    parse_segment_file_name(name).or_else(|| parse_zseg_file_name(name))
 }
 
 /// The parts of a segment inspection that need only its two ends.
@@ -269,6 +554,7 @@ fn segment_ends(path: &Path, len: u64, head: &[u8], tail: &[u8]) -> SegmentInspe
     let mut s = SegmentInspection {
         path: path.to_path_buf(),
         bytes: len,
+        compressed: None,
         name_position: name_position(path),
         header: SegmentHeader::decode(head),
         footer: footer_of(tail, len),
@@ -318,11 +604,24 @@ fn segment_from_bytes(path: &Path, buf: &[u8], keep_frames: bool) -> SegmentInsp
     } else {
         &[][..]
     };
-    let mut s = segment_ends(path, len, head, tail);
+    let s = segment_ends(path, len, head, tail);
+    scan_segment(s, buf, keep_frames, &[])
+}
+
+/// Scans the frames of `buf` (a segment file, or a compressed segment's image) for `s`, whose
+/// header and footer are decoded. `unreadable` lists image ranges whose bytes could not be read
+/// (damaged compressed blocks): frames stop at the first one that reaches them, and the footer's
+/// data checksum is not checked.
+fn scan_segment(
+    mut s: SegmentInspection,
+    buf: &[u8],
+    keep_frames: bool,
+    unreadable: &[(u64, u64)],
+) -> SegmentInspection {
     let Ok(h) = s.header else {
         return s;
     };
-    let data = &buf[..s.data_end as usize];
+    let data = &buf[..(s.data_end as usize).min(buf.len())];
     let mut frames = Vec::new();
     let mut events = 0u64;
     let end = scan_frames(
@@ -351,26 +650,50 @@ fn segment_from_bytes(path: &Path, buf: &[u8], keep_frames: bool) -> SegmentInsp
     }
     if let Some(e) = end.error {
         let torn_tail = s.footer.is_none()
+            && unreadable.is_empty()
             && durable_frame_after(data, end.good_end as usize, end.next_position).is_none();
-        let stop = FrameStop {
-            frame_offset: end.good_end,
-            offset: e.at as u64,
-            what: e.what,
-            expected: e.expected,
-            found: e.found,
-            remaining_bytes: s.data_end - end.good_end,
-            torn_tail,
+        // With a damaged block at or after the frame that failed, the frame reaches bytes that
+        // could not be read: that, not the check its zeroed bytes failed, is why frames stop.
+        let lost = unreadable
+            .iter()
+            .find(|(_, block_end)| *block_end > end.good_end);
+        let stop = match lost {
+            Some((block_start, _)) => FrameStop {
+                frame_offset: end.good_end,
+                offset: (*block_start).max(end.good_end),
+                what: STOP_DAMAGED_BLOCK,
+                expected: 0,
+                found: 0,
+                remaining_bytes: s.data_end - end.good_end,
+                torn_tail: false,
+            },
+            None => FrameStop {
+                frame_offset: end.good_end,
+                offset: e.at as u64,
+                what: e.what,
+                expected: e.expected,
+                found: e.found,
+                remaining_bytes: s.data_end - end.good_end,
+                torn_tail,
+            },
         };
-        let msg = format!(
-            "frames stop at byte {}: {} at byte {} (expected {:#x}, found {:#x}); {} byte(s) after it",
-            stop.frame_offset,
-            stop.what,
-            stop.offset,
-            stop.expected,
-            stop.found,
-            stop.remaining_bytes
-        );
-        if torn_tail {
+        let msg = if lost.is_some() {
+            format!(
+                "frames stop at byte {}: the frame reaches a damaged compressed block (image bytes from {} cannot be read); {} byte(s) from the frame on are not listed",
+                stop.frame_offset, stop.offset, stop.remaining_bytes
+            )
+        } else {
+            format!(
+                "frames stop at byte {}: {} at byte {} (expected {:#x}, found {:#x}); {} byte(s) after it",
+                stop.frame_offset,
+                stop.what,
+                stop.offset,
+                stop.expected,
+                stop.found,
+                stop.remaining_bytes
+            )
+        };
+        if stop.torn_tail {
             s.notes.push(format!(
                 "{msg}: a torn tail (no later frame says it was durable); a writable open cuts it"
             ));
@@ -387,7 +710,7 @@ fn segment_from_bytes(path: &Path, buf: &[u8], keep_frames: bool) -> SegmentInsp
             ));
         }
         let crc = crc32fast::hash(data);
-        if crc != f.data_crc {
+        if unreadable.is_empty() && crc != f.data_crc {
             s.problems.push(format!(
                 "footer data checksum {:#x} does not match the segment's bytes ({crc:#x})",
                 f.data_crc
@@ -455,10 +778,16 @@ pub fn inspect_checkpoint(path: &Path) -> Result<CheckpointInspection> {
 /// Inspects a store directory: every segment (header, footer, sealed or active, frame and event
 /// counts, bytes), every `.idx` file and the checkpoint, and the segment chain. Sealed segments
 /// are counted from their footers (only their two ends are read); unsealed ones are read whole.
+/// Compressed segments (`.zseg`) are read at their header, their copies of the segment header
+/// and footer, and their block table (checked against its checksum and the file length); their
+/// blocks are not read ([`inspect_segment`] checks them). A `.zseg` file next to the `.seg` file
+/// of the same segment (left by an interrupted compression; the store reads the `.seg`) is
+/// listed among the other files.
 ///
 /// Errors: [`Error::Io`] when the directory or a file cannot be read.
 pub fn inspect_dir(dir: &Path) -> Result<DirInspection> {
     let mut seg_names = Vec::new();
+    let mut zseg_names = Vec::new();
     let mut idx_names = Vec::new();
     let mut other_files = Vec::new();
     let mut has_checkpoint = false;
@@ -471,6 +800,8 @@ pub fn inspect_dir(dir: &Path) -> Result<DirInspection> {
         }
         if let Some(pos) = parse_segment_file_name(&name) {
             seg_names.push((pos, name));
+        } else if let Some(pos) = parse_zseg_file_name(&name) {
+            zseg_names.push((pos, name, meta.len()));
         } else if name == CHECKPOINT_FILE_NAME {
             has_checkpoint = true;
         } else if let Some(pos) = name
@@ -482,6 +813,13 @@ pub fn inspect_dir(dir: &Path) -> Result<DirInspection> {
             other_files.push((name, meta.len()));
         }
     }
+    for (pos, name, len) in zseg_names {
+        if seg_names.iter().any(|(p, _)| *p == pos) {
+            other_files.push((name, len));
+        } else {
+            seg_names.push((pos, name));
+        }
+    }
     seg_names.sort();
     idx_names.sort();
     other_files.sort();
@@ -489,6 +827,10 @@ pub fn inspect_dir(dir: &Path) -> Result<DirInspection> {
     let last = seg_names.len().saturating_sub(1);
     for (i, (_, name)) in seg_names.iter().enumerate() {
         let path = dir.join(name);
+        if parse_zseg_file_name(name).is_some() {
+            segments.push(zseg_summary(&path)?);
+            continue;
+        }
         let (len, head, tail) = read_ends(&path)?;
         let sealed = footer_of(&tail, len).is_some();
         let mut s = if sealed {
@@ -572,6 +914,60 @@ pub fn inspect_dir(dir: &Path) -> Result<DirInspection> {
         other_files,
         problems,
     })
+}
+
+/// A compressed segment as [`inspect_dir`] shows it: its header, its copies of the segment
+/// header and footer, and its block table, checked without reading the blocks.
+fn zseg_summary(path: &Path) -> Result<SegmentInspection> {
+    let mut f = fs::File::open(path).map_err(io_err("open", path))?;
+    let file_len = f.metadata().map_err(io_err("stat", path))?.len();
+    let mut prefix = Vec::new();
+    (&mut f)
+        .take(ZSEG_PREFIX_BYTES as u64)
+        .read_to_end(&mut prefix)
+        .map_err(io_err("read", path))?;
+    let zh = match zseg_header(&prefix[..prefix.len().min(ZSEG_HEADER_BYTES)]) {
+        Ok(h) => h,
+        Err(e) => return Ok(zseg_undecodable(path, file_len, e)),
+    };
+    let mut s = zseg_ends(path, file_len, &prefix, zh);
+    if prefix.len() < ZSEG_PREFIX_BYTES {
+        return Ok(s);
+    }
+    let table_len = zh.block_count as u64 * ZSEG_BLOCK_ENTRY_BYTES as u64;
+    let table_end = ZSEG_PREFIX_BYTES as u64 + table_len;
+    if file_len < table_end {
+        s.problems.push(format!(
+            "compressed segment block table length at byte {ZSEG_PREFIX_BYTES} (expected {table_end:#x} byte(s) of file, found {file_len:#x})"
+        ));
+        return Ok(s);
+    }
+    let mut table = Vec::new();
+    f.take(table_len)
+        .read_to_end(&mut table)
+        .map_err(io_err("read", path))?;
+    let table_crc = crate::wire::bytes::u32_at(&prefix, 28);
+    let crc = crc32fast::hash(&table);
+    if crc != table_crc {
+        s.problems.push(format!(
+            "compressed segment block table checksum at byte 28 (expected {table_crc:#x}, found {crc:#x}) (no block can be read)"
+        ));
+        return Ok(s);
+    }
+    let compressed: u64 = table
+        .chunks_exact(ZSEG_BLOCK_ENTRY_BYTES)
+        .map(|e| u64::from(crate::wire::bytes::u32_at(e, 0)))
+        .sum();
+    if table_end + compressed != file_len {
+        s.problems.push(format!(
+            "compressed segment blocks end at byte {} but the file is {file_len} byte(s) long",
+            table_end + compressed
+        ));
+    }
+    if let Some(z) = &mut s.compressed {
+        z.compressed_bytes = Some(compressed);
+    }
+    Ok(s)
 }
 
 /// Checks that segments follow each other: `seq` + 1, positions continuing the previous footer.

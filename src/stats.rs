@@ -1,7 +1,10 @@
 //! Store statistics for operators (`evlog stats`).
 //!
 //! [`stats_dir`] opens a store read-only (so it works while a writer runs, takes no lock and
-//! changes no file), reads every event once, and adds up what is on disk.
+//! changes no file), reads every event once, and adds up what is on disk. Segments stored
+//! compressed (`NNN.zseg`, see [`crate::wire::zseg`]) count as segments, with their size on disk
+//! in [`StoreStats::segment_bytes`] and the size of the `.seg` file they stand for in
+//! [`StoreStats::image_bytes`].
 //!
 //! ```
 //! use evlog::{EventData, ExpectedVersion, Store};
@@ -26,6 +29,7 @@ use crate::store::Store;
 use crate::wire::segment::{
     FOOTER_BYTES, SEGMENT_HEADER_BYTES, SegmentFooter, parse_segment_file_name,
 };
+use crate::wire::zseg::{ZSEG_HEADER_BYTES, decode_zseg_header, parse_zseg_file_name};
 
 /// What [`stats_dir`] found in a store directory.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -34,14 +38,22 @@ pub struct StoreStats {
     pub events: u64,
     /// Streams with at least one event.
     pub streams: u64,
-    /// Segment files with a valid footer (immutable).
+    /// Segment files with a valid footer (immutable), compressed ones included.
     pub segments_sealed: u64,
     /// Segment files without a footer: the active segment (0 or 1).
     pub segments_active: u64,
-    /// Bytes of every file in the directory: segments, indexes, checkpoint and anything else.
+    /// Of the sealed segments, those stored compressed (`.zseg` files).
+    pub compressed_segments: u64,
+    /// Bytes of every file in the directory: segments, indexes, checkpoint and anything else
+    /// (`.corrupt`, `.tmp` and foreign files included). This is what a size goal counts.
     pub bytes_on_disk: u64,
-    /// Bytes of the segment files alone.
+    /// Bytes of the segment files as they are on disk (a compressed segment's compressed size).
     pub segment_bytes: u64,
+    /// Bytes the segments hold uncompressed: a `.seg` file's length, or the length of the image
+    /// a `.zseg` file decompresses to. Equal to `segment_bytes` when nothing is compressed.
+    pub image_bytes: u64,
+    /// Bytes of the segments' `.idx` files (not `checkpoint.idx`).
+    pub index_bytes: u64,
     /// Bytes of the events as an application sees them: payloads, event types, stream ids and
     /// user metadata (key and value bytes), plus 16 per id (and per correlation and causation
     /// id) and 16 for version and timestamp.
@@ -69,6 +81,11 @@ impl StoreStats {
             return 0.0;
         }
         self.raw_event_bytes as f64 / self.segment_bytes as f64
+    }
+
+    /// Bytes compression saves on disk: `image_bytes - segment_bytes`.
+    pub fn compression_savings(&self) -> u64 {
+        self.image_bytes.saturating_sub(self.segment_bytes)
     }
 }
 
@@ -103,29 +120,63 @@ pub fn stats_dir(dir: &Path) -> Result<StoreStats> {
         );
     }
     drop(store);
+    let mut files = Vec::new();
     for entry in fs::read_dir(dir).map_err(io_err("read directory", dir))? {
         let entry = entry.map_err(io_err("read directory", dir))?;
         let path = entry.path();
         let meta = entry.metadata().map_err(io_err("stat", &path))?;
-        if !meta.is_file() {
-            continue;
+        if meta.is_file() {
+            files.push((entry.file_name().to_string_lossy().into_owned(), meta.len()));
         }
-        s.bytes_on_disk += meta.len();
-        let is_segment = entry
-            .file_name()
-            .to_str()
-            .and_then(parse_segment_file_name)
-            .is_some();
-        if is_segment {
-            s.segment_bytes += meta.len();
-            if has_footer(&path, meta.len())? {
+    }
+    for (name, len) in &files {
+        let (name, len) = (name.as_str(), *len);
+        let path = dir.join(name);
+        s.bytes_on_disk += len;
+        if parse_segment_file_name(name).is_some() {
+            s.segment_bytes += len;
+            s.image_bytes += len;
+            if has_footer(&path, len)? {
                 s.segments_sealed += 1;
             } else {
                 s.segments_active += 1;
             }
+        } else if let Some(pos) = parse_zseg_file_name(name) {
+            // A `.zseg` next to a `.seg` of the same segment is a leftover of an interrupted
+            // compression: the store reads the `.seg` file (and a writable open deletes it).
+            let shadowed = files
+                .iter()
+                .any(|(n, _)| parse_segment_file_name(n) == Some(pos));
+            if !shadowed {
+                s.segment_bytes += len;
+                s.image_bytes += zseg_image_len(&path)?;
+                s.segments_sealed += 1;
+                s.compressed_segments += 1;
+            }
+        } else if name
+            .strip_suffix(".idx")
+            .is_some_and(|stem| parse_segment_file_name(&format!("{stem}.seg")).is_some())
+        {
+            s.index_bytes += len;
         }
     }
     Ok(s)
+}
+
+/// The length of the image a compressed segment stands for, from its (checked) header.
+fn zseg_image_len(path: &Path) -> Result<u64> {
+    let f = match fs::File::open(path) {
+        Ok(f) => f,
+        // Deleted meanwhile by the writer's retention: it holds nothing any more.
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(0),
+        Err(e) => return Err(io_err("open", path)(e)),
+    };
+    let mut buf = Vec::with_capacity(ZSEG_HEADER_BYTES);
+    f.take(ZSEG_HEADER_BYTES as u64)
+        .read_to_end(&mut buf)
+        .map_err(io_err("read", path))?;
+    let (image_len, ..) = decode_zseg_header(&buf).map_err(|e| Error::corrupted(path, 0, e))?;
+    Ok(image_len)
 }
 
 /// True when the segment file ends with a valid footer whose `data_end` is where it starts
@@ -134,7 +185,12 @@ fn has_footer(path: &Path, len: u64) -> Result<bool> {
     if len < (SEGMENT_HEADER_BYTES + FOOTER_BYTES) as u64 {
         return Ok(false);
     }
-    let mut f = fs::File::open(path).map_err(io_err("open", path))?;
+    let mut f = match fs::File::open(path) {
+        Ok(f) => f,
+        // Replaced (compressed) or deleted meanwhile by the writer: only sealed segments are.
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(true),
+        Err(e) => return Err(io_err("open", path)(e)),
+    };
     let mut buf = [0u8; FOOTER_BYTES];
     f.seek(SeekFrom::Start(len - FOOTER_BYTES as u64))
         .and_then(|_| f.read_exact(&mut buf))

@@ -1,8 +1,9 @@
-//! Power loss at every I/O operation of compressing sealed segments (temp file written,
-//! fsynced, renamed, directory fsynced, old file removed, directory fsynced), under every
-//! power-loss variant of the fault-injecting file system, and I/O errors at each operation.
-//! After each, the store must open without repair, hold every event byte for byte with no
-//! duplicate, verify clean, and compress again to the same events.
+//! Power loss at every I/O operation of compressing and of compacting sealed segments (temp
+//! file written, fsynced, renamed, directory fsynced, old file removed, directory fsynced,
+//! index replaced), under every power-loss variant of the fault-injecting file system, and I/O
+//! errors at each operation. After each, the store must open without repair, show exactly the
+//! events it showed before (byte for byte, none duplicated), verify clean, and compress or
+//! compact again to the same events.
 
 #![cfg(feature = "fault-injection")]
 
@@ -52,19 +53,26 @@ fn filled() -> (FaultFs, Vec<RecordedEvent>) {
 }
 
 fn check(fs: &FaultFs, expected: &[RecordedEvent], what: &str) {
+    check_with(fs, expected, what, |s| s.compress_sealed().map(|_| ()));
+}
+
+fn check_with(
+    fs: &FaultFs,
+    expected: &[RecordedEvent],
+    what: &str,
+    again: impl Fn(&Store) -> evlog::Result<()>,
+) {
     let store = opts(fs)
         .open(DIR)
         .unwrap_or_else(|e| panic!("{what}: open failed: {e}"));
     assert_eq!(all(&store), expected, "{what}: events differ");
     let report = store.verify().unwrap();
     assert!(report.is_clean(), "{what}: {:?}", report.problems);
-    store
-        .compress_sealed()
-        .unwrap_or_else(|e| panic!("{what}: compressing again failed: {e}"));
+    again(&store).unwrap_or_else(|e| panic!("{what}: doing it again failed: {e}"));
     assert_eq!(
         all(&store),
         expected,
-        "{what}: events differ after compressing again"
+        "{what}: events differ after doing it again"
     );
     store.close().unwrap();
 }
@@ -117,5 +125,73 @@ fn an_io_error_at_any_operation_of_compression_leaves_a_valid_store() {
         assert!(k < 10_000);
     }
     println!("compression I/O error points checked: {errors}");
+    assert!(errors > 10);
+}
+
+/// [`filled`], with rules that hide events of two streams, half the segments compressed.
+fn with_rules() -> (FaultFs, Vec<RecordedEvent>) {
+    let (fs, _) = filled();
+    let store = opts(&fs).open(DIR).unwrap();
+    store.set_retention("s-0", None, Some(3)).unwrap();
+    store.delete_stream("s-1", ExpectedVersion::Any).unwrap();
+    store.compress_sealed().unwrap();
+    let visible = all(&store);
+    store.close().unwrap();
+    (fs, visible)
+}
+
+#[test]
+fn power_loss_at_every_operation_of_compaction_loses_and_duplicates_nothing() {
+    let mut points = 0;
+    for k in 0.. {
+        let (fs, expected) = with_rules();
+        let store = opts(&fs).open(DIR).unwrap();
+        let start = fs.ops();
+        fs.power_off_after(start + k);
+        let done = store.compact().is_ok();
+        drop(store);
+        for (m, mode) in ALL_POWER_LOSSES.iter().enumerate() {
+            let after = fs.after_power_loss(*mode, k * 37 + m as u64);
+            check_with(
+                &after,
+                &expected,
+                &format!("power loss after op {k} of compaction, {mode:?}"),
+                |s| s.compact().map(|_| ()),
+            );
+            points += 1;
+        }
+        if done {
+            break;
+        }
+    }
+    println!("compaction crash points checked: {points}");
+    assert!(points > 50, "too few crash points: {points}");
+}
+
+#[test]
+fn an_io_error_at_any_operation_of_compaction_leaves_a_valid_store() {
+    let mut errors = 0;
+    for k in 0.. {
+        let (fs, expected) = with_rules();
+        let store = opts(&fs).open(DIR).unwrap();
+        let start = fs.ops();
+        fs.set_fault(Some(Fault::TransientEio(start + k)));
+        let r = store.compact();
+        fs.set_fault(None);
+        assert_eq!(all(&store), expected, "EIO at op {k}: reads differ");
+        drop(store);
+        check_with(
+            &fs,
+            &expected,
+            &format!("EIO at op {k} of compaction"),
+            |s| s.compact().map(|_| ()),
+        );
+        if r.is_ok() && fs.ops() <= start + k {
+            break;
+        }
+        errors += 1;
+        assert!(k < 10_000);
+    }
+    println!("compaction I/O error points checked: {errors}");
     assert!(errors > 10);
 }

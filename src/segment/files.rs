@@ -134,6 +134,8 @@ pub struct SealedSegment {
     map: OnceLock<FileBytes>,
     compressed: std::sync::atomic::AtomicBool,
     image: parking_lot::Mutex<std::sync::Weak<Vec<u8>>>,
+    /// An image held for as long as this segment lives (see [`SealedSegment::pin_map`]).
+    pinned: OnceLock<Arc<Vec<u8>>>,
 }
 
 impl SealedSegment {
@@ -155,6 +157,7 @@ impl SealedSegment {
             map: OnceLock::new(),
             compressed: compressed.into(),
             image: parking_lot::Mutex::new(std::sync::Weak::new()),
+            pinned: OnceLock::new(),
         }
     }
 
@@ -169,11 +172,12 @@ impl SealedSegment {
         ))
     }
 
-    /// Maps the `.seg` file now if the segment is still stored as one, so that readers holding
-    /// this segment keep its bytes after the file is replaced by its compressed form.
+    /// Maps the `.seg` file now (or decompresses the `.zseg` file and keeps its image), so that
+    /// readers holding this segment keep its bytes after its file is replaced (by its
+    /// compressed form, or by compaction).
     pub fn pin_map(&self) -> Result<()> {
-        if !self.is_compressed() {
-            self.data()?;
+        if let SegBytes::Image(img, _) = self.data()? {
+            let _ = self.pinned.set(img);
         }
         Ok(())
     }
@@ -186,6 +190,9 @@ impl SealedSegment {
         if let Some(m) = self.map.get() {
             return Ok(SegBytes::Mapped(&m[..end as usize]));
         }
+        if let Some(img) = self.pinned.get() {
+            return Ok(SegBytes::Image(img.clone(), end as usize));
+        }
         if !self.compressed.load(Relaxed) {
             match map_file(&*self.vfs, &self.path) {
                 Ok(m) => {
@@ -194,6 +201,16 @@ impl SealedSegment {
                             file: self.path.clone(),
                             offset: m.len() as u64,
                             what: "sealed segment is shorter than its footer says",
+                            expected: end,
+                            found: m.len() as u64,
+                        });
+                    }
+                    if m[end as usize..] != self.footer.encode() {
+                        return Err(Error::Corrupted {
+                            file: self.path.clone(),
+                            offset: end,
+                            what: "sealed segment's footer changed since the store was opened \
+                                   (rewritten by compaction: reopen the store)",
                             expected: end,
                             found: m.len() as u64,
                         });
@@ -221,7 +238,8 @@ impl SealedSegment {
             return Err(Error::Corrupted {
                 file: path,
                 offset: 0,
-                what: "compressed segment does not hold the segment its footer names",
+                what: "compressed segment does not hold the segment its footer names \
+                       (rewritten by compaction since the store was opened: reopen it)",
                 expected: end,
                 found: img.len() as u64,
             });

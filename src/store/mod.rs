@@ -1,5 +1,6 @@
 //! The public [`Store`]: open and lock, appends, reads, waiting for new events, verify.
 
+mod compact;
 mod compress;
 mod options;
 mod read;
@@ -18,6 +19,7 @@ use parking_lot::{Condvar, Mutex, RwLock};
 
 use crate::error::{Error, Result};
 use crate::event::{AppendResult, Direction, EventData, ExpectedVersion, ReadFilter};
+pub use compact::CompactReport;
 pub use compress::CompressReport;
 pub use options::{Durability, StoreOptions};
 pub use read::{AllEvents, StreamEvents};

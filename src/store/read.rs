@@ -138,7 +138,7 @@ impl StreamEvents {
             let mut found = None;
             seg.with_frame(offset, &mut self.scratch, |bytes, h| {
                 for_each_record(&seg, offset, bytes, h, |p, r| {
-                    if p == pos && r.stream == &**stream && r.version == e.version {
+                    if p == pos && !r.dropped && r.stream == &**stream && r.version == e.version {
                         found = Some(r.to_recorded(p, stream.clone()));
                     }
                 })
@@ -271,6 +271,7 @@ impl AllEvents {
                     Direction::Backward => p <= next,
                 };
                 if wanted
+                    && !r.dropped
                     && p < head
                     && filter.matches(r.stream, r.event_type)
                     && !hidden(r.stream, r.version, r.timestamp_us)
@@ -370,7 +371,7 @@ impl AllEvents {
             let bytes = &data[at..at + h.frame_len()];
             let kept = batch.len();
             let decoded = for_each_record(&seg, at as u64, bytes, &h, |p, r| {
-                if p < next || p >= head || !filter.matches(r.stream, r.event_type) {
+                if r.dropped || p < next || p >= head || !filter.matches(r.stream, r.event_type) {
                     return;
                 }
                 if let Some(st) = settings.get(r.stream) {

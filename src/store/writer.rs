@@ -378,7 +378,13 @@ impl Inner {
             let body = crate::wire::frame::frame_body(bytes, h);
             for (r, e) in crate::wire::record::Records::new(body, h.count).zip(events) {
                 let (_, r) = r.map_err(|e| Error::corrupted(seg.path(), offset, e))?;
-                if r.stream != stream || !r.same_content(e) {
+                // A placeholder of an event compaction dropped keeps only the id to compare.
+                let same = if r.dropped {
+                    r.id == e.id
+                } else {
+                    r.same_content(e)
+                };
+                if r.stream != stream || !same {
                     return Ok(Some(e.id));
                 }
                 last_version = r.version;

@@ -14,6 +14,9 @@ use super::limits::{MAX_BATCH_BYTES, MAX_BATCH_EVENTS};
 pub const FRAME_MAGIC: [u8; 4] = *b"EVFR";
 /// Current frame version.
 pub const FRAME_VERSION: u8 = 1;
+/// Version of the frames compaction rewrites: like version 1, but records may be dropped
+/// placeholders (record flag `FLAG_DROPPED`). Builds that only know version 1 refuse them.
+pub const FRAME_VERSION_COMPACTED: u8 = 2;
 /// Size of a frame header.
 pub const FRAME_HEADER_BYTES: usize = 32;
 /// Size of a frame trailer.
@@ -72,7 +75,7 @@ impl FrameHeader {
             },
         )?;
         let header_crc = u32_at(buf, 28);
-        if buf[4] != FRAME_VERSION {
+        if buf[4] != FRAME_VERSION && buf[4] != FRAME_VERSION_COMPACTED {
             return Err(DecodeError::unsupported(
                 4,
                 "frame version",
@@ -139,6 +142,19 @@ pub fn finish_frame(
     count: u32,
     durable_next: u64,
 ) {
+    finish_frame_version(out, start, first_position, count, durable_next, FRAME_VERSION);
+}
+
+/// [`finish_frame`] with an explicit frame version (compaction writes
+/// [`FRAME_VERSION_COMPACTED`]).
+pub fn finish_frame_version(
+    out: &mut Vec<u8>,
+    start: usize,
+    first_position: u64,
+    count: u32,
+    durable_next: u64,
+    version: u8,
+) {
     let body_len = out.len() - start - FRAME_HEADER_BYTES;
     assert!(
         body_len <= MAX_BATCH_BYTES,
@@ -148,7 +164,7 @@ pub fn finish_frame(
     let body_crc = crc32fast::hash(&out[start + FRAME_HEADER_BYTES..]);
     let h = &mut out[start..start + FRAME_HEADER_BYTES];
     h[0..4].copy_from_slice(&FRAME_MAGIC);
-    h[4] = FRAME_VERSION;
+    h[4] = version;
     h[5] = 0;
     let unsynced = first_position
         .saturating_sub(durable_next)

@@ -22,6 +22,27 @@ use crate::event::{EventData, Metadata, RecordedEvent};
 
 const FLAG_CORRELATION: u8 = 1;
 const FLAG_CAUSATION: u8 = 2;
+/// The record is a placeholder left by compaction for an event that retention or a deletion
+/// dropped: it keeps the version, timestamp, id and stream (so positions, versions and the
+/// idempotency window stay dense), with an empty type, no metadata and an empty payload.
+pub const FLAG_DROPPED: u8 = 4;
+
+/// Appends the placeholder of a dropped event to `out` (see [`FLAG_DROPPED`]).
+pub fn encode_dropped_record(out: &mut Vec<u8>, r: &RecordView<'_>) {
+    let start = out.len();
+    out.extend_from_slice(&[0; 4]);
+    out.extend_from_slice(&r.version.to_le_bytes());
+    out.extend_from_slice(&r.timestamp_us.to_le_bytes());
+    out.extend_from_slice(r.id.as_bytes());
+    out.push(FLAG_DROPPED);
+    out.extend_from_slice(&(r.stream.len() as u16).to_le_bytes());
+    out.extend_from_slice(r.stream.as_bytes());
+    out.extend_from_slice(&0u16.to_le_bytes());
+    out.extend_from_slice(&0u16.to_le_bytes());
+    out.extend_from_slice(&0u32.to_le_bytes());
+    let len = (out.len() - start - 4) as u32;
+    out[start..start + 4].copy_from_slice(&len.to_le_bytes());
+}
 
 /// Bytes the metadata of `m` takes in a record (counted against [`MAX_EVENT_BYTES`]).
 pub fn metadata_len(m: &Metadata) -> usize {
@@ -98,6 +119,9 @@ pub struct RecordView<'a> {
     meta_raw: &'a [u8],
     /// Payload bytes.
     pub payload: &'a [u8],
+    /// A placeholder for an event compaction dropped: no type, metadata or payload. Readers
+    /// skip it.
+    pub dropped: bool,
 }
 
 impl<'a> RecordView<'a> {
@@ -171,9 +195,12 @@ pub fn decode_record(buf: &[u8], base: usize) -> Result<(RecordView<'_>, usize),
     let id = uuid(&mut c, "record event id")?;
     let flags_at = c.offset();
     let flags = c.u8("record flags")?;
-    if flags & !(FLAG_CORRELATION | FLAG_CAUSATION) != 0 {
-        return Err(DecodeError::new(flags_at, "record flags", 3, flags.into()));
+    if flags & !(FLAG_CORRELATION | FLAG_CAUSATION | FLAG_DROPPED) != 0
+        || (flags & FLAG_DROPPED != 0 && flags != FLAG_DROPPED)
+    {
+        return Err(DecodeError::new(flags_at, "record flags", 7, flags.into()));
     }
+    let dropped = flags == FLAG_DROPPED;
     let correlation_id = if flags & FLAG_CORRELATION != 0 {
         Some(uuid(&mut c, "record correlation id")?)
     } else {
@@ -191,8 +218,17 @@ pub fn decode_record(buf: &[u8], base: usize) -> Result<(RecordView<'_>, usize),
     }
     let tl = c.u16("event type length")? as usize;
     let event_type = c.str_with_limit(tl, MAX_EVENT_TYPE_BYTES, "event type")?;
-    if event_type.is_empty() {
-        return Err(DecodeError::new(c.offset(), "empty event type", 1, 0));
+    if event_type.is_empty() != dropped {
+        return Err(DecodeError::new(
+            c.offset(),
+            if dropped {
+                "dropped record with an event type"
+            } else {
+                "empty event type"
+            },
+            1,
+            0,
+        ));
     }
     let meta_at = c.offset();
     let meta_count = c.u16("metadata count")?;
@@ -224,6 +260,14 @@ pub fn decode_record(buf: &[u8], base: usize) -> Result<(RecordView<'_>, usize),
             (pl + meta_bytes) as u64,
         ));
     }
+    if dropped && (meta_count != 0 || pl != 0) {
+        return Err(DecodeError::new(
+            c.offset(),
+            "dropped record with metadata or payload",
+            0,
+            (usize::from(meta_count) + pl) as u64,
+        ));
+    }
     if c.remaining() != 0 {
         return Err(DecodeError::new(
             c.offset(),
@@ -244,6 +288,7 @@ pub fn decode_record(buf: &[u8], base: usize) -> Result<(RecordView<'_>, usize),
             meta_count,
             meta_raw: &body[raw_start..raw_end],
             payload,
+            dropped,
         },
         4 + len,
     ))
