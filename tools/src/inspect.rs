@@ -1,11 +1,14 @@
 //! `evlog inspect PATH`: what a store's files hold (`evlog::inspect`). A directory gets a
-//! summary per segment, index and checkpoint; a segment file gets every frame.
+//! summary per segment, index and checkpoint; a segment file gets every frame. A compressed
+//! segment (`.zseg`) also gets its compressed form: header, blocks (each one checked in a file),
+//! and its frames are those of its image, at image offsets.
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use evlog::inspect::{
-    COMPRESSION, CheckpointInspection, DirInspection, IndexInspection, SegmentInspection,
+    COMPRESSION, COMPRESSION_ZSEG, CheckpointInspection, DirInspection, IndexInspection,
+    STOP_DAMAGED_BLOCK, SegmentInspection, ZsegInspection,
 };
 use evlog::wire::DecodeError;
 use evlog::wire::checkpoint::CHECKPOINT_FILE_NAME;
@@ -19,8 +22,8 @@ use crate::{Failure, Outcome};
 /// Arguments of `evlog inspect`.
 #[derive(clap::Args)]
 pub struct Args {
-    /// A store directory, or one file of a store: a segment (`*.seg`, also `*.corrupt`), an
-    /// index (`*.idx`) or `checkpoint.idx`.
+    /// A store directory, or one file of a store: a segment (`*.seg`, a compressed segment
+    /// `*.zseg`, also `*.corrupt`), an index (`*.idx`) or `checkpoint.idx`.
     pub path: PathBuf,
     /// Print one JSON object instead of text.
     #[arg(long)]
@@ -106,7 +109,7 @@ fn decode_error(e: &DecodeError) -> String {
 fn header_text(h: &Result<SegmentHeader, DecodeError>) -> String {
     match h {
         Ok(h) => format!(
-            "version {SEGMENT_VERSION}, seq {}, first position {}, previous last position {}, created {} ({} us), compression {COMPRESSION}",
+            "version {SEGMENT_VERSION}, seq {}, first position {}, previous last position {}, created {} ({} us), payload compression {COMPRESSION}",
             h.seq,
             h.first_position,
             h.prev_last_position
@@ -118,7 +121,7 @@ fn header_text(h: &Result<SegmentHeader, DecodeError>) -> String {
     }
 }
 
-fn footer_text(f: &Option<SegmentFooter>) -> String {
+fn footer_text(f: &Option<SegmentFooter>, compressed: bool) -> String {
     match f {
         Some(f) => format!(
             "first position {}, last position {}, {} event(s), {} frame(s), data end {}, data crc {:#010x}",
@@ -129,12 +132,60 @@ fn footer_text(f: &Option<SegmentFooter>) -> String {
             f.data_end,
             f.data_crc
         ),
+        None if compressed => {
+            "none: the compressed segment holds no valid copy of the footer".to_string()
+        }
         None => "none (not sealed: the active segment)".to_string(),
     }
 }
 
 fn state(s: &SegmentInspection) -> &'static str {
-    if s.sealed() { "sealed" } else { "active" }
+    match (s.sealed(), s.is_compressed()) {
+        (true, false) => "sealed",
+        (true, true) => "sealed, compressed",
+        (false, false) => "active",
+        (false, true) => "compressed, without a valid footer",
+    }
+}
+
+/// One line on the compressed form of a segment (no trailing newline).
+fn zseg_text(z: &ZsegInspection) -> String {
+    match &z.header {
+        Ok(h) => {
+            let blocks = match z.compressed_bytes {
+                Some(c) => format!("{c} compressed byte(s) in blocks"),
+                None => "block table does not decode".to_string(),
+            };
+            format!(
+                "{COMPRESSION_ZSEG}, image {} byte(s), block size {}, {} block(s), {blocks}, file {} byte(s), ratio {:.2}",
+                h.image_len,
+                h.block_raw_bytes,
+                h.block_count,
+                z.file_bytes,
+                z.ratio().unwrap_or(0.0)
+            )
+        }
+        Err(e) => format!("header does not decode: {}", decode_error(e)),
+    }
+}
+
+/// What was checked of a compressed segment's blocks (no trailing newline).
+fn blocks_text(z: &ZsegInspection) -> String {
+    if z.header.is_err() {
+        return "not read: the header does not decode".to_string();
+    }
+    if z.compressed_bytes.is_none() {
+        return "not read: the block table does not decode".to_string();
+    }
+    if !z.blocks_checked {
+        return "not read (`evlog inspect FILE` or `evlog verify` checks them)".to_string();
+    }
+    let n = z.header.as_ref().map_or(0, |h| h.block_count);
+    if z.damaged_blocks.is_empty() {
+        format!("all {n} checked (checksum, then decompression): ok")
+    } else {
+        format!("{} of {n} damaged", z.damaged_blocks.len())
+    }
 }
 
 fn positions(s: &SegmentInspection) -> String {
@@ -162,9 +213,18 @@ fn dir_text(d: &DirInspection) -> String {
     let mut s = String::new();
     let sealed = d.segments.iter().filter(|s| s.sealed()).count();
     let bytes: u64 = d.segments.iter().map(|s| s.bytes).sum();
+    let compressed = d.compressed_segments();
     s.push_str(&format!("store: {}\n", d.dir.display()));
+    let compression = if compressed == 0 {
+        format!("compression {COMPRESSION}")
+    } else {
+        let image: u64 = d.segments.iter().map(|s| s.image_bytes()).sum();
+        format!(
+            "{image} byte(s) uncompressed; {compressed} segment(s) compressed ({COMPRESSION_ZSEG})"
+        )
+    };
     s.push_str(&format!(
-        "segments: {} ({sealed} sealed, {} active), {} event(s), {bytes} byte(s); compression {COMPRESSION}\n",
+        "segments: {} ({sealed} sealed, {} active), {} event(s), {bytes} byte(s); {compression}\n",
         d.segments.len(),
         d.segments.len() - sealed,
         d.events()
@@ -179,8 +239,15 @@ fn dir_text(d: &DirInspection) -> String {
             state(seg),
             seg.bytes
         ));
+        if let Some(z) = &seg.compressed {
+            s.push_str(&format!("  compressed: {}\n", zseg_text(z)));
+            s.push_str(&format!("  blocks: {}\n", blocks_text(z)));
+        }
         s.push_str(&format!("  header: {}\n", header_text(&seg.header)));
-        s.push_str(&format!("  footer: {}\n", footer_text(&seg.footer)));
+        s.push_str(&format!(
+            "  footer: {}\n",
+            footer_text(&seg.footer, seg.is_compressed())
+        ));
         s.push_str(&format!(
             "  frames: {}, events: {} ({}; {})\n",
             seg.frame_count,
@@ -227,6 +294,8 @@ fn dir_text(d: &DirInspection) -> String {
                 " (lock file)"
             } else if name.ends_with(".corrupt") {
                 " (bytes moved aside by a repair; never read)"
+            } else if evlog::wire::zseg::parse_zseg_file_name(name).is_some() {
+                " (compressed copy left by an interrupted compression: the .seg file of the same segment is read instead; a writable open deletes it)"
             } else if name.ends_with(".tmp") {
                 " (unfinished write; a writable open deletes it)"
             } else {
@@ -241,7 +310,9 @@ fn dir_text(d: &DirInspection) -> String {
     } else {
         format!("\n{total} problem(s) found")
     });
-    s.push_str(if sealed > 0 {
+    s.push_str(if compressed > 0 {
+        " (sealed segments were read at their header and footer only, compressed ones at their header and block table; `evlog verify DIR` reads every byte)\n"
+    } else if sealed > 0 {
         " (sealed segments were read at their header and footer only; `evlog verify DIR` reads every byte)\n"
     } else {
         "\n"
@@ -324,8 +395,33 @@ fn segment_detail_text(seg: &SegmentInspection) -> String {
         seg.bytes,
         state(seg)
     ));
+    if let Some(z) = &seg.compressed {
+        s.push_str(&format!("compressed: {}\n", zseg_text(z)));
+        s.push_str(&format!("blocks: {}\n", blocks_text(z)));
+        for b in &z.damaged_blocks {
+            s.push_str(&format!(
+                "  damaged block {} at file byte {} ({} compressed byte(s); image bytes {}..{}): {} (expected {:#x}, found {:#x})\n",
+                b.index,
+                b.offset,
+                b.compressed_len,
+                b.image_offset,
+                b.image_offset + u64::from(b.raw_len),
+                b.what,
+                b.expected,
+                b.found
+            ));
+        }
+        if z.header.is_ok() {
+            s.push_str(
+                "the segment below is the image (the .seg file this compressed segment stands for): frame offsets are offsets in the image, not in this file\n",
+            );
+        }
+    }
     s.push_str(&format!("header: {}\n", header_text(&seg.header)));
-    s.push_str(&format!("footer: {}\n", footer_text(&seg.footer)));
+    s.push_str(&format!(
+        "footer: {}\n",
+        footer_text(&seg.footer, seg.is_compressed())
+    ));
     if seg.header.is_ok() {
         s.push_str(&format!(
             "{:>10}  {:>9}  {:>5}  {:>14}  {:>15}  checksum\n",
@@ -338,7 +434,12 @@ fn segment_detail_text(seg: &SegmentInspection) -> String {
             ));
         }
     }
-    if let Some(st) = &seg.stop {
+    if let Some(st) = seg.stop.as_ref().filter(|st| st.what == STOP_DAMAGED_BLOCK) {
+        s.push_str(&format!(
+            "{:>10}  stop: the frame reaches a damaged compressed block (image bytes from {} cannot be read); {} byte(s) from here to the end of the data are not listed (damage)\n",
+            st.frame_offset, st.offset, st.remaining_bytes
+        ));
+    } else if let Some(st) = &seg.stop {
         s.push_str(&format!(
             "{:>10}  stop: {} at byte {} (expected {:#x}, found {:#x}); {} byte(s) from here to the end of the data are not listed ({})\n",
             st.frame_offset,
@@ -404,10 +505,39 @@ fn segment_json(seg: &SegmentInspection, frames: bool) -> Value {
             "torn_tail": st.torn_tail,
         })
     });
+    let compressed = seg.compressed.as_ref().map(|z| {
+        json!({
+            "compression": COMPRESSION_ZSEG,
+            "file_bytes": z.file_bytes,
+            "header": match &z.header {
+                Ok(h) => json!({
+                    "image_len": h.image_len,
+                    "block_raw_bytes": h.block_raw_bytes,
+                    "block_count": h.block_count,
+                }),
+                Err(e) => json!({"error": decode_error_json(e)}),
+            },
+            "compressed_bytes": z.compressed_bytes,
+            "ratio": z.ratio(),
+            "blocks_checked": z.blocks_checked,
+            "damaged_blocks": z.damaged_blocks.iter().map(|b| json!({
+                "index": b.index,
+                "offset": b.offset,
+                "compressed_len": b.compressed_len,
+                "image_offset": b.image_offset,
+                "raw_len": b.raw_len,
+                "what": b.what,
+                "expected": b.expected,
+                "found": b.found,
+            })).collect::<Vec<_>>(),
+            "offsets": "frame offsets, data_end and stop offsets are offsets in the image",
+        })
+    });
     let mut v = json!({
         "file": seg.path.display().to_string(),
         "bytes": seg.bytes,
-        "state": state(seg),
+        "state": if seg.sealed() { "sealed" } else { "active" },
+        "compressed": compressed,
         "header": header,
         "footer": footer,
         "frame_count": seg.frame_count,
@@ -488,7 +618,8 @@ fn dir_json(d: &DirInspection) -> Value {
     let problems = d.all_problems();
     json!({
         "dir": d.dir.display().to_string(),
-        "compression": COMPRESSION,
+        "compression": if d.compressed_segments() == 0 { COMPRESSION } else { COMPRESSION_ZSEG },
+        "compressed_segments": d.compressed_segments(),
         "clean": problems.is_empty(),
         "events": d.events(),
         "segments": d.segments.iter().map(|s| segment_json(s, false)).collect::<Vec<_>>(),

@@ -1,7 +1,8 @@
 //! `evlog`: the command-line tool for evlog stores.
 //!
 //! One subcommand per file; the logic lives in the library (`evlog::verify_dir`,
-//! `evlog::stats`, `evlog::inspect`, `evlog::export`), except the benchmark driver.
+//! `evlog::stats`, `evlog::inspect`, `evlog::export`, `Store::compress_sealed`), except the
+//! benchmark driver.
 //! Exit codes are listed in `evlog --help`.
 
 /// The exit codes, as a literal so that `concat!` can add it to longer help texts.
@@ -13,11 +14,12 @@ Exit codes:
   1  problems found: verify or inspect found damage, import rejected lines, repair left
      problems, or the store is corrupted and does not open
   2  usage error, or an I/O error (missing directory, unreadable file)
-  3  the store is locked by a running writer (repair, import): nothing was changed"
+  3  the store is locked by a running writer (repair, compress, import): nothing was changed"
     };
 }
 
 mod bench;
+mod compress;
 mod dump;
 mod export;
 mod import;
@@ -35,7 +37,7 @@ use clap::{Parser, Subcommand};
 
 const EXIT_CODES: &str = exit_codes!();
 
-/// Inspect, check, repair, export and import evlog stores.
+/// Inspect, check, repair, compress, export and import evlog stores.
 #[derive(Parser)]
 #[command(name = "evlog", version, after_help = EXIT_CODES)]
 struct Cli {
@@ -60,6 +62,9 @@ enum Command {
     /// Open a store with repair: cut a torn tail or damage, rebuild indexes, and say what changed.
     #[command(after_help = EXIT_CODES)]
     Repair(repair::Args),
+    /// Compress every sealed segment not compressed yet (`.seg` -> `.zseg`) and say how much it saved.
+    #[command(after_help = EXIT_CODES)]
+    Compress(compress::Args),
     /// Write events as JSON lines (opens the store read-only).
     #[command(after_help = EXIT_CODES)]
     Export(export::Args),
@@ -131,6 +136,18 @@ impl From<std::io::Error> for Failure {
     }
 }
 
+/// The refusal of a command that needs the store to itself while a writer holds its lock
+/// (exit 3).
+pub fn locked(dir: &Path, command: &str) -> Failure {
+    Failure {
+        code: 3,
+        message: format!(
+            "store {} is locked by a running writer: stop it first, {command} needs the store to itself (nothing was changed)",
+            dir.display()
+        ),
+    }
+}
+
 /// Fails with exit 2 unless `dir` is a directory.
 pub fn require_dir(dir: &Path) -> Result<(), Failure> {
     if dir.is_dir() {
@@ -152,6 +169,7 @@ fn main() -> ExitCode {
         Command::Inspect(a) => inspect::run(&a),
         Command::Dump(a) => dump::run(&a),
         Command::Repair(a) => repair::run(&a),
+        Command::Compress(a) => compress::run(&a),
         Command::Export(a) => export::run(&a),
         Command::Import(a) => import::run(&a),
         Command::Bench(a) => bench::run(&a),

@@ -8,6 +8,9 @@
 //! `.idx` and the checkpoint, both rebuilt from the log), so that the repairing open reads the
 //! damage and cuts the log there. This is done while holding the store's lock; a running writer
 //! makes repair refuse (exit 3) without changing anything.
+//!
+//! Compressed segments (`.zseg`) are segments like the others; one with damage is moved aside
+//! whole (`NNN.zseg.corrupt`: its blocks cannot be cut at an offset), with every later segment.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fs;
@@ -19,7 +22,8 @@ use std::time::SystemTime;
 use evlog::StoreOptions;
 use evlog::store::LOCK_FILE_NAME;
 use evlog::wire::checkpoint::CHECKPOINT_FILE_NAME;
-use evlog::wire::segment::{index_file_name, parse_segment_file_name};
+use evlog::wire::segment::{index_file_name, parse_segment_file_name, segment_file_name};
+use evlog::wire::zseg::parse_zseg_file_name;
 use serde_json::json;
 
 use crate::{Failure, Outcome, require_dir};
@@ -85,6 +89,11 @@ fn content_hash(name: &str, b: &[u8]) -> u64 {
     h.finish()
 }
 
+/// The first position of a segment file's name: a `.seg` or a compressed `.zseg` file.
+fn segment_position(name: &str) -> Option<u64> {
+    parse_segment_file_name(name).or_else(|| parse_zseg_file_name(name))
+}
+
 /// One change to the directory.
 struct Change {
     file: String,
@@ -94,13 +103,54 @@ struct Change {
     detail: String,
 }
 
-fn diff(before: &BTreeMap<String, FileState>, after: &BTreeMap<String, FileState>) -> Vec<Change> {
+/// Where each segment file that went away was moved: a `.corrupt` file created by the repair,
+/// named after it (`NAME.corrupt`, or `NAME.N.corrupt` when that name was taken), with its
+/// length.
+fn moved_segments<'a>(
+    before: &'a BTreeMap<String, FileState>,
+    after: &'a BTreeMap<String, FileState>,
+) -> BTreeMap<&'a str, &'a str> {
+    let mut moved = BTreeMap::new();
+    let mut taken = BTreeSet::new();
+    for (name, b) in before {
+        if after.contains_key(name) || segment_position(name).is_none() {
+            continue;
+        }
+        let target = after.iter().find(|(n, a)| {
+            !before.contains_key(*n)
+                && !taken.contains(n.as_str())
+                && a.len == b.len
+                && n.strip_prefix(name.as_str())
+                    .and_then(|rest| rest.strip_suffix(".corrupt"))
+                    .is_some_and(|mid| {
+                        mid.is_empty()
+                            || mid.strip_prefix('.').is_some_and(|k| {
+                                !k.is_empty() && k.bytes().all(|c| c.is_ascii_digit())
+                            })
+                    })
+        });
+        if let Some((n, _)) = target {
+            taken.insert(n.as_str());
+            moved.insert(name.as_str(), n.as_str());
+        }
+    }
+    moved
+}
+
+fn diff(
+    before: &BTreeMap<String, FileState>,
+    after: &BTreeMap<String, FileState>,
+    damaged: &BTreeSet<String>,
+) -> Vec<Change> {
     let mut out = Vec::new();
     let names: BTreeSet<&String> = before.keys().chain(after.keys()).collect();
     let created_corrupt = |name: &str| after.contains_key(name) && !before.contains_key(name);
+    let moved = moved_segments(before, after);
+    let move_targets: BTreeSet<&str> = moved.values().copied().collect();
     for name in names {
         let (b, a) = (before.get(name), after.get(name));
-        let is_seg = parse_segment_file_name(name).is_some();
+        let is_seg = segment_position(name).is_some();
+        let is_zseg = parse_zseg_file_name(name).is_some();
         let mut push = |change, detail: String| {
             out.push(Change {
                 file: name.clone(),
@@ -112,14 +162,25 @@ fn diff(before: &BTreeMap<String, FileState>, after: &BTreeMap<String, FileState
         };
         match (b, a) {
             (Some(b), None) => {
-                let moved = format!("{name}.corrupt");
-                if is_seg && created_corrupt(&moved) {
+                if let Some(to) = moved.get(name.as_str()) {
+                    let why = if !damaged.contains(name) {
+                        "it lies after the cut"
+                    } else if is_zseg {
+                        "it holds the damage (a compressed segment cannot be cut inside: it is moved whole)"
+                    } else {
+                        "it holds the damage, at its start"
+                    };
                     push(
                         "moved",
-                        format!(
-                            "the whole segment ({} bytes) moved to {moved}: it lies after the cut",
-                            b.len
-                        ),
+                        format!("the whole segment ({} bytes) moved to {to}: {why}", b.len),
+                    );
+                } else if is_zseg
+                    && segment_position(name)
+                        .is_some_and(|p| after.contains_key(&segment_file_name(p)))
+                {
+                    push(
+                        "removed",
+                        "a compressed copy left by an interrupted compression (the .seg file of the same segment is kept)".into(),
                     );
                 } else if name == CHECKPOINT_FILE_NAME {
                     push("removed", "the checkpoint (a cache; rebuilt)".into());
@@ -136,10 +197,7 @@ fn diff(before: &BTreeMap<String, FileState>, after: &BTreeMap<String, FileState
             }
             (None, Some(a)) => {
                 if name.ends_with(".corrupt") {
-                    let whole = name
-                        .strip_suffix(".corrupt")
-                        .is_some_and(|s| before.contains_key(s) && !after.contains_key(s));
-                    if !whole {
+                    if !move_targets.contains(name.as_str()) {
                         push(
                             "created",
                             format!(
@@ -152,7 +210,7 @@ fn diff(before: &BTreeMap<String, FileState>, after: &BTreeMap<String, FileState
                     push("created", "the checkpoint".into());
                 } else if name.ends_with(".idx") {
                     push("created", "index rebuilt from its segment".into());
-                } else if is_seg {
+                } else if is_seg && !is_zseg {
                     push("created", "a new active segment".into());
                 } else {
                     push("created", String::new());
@@ -208,7 +266,7 @@ pub fn run(a: &Args) -> Result<Outcome, Failure> {
     let dir = &a.dir;
     require_dir(dir)?;
     let before = snapshot(dir)?;
-    if !before.keys().any(|n| parse_segment_file_name(n).is_some()) {
+    if !before.keys().any(|n| segment_position(n).is_some()) {
         return Err(Failure::usage(format!(
             "{}: no segment files: not an evlog store (nothing was changed)",
             dir.display()
@@ -225,7 +283,7 @@ pub fn run(a: &Args) -> Result<Outcome, Failure> {
         .map_err(|e| Failure::usage(format!("open {}: {e}", lock_path.display())))?;
     match lock.try_lock() {
         Ok(()) => {}
-        Err(fs::TryLockError::WouldBlock) => return Err(locked(dir)),
+        Err(fs::TryLockError::WouldBlock) => return Err(crate::locked(dir, "repair")),
         Err(fs::TryLockError::Error(e)) => {
             return Err(Failure::usage(format!("lock {}: {e}", lock_path.display())));
         }
@@ -235,11 +293,13 @@ pub fn run(a: &Args) -> Result<Outcome, Failure> {
     pb.finish_and_clear();
     let pre = pre?;
     let mut dropped = Vec::new();
+    let mut damaged = BTreeSet::new();
     for p in &pre.problems {
         let Some(name) = p.file.file_name().and_then(|n| n.to_str()) else {
             continue;
         };
-        if let Some(pos) = parse_segment_file_name(name) {
+        if let Some(pos) = segment_position(name) {
+            damaged.insert(name.to_string());
             drop_cache(dir, &index_file_name(pos), &mut dropped)?;
             drop_cache(dir, CHECKPOINT_FILE_NAME, &mut dropped)?;
         } else if name.ends_with(".idx") {
@@ -258,12 +318,12 @@ pub fn run(a: &Args) -> Result<Outcome, Failure> {
     pb.finish_and_clear();
     let store = match opened {
         Ok(s) => s,
-        Err(evlog::Error::Locked { .. }) => return Err(locked(dir)),
+        Err(evlog::Error::Locked { .. }) => return Err(crate::locked(dir, "repair")),
         Err(e) => return Err(e.into()),
     };
     store.close()?;
     let after = snapshot(dir)?;
-    let changes = diff(&before, &after);
+    let changes = diff(&before, &after, &damaged);
     let post = evlog::verify_dir(dir)?;
 
     let out = if a.json {
@@ -300,16 +360,6 @@ pub fn run(a: &Args) -> Result<Outcome, Failure> {
     } else {
         Outcome::Problems
     })
-}
-
-fn locked(dir: &Path) -> Failure {
-    Failure {
-        code: 3,
-        message: format!(
-            "store {} is locked by a running writer: stop it first, repair needs the store to itself (nothing was changed)",
-            dir.display()
-        ),
-    }
 }
 
 fn text(

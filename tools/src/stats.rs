@@ -37,17 +37,35 @@ fn text(a: &Args, s: &StoreStats) -> String {
     out.push_str(&format!("events:         {}\n", s.events));
     out.push_str(&format!("streams:        {}\n", s.streams));
     out.push_str(&format!(
-        "segments:       {} ({} sealed, {} active)\n",
+        "segments:       {} ({} sealed, {} active), {} compressed\n",
         s.segments(),
         s.segments_sealed,
-        s.segments_active
+        s.segments_active,
+        s.compressed_segments
     ));
     out.push_str(&format!(
-        "bytes on disk:  {} ({} in segments)\n",
-        s.bytes_on_disk, s.segment_bytes
+        "bytes on disk:  {} ({} in segments, {} in indexes)\n",
+        s.bytes_on_disk, s.segment_bytes, s.index_bytes
     ));
+    if s.compressed_segments == 0 {
+        out.push_str(&format!(
+            "segment images: {} (no segment is compressed)\n",
+            s.image_bytes
+        ));
+    } else {
+        out.push_str(&format!(
+            "segment images: {} uncompressed; compressed segments save {}\n",
+            s.image_bytes,
+            s.compression_savings()
+        ));
+    }
     out.push_str(&format!(
-        "compression:    none; raw event bytes {} / segment bytes = {:.3}\n",
+        "compression:    {}; raw event bytes {} / segment bytes = {:.3}\n",
+        if s.compressed_segments == 0 {
+            "none"
+        } else {
+            "zstd (compressed sealed segments)"
+        },
         s.raw_event_bytes,
         s.compression_ratio()
     ));
@@ -73,14 +91,17 @@ fn json(a: &Args, s: &StoreStats) -> String {
         .map(|(t, n)| format!("{}: {n}", json_str(t)))
         .collect();
     format!(
-        "{{\"dir\": {}, \"events\": {}, \"streams\": {}, \"segments\": {{\"sealed\": {}, \"active\": {}}}, \"bytes_on_disk\": {}, \"segment_bytes\": {}, \"raw_event_bytes\": {}, \"compression_ratio\": {:.4}, \"event_types\": {{{}}}, \"oldest_timestamp_us\": {}, \"newest_timestamp_us\": {}, \"head_position\": {}}}\n",
+        "{{\"dir\": {}, \"events\": {}, \"streams\": {}, \"segments\": {{\"sealed\": {}, \"active\": {}}}, \"compressed_segments\": {}, \"bytes_on_disk\": {}, \"segment_bytes\": {}, \"image_bytes\": {}, \"index_bytes\": {}, \"raw_event_bytes\": {}, \"compression_ratio\": {:.4}, \"event_types\": {{{}}}, \"oldest_timestamp_us\": {}, \"newest_timestamp_us\": {}, \"head_position\": {}}}\n",
         json_str(&a.dir.display().to_string()),
         s.events,
         s.streams,
         s.segments_sealed,
         s.segments_active,
+        s.compressed_segments,
         s.bytes_on_disk,
         s.segment_bytes,
+        s.image_bytes,
+        s.index_bytes,
         s.raw_event_bytes,
         s.compression_ratio(),
         types.join(", "),

@@ -45,6 +45,12 @@ fn text(a: &Args, rep: &VerifyReport) -> String {
         "checked {} segment(s), {} frame(s), {} event(s), {} stream(s), {} byte(s) of segments\n",
         rep.segments, rep.frames, rep.events, rep.streams, rep.bytes
     ));
+    if rep.compressed_segments > 0 {
+        s.push_str(&format!(
+            "{} of them compressed (.zseg): each block checked, then its decompressed image checked like a .seg file\n",
+            rep.compressed_segments
+        ));
+    }
     if rep.segments == 0 {
         s.push_str("note: no segment files: an empty directory, or not an evlog store\n");
     }
@@ -83,7 +89,7 @@ fn json(a: &Args, rep: &VerifyReport) -> String {
         .collect();
     let notes: Vec<String> = rep.notes.iter().map(|n| json_str(n)).collect();
     format!(
-        "{{\"dir\": {}, \"clean\": {}, \"segments\": {}, \"frames\": {}, \"events\": {}, \"streams\": {}, \"bytes\": {}, \"problems\": [{}], \"notes\": [{}]}}\n",
+        "{{\"dir\": {}, \"clean\": {}, \"segments\": {}, \"frames\": {}, \"events\": {}, \"streams\": {}, \"bytes\": {}, \"compressed_segments\": {}, \"problems\": [{}], \"notes\": [{}]}}\n",
         json_str(&a.dir.display().to_string()),
         rep.is_clean(),
         rep.segments,
@@ -91,6 +97,7 @@ fn json(a: &Args, rep: &VerifyReport) -> String {
         rep.events,
         rep.streams,
         rep.bytes,
+        rep.compressed_segments,
         problems.join(", "),
         notes.join(", ")
     )
