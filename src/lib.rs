@@ -60,7 +60,7 @@ pub use event::{
 };
 pub use snapshot::{Aggregate, Loaded, SnapshotPolicy, SnapshotStore};
 pub use store::{
-    AllEvents, CompactReport, CompressReport, Durability, Problem, Store, StoreOptions, StreamEvents,
+    AllEvents, ArchiveReport, CompactReport, CompressReport, Durability, Problem, Store, StoreOptions, StreamEvents,
     VerifyReport, verify_dir,
 };
 pub use uuid::Uuid;

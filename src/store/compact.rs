@@ -223,9 +223,11 @@ impl Inner {
             .and_then(|n| n.to_str())
             .ok_or_else(|| Error::InvalidArgument("segment file name".into()))?
             .to_owned();
-        write_file_atomic(vfs, &self.dir, &name, &bytes)?;
-        write_file_atomic(vfs, &self.dir, &index_file_name(first), &index)?;
-        let idx_path = self.dir.join(index_file_name(first));
+        // The segment's own directory: the store's, or the archive.
+        let seg_dir = seg.path.parent().unwrap_or(&self.dir).to_path_buf();
+        write_file_atomic(vfs, &seg_dir, &name, &bytes)?;
+        write_file_atomic(vfs, &seg_dir, &index_file_name(first), &index)?;
+        let idx_path = seg_dir.join(index_file_name(first));
         let replacement = Arc::new(SealedSegment::new(
             self.vfs.clone(),
             seg.path.clone(),

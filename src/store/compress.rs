@@ -21,7 +21,7 @@ use crate::error::{Error, Result};
 use crate::io::{remove_file_durable, write_file_atomic};
 use crate::segment::{SealedSegment, SegmentIndex, map_file};
 use crate::store::{Inner, Store};
-use crate::wire::segment::{index_file_name, segment_file_name};
+use crate::wire::segment::segment_file_name;
 use crate::wire::zseg::{compress_image, decompress_image, zseg_file_name};
 
 /// What [`Store::compress_sealed`] did.
@@ -102,13 +102,15 @@ impl Inner {
                 found: 0,
             });
         }
+        // The segment's own directory: the store's, or the archive.
+        let seg_dir = seg.path.parent().unwrap_or(&self.dir).to_path_buf();
         let zname = zseg_file_name(first);
-        write_file_atomic(vfs, &self.dir, &zname, &z)?;
+        write_file_atomic(vfs, &seg_dir, &zname, &z)?;
         seg.pin_map()?;
-        let idx_path = self.dir.join(index_file_name(first));
+        let idx_path = crate::store::recover::index_path_of(&seg.path, first);
         let replacement = Arc::new(SealedSegment::new(
             self.vfs.clone(),
-            self.dir.join(&zname),
+            seg_dir.join(&zname),
             seg.header,
             seg.footer,
             SegmentIndex::new(idx_path.clone(), map_file(vfs, &idx_path)?)?,
@@ -123,7 +125,7 @@ impl Inner {
                 *slot = replacement;
             }
         }
-        remove_file_durable(vfs, &self.dir, &segment_file_name(first))?;
+        remove_file_durable(vfs, &seg_dir, &segment_file_name(first))?;
         Ok((image.len() as u64, z.len() as u64))
     }
 }

@@ -1,5 +1,6 @@
 //! The public [`Store`]: open and lock, appends, reads, waiting for new events, verify.
 
+mod archive;
 mod compact;
 mod compress;
 mod options;
@@ -19,6 +20,7 @@ use parking_lot::{Condvar, Mutex, RwLock};
 
 use crate::error::{Error, Result};
 use crate::event::{AppendResult, Direction, EventData, ExpectedVersion, ReadFilter};
+pub use archive::ArchiveReport;
 pub use compact::CompactReport;
 pub use compress::CompressReport;
 pub use options::{Durability, StoreOptions};
@@ -174,6 +176,20 @@ impl Store {
                 }
             }
         };
+        if let (false, Some(want)) = (read_only, &opts.archive_dir)
+            && recover::archive_dir_of(&*vfs, dir)?.is_some_and(|have| have != dir.join(want))
+        {
+            // The archive was moved: the marker follows the option.
+            let name = want.to_str().ok_or_else(|| {
+                Error::InvalidArgument(format!("archive path {} is not UTF-8", want.display()))
+            })?;
+            crate::io::write_file_atomic(
+                &*vfs,
+                dir,
+                crate::wire::archive::ARCHIVE_FILE_NAME,
+                &crate::wire::archive::encode_archive_marker(name),
+            )?;
+        }
         let rec = recover::recover(&vfs, dir, opts.repair, read_only)?;
         let (writer, sync) = match (read_only, rec.tail) {
             (false, Some(t)) => {

@@ -37,6 +37,7 @@ pub struct StoreOptions {
     pub(crate) durability: Durability,
     pub(crate) repair: bool,
     pub(crate) compress_sealed: bool,
+    pub(crate) archive_dir: Option<std::path::PathBuf>,
     pub(crate) vfs: Arc<dyn Vfs>,
 }
 
@@ -47,6 +48,7 @@ impl Default for StoreOptions {
             durability: Durability::Always,
             repair: false,
             compress_sealed: false,
+            archive_dir: None,
             vfs: crate::io::real_fs(),
         }
     }
@@ -82,6 +84,17 @@ impl StoreOptions {
     /// form (see [`Store::compress_sealed`]). Appends never wait for it.
     pub fn compress_sealed(mut self, on: bool) -> Self {
         self.compress_sealed = on;
+        self
+    }
+
+    /// The directory [`Store::archive_sealed`] moves old sealed segments to (a relative path is
+    /// relative to the store directory). The store records
+    /// it in its `archive.path` marker when it first archives, and every later open (with or
+    /// without this option) reads the archived segments from there. Giving another directory
+    /// to a writable open of a store that has archived segments updates the marker: move the
+    /// archive's files there first.
+    pub fn archive_dir(mut self, dir: impl Into<std::path::PathBuf>) -> Self {
+        self.archive_dir = Some(dir.into());
         self
     }
 

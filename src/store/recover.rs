@@ -142,23 +142,55 @@ pub(crate) fn list_segments_and_stale(
     vfs: &dyn Vfs,
     dir: &Path,
 ) -> Result<(SegmentNames, Vec<PathBuf>)> {
-    let names = vfs.list(dir).map_err(Error::io("read directory", dir))?;
-    let mut out: Vec<(u64, PathBuf)> = names
-        .iter()
-        .filter_map(|n| parse_segment_file_name(n).map(|pos| (pos, dir.join(n))))
-        .collect();
+    // Preference, when a segment is in more than one file: the store directory over the
+    // archive (a crash while moving a segment leaves both copies), `.seg` over `.zseg`.
+    let mut dirs = vec![dir.to_path_buf()];
+    if let Some(archive) = archive_dir_of(vfs, dir)? {
+        dirs.push(archive);
+    }
+    let mut out: Vec<(u64, PathBuf)> = Vec::new();
     let mut stale = Vec::new();
-    for n in &names {
-        if let Some(pos) = crate::wire::zseg::parse_zseg_file_name(n) {
-            if out.iter().any(|(p, _)| *p == pos) {
-                stale.push(dir.join(n));
-            } else {
-                out.push((pos, dir.join(n)));
+    for d in &dirs {
+        let names = vfs.list(d).map_err(Error::io("read directory", d))?;
+        let parsers: [fn(&str) -> Option<u64>; 2] = [
+            parse_segment_file_name,
+            crate::wire::zseg::parse_zseg_file_name,
+        ];
+        for parse in parsers {
+            for n in &names {
+                if let Some(pos) = parse(n) {
+                    if out.iter().any(|(p, _)| *p == pos) {
+                        stale.push(d.join(n));
+                    } else {
+                        out.push((pos, d.join(n)));
+                    }
+                }
             }
         }
     }
     out.sort();
     Ok((out, stale))
+}
+
+/// The archive directory named by the store's archive marker, if it has one.
+pub(crate) fn archive_dir_of(vfs: &dyn Vfs, dir: &Path) -> Result<Option<PathBuf>> {
+    let path = dir.join(crate::wire::archive::ARCHIVE_FILE_NAME);
+    let bytes = match read_file(vfs, &path) {
+        Ok(b) => b,
+        Err(Error::Io { source, .. }) if source.kind() == std::io::ErrorKind::NotFound => {
+            return Ok(None);
+        }
+        Err(e) => return Err(e),
+    };
+    let p = crate::wire::archive::decode_archive_marker(&bytes)
+        .map_err(|e| Error::corrupted(&path, e.at as u64, e))?;
+    // A relative path is relative to the store directory.
+    Ok(Some(dir.join(p)))
+}
+
+/// The index file of the segment stored at `segment_path` (beside it).
+pub(crate) fn index_path_of(segment_path: &Path, first_position: u64) -> PathBuf {
+    segment_path.with_file_name(index_file_name(first_position))
 }
 
 fn corrupt_name(vfs: &dyn Vfs, dir: &Path, base: &str) -> Result<PathBuf> {
@@ -410,7 +442,8 @@ fn load_index(
     full_check: bool,
 ) -> Result<SegmentIndex, Stop> {
     let footer = m.footer.expect("sealed");
-    let idx_path = dir.join(index_file_name(m.header.first_position));
+    let idx_path = index_path_of(&m.path, m.header.first_position);
+    let seg_dir = idx_path.parent().unwrap_or(dir).to_path_buf();
     if let Ok(map) = map_file(vfs, &idx_path)
         && let Ok(h) = IndexHeader::decode(&map)
         && h.first_position == m.header.first_position
@@ -457,7 +490,7 @@ fn load_index(
     if read_only {
         return Ok(SegmentIndex::new(idx_path, FileBytes::Owned(bytes))?);
     }
-    write_file_atomic(vfs, dir, &index_file_name(first), &bytes)?;
+    write_file_atomic(vfs, &seg_dir, &index_file_name(first), &bytes)?;
     Ok(SegmentIndex::new(
         idx_path.clone(),
         map_file(vfs, &idx_path)?,

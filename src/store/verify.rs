@@ -13,7 +13,7 @@ use crate::store::recover::{apply_versions, entry_for, is_zseg, list_segments};
 use crate::wire::checkpoint::{CHECKPOINT_FILE_NAME, decode_checkpoint};
 use crate::wire::index_file::IndexView;
 use crate::wire::segment::{
-    FOOTER_BYTES, SEGMENT_HEADER_BYTES, SegmentFooter, SegmentHeader, index_file_name,
+    FOOTER_BYTES, SEGMENT_HEADER_BYTES, SegmentFooter, SegmentHeader,
 };
 
 /// One problem found by verify.
@@ -321,7 +321,7 @@ pub fn verify_dir_with(vfs: &dyn Vfs, dir: &Path) -> Result<VerifyReport> {
                     "footer counts do not match the frames".into(),
                 );
             }
-            let idx_path = dir.join(index_file_name(first));
+            let idx_path = crate::store::recover::index_path_of(path, first);
             match read_optional(vfs, &idx_path)? {
                 None => rep.notes.push(format!(
                     "{}: missing (open rebuilds it)",

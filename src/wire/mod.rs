@@ -1,6 +1,7 @@
 //! Byte encoding of every on-disk structure: pure functions over byte slices. The format is
 //! specified in `format/FORMAT.md`; `tests/format_spec.rs` pins these constants to it.
 
+pub mod archive;
 pub mod bytes;
 pub mod checkpoint;
 pub mod frame;

@@ -1,4 +1,4 @@
-//! Power loss at every I/O operation of compressing and of compacting sealed segments (temp
+//! Power loss at every I/O operation of compressing, compacting and archiving sealed segments (temp
 //! file written, fsynced, renamed, directory fsynced, old file removed, directory fsynced,
 //! index replaced), under every power-loss variant of the fault-injecting file system, and I/O
 //! errors at each operation. After each, the store must open without repair, show exactly the
@@ -194,4 +194,41 @@ fn an_io_error_at_any_operation_of_compaction_leaves_a_valid_store() {
     }
     println!("compaction I/O error points checked: {errors}");
     assert!(errors > 10);
+}
+
+#[test]
+fn power_loss_at_every_operation_of_archiving_loses_and_duplicates_nothing() {
+    let mut points = 0;
+    for k in 0.. {
+        let (fs, expected) = filled();
+        let store = opts(&fs).archive_dir("/archive").open(DIR).unwrap();
+        let start = fs.ops();
+        fs.power_off_after(start + k);
+        let done = store.archive_sealed(std::time::Duration::ZERO).is_ok();
+        drop(store);
+        for (m, mode) in ALL_POWER_LOSSES.iter().enumerate() {
+            let after = fs.after_power_loss(*mode, k * 41 + m as u64);
+            check_with(
+                &after,
+                &expected,
+                &format!("power loss after op {k} of archiving, {mode:?}"),
+                |s| {
+                    s.archive_sealed(std::time::Duration::ZERO)
+                        .map(|_| ())
+                        .or_else(|e| match e {
+                            // The power went before the marker was durable: nothing was
+                            // archived, and this open has no archive configured.
+                            evlog::Error::InvalidArgument(_) => Ok(()),
+                            e => Err(e),
+                        })
+                },
+            );
+            points += 1;
+        }
+        if done {
+            break;
+        }
+    }
+    println!("archiving crash points checked: {points}");
+    assert!(points > 50, "too few crash points: {points}");
 }

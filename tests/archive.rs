@@ -1,0 +1,188 @@
+//! Archiving: old sealed segments moved to an archive directory stay readable.
+
+use std::path::Path;
+use std::time::Duration;
+
+use evlog::{
+    Direction, Durability, Error, EventData, ExpectedVersion, ReadFilter, RecordedEvent, Store,
+    StoreOptions, Uuid,
+};
+
+fn fill(store: &Store, from: u64, n: u64) {
+    for i in from..from + n {
+        let e = EventData::new(
+            "Tick",
+            format!(
+                r#"{{"i":{i},"pad":"{}"}}"#,
+                "z".repeat((i % 13) as usize * 7)
+            )
+            .into_bytes(),
+        )
+        .with_id(Uuid::from_u128(u128::from(i) + 1));
+        store
+            .append(&format!("s-{}", i % 5), ExpectedVersion::Any, &[e])
+            .unwrap();
+    }
+}
+
+fn all(store: &Store) -> Vec<RecordedEvent> {
+    store
+        .read_all(0, Direction::Forward, ReadFilter::all())
+        .collect::<Result<_, _>>()
+        .unwrap()
+}
+
+fn stream(store: &Store, s: &str) -> Vec<RecordedEvent> {
+    store
+        .read_stream(s, 0, Direction::Forward, usize::MAX)
+        .collect::<Result<_, _>>()
+        .unwrap()
+}
+
+fn opts() -> StoreOptions {
+    StoreOptions::new()
+        .segment_bytes(8 << 10)
+        .durability(Durability::Never)
+}
+
+fn count(dir: &Path, ext: &str) -> usize {
+    std::fs::read_dir(dir)
+        .map(|r| {
+            r.filter(|e| {
+                e.as_ref()
+                    .unwrap()
+                    .path()
+                    .extension()
+                    .is_some_and(|x| x == ext)
+            })
+            .count()
+        })
+        .unwrap_or(0)
+}
+
+#[test]
+fn archived_segments_stay_readable_by_the_store_and_after_reopening() {
+    let t = tempfile::tempdir().unwrap();
+    let dir = t.path().join("store");
+    let archive = t.path().join("archive");
+    let store = opts().archive_dir(&archive).open(&dir).unwrap();
+    fill(&store, 0, 1500);
+    let before = all(&store);
+    let s2 = stream(&store, "s-2");
+    // Nothing is old enough yet.
+    assert_eq!(
+        store
+            .archive_sealed(Duration::from_secs(3600))
+            .unwrap()
+            .segments_moved,
+        0
+    );
+    let sealed = store.sealed_segments().0;
+    let rep = store.archive_sealed(Duration::ZERO).unwrap();
+    assert_eq!(rep.segments_moved as usize, sealed);
+    assert_eq!(rep.segments_archived as usize, sealed);
+    assert!(rep.bytes_moved > 0);
+    assert_eq!(count(&archive, "seg"), sealed);
+    assert_eq!(count(&archive, "idx"), sealed);
+    assert_eq!(count(&dir, "seg"), 1, "only the active segment stays");
+    assert_eq!(all(&store), before);
+    assert_eq!(stream(&store, "s-2"), s2);
+    // Appends go on; compression and compaction work on archived segments in place.
+    fill(&store, 1500, 300);
+    store.compress_sealed().unwrap();
+    assert_eq!(count(&archive, "zseg"), sealed);
+    store.truncate_before("s-1", 10).unwrap();
+    assert!(store.compact().unwrap().events_dropped > 0);
+    let now = all(&store);
+    assert_eq!(now.len(), 1800 - 10);
+    assert!(store.verify().unwrap().is_clean());
+    store.close().unwrap();
+
+    // Without the option: the marker names the archive.
+    let store = opts().open(&dir).unwrap();
+    assert_eq!(store.archive_dir().unwrap(), Some(archive.clone()));
+    assert_eq!(all(&store), now);
+    drop(store);
+    let ro = Store::open_read_only(&dir).unwrap();
+    assert_eq!(all(&ro), now);
+    let rep = evlog::verify_dir(&dir).unwrap();
+    assert!(rep.is_clean(), "{:?}", rep.problems);
+    assert!(rep.segments > sealed);
+}
+
+#[test]
+fn a_missing_archive_is_a_clear_error_and_changes_nothing() {
+    let t = tempfile::tempdir().unwrap();
+    let dir = t.path().join("store");
+    let archive = t.path().join("archive");
+    let store = opts().archive_dir(&archive).open(&dir).unwrap();
+    fill(&store, 0, 800);
+    let before = all(&store);
+    store.archive_sealed(Duration::ZERO).unwrap();
+    store.close().unwrap();
+    let moved = t.path().join("unplugged");
+    std::fs::rename(&archive, &moved).unwrap();
+    match opts().open(&dir) {
+        Err(Error::Io { path, .. }) => assert_eq!(path, archive),
+        other => panic!("expected an I/O error naming the archive, got {other:?}"),
+    }
+    std::fs::rename(&moved, &archive).unwrap();
+    let store = opts().open(&dir).unwrap();
+    assert_eq!(all(&store), before);
+}
+
+#[test]
+fn a_moved_archive_is_found_through_the_option() {
+    let t = tempfile::tempdir().unwrap();
+    let dir = t.path().join("store");
+    let store = opts().archive_dir("old").open(&dir).unwrap();
+    fill(&store, 0, 800);
+    let before = all(&store);
+    store.archive_sealed(Duration::ZERO).unwrap();
+    // A relative archive path is relative to the store directory.
+    assert!(dir.join("old").is_dir());
+    store.close().unwrap();
+    let elsewhere = t.path().join("elsewhere");
+    std::fs::rename(dir.join("old"), &elsewhere).unwrap();
+    let store = opts().archive_dir(&elsewhere).open(&dir).unwrap();
+    assert_eq!(all(&store), before);
+    drop(store);
+    let store = opts().open(&dir).unwrap();
+    assert_eq!(all(&store), before, "the marker follows the option");
+}
+
+#[test]
+fn archiving_without_an_archive_directory_is_refused() {
+    let t = tempfile::tempdir().unwrap();
+    let store = opts().open(t.path()).unwrap();
+    fill(&store, 0, 300);
+    assert!(matches!(
+        store.archive_sealed(Duration::ZERO),
+        Err(Error::InvalidArgument(_))
+    ));
+    assert_eq!(count(t.path(), "seg"), store.sealed_segments().0 + 1);
+}
+
+#[test]
+fn when_both_copies_exist_the_store_directory_wins_and_the_archive_copy_goes() {
+    let t = tempfile::tempdir().unwrap();
+    let dir = t.path().join("store");
+    let archive = t.path().join("archive");
+    let store = opts().archive_dir(&archive).open(&dir).unwrap();
+    fill(&store, 0, 600);
+    let before = all(&store);
+    let first = std::fs::read_dir(&dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|x| x == "seg"))
+        .min()
+        .unwrap();
+    let copy = std::fs::read(&first).unwrap();
+    store.archive_sealed(Duration::ZERO).unwrap();
+    store.close().unwrap();
+    // As after a crash between copying the segment and removing it from the store directory.
+    std::fs::write(&first, &copy).unwrap();
+    let store = opts().open(&dir).unwrap();
+    assert!(!archive.join(first.file_name().unwrap()).exists());
+    assert_eq!(all(&store), before);
+}
