@@ -14,6 +14,7 @@ use evlog::wire::limits;
 use evlog::wire::record::encode_record;
 use evlog::wire::segment::{self, SegmentFooter, SegmentHeader};
 use evlog::wire::stream_hash;
+use evlog::wire::{archive, zseg};
 use evlog::{EventData, Metadata, Uuid};
 
 // ---------------------------------------------------------------------------------------------
@@ -216,6 +217,27 @@ fn code_constants() -> BTreeMap<&'static str, Val> {
         ("SEGMENT_BYTES_MAX", n(limits::SEGMENT_BYTES_MAX)),
         ("MAX_SEGMENT_FRAMES", n(limits::MAX_SEGMENT_FRAMES)),
         ("MAX_CHECKPOINT_BYTES", n(limits::MAX_CHECKPOINT_BYTES)),
+        (
+            "FRAME_VERSION_COMPACTED",
+            n(frame::FRAME_VERSION_COMPACTED.into()),
+        ),
+        ("ZSEG_MAGIC", Bytes(zseg::ZSEG_MAGIC.to_vec())),
+        ("ZSEG_VERSION", n(zseg::ZSEG_VERSION.into())),
+        ("ZSEG_HEADER_BYTES", z(zseg::ZSEG_HEADER_BYTES)),
+        ("ZSEG_PREFIX_BYTES", z(zseg::ZSEG_PREFIX_BYTES)),
+        ("ZSEG_BLOCK_ENTRY_BYTES", z(zseg::ZSEG_BLOCK_ENTRY_BYTES)),
+        ("ZSEG_BLOCK_RAW_BYTES", n(zseg::ZSEG_BLOCK_RAW_BYTES.into())),
+        ("ZSEG_BLOCK_RAW_MIN", n(zseg::ZSEG_BLOCK_RAW_MIN.into())),
+        ("ZSEG_BLOCK_RAW_MAX", n(zseg::ZSEG_BLOCK_RAW_MAX.into())),
+        ("ZSEG_MAX_IMAGE_BYTES", n(zseg::ZSEG_MAX_IMAGE_BYTES)),
+        ("ZSEG_ZSTD_LEVEL", n(zseg::ZSEG_ZSTD_LEVEL as u64)),
+        ("ARCHIVE_MAGIC", Bytes(archive::ARCHIVE_MAGIC.to_vec())),
+        ("ARCHIVE_VERSION", n(archive::ARCHIVE_VERSION.into())),
+        (
+            "ARCHIVE_FILE_NAME",
+            Bytes(archive::ARCHIVE_FILE_NAME.as_bytes().to_vec()),
+        ),
+        ("MAX_ARCHIVE_PATH_BYTES", z(archive::MAX_ARCHIVE_PATH_BYTES)),
     ])
 }
 
@@ -515,6 +537,7 @@ fn record_fields_are_where_the_spec_says() {
         .collect();
     assert_eq!(flags["FLAG_CORRELATION"], 1);
     assert_eq!(flags["FLAG_CAUSATION"], 2);
+    assert_eq!(flags["FLAG_DROPPED"], evlog::wire::record::FLAG_DROPPED);
     let only_corr = EventData::new("T", b"x".to_vec())
         .with_metadata(Metadata::new().with_correlation_id(Uuid::from_u128(9)));
     let only_cause = EventData::new("T", b"x".to_vec())
@@ -845,6 +868,7 @@ fn spec_checksum_coverage_table_names_every_checksum_field() {
         "frame-header",
         "index-header",
         "checkpoint-header",
+        "zseg-header",
     ] {
         for f in fields(t) {
             if f.name.ends_with("_crc") {
@@ -856,4 +880,45 @@ fn spec_checksum_coverage_table_names_every_checksum_field() {
             }
         }
     }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Compressed segments (§ 22).
+
+#[test]
+fn zseg_header_fields_are_where_the_spec_says() {
+    let image: Vec<u8> = (0..200_000u32).map(|i| (i % 253) as u8).collect();
+    let z = zseg::compress_image(&image).unwrap();
+    let layout = zseg::decode_zseg(&z).unwrap();
+    let count = layout.blocks.len() as u64;
+    let table_end = zseg::ZSEG_PREFIX_BYTES + count as usize * zseg::ZSEG_BLOCK_ENTRY_BYTES;
+    let values = HashMap::from([
+        ("magic", b"EVLOGZSG".to_vec()),
+        ("version", le(1, 2)),
+        ("block_raw_bytes", le(65536, 4)),
+        ("image_len", le(image.len() as u64, 8)),
+        ("block_count", le(image.len().div_ceil(65536) as u64, 4)),
+        (
+            "table_crc",
+            le(crc(&z[zseg::ZSEG_PREFIX_BYTES..table_end]).into(), 4),
+        ),
+        ("header_crc", le(crc(&z[0..60]).into(), 4)),
+    ]);
+    check_fields("zseg-header", &z[..64], &values);
+    // The copies of the segment header and footer, then the table, then the blocks.
+    assert_eq!(&z[64..128], &image[..64]);
+    assert_eq!(&z[128..192], &image[image.len() - 64..]);
+    let mut at = table_end;
+    for (i, b) in layout.blocks.iter().enumerate() {
+        let e = zseg::ZSEG_PREFIX_BYTES + i * 8;
+        let len = u32::from_le_bytes(z[e..e + 4].try_into().unwrap()) as usize;
+        assert_eq!(b.offset as usize, at);
+        assert_eq!(
+            u32::from_le_bytes(z[e + 4..e + 8].try_into().unwrap()),
+            crc(&z[at..at + len])
+        );
+        at += len;
+    }
+    assert_eq!(at, z.len());
+    assert_eq!(zseg::decompress_image(&z).unwrap(), image);
 }
