@@ -1,8 +1,8 @@
 //! `evlog`: the command-line tool for evlog stores.
 //!
 //! One subcommand per file; the logic lives in the library (`evlog::verify_dir`,
-//! `evlog::stats`, `evlog::inspect`, `evlog::export`, `Store::compress_sealed`), except the
-//! benchmark driver.
+//! `evlog::stats`, `evlog::inspect`, `evlog::export`, `Store::compress_sealed`,
+//! `Store::compact`), except the benchmark driver.
 //! Exit codes are listed in `evlog --help`.
 
 /// The exit codes, as a literal so that `concat!` can add it to longer help texts.
@@ -14,11 +14,13 @@ Exit codes:
   1  problems found: verify or inspect found damage, import rejected lines, repair left
      problems, or the store is corrupted and does not open
   2  usage error, or an I/O error (missing directory, unreadable file)
-  3  the store is locked by a running writer (repair, compress, import): nothing was changed"
+  3  the store is locked by a running writer (repair, compress, import, compact): nothing was
+     changed"
     };
 }
 
 mod bench;
+mod compact;
 mod compress;
 mod dump;
 mod export;
@@ -37,7 +39,7 @@ use clap::{Parser, Subcommand};
 
 const EXIT_CODES: &str = exit_codes!();
 
-/// Inspect, check, repair, compress, export and import evlog stores.
+/// Inspect, check, repair, compress, compact, export and import evlog stores.
 #[derive(Parser)]
 #[command(name = "evlog", version, after_help = EXIT_CODES)]
 struct Cli {
@@ -65,6 +67,9 @@ enum Command {
     /// Compress every sealed segment not compressed yet (`.seg` -> `.zseg`) and say how much it saved.
     #[command(after_help = EXIT_CODES)]
     Compress(compress::Args),
+    /// Rewrite sealed segments without the events retention rules and deletions hide, and say how much it saved.
+    #[command(after_help = EXIT_CODES)]
+    Compact(compact::Args),
     /// Write events as JSON lines (opens the store read-only).
     #[command(after_help = EXIT_CODES)]
     Export(export::Args),
@@ -170,6 +175,7 @@ fn main() -> ExitCode {
         Command::Dump(a) => dump::run(&a),
         Command::Repair(a) => repair::run(&a),
         Command::Compress(a) => compress::run(&a),
+        Command::Compact(a) => compact::run(&a),
         Command::Export(a) => export::run(&a),
         Command::Import(a) => import::run(&a),
         Command::Bench(a) => bench::run(&a),
