@@ -55,6 +55,30 @@ fn replay(store: &Store, from: u64, to: u64, filter: ReadFilter) -> u64 {
     n
 }
 
+/// Replays `from..to` through [`Store::replay`] (borrowed events) and returns how many passed.
+fn replay_borrowed(store: &Store, from: u64, to: u64, filter: &ReadFilter) -> u64 {
+    let mut bytes = 0usize;
+    let end = store
+        .replay(from, to, filter, |e| {
+            bytes += e.payload.len();
+            std::ops::ControlFlow::Continue(())
+        })
+        .unwrap();
+    std::hint::black_box(bytes);
+    end.events
+}
+
+fn rate(mut f: impl FnMut() -> u64) -> f64 {
+    median(
+        || {
+            let t = Instant::now();
+            let n = f();
+            n as f64 / t.elapsed().as_secs_f64()
+        },
+        3,
+    )
+}
+
 fn replay_rate(store: &Store, head: u64) -> f64 {
     median(
         || {
@@ -224,6 +248,24 @@ fn main() {
         r2 / 1e6,
         r2 / r1
     );
+    let all = ReadFilter::all();
+    let b1 = rate(|| replay_borrowed(&store, 0, head, &all));
+    let b2 = rate(|| {
+        std::thread::scope(|s| {
+            let a = s.spawn(|| replay_borrowed(&store, 0, head / 2, &all));
+            let b = s.spawn(|| replay_borrowed(&store, head / 2, head, &all));
+            a.join().unwrap() + b.join().unwrap()
+        })
+    });
+    let one_type = ReadFilter::all().event_types([EVENT_TYPES[4]]);
+    let bt = rate(|| replay_borrowed(&store, 0, head, &one_type));
+    println!(
+        "Store::replay (borrowed events), warm: 1 thread {:.2} M events/s, 2 threads {:.2} M/s ({:.2}x), one type (1 in 7) {:.2} M matching/s",
+        b1 / 1e6,
+        b2 / 1e6,
+        b2 / b1,
+        bt / 1e6
+    );
     let rt = replay_type(&store, head);
     println!(
         "replay one type (1 in 7), warm: {:.2} M matching events/s (uncompressed store: {:.2} M/s)",
@@ -235,12 +277,24 @@ fn main() {
         "read one whole stream, warm: p50 {s50:.1} us, p99 {s99:.1} us (uncompressed store: p50 {s50_plain:.1}, p99 {s99_plain:.1})"
     );
     drop(store);
-    if drop_page_cache() {
+    // Cold: nothing in the page cache and no decompressed image kept in this process.
+    evlog::segment::set_image_cache_bytes(0);
+    let cold = drop_page_cache();
+    evlog::segment::set_image_cache_bytes(evlog::segment::DEFAULT_IMAGE_CACHE_BYTES);
+    if cold {
         let store = opts.open(dir.path()).unwrap();
         let t = Instant::now();
         let c = replay(&store, 0, head, ReadFilter::all());
+        let owned = c as f64 / t.elapsed().as_secs_f64() / 1e6;
+        drop(store);
+        evlog::segment::set_image_cache_bytes(0);
+        drop_page_cache();
+        evlog::segment::set_image_cache_bytes(evlog::segment::DEFAULT_IMAGE_CACHE_BYTES);
+        let store = opts.open(dir.path()).unwrap();
+        let t = Instant::now();
+        let c = replay_borrowed(&store, 0, head, &ReadFilter::all());
         println!(
-            "replay all, cold page cache, 1 thread: {:.2} M events/s",
+            "replay all, cold page cache, 1 thread: {owned:.2} M events/s; Store::replay {:.2} M events/s",
             c as f64 / t.elapsed().as_secs_f64() / 1e6
         );
     } else {

@@ -60,7 +60,7 @@ pub use event::{
 };
 pub use snapshot::{Aggregate, Loaded, SnapshotPolicy, SnapshotStore};
 pub use store::{
-    AllEvents, ArchiveReport, CompactReport, CompressReport, Durability, Problem, Store, StoreOptions, StreamEvents,
-    VerifyReport, verify_dir,
+    AllEvents, ArchiveReport, CompactReport, CompressReport, Durability, EventRef, Problem,
+    ReplayEnd, Store, StoreOptions, StreamEvents, VerifyReport, verify_dir,
 };
 pub use uuid::Uuid;

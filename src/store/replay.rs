@@ -1,0 +1,309 @@
+//! Replay without copies: [`Store::replay`] hands each event to a callback as an [`EventRef`]
+//! that borrows the log's bytes (a sealed segment's map or decompressed image, or a chunk read
+//! from the active segment), so replaying allocates nothing per event.
+
+use std::ops::ControlFlow;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+
+use uuid::Uuid;
+
+use crate::error::{Error, Result};
+use crate::event::{Metadata, ReadFilter, RecordedEvent};
+use crate::segment::SegRef;
+use crate::store::{Inner, Store, now_us};
+use crate::wire::frame::{FRAME_HEADER_BYTES, FrameHeader, check_frame, frame_body};
+use crate::wire::record::{RecordView, Records};
+
+/// Bytes read from the active segment at a time.
+const ACTIVE_CHUNK: usize = 1 << 20;
+
+/// One event, borrowed from the log for the duration of a [`Store::replay`] callback.
+#[derive(Debug, Clone, Copy)]
+pub struct EventRef<'a> {
+    /// Global position.
+    pub position: u64,
+    /// Version in its stream.
+    pub version: u64,
+    /// Time of the append, µs since the Unix epoch.
+    pub timestamp_us: u64,
+    /// Event id.
+    pub id: Uuid,
+    /// Stream id.
+    pub stream: &'a str,
+    /// Event type.
+    pub event_type: &'a str,
+    /// Payload bytes.
+    pub payload: &'a [u8],
+    record: RecordView<'a>,
+}
+
+impl EventRef<'_> {
+    /// The event's metadata (decoded on demand).
+    pub fn metadata(&self) -> Metadata {
+        self.record.metadata()
+    }
+
+    /// An owned copy, as [`Store::read_all`] returns it.
+    pub fn to_owned_event(&self) -> RecordedEvent {
+        self.record
+            .to_recorded(self.position, Arc::from(self.stream))
+    }
+}
+
+/// Where a [`Store::replay`] ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ReplayEnd {
+    /// Events handed to the callback.
+    pub events: u64,
+    /// The position after the last one examined: where to continue.
+    pub next_position: u64,
+    /// True when the callback stopped the replay.
+    pub stopped: bool,
+}
+
+impl Store {
+    /// Calls `f` for every visible event with a position in `from..to` (`to` is capped at the
+    /// head) that passes `filter`, in position order, until `f` returns
+    /// [`ControlFlow::Break`]. The events borrow the log's bytes, so nothing is allocated per
+    /// event; use [`EventRef::to_owned_event`] to keep one. Retention rules and deletions are
+    /// honoured as by [`Store::read_all`]. Disjoint ranges can be replayed by several threads
+    /// at once.
+    ///
+    /// Errors: [`Error::Corrupted`] for damage met on the way (the events before it were
+    /// handed out), [`Error::Io`].
+    ///
+    /// ```
+    /// # let dir = tempfile::tempdir()?;
+    /// # let store = evlog::Store::open(dir.path())?;
+    /// # store.append("s", evlog::ExpectedVersion::Any,
+    /// #     &[evlog::EventData::new("T", b"{}".to_vec())])?;
+    /// let mut bytes = 0;
+    /// let end = store.replay(0, u64::MAX, &evlog::ReadFilter::all(), |e| {
+    ///     bytes += e.payload.len();
+    ///     std::ops::ControlFlow::Continue(())
+    /// })?;
+    /// assert_eq!((end.events, bytes), (1, 2));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn replay<F>(&self, from: u64, to: u64, filter: &ReadFilter, f: F) -> Result<ReplayEnd>
+    where
+        F: FnMut(&EventRef<'_>) -> ControlFlow<()>,
+    {
+        self.inner.replay(from, to, filter, f)
+    }
+}
+
+struct Ctx<'f, F> {
+    inner: &'f Inner,
+    filter: &'f ReadFilter,
+    settings: Arc<crate::index::FastMap<Arc<str>, crate::wire::settings::StreamSettings>>,
+    now: u64,
+    end: u64,
+    next: u64,
+    events: u64,
+    f: F,
+}
+
+impl<F: FnMut(&EventRef<'_>) -> ControlFlow<()>> Ctx<'_, F> {
+    /// Hands out the wanted events of one checked frame; `Break` when the callback stopped.
+    fn frame(
+        &mut self,
+        seg: &SegRef,
+        offset: u64,
+        bytes: &[u8],
+        h: &FrameHeader,
+    ) -> Result<ControlFlow<()>> {
+        let body = frame_body(bytes, h);
+        for (i, r) in Records::new(body, h.count).enumerate() {
+            let (_, r) =
+                r.map_err(|e| Error::corrupted(seg.path(), offset + FRAME_HEADER_BYTES as u64, e))?;
+            let p = h.first_position + i as u64;
+            if p < self.next
+                || p >= self.end
+                || r.dropped
+                || !self.filter.matches(r.stream, r.event_type)
+            {
+                continue;
+            }
+            if let Some(s) = self.settings.get(r.stream) {
+                let last = self
+                    .inner
+                    .state
+                    .read()
+                    .streams
+                    .get(r.stream)
+                    .copied()
+                    .unwrap_or(0);
+                if !s.visible(r.version, r.timestamp_us, last, self.now) {
+                    continue;
+                }
+            }
+            self.events += 1;
+            let e = EventRef {
+                position: p,
+                version: r.version,
+                timestamp_us: r.timestamp_us,
+                id: r.id,
+                stream: r.stream,
+                event_type: r.event_type,
+                payload: r.payload,
+                record: r,
+            };
+            if (self.f)(&e).is_break() {
+                self.next = p + 1;
+                return Ok(ControlFlow::Break(()));
+            }
+        }
+        self.next = h.end_position();
+        Ok(ControlFlow::Continue(()))
+    }
+
+    /// The frame at `at` must hold `self.next` (the first one) or start at it (the others).
+    fn check_holds(&self, seg: &SegRef, at: u64, h: &FrameHeader, first: bool) -> Result<()> {
+        let holds = if first {
+            h.first_position <= self.next && self.next < h.end_position()
+        } else {
+            h.first_position == self.next
+        };
+        if holds {
+            return Ok(());
+        }
+        Err(Error::Corrupted {
+            file: seg.path().to_path_buf(),
+            offset: at,
+            what: "frame does not hold the next position of the log",
+            expected: self.next,
+            found: h.first_position,
+        })
+    }
+}
+
+impl Inner {
+    fn replay<F>(&self, from: u64, to: u64, filter: &ReadFilter, f: F) -> Result<ReplayEnd>
+    where
+        F: FnMut(&EventRef<'_>) -> ControlFlow<()>,
+    {
+        let head = self.head.load(Ordering::Acquire);
+        let mut cx = Ctx {
+            inner: self,
+            filter,
+            settings: self.state.read().settings.clone(),
+            now: now_us(),
+            end: to.min(head),
+            next: from,
+            events: 0,
+            f,
+        };
+        while cx.next < cx.end {
+            let located = self.state.read().locate(cx.next)?;
+            let Some((seg, offset)) = located else {
+                return Err(Error::Corrupted {
+                    file: self.dir.clone(),
+                    offset: 0,
+                    what: "no index entry locates this visible position",
+                    expected: cx.next,
+                    found: 0,
+                });
+            };
+            let flow = match &seg {
+                SegRef::Sealed(s) => {
+                    let data = s.data()?;
+                    let mut at = offset as usize;
+                    let mut first = true;
+                    let mut flow = ControlFlow::Continue(());
+                    while at < data.len() && cx.next < cx.end && flow.is_continue() {
+                        let h = check_frame(&data[at..])
+                            .map_err(|e| Error::corrupted(&s.path, at as u64, e))?;
+                        cx.check_holds(&seg, at as u64, &h, first)?;
+                        first = false;
+                        flow = cx.frame(&seg, at as u64, &data[at..at + h.frame_len()], &h)?;
+                        at += h.frame_len();
+                    }
+                    if first {
+                        return Err(Error::Corrupted {
+                            file: s.path.clone(),
+                            offset,
+                            what: "index points past the segment's data",
+                            expected: data.len() as u64,
+                            found: offset,
+                        });
+                    }
+                    flow
+                }
+                SegRef::Active(a) => {
+                    // Read in chunks; a frame that does not fit the chunk starts the next one.
+                    let mut buf = Vec::new();
+                    let mut base = offset;
+                    let mut want = ACTIVE_CHUNK;
+                    let mut got = crate::io::read_into(&*a.file, &a.path, base, want, &mut buf)?;
+                    buf.truncate(got);
+                    let mut at = 0usize;
+                    let mut first = true;
+                    let mut flow = ControlFlow::Continue(());
+                    while cx.next < cx.end && flow.is_continue() {
+                        let avail = buf.len() - at;
+                        let need = if avail < FRAME_HEADER_BYTES {
+                            Some(ACTIVE_CHUNK)
+                        } else {
+                            match FrameHeader::decode(&buf[at..]) {
+                                Ok(h) if h.frame_len() <= avail => None,
+                                Ok(h) => Some(h.frame_len().max(ACTIVE_CHUNK)),
+                                Err(e) => {
+                                    return Err(Error::corrupted(&a.path, base + at as u64, e));
+                                }
+                            }
+                        };
+                        if let Some(len) = need {
+                            if at == 0 && got < want {
+                                // Everything from here was read: a visible frame is cut short.
+                                return Err(Error::Corrupted {
+                                    file: a.path.clone(),
+                                    offset: base,
+                                    what: "visible frame cut short in the active segment",
+                                    expected: cx.next,
+                                    found: got as u64,
+                                });
+                            }
+                            base += at as u64;
+                            want = len;
+                            got = crate::io::read_into(&*a.file, &a.path, base, want, &mut buf)?;
+                            buf.truncate(got);
+                            at = 0;
+                            continue;
+                        }
+                        let h = check_frame(&buf[at..])
+                            .map_err(|e| Error::corrupted(&a.path, base + at as u64, e))?;
+                        let off = base + at as u64;
+                        cx.check_holds(&seg, off, &h, first)?;
+                        first = false;
+                        flow = cx.frame(&seg, off, &buf[at..at + h.frame_len()], &h)?;
+                        at += h.frame_len();
+                    }
+                    if first && cx.next < cx.end {
+                        return Err(Error::Corrupted {
+                            file: a.path.clone(),
+                            offset,
+                            what: "visible position not found in the active segment",
+                            expected: cx.next,
+                            found: 0,
+                        });
+                    }
+                    flow
+                }
+            };
+            if flow.is_break() {
+                return Ok(ReplayEnd {
+                    events: cx.events,
+                    next_position: cx.next,
+                    stopped: true,
+                });
+            }
+        }
+        Ok(ReplayEnd {
+            events: cx.events,
+            next_position: cx.next.max(from),
+            stopped: false,
+        })
+    }
+}
