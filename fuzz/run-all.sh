@@ -1,10 +1,15 @@
 #!/usr/bin/env bash
 # Runs every fuzz target for SECONDS seconds each (default 60), one after the other.
 #
-#   fuzz/run-all.sh 60          # 6 targets x 60 s = 6 minutes of fuzzing, plus the build
+#   fuzz/run-all.sh 60          # 8 targets x 60 s = 8 minutes of fuzzing, plus the build
 #
-# Installs cargo-fuzz from crates.io if it is missing, and runs it on the stable toolchain with
-# RUSTC_BOOTSTRAP=1 (cargo-fuzz needs nightly flags for the sanitizer). Each target starts from
+# Targets (fuzz/src/targets.rs): frame, record, segment, index, checkpoint, store (a whole store
+# directory), snapshot (snapshot files, and SnapshotStore over them), settings (the
+# streams.settings file, alone and in a store). `.ci/run` runs `fuzz/run-all.sh 60`.
+#
+# Installs cargo-fuzz from crates.io if it is missing (a fixed version, `cargo install --locked`),
+# and runs it on the stable toolchain with RUSTC_BOOTSTRAP=1 (cargo-fuzz needs nightly flags for
+# the sanitizer). Each target starts from
 # its committed seeds (fuzz/seeds/<target>) and its corpus (fuzz/corpus/<target>, not committed);
 # a crash stops the script with the input under fuzz/artifacts/<target>/. To keep a crash as a
 # regression test, copy the input to fuzz/regressions/<target>/ (tests/fuzz_regressions.rs
@@ -15,12 +20,25 @@ set -euo pipefail
 cd "$(dirname "$0")"
 
 SECONDS_PER_TARGET="${1:-60}"
-TARGETS="${FUZZ_TARGETS:-frame record segment index checkpoint store}"
+ALL_TARGETS="frame record segment index checkpoint store snapshot settings"
+TARGETS="${FUZZ_TARGETS:-$ALL_TARGETS}"
 export RUSTC_BOOTSTRAP=1
 
+# Every target in fuzz_targets/ must be in the default list (so that CI runs it).
+for f in fuzz_targets/*.rs; do
+    t=$(basename "$f" .rs)
+    if [[ " $ALL_TARGETS " != *" $t "* ]]; then
+        echo "!! fuzz target $t is not in ALL_TARGETS of fuzz/run-all.sh" >&2
+        exit 2
+    fi
+done
+
+# A fixed version, built with its own Cargo.lock: the same cargo-fuzz on every CI run (about
+# 30 s to build).
+CARGO_FUZZ_VERSION=0.13.2
 if ! cargo fuzz --version >/dev/null 2>&1; then
-    echo "== installing cargo-fuzz"
-    cargo install cargo-fuzz --locked
+    echo "== installing cargo-fuzz $CARGO_FUZZ_VERSION"
+    cargo install cargo-fuzz --locked --version "$CARGO_FUZZ_VERSION"
 fi
 
 echo "== building the targets"

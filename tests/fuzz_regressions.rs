@@ -143,6 +143,34 @@ fn store_inputs_do_not_crash() {
 }
 
 #[test]
+fn snapshot_inputs_do_not_crash() {
+    assert!(replay("snapshot") > 0, "no seeds for snapshot");
+}
+
+#[test]
+fn settings_inputs_do_not_crash() {
+    assert!(replay("settings") > 0, "no seeds for settings");
+}
+
+#[test]
+fn every_target_has_a_replay_test() {
+    // The tests above, one per target: a new target needs its own.
+    let tested = [
+        "frame",
+        "record",
+        "segment",
+        "index",
+        "checkpoint",
+        "store",
+        "snapshot",
+        "settings",
+    ];
+    for (t, _) in targets::TARGETS {
+        assert!(tested.contains(&t), "no replay test for fuzz target {t}");
+    }
+}
+
+#[test]
 fn every_known_bug_names_a_committed_input() {
     for (target, name) in KNOWN_BUGS {
         let p = fuzz_dir().join("regressions").join(target).join(name);
@@ -533,7 +561,129 @@ fn generate_fuzz_seeds() {
             &targets::encode_store_input(4, &tail),
         );
     }
+    snapshot_seeds();
+    settings_seeds();
     for t in targets::TARGETS {
         println!("{}: {} seeds", t.0, inputs("seeds", t.0).len());
     }
+}
+
+/// The events of `stream` in the golden store `valid/`.
+fn golden_events(stream: &str) -> Vec<RecordedEvent> {
+    let dir = tempfile::tempdir().unwrap();
+    targets::write_golden_valid(dir.path());
+    let store = StoreOptions::new().open_read_only(dir.path()).unwrap();
+    store
+        .read_stream(stream, 0, Direction::Forward, usize::MAX)
+        .collect::<evlog::Result<Vec<_>>>()
+        .unwrap()
+}
+
+/// Snapshot seeds: states of the golden streams after some of their events, as
+/// `SnapshotStore` saves them. Mode 0 decodes only; 2 also reads the file through
+/// `SnapshotStore`; 6 loads its stream from the golden store too.
+fn snapshot_seeds() {
+    use evlog::snapshot::Aggregate;
+    use evlog::snapshot::format::encode_snapshot;
+    let created_us = 1_700_000_000_000_000;
+    for (i, stream) in targets::GOLDEN_STREAMS.iter().enumerate() {
+        let events = golden_events(stream);
+        assert!(events.len() >= 2, "{stream} has events");
+        let mut state = targets::FuzzState::default();
+        let upto = events.len() / 2;
+        for e in &events[..=upto] {
+            state.apply(e);
+        }
+        let bytes = evlog::snapshot::encode_state(&state).unwrap();
+        let file = encode_snapshot(stream, upto as u64, 1, created_us, &bytes).unwrap();
+        let name = format!("golden-{i}");
+        write_seed("snapshot", &name, &with_mode(0, &file));
+        write_seed("snapshot", &format!("{name}-load"), &with_mode(6, &file));
+    }
+    let stream = targets::GOLDEN_STREAMS[0];
+    let ahead = encode_snapshot(stream, 1_000, 1, created_us, b"\0").unwrap();
+    write_seed("snapshot", "version-ahead-load", &with_mode(6, &ahead));
+    let other = encode_snapshot(stream, 1, 2, created_us, b"other schema").unwrap();
+    write_seed("snapshot", "other-schema-load", &with_mode(6, &other));
+    let empty = encode_snapshot("s", 0, 1, 0, b"").unwrap();
+    write_seed("snapshot", "empty-state", &with_mode(2, &empty));
+    // A state that compresses well: 256 KiB of one byte.
+    let big = encode_snapshot("big", 7, 1, created_us, &vec![7u8; 256 << 10]).unwrap();
+    write_seed("snapshot", "big-state", &with_mode(0, &big));
+}
+
+/// Settings seeds: a rule of every kind on the golden streams, and on streams that do not
+/// exist. Mode 0 decodes only; 6 also opens the golden store with the file, reads, appends and
+/// reopens.
+fn settings_seeds() {
+    use evlog::wire::settings::{StreamSettings, encode_settings};
+    let none: [(&str, StreamSettings); 0] = [];
+    write_seed(
+        "settings",
+        "empty",
+        &with_mode(0, &encode_settings(none.into_iter())),
+    );
+    let golden = [
+        (
+            "order-1",
+            StreamSettings {
+                truncate_before: 3,
+                ..StreamSettings::default()
+            },
+        ),
+        (
+            "order-2",
+            StreamSettings {
+                max_count: 2,
+                ..StreamSettings::default()
+            },
+        ),
+        (
+            "payment-7",
+            StreamSettings {
+                tombstone: true,
+                ..StreamSettings::default()
+            },
+        ),
+        (
+            "saga-ai-scoring-ü",
+            StreamSettings {
+                max_age_us: 1,
+                ..StreamSettings::default()
+            },
+        ),
+    ];
+    let file = encode_settings(golden.into_iter());
+    write_seed("settings", "golden", &with_mode(0, &file));
+    write_seed("settings", "golden-store", &with_mode(6, &file));
+    let others = [
+        (
+            "order-1",
+            StreamSettings {
+                truncate_before: u64::MAX,
+                max_count: u64::MAX,
+                max_age_us: u64::MAX,
+                tombstone: false,
+            },
+        ),
+        (
+            "gone",
+            StreamSettings {
+                tombstone: true,
+                truncate_before: 5,
+                ..StreamSettings::default()
+            },
+        ),
+        (
+            "ünïcode-stream",
+            StreamSettings {
+                max_count: 1,
+                max_age_us: 3_600_000_000,
+                ..StreamSettings::default()
+            },
+        ),
+    ];
+    let file = encode_settings(others.into_iter());
+    write_seed("settings", "extremes", &with_mode(0, &file));
+    write_seed("settings", "extremes-store", &with_mode(6, &file));
 }
