@@ -187,6 +187,22 @@ impl ReadFilter {
         self
     }
 
+    /// True when an event whose stream id and type have these bytes passes.
+    pub fn matches_bytes(&self, stream: &[u8], event_type: &[u8]) -> bool {
+        self.event_types
+            .as_ref()
+            .is_none_or(|t| t.iter().any(|t| t.as_bytes() == event_type))
+            && self
+                .stream_prefix
+                .as_ref()
+                .is_none_or(|p| stream.starts_with(p.as_bytes()))
+    }
+
+    /// True when every event passes.
+    pub fn is_all(&self) -> bool {
+        self.event_types.is_none() && self.stream_prefix.is_none()
+    }
+
     /// True when an event of `event_type` in `stream` passes.
     pub fn matches(&self, stream: &str, event_type: &str) -> bool {
         self.event_types

@@ -101,6 +101,15 @@ pub enum SegBytes<'a> {
     Image(Arc<Vec<u8>>, usize),
 }
 
+impl SegBytes<'_> {
+    /// True when these bytes were checked as a whole against the footer's `data_crc` when they
+    /// were decompressed into memory, so frame body checksums need not be checked again.
+    /// (Mapped bytes come from the disk on every page fault and are always checked.)
+    pub fn checked_whole(&self) -> bool {
+        matches!(self, SegBytes::Image(..))
+    }
+}
+
 impl std::ops::Deref for SegBytes<'_> {
     type Target = [u8];
     fn deref(&self) -> &[u8] {
@@ -242,6 +251,18 @@ impl SealedSegment {
                        (rewritten by compaction since the store was opened: reopen it)",
                 expected: end,
                 found: img.len() as u64,
+            });
+        }
+        // The whole data is checked against the footer once, here: readers of the image then
+        // skip the per-frame body checksums (see `SegBytes::checked_whole`).
+        let crc = crc32fast::hash(&img[..end as usize]);
+        if crc != self.footer.data_crc {
+            return Err(Error::Corrupted {
+                file: path,
+                offset: end + 40,
+                what: "compressed segment's data does not match its footer checksum",
+                expected: self.footer.data_crc.into(),
+                found: crc.into(),
             });
         }
         let img = Arc::new(img);

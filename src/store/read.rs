@@ -9,7 +9,7 @@ use crate::event::{Direction, ReadFilter, RecordedEvent};
 use crate::segment::{SealedSegment, SegRef};
 use crate::store::Inner;
 use crate::wire::bytes::stream_hash;
-use crate::wire::frame::{FrameHeader, check_frame, frame_body};
+use crate::wire::frame::{FrameHeader, check_frame_with, frame_body};
 use crate::wire::record::Records;
 use crate::wire::segment::SEGMENT_HEADER_BYTES;
 
@@ -340,7 +340,7 @@ impl AllEvents {
         while at < data.len() && next_pos < head && frames < SEALED_BATCH_FRAMES {
             // A damaged frame after good ones ends the batch; the next refill starts at it and
             // fails there, so the events before it are delivered first.
-            let h = match check_frame(&data[at..]) {
+            let h = match check_frame_with(&data[at..], !data.checked_whole()) {
                 Ok(h) => h,
                 Err(_) if frames > 0 => break,
                 Err(e) => return Err(Error::corrupted(&s.path, at as u64, e)),

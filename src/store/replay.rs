@@ -12,8 +12,11 @@ use crate::error::{Error, Result};
 use crate::event::{Metadata, ReadFilter, RecordedEvent};
 use crate::segment::SegRef;
 use crate::store::{Inner, Store, now_us};
-use crate::wire::frame::{FRAME_HEADER_BYTES, FrameHeader, check_frame, frame_body};
-use crate::wire::record::{RecordView, Records};
+use crate::wire::DecodeError;
+use crate::wire::frame::{
+    FRAME_HEADER_BYTES, FrameHeader, check_frame, check_frame_with, frame_body,
+};
+use crate::wire::record::{RecordView, Records, decode_record, peek_record};
 
 /// Bytes read from the active segment at a time.
 const ACTIVE_CHUNK: usize = 1 << 20;
@@ -107,6 +110,7 @@ struct Ctx<'f, F> {
 
 impl<F: FnMut(&EventRef<'_>) -> ControlFlow<()>> Ctx<'_, F> {
     /// Hands out the wanted events of one checked frame; `Break` when the callback stopped.
+    /// With a filter, records are peeked at first and only those that pass are decoded.
     fn frame(
         &mut self,
         seg: &SegRef,
@@ -115,48 +119,84 @@ impl<F: FnMut(&EventRef<'_>) -> ControlFlow<()>> Ctx<'_, F> {
         h: &FrameHeader,
     ) -> Result<ControlFlow<()>> {
         let body = frame_body(bytes, h);
-        for (i, r) in Records::new(body, h.count).enumerate() {
-            let (_, r) =
-                r.map_err(|e| Error::corrupted(seg.path(), offset + FRAME_HEADER_BYTES as u64, e))?;
-            let p = h.first_position + i as u64;
-            if p < self.next
-                || p >= self.end
-                || r.dropped
-                || !self.filter.matches(r.stream, r.event_type)
-            {
-                continue;
-            }
-            if let Some(s) = self.settings.get(r.stream) {
-                let last = self
-                    .inner
-                    .state
-                    .read()
-                    .streams
-                    .get(r.stream)
-                    .copied()
-                    .unwrap_or(0);
-                if !s.visible(r.version, r.timestamp_us, last, self.now) {
-                    continue;
+        let corrupted = |e| Error::corrupted(seg.path(), offset + FRAME_HEADER_BYTES as u64, e);
+        if self.filter.is_all() {
+            for (i, r) in Records::new(body, h.count).enumerate() {
+                let (_, r) = r.map_err(corrupted)?;
+                if self.deliver(h.first_position + i as u64, r).is_break() {
+                    return Ok(ControlFlow::Break(()));
                 }
             }
-            self.events += 1;
-            let e = EventRef {
-                position: p,
-                version: r.version,
-                timestamp_us: r.timestamp_us,
-                id: r.id,
-                stream: r.stream,
-                event_type: r.event_type,
-                payload: r.payload,
-                record: r,
-            };
-            if (self.f)(&e).is_break() {
-                self.next = p + 1;
-                return Ok(ControlFlow::Break(()));
+        } else {
+            let mut at = 0;
+            for i in 0..u64::from(h.count) {
+                let Some((stream, event_type, len)) = peek_record(&body[at..]) else {
+                    return Err(corrupted(DecodeError::new(
+                        at,
+                        "record does not fit the frame",
+                        body.len() as u64,
+                        at as u64,
+                    )));
+                };
+                if self.filter.matches_bytes(stream, event_type) {
+                    let (r, _) = decode_record(&body[at..at + len], at).map_err(corrupted)?;
+                    if self.deliver(h.first_position + i, r).is_break() {
+                        return Ok(ControlFlow::Break(()));
+                    }
+                }
+                at += len;
+            }
+            if at != body.len() {
+                return Err(corrupted(DecodeError::new(
+                    at,
+                    "bytes after the frame's last record",
+                    body.len() as u64,
+                    at as u64,
+                )));
             }
         }
         self.next = h.end_position();
         Ok(ControlFlow::Continue(()))
+    }
+
+    /// Hands out the event at position `p` if it is wanted and visible.
+    fn deliver(&mut self, p: u64, r: RecordView<'_>) -> ControlFlow<()> {
+        if p < self.next
+            || p >= self.end
+            || r.dropped
+            || !self.filter.matches(r.stream, r.event_type)
+        {
+            return ControlFlow::Continue(());
+        }
+        if let Some(s) = self.settings.get(r.stream) {
+            let last = self
+                .inner
+                .state
+                .read()
+                .streams
+                .get(r.stream)
+                .copied()
+                .unwrap_or(0);
+            if !s.visible(r.version, r.timestamp_us, last, self.now) {
+                return ControlFlow::Continue(());
+            }
+        }
+        self.events += 1;
+        let e = EventRef {
+            position: p,
+            version: r.version,
+            timestamp_us: r.timestamp_us,
+            id: r.id,
+            stream: r.stream,
+            event_type: r.event_type,
+            payload: r.payload,
+            record: r,
+        };
+        if (self.f)(&e).is_break() {
+            self.next = p + 1;
+            return ControlFlow::Break(());
+        }
+        ControlFlow::Continue(())
     }
 
     /// The frame at `at` must hold `self.next` (the first one) or start at it (the others).
@@ -213,7 +253,7 @@ impl Inner {
                     let mut first = true;
                     let mut flow = ControlFlow::Continue(());
                     while at < data.len() && cx.next < cx.end && flow.is_continue() {
-                        let h = check_frame(&data[at..])
+                        let h = check_frame_with(&data[at..], !data.checked_whole())
                             .map_err(|e| Error::corrupted(&s.path, at as u64, e))?;
                         cx.check_holds(&seg, at as u64, &h, first)?;
                         first = false;

@@ -142,7 +142,14 @@ pub fn finish_frame(
     count: u32,
     durable_next: u64,
 ) {
-    finish_frame_version(out, start, first_position, count, durable_next, FRAME_VERSION);
+    finish_frame_version(
+        out,
+        start,
+        first_position,
+        count,
+        durable_next,
+        FRAME_VERSION,
+    );
 }
 
 /// [`finish_frame`] with an explicit frame version (compaction writes
@@ -184,6 +191,14 @@ pub fn finish_frame_version(
 /// Checks a whole frame at the start of `buf`: header, that the frame fits, the body checksum
 /// and the trailer. Returns the header; the body is `buf[32..32 + body_len]`.
 pub fn check_frame(buf: &[u8]) -> Result<FrameHeader, DecodeError> {
+    check_frame_with(buf, true)
+}
+
+/// [`check_frame`], checking the body checksum only when `check_body`. Without it every other
+/// check still runs (the header checksum, the length, the trailer); it is for bytes whose
+/// checksum was checked as a whole already (a segment image checked against its footer's
+/// `data_crc` when it was decompressed).
+pub fn check_frame_with(buf: &[u8], check_body: bool) -> Result<FrameHeader, DecodeError> {
     let h = FrameHeader::decode(buf)?;
     let len = h.frame_len();
     if buf.len() < len {
@@ -195,7 +210,11 @@ pub fn check_frame(buf: &[u8]) -> Result<FrameHeader, DecodeError> {
         ));
     }
     let body = &buf[FRAME_HEADER_BYTES..FRAME_HEADER_BYTES + h.body_len as usize];
-    let crc = crc32fast::hash(body);
+    let crc = if check_body {
+        crc32fast::hash(body)
+    } else {
+        h.body_crc
+    };
     if crc != h.body_crc {
         return Err(DecodeError::new(
             24,

@@ -294,6 +294,26 @@ pub fn decode_record(buf: &[u8], base: usize) -> Result<(RecordView<'_>, usize),
     ))
 }
 
+/// The stream id and type bytes of the record at the start of `buf`, and the bytes the record
+/// takes, read without checking the rest of it (for filters that skip most records: a record
+/// that passes is then decoded and checked in full with [`decode_record`]). `None` when the
+/// fields do not fit the record.
+pub fn peek_record(buf: &[u8]) -> Option<(&[u8], &[u8], usize)> {
+    let len = 4 + u32::from_le_bytes(buf.get(..4)?.try_into().ok()?) as usize;
+    let rec = buf.get(..len)?;
+    // len u32 | version u64 | timestamp u64 | id [16] | flags u8 at 36
+    let flags = *rec.get(36)?;
+    let mut at = 37
+        + 16 * usize::from(flags & FLAG_CORRELATION != 0)
+        + 16 * usize::from(flags & FLAG_CAUSATION != 0);
+    let sl = u16::from_le_bytes(rec.get(at..at + 2)?.try_into().ok()?) as usize;
+    let stream = rec.get(at + 2..at + 2 + sl)?;
+    at += 2 + sl;
+    let tl = u16::from_le_bytes(rec.get(at..at + 2)?.try_into().ok()?) as usize;
+    let event_type = rec.get(at + 2..at + 2 + tl)?;
+    Some((stream, event_type, len))
+}
+
 /// Iterates the records of a frame body, checking that there are exactly `count` of them.
 pub struct Records<'a> {
     body: &'a [u8],
