@@ -1,0 +1,40 @@
+//! Fills a store with the standard workload once, then replays it through Store::replay with
+//! one event type as filter, for profiling.
+use evlog::workload::{EVENT_TYPES, Workload};
+use evlog::*;
+fn main() {
+    let args: Vec<String> = std::env::args().collect();
+    let dir = std::path::PathBuf::from(&args[1]);
+    let n: u64 = args[2].parse().unwrap();
+    let typed = args.get(3).is_some_and(|a| a == "typed");
+    let opts = StoreOptions::new()
+        .durability(Durability::Never)
+        .segment_bytes(4 << 20);
+    if !dir.exists() {
+        let s = opts.open(&dir).unwrap();
+        let mut w = Workload::standard(1);
+        for _ in 0..n {
+            let (st, e) = w.next_event();
+            s.append(&st, ExpectedVersion::Any, &[e]).unwrap();
+        }
+        s.compress_sealed().unwrap();
+        s.close().unwrap();
+    }
+    let s = opts.open(&dir).unwrap();
+    let filter = if typed {
+        ReadFilter::all().event_types([EVENT_TYPES[4]])
+    } else {
+        ReadFilter::all()
+    };
+    for _ in 0..5 {
+        let t = std::time::Instant::now();
+        let end = s
+            .replay(0, u64::MAX, &filter, |_| std::ops::ControlFlow::Continue(()))
+            .unwrap();
+        println!(
+            "{} events in {:.1} ms",
+            end.events,
+            t.elapsed().as_secs_f64() * 1e3
+        );
+    }
+}
