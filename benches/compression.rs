@@ -121,6 +121,25 @@ fn replay_type(store: &Store, head: u64) -> f64 {
     )
 }
 
+fn stream_reads_borrowed(store: &Store) -> (f64, f64) {
+    let mut rng = Rng::new(5);
+    let mut lat = Vec::new();
+    for _ in 0..5000 {
+        let s = Workload::stream_name(rng.below(10_000));
+        let t = Instant::now();
+        let mut bytes = 0;
+        store
+            .replay_stream(&s, 0, |e| {
+                bytes += e.payload.len();
+                std::ops::ControlFlow::Continue(())
+            })
+            .unwrap();
+        std::hint::black_box(bytes);
+        lat.push(t.elapsed().as_nanos() as f64 / 1000.0);
+    }
+    (pct(&mut lat, 0.5), pct(&mut lat, 0.99))
+}
+
 fn stream_reads(store: &Store) -> (f64, f64) {
     for i in 0..10_000 {
         let _ = store
@@ -275,6 +294,10 @@ fn main() {
     let (s50, s99) = stream_reads(&store);
     println!(
         "read one whole stream, warm: p50 {s50:.1} us, p99 {s99:.1} us (uncompressed store: p50 {s50_plain:.1}, p99 {s99_plain:.1})"
+    );
+    let (b50, b99) = stream_reads_borrowed(&store);
+    println!(
+        "read one whole stream through Store::replay_stream, warm: p50 {b50:.1} us, p99 {b99:.1} us"
     );
     drop(store);
     // Cold: nothing in the page cache and no decompressed image kept in this process.

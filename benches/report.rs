@@ -223,6 +223,27 @@ fn open_and_read(n: usize) {
         pct(&mut lat, 0.5),
         pct(&mut lat, 0.99)
     );
+    // The same reads through Store::replay_stream (borrowed events).
+    let mut rng = evlog::workload::Rng::new(5);
+    let mut lat = Vec::new();
+    for _ in 0..5000 {
+        let s = Workload::stream_name(rng.below(10_000));
+        let t = Instant::now();
+        let mut bytes = 0;
+        store
+            .replay_stream(&s, 0, |e| {
+                bytes += e.payload.len();
+                std::ops::ControlFlow::Continue(())
+            })
+            .unwrap();
+        std::hint::black_box(bytes);
+        lat.push(t.elapsed().as_nanos() as f64 / 1000.0);
+    }
+    println!(
+        "read one whole stream through Store::replay_stream (borrowed events), warm: p50 {:.1} us, p99 {:.1} us",
+        pct(&mut lat, 0.5),
+        pct(&mut lat, 0.99)
+    );
     let t = Instant::now();
     let c = store
         .read_all(0, Direction::Forward, evlog::ReadFilter::all())

@@ -191,3 +191,64 @@ fn damage_is_an_error_after_the_events_before_it() {
     }
     assert!(seen > 0 && seen < 400, "{seen}");
 }
+
+fn read_stream(store: &Store, s: &str, from: u64) -> Vec<RecordedEvent> {
+    store
+        .read_stream(s, from, Direction::Forward, usize::MAX)
+        .collect::<Result<_, _>>()
+        .unwrap()
+}
+
+fn replayed_stream(store: &Store, s: &str, from: u64) -> Vec<RecordedEvent> {
+    let mut out = Vec::new();
+    let end = store
+        .replay_stream(s, from, |e| {
+            out.push(e.to_owned_event());
+            ControlFlow::Continue(())
+        })
+        .unwrap();
+    assert_eq!(end.events as usize, out.len());
+    out
+}
+
+#[test]
+fn replay_stream_gives_what_read_stream_gives() {
+    let (_d, store) = store();
+    let streams: Vec<String> = (0..7)
+        .flat_map(|i| [format!("order-{i}"), format!("cart-{i}")])
+        .chain(["late".to_string(), "missing".to_string()])
+        .collect();
+    for s in &streams {
+        for from in [0, 1, 30, 10_000] {
+            assert_eq!(
+                replayed_stream(&store, s, from),
+                read_stream(&store, s, from),
+                "{s} from {from}"
+            );
+        }
+    }
+    store.truncate_before("late", 250).unwrap();
+    store
+        .tombstone_stream("cart-1", ExpectedVersion::Any)
+        .unwrap();
+    assert_eq!(
+        replayed_stream(&store, "late", 0),
+        read_stream(&store, "late", 0)
+    );
+    assert_eq!(replayed_stream(&store, "late", 0).len(), 50);
+    assert!(replayed_stream(&store, "cart-1", 0).is_empty());
+    // Stopping early.
+    let mut n = 0;
+    let end = store
+        .replay_stream("late", 0, |_| {
+            n += 1;
+            if n == 10 {
+                ControlFlow::Break(())
+            } else {
+                ControlFlow::Continue(())
+            }
+        })
+        .unwrap();
+    assert!(end.stopped);
+    assert_eq!((end.events, end.next_position), (10, 260));
+}

@@ -347,3 +347,147 @@ impl Inner {
         })
     }
 }
+
+/// The record at position `pos` of a checked frame (`None` when the frame does not hold it).
+/// Records before it are skipped by their lengths, not decoded.
+fn record_at<'a>(
+    bytes: &'a [u8],
+    h: &FrameHeader,
+    pos: u64,
+) -> Result<Option<RecordView<'a>>, DecodeError> {
+    if pos < h.first_position || pos >= h.end_position() {
+        return Ok(None);
+    }
+    let body = frame_body(bytes, h);
+    let mut at = 0;
+    for _ in h.first_position..pos {
+        let (_, _, len) = peek_record(&body[at..]).ok_or_else(|| {
+            DecodeError::new(
+                at,
+                "record does not fit the frame",
+                body.len() as u64,
+                at as u64,
+            )
+        })?;
+        at += len;
+    }
+    let (_, _, len) = peek_record(&body[at..]).ok_or_else(|| {
+        DecodeError::new(
+            at,
+            "record does not fit the frame",
+            body.len() as u64,
+            at as u64,
+        )
+    })?;
+    decode_record(&body[at..at + len], at).map(|(r, _)| Some(r))
+}
+
+impl Store {
+    /// Calls `f` for every visible event of `stream` from version `from_version` on, in version
+    /// order, until `f` returns [`ControlFlow::Break`]: [`Store::read_stream`] without copies
+    /// (the events borrow the log's bytes). Retention rules and deletions are honoured. The
+    /// result's `next_position` is the version after the last event handed out.
+    ///
+    /// Errors: [`Error::Corrupted`] for damage met on the way (the events before it were
+    /// handed out), [`Error::Io`].
+    pub fn replay_stream<F>(&self, stream: &str, from_version: u64, f: F) -> Result<ReplayEnd>
+    where
+        F: FnMut(&EventRef<'_>) -> ControlFlow<()>,
+    {
+        self.inner.replay_stream(stream, from_version, f)
+    }
+}
+
+impl Inner {
+    fn replay_stream<F>(&self, stream: &str, from_version: u64, mut f: F) -> Result<ReplayEnd>
+    where
+        F: FnMut(&EventRef<'_>) -> ControlFlow<()>,
+    {
+        let head = self.head.load(Ordering::Acquire);
+        let mut end = ReplayEnd {
+            events: 0,
+            next_position: from_version,
+            stopped: false,
+        };
+        let (entries, settings) = {
+            let st = self.state.read();
+            let Some(&last) = st.streams.get(stream) else {
+                return Ok(end);
+            };
+            let settings = st.settings.get(stream).copied();
+            if settings.is_some_and(|s| s.tombstone) {
+                return Ok(end);
+            }
+            let lo = from_version.max(settings.map_or(0, |s| s.first_visible(last)));
+            if lo > last {
+                return Ok(end);
+            }
+            (
+                st.stream_entries(crate::wire::bytes::stream_hash(stream), lo, last)?,
+                settings,
+            )
+        };
+        let max_age_us = settings.map_or(0, |s| s.max_age_us);
+        let now = now_us();
+        let mut scratch = Vec::new();
+        for (seg, e) in entries {
+            let pos = seg.first_position() + u64::from(e.rel_pos);
+            if pos >= head {
+                break;
+            }
+            let offset = u64::from(e.frame_offset);
+            let corrupted = |e| Error::corrupted(seg.path(), offset, e);
+            let mut handle = |bytes: &[u8], h: &FrameHeader| -> Result<ControlFlow<()>> {
+                let Some(r) = record_at(bytes, h, pos).map_err(corrupted)? else {
+                    return Ok(ControlFlow::Continue(()));
+                };
+                // Entries of other streams that share the hash, and placeholders, are skipped.
+                if r.dropped
+                    || r.stream != stream
+                    || r.version != e.version
+                    || (max_age_us != 0 && r.timestamp_us.saturating_add(max_age_us) <= now)
+                {
+                    return Ok(ControlFlow::Continue(()));
+                }
+                end.events += 1;
+                end.next_position = r.version + 1;
+                Ok(f(&EventRef {
+                    position: pos,
+                    version: r.version,
+                    timestamp_us: r.timestamp_us,
+                    id: r.id,
+                    stream: r.stream,
+                    event_type: r.event_type,
+                    payload: r.payload,
+                    record: r,
+                }))
+            };
+            let flow = match &seg {
+                SegRef::Sealed(s) => {
+                    let data = s.data()?;
+                    let at = offset as usize;
+                    if at >= data.len() {
+                        return Err(Error::Corrupted {
+                            file: s.path.clone(),
+                            offset,
+                            what: "index points past the segment's data",
+                            expected: data.len() as u64,
+                            found: offset,
+                        });
+                    }
+                    let h = check_frame_with(&data[at..], !data.checked_whole())
+                        .map_err(|e| Error::corrupted(&s.path, offset, e))?;
+                    handle(&data[at..at + h.frame_len()], &h)?
+                }
+                SegRef::Active(_) => {
+                    seg.with_frame(offset, &mut scratch, |b, h| handle(b, h))??
+                }
+            };
+            if flow.is_break() {
+                end.stopped = true;
+                return Ok(end);
+            }
+        }
+        Ok(end)
+    }
+}
