@@ -13,6 +13,11 @@
 //! decompressed. Offsets of blocks are offsets in the `.zseg` file; offsets of frames, of the
 //! frame stop and of the segment's own problems are offsets in the image.
 //!
+//! Segments moved to the store's archive directory (`Store::archive_sealed`; the store
+//! directory's `archive.path` marker names it) are part of the store: [`inspect_dir`] lists them
+//! with the store directory's, with their paths in the archive, and their index files
+//! ([`DirInspection::is_archived`] tells them apart).
+//!
 //! ```
 //! use evlog::{EventData, ExpectedVersion, Store};
 //! let dir = tempfile::tempdir()?;
@@ -35,6 +40,7 @@ use std::path::{Path, PathBuf};
 use crate::error::{Error, Result};
 use crate::segment::{durable_frame_after, scan_frames};
 use crate::wire::DecodeError;
+use crate::wire::archive::{ARCHIVE_FILE_NAME, decode_archive_marker};
 use crate::wire::checkpoint::{CHECKPOINT_FILE_NAME, decode_checkpoint};
 use crate::wire::index_file::{IndexHeader, IndexView, check_index_body};
 use crate::wire::segment::{
@@ -260,15 +266,23 @@ pub struct CheckpointInspection {
 pub struct DirInspection {
     /// The directory.
     pub dir: PathBuf,
-    /// Segment files (`.seg`, and `.zseg` of segments without a `.seg`) in order of their
-    /// names (first position).
+    /// The archive directory named by the store's `archive.path` marker (a relative path joined
+    /// to `dir`), when there is a marker that decodes.
+    pub archive_dir: Option<PathBuf>,
+    /// Segment files (`.seg`, and `.zseg` of segments without a `.seg`) of the store directory
+    /// and of the archive, in order of their names (first position). Where both hold a file of
+    /// the same segment, the store directory's is listed, as the store reads it.
     pub segments: Vec<SegmentInspection>,
-    /// `.idx` files of segments, in order of their names.
+    /// `.idx` files of segments (the store directory's and the archive's), in order of their
+    /// names (first position).
     pub indexes: Vec<IndexInspection>,
     /// The checkpoint, if there is one.
     pub checkpoint: Option<CheckpointInspection>,
-    /// Every other file (`LOCK`, `*.corrupt`, `*.tmp`, a `.zseg` left next to the `.seg` of
-    /// the same segment by an interrupted compression, foreign files) with its length.
+    /// Every other file (`LOCK`, `archive.path`, `*.corrupt`, `*.tmp`, a `.zseg` left next to
+    /// the `.seg` of the same segment by an interrupted compression, foreign files) with its
+    /// length. Files of the store directory are named by their file name; files of the archive
+    /// directory (a segment file left there by an interrupted archive run when the store
+    /// directory holds the same segment, `*.tmp`, foreign files) by their path.
     pub other_files: Vec<(String, u64)>,
     /// Problems of the directory as a whole (the segment chain).
     pub problems: Vec<String>,
@@ -307,6 +321,21 @@ impl DirInspection {
     /// Segments stored compressed (`.zseg`).
     pub fn compressed_segments(&self) -> usize {
         self.segments.iter().filter(|s| s.is_compressed()).count()
+    }
+
+    /// True when `path` (a segment's or an index's) is in the archive directory.
+    pub fn is_archived(&self, path: &Path) -> bool {
+        self.archive_dir
+            .as_deref()
+            .is_some_and(|a| path.parent() == Some(a))
+    }
+
+    /// Segments read from the archive directory.
+    pub fn archived_segments(&self) -> usize {
+        self.segments
+            .iter()
+            .filter(|s| self.is_archived(&s.path))
+            .count()
     }
 }
 
@@ -784,65 +813,99 @@ pub fn inspect_checkpoint(path: &Path) -> Result<CheckpointInspection> {
 /// of the same segment (left by an interrupted compression; the store reads the `.seg`) is
 /// listed among the other files.
 ///
+/// When the store has an archive (its `archive.path` marker names one), the archive's segment
+/// and index files are inspected with the store directory's, in one chain. A segment file in the
+/// archive whose segment the store directory also holds (left by an interrupted archive run;
+/// the store reads the store directory's) is listed among the other files, by its path. A marker
+/// that does not decode, or an archive directory that cannot be read, is a problem of the
+/// directory (the store does not open); the store directory is inspected all the same.
+///
 /// Errors: [`Error::Io`] when the directory or a file cannot be read.
 pub fn inspect_dir(dir: &Path) -> Result<DirInspection> {
-    let mut seg_names = Vec::new();
-    let mut zseg_names = Vec::new();
+    let mut problems = Vec::new();
+    let archive_dir = archive_of(dir, &mut problems)?;
+    let mut dirs = vec![dir.to_path_buf()];
+    if let Some(a) = &archive_dir {
+        match fs::read_dir(a) {
+            Ok(_) => dirs.push(a.clone()),
+            Err(e) => problems.push(format!(
+                "archive directory {} (named by {ARCHIVE_FILE_NAME}) cannot be read: {e}; its segments are not listed (the store does not open and verify fails until it is back)",
+                a.display()
+            )),
+        }
+    }
+    // Segment files by preference (as the store reads them): the store directory's over the
+    // archive's, `.seg` over `.zseg`; a file of a segment already listed is another file.
+    let mut candidates: Vec<(u64, PathBuf, u64)> = Vec::new();
     let mut idx_names = Vec::new();
     let mut other_files = Vec::new();
     let mut has_checkpoint = false;
-    for entry in fs::read_dir(dir).map_err(io_err("read directory", dir))? {
-        let entry = entry.map_err(io_err("read directory", dir))?;
-        let name = entry.file_name().to_string_lossy().into_owned();
-        let meta = entry.metadata().map_err(io_err("stat", &entry.path()))?;
-        if !meta.is_file() {
-            continue;
+    for (k, d) in dirs.iter().enumerate() {
+        let archived = k > 0;
+        let shown = |name: &str| {
+            if archived {
+                d.join(name).display().to_string()
+            } else {
+                name.to_string()
+            }
+        };
+        let (mut segs, mut zsegs) = (Vec::new(), Vec::new());
+        for entry in fs::read_dir(d).map_err(io_err("read directory", d))? {
+            let entry = entry.map_err(io_err("read directory", d))?;
+            let name = entry.file_name().to_string_lossy().into_owned();
+            let meta = entry.metadata().map_err(io_err("stat", &entry.path()))?;
+            if !meta.is_file() {
+                continue;
+            }
+            if let Some(pos) = parse_segment_file_name(&name) {
+                segs.push((pos, d.join(&name), meta.len()));
+            } else if let Some(pos) = parse_zseg_file_name(&name) {
+                zsegs.push((pos, d.join(&name), meta.len()));
+            } else if name == CHECKPOINT_FILE_NAME && !archived {
+                has_checkpoint = true;
+            } else if let Some(pos) = name
+                .strip_suffix(".idx")
+                .and_then(|s| parse_segment_file_name(&format!("{s}.seg")))
+            {
+                idx_names.push((pos, d.join(&name)));
+            } else {
+                other_files.push((shown(&name), meta.len()));
+            }
         }
-        if let Some(pos) = parse_segment_file_name(&name) {
-            seg_names.push((pos, name));
-        } else if let Some(pos) = parse_zseg_file_name(&name) {
-            zseg_names.push((pos, name, meta.len()));
-        } else if name == CHECKPOINT_FILE_NAME {
-            has_checkpoint = true;
-        } else if let Some(pos) = name
-            .strip_suffix(".idx")
-            .and_then(|s| parse_segment_file_name(&format!("{s}.seg")))
-        {
-            idx_names.push((pos, name));
-        } else {
-            other_files.push((name, meta.len()));
+        for (pos, path, len) in segs.into_iter().chain(zsegs) {
+            if candidates.iter().any(|(p, ..)| *p == pos) {
+                let name = path
+                    .file_name()
+                    .map(|n| n.to_string_lossy().into_owned())
+                    .unwrap_or_default();
+                other_files.push((shown(&name), len));
+            } else {
+                candidates.push((pos, path, len));
+            }
         }
     }
-    for (pos, name, len) in zseg_names {
-        if seg_names.iter().any(|(p, _)| *p == pos) {
-            other_files.push((name, len));
-        } else {
-            seg_names.push((pos, name));
-        }
-    }
-    seg_names.sort();
+    candidates.sort();
     idx_names.sort();
     other_files.sort();
     let mut segments = Vec::new();
-    let last = seg_names.len().saturating_sub(1);
-    for (i, (_, name)) in seg_names.iter().enumerate() {
-        let path = dir.join(name);
-        if parse_zseg_file_name(name).is_some() {
-            segments.push(zseg_summary(&path)?);
+    let last = candidates.len().saturating_sub(1);
+    for (i, (_, path, _)) in candidates.iter().enumerate() {
+        if is_zseg_path(path) {
+            segments.push(zseg_summary(path)?);
             continue;
         }
-        let (len, head, tail) = read_ends(&path)?;
+        let (len, head, tail) = read_ends(path)?;
         let sealed = footer_of(&tail, len).is_some();
         let mut s = if sealed {
-            let mut s = segment_ends(&path, len, &head, &tail);
+            let mut s = segment_ends(path, len, &head, &tail);
             let f = s.footer.expect("sealed");
             s.frame_count = f.frame_count;
             s.event_count = f.event_count;
             s.counted_from_footer = true;
             s
         } else {
-            let buf = fs::read(&path).map_err(io_err("read", &path))?;
-            segment_from_bytes(&path, &buf, false)
+            let buf = fs::read(path).map_err(io_err("read", path))?;
+            segment_from_bytes(path, &buf, false)
         };
         if !sealed && i != last {
             s.problems.push(
@@ -852,14 +915,18 @@ pub fn inspect_dir(dir: &Path) -> Result<DirInspection> {
         }
         segments.push(s);
     }
-    let problems = chain_problems(&segments);
+    problems.extend(chain_problems(&segments));
     let mut indexes = Vec::new();
-    for (pos, name) in &idx_names {
-        let mut i = inspect_index(&dir.join(name))?;
+    for (pos, path) in &idx_names {
+        let mut i = inspect_index(path)?;
         match segments.iter().find(|s| s.name_position == Some(*pos)) {
             None => i
                 .notes
                 .push("no segment of this number: a leftover index, never read".to_string()),
+            Some(s) if s.path.parent() != path.parent() => i.notes.push(format!(
+                "its segment is {} (the index beside it is read): a leftover index, never read",
+                s.path.display()
+            )),
             Some(s) => {
                 if let (Ok(h), Some(f)) = (&i.header, s.footer) {
                     if h.first_position != *pos {
@@ -908,12 +975,40 @@ pub fn inspect_dir(dir: &Path) -> Result<DirInspection> {
     };
     Ok(DirInspection {
         dir: dir.to_path_buf(),
+        archive_dir,
         segments,
         indexes,
         checkpoint,
         other_files,
         problems,
     })
+}
+
+/// The archive directory the store's marker names, if it has one. A marker that does not decode
+/// is a problem (the store does not open), and no archive is listed.
+fn archive_of(dir: &Path, problems: &mut Vec<String>) -> Result<Option<PathBuf>> {
+    let path = dir.join(ARCHIVE_FILE_NAME);
+    let buf = match fs::read(&path) {
+        Ok(b) => b,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(io_err("read", &path)(e)),
+    };
+    match decode_archive_marker(&buf) {
+        Ok(p) => Ok(Some(dir.join(p))),
+        Err(e) => {
+            problems.push(format!(
+                "{ARCHIVE_FILE_NAME}: {}: the archive it names is unknown, its segments are not listed (the store does not open)",
+                describe(&e, 0)
+            ));
+            Ok(None)
+        }
+    }
+}
+
+fn is_zseg_path(path: &Path) -> bool {
+    path.file_name()
+        .and_then(|n| n.to_str())
+        .is_some_and(|n| parse_zseg_file_name(n).is_some())
 }
 
 /// A compressed segment as [`inspect_dir`] shows it: its header, its copies of the segment

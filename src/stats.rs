@@ -4,7 +4,10 @@
 //! changes no file), reads every event once, and adds up what is on disk. Segments stored
 //! compressed (`NNN.zseg`, see [`crate::wire::zseg`]) count as segments, with their size on disk
 //! in [`StoreStats::segment_bytes`] and the size of the `.seg` file they stand for in
-//! [`StoreStats::image_bytes`].
+//! [`StoreStats::image_bytes`]. Segments moved to the store's archive directory
+//! ([`Store::archive_sealed`], named by the `archive.path` marker) count like the others, with
+//! their index files; [`StoreStats::archived_segments`] and [`StoreStats::archive_bytes`] say
+//! how much of it is in the archive.
 //!
 //! ```
 //! use evlog::{EventData, ExpectedVersion, Store};
@@ -21,7 +24,7 @@
 use std::collections::BTreeMap;
 use std::fs;
 use std::io::{Read, Seek, SeekFrom};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use crate::error::{Error, Result};
 use crate::event::{Direction, ReadFilter};
@@ -38,22 +41,35 @@ pub struct StoreStats {
     pub events: u64,
     /// Streams with at least one event.
     pub streams: u64,
-    /// Segment files with a valid footer (immutable), compressed ones included.
+    /// Segment files with a valid footer (immutable), compressed and archived ones included.
     pub segments_sealed: u64,
     /// Segment files without a footer: the active segment (0 or 1).
     pub segments_active: u64,
     /// Of the sealed segments, those stored compressed (`.zseg` files).
     pub compressed_segments: u64,
-    /// Bytes of every file in the directory: segments, indexes, checkpoint and anything else
-    /// (`.corrupt`, `.tmp` and foreign files included). This is what a size goal counts.
+    /// Bytes of every file in the store directory: segments, indexes, checkpoint and anything
+    /// else (`.corrupt`, `.tmp` and foreign files included), plus the segment and index files of
+    /// the archive directory ([`StoreStats::archive_bytes`]). This is what a size goal counts;
+    /// `bytes_on_disk - archive_bytes` is the store directory alone.
     pub bytes_on_disk: u64,
     /// Bytes of the segment files as they are on disk (a compressed segment's compressed size).
     pub segment_bytes: u64,
     /// Bytes the segments hold uncompressed: a `.seg` file's length, or the length of the image
     /// a `.zseg` file decompresses to. Equal to `segment_bytes` when nothing is compressed.
     pub image_bytes: u64,
-    /// Bytes of the segments' `.idx` files (not `checkpoint.idx`).
+    /// Bytes of the segments' `.idx` files (not `checkpoint.idx`), archived ones included.
     pub index_bytes: u64,
+    /// The archive directory, when the store has one (named by its `archive.path` marker).
+    pub archive_dir: Option<PathBuf>,
+    /// Of the sealed segments, those read from the archive directory (compressed ones
+    /// included). A segment file in the archive whose segment is also in the store directory (a
+    /// copy left by an interrupted archive run: the store reads the store directory's) is not
+    /// counted.
+    pub archived_segments: u64,
+    /// Bytes of the segment files (`.seg`, `.zseg`) and `.idx` files in the archive directory,
+    /// leftover copies included (counted in `bytes_on_disk`; the counted segments' files are also
+    /// in `segment_bytes` and `index_bytes`).
+    pub archive_bytes: u64,
     /// Bytes of the events as an application sees them: payloads, event types, stream ids and
     /// user metadata (key and value bytes), plus 16 per id (and per correlation and causation
     /// id) and 16 for version and timestamp.
@@ -119,48 +135,110 @@ pub fn stats_dir(dir: &Path) -> Result<StoreStats> {
                 .map_or(e.timestamp_us, |t| t.max(e.timestamp_us)),
         );
     }
+    s.archive_dir = store.archive_dir()?;
     drop(store);
+    // The store directory first, then the archive: a segment being archived meanwhile is copied
+    // to the archive before it is removed from the store directory, so it is seen at least once.
+    let files = list_files(dir)?;
+    let store_has = |pos: u64, zseg: bool| {
+        files.iter().any(|(n, _)| {
+            parse_segment_file_name(n) == Some(pos)
+                || (zseg && parse_zseg_file_name(n) == Some(pos))
+        })
+    };
+    for (name, len) in &files {
+        s.bytes_on_disk += len;
+        // A `.zseg` next to a `.seg` of the same segment is a leftover of an interrupted
+        // compression: the store reads the `.seg` file (and a writable open deletes it).
+        let shadowed = |pos| store_has(pos, false);
+        add_segment_file(&mut s, dir, name, *len, shadowed, false)?;
+    }
+    if let Some(archive) = s.archive_dir.clone() {
+        let archived = list_files(&archive)?;
+        for (name, len) in &archived {
+            if parse_segment_file_name(name).is_none()
+                && parse_zseg_file_name(name).is_none()
+                && !is_index_name(name)
+            {
+                continue;
+            }
+            s.bytes_on_disk += len;
+            s.archive_bytes += len;
+            // Shadowed by a file of the same segment in the store directory (a copy left by an
+            // interrupted archive run), or, for a `.zseg`, by a `.seg` in the archive.
+            let shadowed = |pos| {
+                store_has(pos, true)
+                    || (parse_zseg_file_name(name).is_some()
+                        && archived
+                            .iter()
+                            .any(|(n, _)| parse_segment_file_name(n) == Some(pos)))
+            };
+            add_segment_file(&mut s, &archive, name, *len, shadowed, true)?;
+        }
+    }
+    Ok(s)
+}
+
+/// The files of `dir` (not directories) with their lengths.
+fn list_files(dir: &Path) -> Result<Vec<(String, u64)>> {
     let mut files = Vec::new();
     for entry in fs::read_dir(dir).map_err(io_err("read directory", dir))? {
         let entry = entry.map_err(io_err("read directory", dir))?;
         let path = entry.path();
-        let meta = entry.metadata().map_err(io_err("stat", &path))?;
+        let meta = match entry.metadata() {
+            Ok(m) => m,
+            // Removed meanwhile (a writer's compression, archiving or retention).
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
+            Err(e) => return Err(io_err("stat", &path)(e)),
+        };
         if meta.is_file() {
             files.push((entry.file_name().to_string_lossy().into_owned(), meta.len()));
         }
     }
-    for (name, len) in &files {
-        let (name, len) = (name.as_str(), *len);
-        let path = dir.join(name);
-        s.bytes_on_disk += len;
-        if parse_segment_file_name(name).is_some() {
-            s.segment_bytes += len;
-            s.image_bytes += len;
-            if has_footer(&path, len)? {
-                s.segments_sealed += 1;
-            } else {
-                s.segments_active += 1;
-            }
-        } else if let Some(pos) = parse_zseg_file_name(name) {
-            // A `.zseg` next to a `.seg` of the same segment is a leftover of an interrupted
-            // compression: the store reads the `.seg` file (and a writable open deletes it).
-            let shadowed = files
-                .iter()
-                .any(|(n, _)| parse_segment_file_name(n) == Some(pos));
-            if !shadowed {
-                s.segment_bytes += len;
-                s.image_bytes += zseg_image_len(&path)?;
-                s.segments_sealed += 1;
-                s.compressed_segments += 1;
-            }
-        } else if name
-            .strip_suffix(".idx")
-            .is_some_and(|stem| parse_segment_file_name(&format!("{stem}.seg")).is_some())
-        {
-            s.index_bytes += len;
+    Ok(files)
+}
+
+/// True for the name of a segment's index file (`NNN.idx`, not `checkpoint.idx`).
+fn is_index_name(name: &str) -> bool {
+    name.strip_suffix(".idx")
+        .is_some_and(|stem| parse_segment_file_name(&format!("{stem}.seg")).is_some())
+}
+
+/// Counts one file of `dir` (the store directory, or the archive when `archived`) if it is a
+/// segment that the store reads (not `shadowed` by another file of the same segment) or an index.
+fn add_segment_file(
+    s: &mut StoreStats,
+    dir: &Path,
+    name: &str,
+    len: u64,
+    shadowed: impl Fn(u64) -> bool,
+    archived: bool,
+) -> Result<()> {
+    let path = dir.join(name);
+    if let Some(pos) = parse_segment_file_name(name) {
+        if archived && shadowed(pos) {
+            return Ok(());
         }
+        s.segment_bytes += len;
+        s.image_bytes += len;
+        if has_footer(&path, len)? {
+            s.segments_sealed += 1;
+            s.archived_segments += u64::from(archived);
+        } else {
+            s.segments_active += 1;
+        }
+    } else if let Some(pos) = parse_zseg_file_name(name) {
+        if !shadowed(pos) {
+            s.segment_bytes += len;
+            s.image_bytes += zseg_image_len(&path)?;
+            s.segments_sealed += 1;
+            s.compressed_segments += 1;
+            s.archived_segments += u64::from(archived);
+        }
+    } else if is_index_name(name) {
+        s.index_bytes += len;
     }
-    Ok(s)
+    Ok(())
 }
 
 /// The length of the image a compressed segment stands for, from its (checked) header.

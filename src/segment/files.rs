@@ -14,29 +14,118 @@ pub fn map_file(vfs: &dyn Vfs, path: &Path) -> Result<FileBytes> {
     vfs.map(path).map_err(Error::io("map", path))
 }
 
+/// Maps of sealed segment and index files kept alive, oldest dropped first once there are more
+/// than [`map_cache_maps`] (process-wide). A map nobody holds is unmapped, and mapped again on
+/// its next use, so a store of any number of segments stays under the kernel's limit on maps
+/// per process (`vm.max_map_count`, 65,530 by default).
+static MAP_CACHE: parking_lot::Mutex<std::collections::VecDeque<Arc<FileBytes>>> =
+    parking_lot::Mutex::new(std::collections::VecDeque::new());
+static MAP_CACHE_LIMIT: std::sync::atomic::AtomicUsize =
+    std::sync::atomic::AtomicUsize::new(DEFAULT_MAP_CACHE_MAPS);
+
+/// Default number of file maps kept alive: 8,192.
+pub const DEFAULT_MAP_CACHE_MAPS: usize = 8192;
+
+/// How many file maps of sealed segments and their indexes are kept alive (process-wide).
+pub fn map_cache_maps() -> usize {
+    MAP_CACHE_LIMIT.load(std::sync::atomic::Ordering::Relaxed)
+}
+
+/// Sets how many file maps of sealed segments and their indexes are kept alive (0: none; each
+/// use maps the file again).
+pub fn set_map_cache_maps(maps: usize) {
+    MAP_CACHE_LIMIT.store(maps, std::sync::atomic::Ordering::Relaxed);
+    let mut c = MAP_CACHE.lock();
+    while c.len() > maps {
+        c.pop_front();
+    }
+}
+
+/// A file's bytes, mapped on demand, kept alive by the map cache or by their readers, and
+/// mapped again after the cache let them go.
+struct LazyMap {
+    slot: parking_lot::Mutex<std::sync::Weak<FileBytes>>,
+    /// Bytes held for as long as this lives: pinned before the file is replaced or removed,
+    /// and bytes that are not a file's (an index rebuilt in memory).
+    pinned: OnceLock<Arc<FileBytes>>,
+}
+
+impl LazyMap {
+    fn new() -> Self {
+        LazyMap {
+            slot: parking_lot::Mutex::new(std::sync::Weak::new()),
+            pinned: OnceLock::new(),
+        }
+    }
+
+    fn held(&self) -> Option<Arc<FileBytes>> {
+        self.pinned
+            .get()
+            .cloned()
+            .or_else(|| self.slot.lock().upgrade())
+    }
+
+    /// The bytes, loading (and checking) them with `load` when no one holds them.
+    fn get(&self, load: impl FnOnce() -> Result<FileBytes>) -> Result<Arc<FileBytes>> {
+        if let Some(p) = self.pinned.get() {
+            return Ok(p.clone());
+        }
+        let mut slot = self.slot.lock();
+        if let Some(m) = slot.upgrade() {
+            return Ok(m);
+        }
+        let m = Arc::new(load()?);
+        *slot = Arc::downgrade(&m);
+        drop(slot);
+        let limit = map_cache_maps();
+        if limit > 0 {
+            let mut c = MAP_CACHE.lock();
+            c.push_back(m.clone());
+            while c.len() > limit {
+                c.pop_front();
+            }
+        }
+        Ok(m)
+    }
+
+    fn pin(&self, m: Arc<FileBytes>) {
+        let _ = self.pinned.set(m);
+    }
+}
+
 /// The index of a sealed segment. Its header is checked on open; its body checksum is checked
 /// the first time it is used (reading every index on every open would make open cost grow with
 /// the store). An index whose body fails the check is replaced by one rebuilt in memory from
 /// the segment, so a damaged cache never makes data unreadable; verify reports it and a
-/// repairing open rewrites it.
+/// repairing open rewrites it. The file is mapped on demand (see [`map_cache_maps`]).
 pub struct SegmentIndex {
     path: PathBuf,
-    bytes: FileBytes,
     header: IndexHeader,
+    vfs: Arc<dyn Vfs>,
+    map: LazyMap,
     /// `None` once the body checked out; `Some(bytes)` for an index rebuilt in memory.
     checked: OnceLock<Result<Option<Vec<u8>>, Error>>,
 }
 
 impl SegmentIndex {
-    /// Wraps index bytes whose header decodes.
-    pub fn new(path: PathBuf, bytes: FileBytes) -> Result<Self> {
+    /// Wraps the bytes of the index file at `path` (whose header must decode). Bytes that are
+    /// not the file's (an index rebuilt in memory) are held for as long as this lives.
+    pub fn new(vfs: Arc<dyn Vfs>, path: PathBuf, bytes: FileBytes) -> Result<Self> {
         let header = IndexHeader::decode(&bytes).map_err(|e| Error::corrupted(&path, 0, e))?;
-        Ok(SegmentIndex {
+        let ix = SegmentIndex {
             path,
-            bytes,
             header,
+            vfs,
+            map: LazyMap::new(),
             checked: OnceLock::new(),
-        })
+        };
+        match bytes {
+            FileBytes::Owned(_) => ix.map.pin(Arc::new(bytes)),
+            FileBytes::Mapped(_) => {
+                ix.map.get(|| Ok(bytes))?;
+            }
+        }
+        Ok(ix)
     }
 
     /// The header.
@@ -44,14 +133,46 @@ impl SegmentIndex {
         &self.header
     }
 
-    /// The raw bytes (for verify).
-    pub fn bytes(&self) -> &[u8] {
-        &self.bytes
-    }
-
     /// The index file path.
     pub fn path(&self) -> &Path {
         &self.path
+    }
+
+    /// The file's bytes, mapped again if the map cache let them go; a file whose header is no
+    /// longer the one read at open (replaced by compaction since) is an error.
+    fn bytes(&self) -> Result<Arc<FileBytes>> {
+        self.map.get(|| {
+            let m = map_file(&*self.vfs, &self.path)?;
+            if IndexHeader::decode(&m).ok() != Some(self.header) {
+                return Err(Error::Corrupted {
+                    file: self.path.clone(),
+                    offset: 0,
+                    what: "index file changed since the store was opened \
+                           (rewritten by compaction: reopen the store)",
+                    expected: 0,
+                    found: 0,
+                });
+            }
+            Ok(m)
+        })
+    }
+}
+
+/// An index as a reader holds it: the file's bytes or an index rebuilt in memory.
+pub enum IndexBytes<'a> {
+    /// The index file.
+    File(Arc<FileBytes>, IndexHeader),
+    /// Rebuilt from the segment because the file was damaged.
+    Rebuilt(&'a [u8], IndexHeader),
+}
+
+impl IndexBytes<'_> {
+    /// The index for lookups.
+    pub fn view(&self) -> IndexView<'_> {
+        match self {
+            IndexBytes::File(b, h) => IndexView::with_header(b, *h),
+            IndexBytes::Rebuilt(b, h) => IndexView::with_header(b, *h),
+        }
     }
 }
 
@@ -94,14 +215,14 @@ fn trim_image_cache(c: &mut ImageCache, limit: usize) {
 
 /// The bytes of a sealed segment as a reader holds them: a map of the `.seg` file, or the
 /// decompressed image of its `.zseg` file.
-pub enum SegBytes<'a> {
-    /// Mapped `.seg` bytes.
-    Mapped(&'a [u8]),
+pub enum SegBytes {
+    /// Mapped `.seg` bytes and the length of their data (without the footer).
+    Mapped(Arc<FileBytes>, usize),
     /// A decompressed image and the length of its data (without the footer).
     Image(Arc<Vec<u8>>, usize),
 }
 
-impl SegBytes<'_> {
+impl SegBytes {
     /// True when these bytes were checked as a whole against the footer's `data_crc` when they
     /// were decompressed into memory, so frame body checksums need not be checked again.
     /// (Mapped bytes come from the disk on every page fault and are always checked.)
@@ -110,11 +231,11 @@ impl SegBytes<'_> {
     }
 }
 
-impl std::ops::Deref for SegBytes<'_> {
+impl std::ops::Deref for SegBytes {
     type Target = [u8];
     fn deref(&self) -> &[u8] {
         match self {
-            SegBytes::Mapped(b) => b,
+            SegBytes::Mapped(m, end) => &m[..*end],
             SegBytes::Image(v, end) => &v[..*end],
         }
     }
@@ -140,7 +261,7 @@ pub struct SealedSegment {
     /// Its index.
     pub index: SegmentIndex,
     vfs: Arc<dyn Vfs>,
-    map: OnceLock<FileBytes>,
+    map: LazyMap,
     compressed: std::sync::atomic::AtomicBool,
     image: parking_lot::Mutex<std::sync::Weak<Vec<u8>>>,
     /// An image held for as long as this segment lives (see [`SealedSegment::pin_map`]).
@@ -163,7 +284,7 @@ impl SealedSegment {
             footer,
             index,
             vfs,
-            map: OnceLock::new(),
+            map: LazyMap::new(),
             compressed: compressed.into(),
             image: parking_lot::Mutex::new(std::sync::Weak::new()),
             pinned: OnceLock::new(),
@@ -172,7 +293,7 @@ impl SealedSegment {
 
     /// True when the segment is read from its compressed (`.zseg`) file.
     pub fn is_compressed(&self) -> bool {
-        self.map.get().is_none() && self.compressed.load(std::sync::atomic::Ordering::Relaxed)
+        self.compressed.load(std::sync::atomic::Ordering::Relaxed) && self.map.held().is_none()
     }
 
     fn zseg_path(&self) -> PathBuf {
@@ -185,50 +306,55 @@ impl SealedSegment {
     /// readers holding this segment keep its bytes after its file is replaced (by its
     /// compressed form, or by compaction).
     pub fn pin_map(&self) -> Result<()> {
-        if let SegBytes::Image(img, _) = self.data()? {
-            let _ = self.pinned.set(img);
+        match self.data()? {
+            SegBytes::Image(img, _) => {
+                let _ = self.pinned.set(img);
+            }
+            SegBytes::Mapped(m, _) => self.map.pin(m),
+        }
+        if let Ok(IndexBytes::File(b, _)) = self.index() {
+            self.index.map.pin(b);
         }
         Ok(())
     }
 
     /// The frame bytes: header and frames, without the footer (mapped on first use; for a
     /// compressed segment, decompressed on first use and kept in the image cache).
-    pub fn data(&self) -> Result<SegBytes<'_>> {
+    pub fn data(&self) -> Result<SegBytes> {
         use std::sync::atomic::Ordering::Relaxed;
         let end = self.footer.data_end;
-        if let Some(m) = self.map.get() {
-            return Ok(SegBytes::Mapped(&m[..end as usize]));
+        if let Some(m) = self.map.held() {
+            return Ok(SegBytes::Mapped(m, end as usize));
         }
         if let Some(img) = self.pinned.get() {
             return Ok(SegBytes::Image(img.clone(), end as usize));
         }
         if !self.compressed.load(Relaxed) {
-            match map_file(&*self.vfs, &self.path) {
-                Ok(m) => {
-                    if (m.len() as u64) < end {
-                        return Err(Error::Corrupted {
-                            file: self.path.clone(),
-                            offset: m.len() as u64,
-                            what: "sealed segment is shorter than its footer says",
-                            expected: end,
-                            found: m.len() as u64,
-                        });
-                    }
-                    if m[end as usize..] != self.footer.encode() {
-                        return Err(Error::Corrupted {
-                            file: self.path.clone(),
-                            offset: end,
-                            what: "sealed segment's footer changed since the store was opened \
-                                   (rewritten by compaction: reopen the store)",
-                            expected: end,
-                            found: m.len() as u64,
-                        });
-                    }
-                    // Another thread may have mapped it meanwhile; either map is the same bytes.
-                    let _ = self.map.set(m);
-                    let m = self.map.get().expect("just set");
-                    return Ok(SegBytes::Mapped(&m[..end as usize]));
+            let mapped = self.map.get(|| {
+                let m = map_file(&*self.vfs, &self.path)?;
+                if (m.len() as u64) < end {
+                    return Err(Error::Corrupted {
+                        file: self.path.clone(),
+                        offset: m.len() as u64,
+                        what: "sealed segment is shorter than its footer says",
+                        expected: end,
+                        found: m.len() as u64,
+                    });
                 }
+                if m[end as usize..] != self.footer.encode() {
+                    return Err(Error::Corrupted {
+                        file: self.path.clone(),
+                        offset: end,
+                        what: "sealed segment's footer changed since the store was opened \
+                               (rewritten by compaction: reopen the store)",
+                        expected: end,
+                        found: m.len() as u64,
+                    });
+                }
+                Ok(m)
+            });
+            match mapped {
+                Ok(m) => return Ok(SegBytes::Mapped(m, end as usize)),
                 Err(Error::Io { source, .. }) if source.kind() == std::io::ErrorKind::NotFound => {
                     self.compressed.store(true, Relaxed);
                 }
@@ -280,11 +406,12 @@ impl SealedSegment {
 
     /// The segment's index for lookups. The first call checks the index body; if it is damaged,
     /// the index is rebuilt in memory from the segment's frames.
-    pub fn index(&self) -> Result<IndexView<'_>> {
+    pub fn index(&self) -> Result<IndexBytes<'_>> {
         let ix = &self.index;
         let checked = ix.checked.get_or_init(|| {
-            if check_index_body(&ix.bytes, &ix.header).is_ok()
-                && check_index_tables(&ix.bytes, &ix.header).is_ok()
+            let bytes = ix.bytes()?;
+            if check_index_body(&bytes, &ix.header).is_ok()
+                && check_index_tables(&bytes, &ix.header).is_ok()
             {
                 return Ok(None);
             }
@@ -295,9 +422,11 @@ impl SealedSegment {
             }
         });
         match checked {
-            Ok(None) => Ok(IndexView::with_header(&ix.bytes, ix.header)),
+            Ok(None) => Ok(IndexBytes::File(ix.bytes()?, ix.header)),
             Ok(Some(rebuilt)) => {
-                IndexView::new(rebuilt).map_err(|e| Error::corrupted(&ix.path, 0, e))
+                let h =
+                    IndexHeader::decode(rebuilt).map_err(|e| Error::corrupted(&ix.path, 0, e))?;
+                Ok(IndexBytes::Rebuilt(rebuilt, h))
             }
             Err(e) => Err(Error::Corrupted {
                 file: self.path.clone(),

@@ -139,7 +139,11 @@ impl Inner {
             archive.join(&name),
             seg.header,
             seg.footer,
-            SegmentIndex::new(archived_idx.clone(), map_file(vfs, &archived_idx)?)?,
+            SegmentIndex::new(
+                self.vfs.clone(),
+                archived_idx.clone(),
+                map_file(vfs, &archived_idx)?,
+            )?,
         ));
         {
             let mut st = self.state.write();

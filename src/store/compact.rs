@@ -233,7 +233,11 @@ impl Inner {
             seg.path.clone(),
             seg.header,
             footer,
-            SegmentIndex::new(idx_path.clone(), map_file(vfs, &idx_path)?)?,
+            SegmentIndex::new(
+                self.vfs.clone(),
+                idx_path.clone(),
+                map_file(vfs, &idx_path)?,
+            )?,
         ));
         {
             let mut st = self.state.write();

@@ -113,7 +113,11 @@ impl Inner {
             seg_dir.join(&zname),
             seg.header,
             seg.footer,
-            SegmentIndex::new(idx_path.clone(), map_file(vfs, &idx_path)?)?,
+            SegmentIndex::new(
+                self.vfs.clone(),
+                idx_path.clone(),
+                map_file(vfs, &idx_path)?,
+            )?,
         ));
         {
             let mut st = self.state.write();

@@ -434,13 +434,14 @@ fn read_metas(vfs: &dyn Vfs, names: &[(u64, PathBuf)]) -> Result<Vec<Meta>, Stop
 /// does not match the footer (with `full_check`, also when its body checksum fails; otherwise
 /// the body is checked on first use). Read-only opens keep a rebuilt index in memory.
 fn load_index(
-    vfs: &dyn Vfs,
+    shared: &Arc<dyn Vfs>,
     dir: &Path,
     i: usize,
     m: &Meta,
     read_only: bool,
     full_check: bool,
 ) -> Result<SegmentIndex, Stop> {
+    let vfs: &dyn Vfs = &**shared;
     let footer = m.footer.expect("sealed");
     let idx_path = index_path_of(&m.path, m.header.first_position);
     let seg_dir = idx_path.parent().unwrap_or(dir).to_path_buf();
@@ -455,7 +456,7 @@ fn load_index(
             || (crate::wire::index_file::check_index_body(&map, &h).is_ok()
                 && crate::wire::index_file::check_index_tables(&map, &h).is_ok()))
     {
-        return Ok(SegmentIndex::new(idx_path, map)?);
+        return Ok(SegmentIndex::new(shared.clone(), idx_path, map)?);
     }
     let data = m.bytes(vfs).map_err(|e| Stop::Cut {
         seg: i,
@@ -488,10 +489,15 @@ fn load_index(
         });
     }
     if read_only {
-        return Ok(SegmentIndex::new(idx_path, FileBytes::Owned(bytes))?);
+        return Ok(SegmentIndex::new(
+            shared.clone(),
+            idx_path,
+            FileBytes::Owned(bytes),
+        )?);
     }
     write_file_atomic(vfs, &seg_dir, &index_file_name(first), &bytes)?;
     Ok(SegmentIndex::new(
+        shared.clone(),
         idx_path.clone(),
         map_file(vfs, &idx_path)?,
     )?)
@@ -773,7 +779,7 @@ fn recover_once(
 
     let mut indexes = Vec::with_capacity(sealed_n);
     for (i, m) in metas.iter().enumerate().take(sealed_n) {
-        indexes.push(load_index(vfs, dir, i, m, read_only, repair)?);
+        indexes.push(load_index(shared_vfs, dir, i, m, read_only, repair)?);
     }
 
     let start = match start_from_checkpoint(vfs, dir, ckpt, &metas, read_only)? {

@@ -51,7 +51,7 @@ impl State {
                 if position > s.footer.last_position() {
                     return Ok(None);
                 }
-                s.index()?.frame_for(rel)
+                s.index()?.view().frame_for(rel)
             }
             SegRef::Active(_) => self.active_index.frame_for(rel),
         };
@@ -68,7 +68,8 @@ impl State {
     ) -> Result<Vec<(SegRef, StreamEntry)>> {
         let mut out = Vec::new();
         for s in &self.sealed {
-            let v = s.index()?;
+            let ix = s.index()?;
+            let v = ix.view();
             let mut i = v.lower_bound(hash, lo);
             while i < v.header.event_count as usize {
                 let e = v.entry(i);

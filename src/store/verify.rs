@@ -12,9 +12,7 @@ use crate::segment::{durable_frame_after, scan_frames};
 use crate::store::recover::{apply_versions, entry_for, is_zseg, list_segments};
 use crate::wire::checkpoint::{CHECKPOINT_FILE_NAME, decode_checkpoint};
 use crate::wire::index_file::IndexView;
-use crate::wire::segment::{
-    FOOTER_BYTES, SEGMENT_HEADER_BYTES, SegmentFooter, SegmentHeader,
-};
+use crate::wire::segment::{FOOTER_BYTES, SEGMENT_HEADER_BYTES, SegmentFooter, SegmentHeader};
 
 /// One problem found by verify.
 #[derive(Debug, Clone, PartialEq, Eq)]

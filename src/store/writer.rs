@@ -347,8 +347,8 @@ impl Inner {
                 return Ok(Some(w.header.first_position + u64::from(rel)));
             }
             if let Some(s) = st.sealed.last() {
-                let v = s.index()?;
-                if let Some(rel) = v.find_id(id.as_bytes()) {
+                let ix = s.index()?;
+                if let Some(rel) = ix.view().find_id(id.as_bytes()) {
                     return Ok(Some(s.header.first_position + u64::from(rel)));
                 }
             }
@@ -460,7 +460,11 @@ impl Inner {
             w.path.clone(),
             w.header,
             footer,
-            SegmentIndex::new(idx_path.clone(), map_file(vfs, &idx_path)?)?,
+            SegmentIndex::new(
+                self.vfs.clone(),
+                idx_path.clone(),
+                map_file(vfs, &idx_path)?,
+            )?,
         );
         {
             let mut st = self.state.write();
