@@ -186,3 +186,84 @@ fn when_both_copies_exist_the_store_directory_wins_and_the_archive_copy_goes() {
     assert!(!archive.join(first.file_name().unwrap()).exists());
     assert_eq!(all(&store), before);
 }
+
+#[test]
+fn an_archive_directory_that_is_a_store_directory_is_refused() {
+    let t = tempfile::tempdir().unwrap();
+    let dir = t.path().join("store");
+    let store = opts().open(&dir).unwrap();
+    fill(&store, 0, 600);
+    let before = all(&store);
+    store.close().unwrap();
+    let segs = count(&dir, "seg");
+    // The store directory itself, under two spellings, and another store's directory.
+    let other = t.path().join("other");
+    opts().open(&other).unwrap().close().unwrap();
+    for bad in [dir.clone(), dir.join("."), other] {
+        match opts().archive_dir(&bad).open(&dir) {
+            Err(Error::InvalidArgument(m)) => assert!(m.contains("store directory"), "{m}"),
+            other => panic!("{}: expected InvalidArgument, got {other:?}", bad.display()),
+        }
+        assert_eq!(count(&dir, "seg"), segs, "{}: files changed", bad.display());
+    }
+    let store = opts().open(&dir).unwrap();
+    assert_eq!(all(&store), before);
+}
+
+#[test]
+fn a_huge_age_archives_nothing() {
+    let t = tempfile::tempdir().unwrap();
+    let dir = t.path().join("store");
+    let store = opts().archive_dir(t.path().join("a")).open(&dir).unwrap();
+    fill(&store, 0, 600);
+    let rep = store.archive_sealed(Duration::MAX).unwrap();
+    assert_eq!(rep.segments_moved, 0);
+}
+
+#[test]
+fn repair_of_damage_in_an_archived_segment_keeps_the_bytes_beside_it() {
+    let t = tempfile::tempdir().unwrap();
+    let dir = t.path().join("store");
+    let archive = t.path().join("archive");
+    let store = opts().archive_dir(&archive).open(&dir).unwrap();
+    fill(&store, 0, 1200);
+    store.archive_sealed(Duration::ZERO).unwrap();
+    fill(&store, 1200, 10);
+    store.close().unwrap();
+    let mut segs: Vec<_> = std::fs::read_dir(&archive)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|x| x == "seg"))
+        .collect();
+    segs.sort();
+    // Damage the header of the third archived segment: the log is cut there.
+    let victim = segs[2].clone();
+    let mut b = std::fs::read(&victim).unwrap();
+    b[20] ^= 1;
+    std::fs::write(&victim, &b).unwrap();
+    assert!(opts().open(&dir).is_err());
+    let store = opts().repair(true).open(&dir).unwrap();
+    let events = all(&store);
+    assert!(!events.is_empty() && events.len() < 1210);
+    // Nothing was deleted: the damaged segment and the later ones are .corrupt files beside
+    // where they were.
+    let corrupt_in = |d: &Path| {
+        std::fs::read_dir(d)
+            .unwrap()
+            .filter(|e| {
+                e.as_ref()
+                    .unwrap()
+                    .file_name()
+                    .to_str()
+                    .unwrap()
+                    .ends_with(".corrupt")
+            })
+            .count()
+    };
+    assert_eq!(corrupt_in(&archive), segs.len() - 2);
+    assert!(
+        corrupt_in(&dir) >= 1,
+        "the store directory's segments after the cut"
+    );
+    assert!(store.verify().unwrap().is_clean());
+}

@@ -61,6 +61,7 @@ impl Inner {
             ));
         };
         let vfs = &*self.vfs;
+        crate::store::recover::check_archive_dir(vfs, &self.dir, &archive)?;
         let _one_at_a_time = self.compress_lock.lock();
         vfs.create_dir_all(&archive)
             .map_err(Error::io("create directory", &archive))?;
@@ -79,7 +80,8 @@ impl Inner {
         }
         // A segment was sealed when the next one was created; it is old enough when that was
         // longer ago than `older_than`.
-        let cutoff = now_us().saturating_sub(older_than.as_micros() as u64);
+        let cutoff =
+            now_us().saturating_sub(u64::try_from(older_than.as_micros()).unwrap_or(u64::MAX));
         let candidates: Vec<Arc<SealedSegment>> = {
             let st = self.state.read();
             let next_created = st

@@ -178,6 +178,9 @@ impl Store {
                 }
             }
         };
+        if let Some(want) = &opts.archive_dir {
+            recover::check_archive_dir(&*vfs, dir, &dir.join(want))?;
+        }
         if let (false, Some(want)) = (read_only, &opts.archive_dir)
             && recover::archive_dir_of(&*vfs, dir)?.is_some_and(|have| have != dir.join(want))
         {

@@ -185,7 +185,41 @@ pub(crate) fn archive_dir_of(vfs: &dyn Vfs, dir: &Path) -> Result<Option<PathBuf
     let p = crate::wire::archive::decode_archive_marker(&bytes)
         .map_err(|e| Error::corrupted(&path, e.at as u64, e))?;
     // A relative path is relative to the store directory.
-    Ok(Some(dir.join(p)))
+    let archive = dir.join(p);
+    check_archive_dir(vfs, dir, &archive)?;
+    Ok(Some(archive))
+}
+
+/// Refuses an archive directory that is a store directory (this store's own, under another
+/// name, or another store's): its segments would be taken for copies of this store's.
+pub(crate) fn check_archive_dir(vfs: &dyn Vfs, dir: &Path, archive: &Path) -> Result<()> {
+    let same = normalize(archive) == normalize(dir)
+        || vfs
+            .list(archive)
+            .is_ok_and(|names| names.iter().any(|n| n == crate::store::LOCK_FILE_NAME));
+    if same {
+        return Err(Error::InvalidArgument(format!(
+            "archive directory {} is a store directory (it holds a {} file)",
+            archive.display(),
+            crate::store::LOCK_FILE_NAME
+        )));
+    }
+    Ok(())
+}
+
+/// `p` without `.` components and with `..` applied, lexically.
+fn normalize(p: &Path) -> PathBuf {
+    let mut out = PathBuf::new();
+    for c in p.components() {
+        match c {
+            std::path::Component::CurDir => {}
+            std::path::Component::ParentDir => {
+                out.pop();
+            }
+            c => out.push(c),
+        }
+    }
+    out
 }
 
 /// The index file of the segment stored at `segment_path` (beside it).
@@ -205,7 +239,8 @@ fn corrupt_name(vfs: &dyn Vfs, dir: &Path, base: &str) -> Result<PathBuf> {
 }
 
 /// Cuts the log at `offset` of segment `seg`: the bytes from there and every later segment are
-/// moved to `*.corrupt` files (nothing is deleted); indexes and checkpoint are dropped.
+/// moved to `*.corrupt` files beside them (in the store directory, or in the archive for an
+/// archived segment; nothing is deleted); their indexes and the checkpoint are dropped.
 fn cut_log(
     vfs: &dyn Vfs,
     dir: &Path,
@@ -220,31 +255,36 @@ fn cut_log(
             segment_file_name(pos)
         }
     };
+    let seg_dir = |path: &Path| path.parent().unwrap_or(dir).to_path_buf();
     for (pos, path) in names.iter().skip(seg + 1) {
-        let to = corrupt_name(vfs, dir, &file_name(*pos, path))?;
+        let d = seg_dir(path);
+        let to = corrupt_name(vfs, &d, &file_name(*pos, path))?;
         vfs.rename(path, &to).map_err(Error::io("rename", path))?;
-        remove_file_durable(vfs, dir, &index_file_name(*pos))?;
+        remove_file_durable(vfs, &d, &index_file_name(*pos))?;
+        fsync_dir(vfs, &d)?;
     }
     if let Some((pos, path)) = names.get(seg) {
+        let d = seg_dir(path);
         // A compressed segment is moved whole: its blocks cannot be cut at an image offset.
         if offset <= SEGMENT_HEADER_BYTES as u64 || is_zseg(path) {
-            let to = corrupt_name(vfs, dir, &file_name(*pos, path))?;
+            let to = corrupt_name(vfs, &d, &file_name(*pos, path))?;
             vfs.rename(path, &to).map_err(Error::io("rename", path))?;
         } else {
             let f = vfs.open(path, true).map_err(Error::io("open", path))?;
             let len = f.len().map_err(Error::io("stat", path))?;
             let tail = read_at(&*f, path, offset, (len - offset.min(len)) as usize)?;
-            let to = corrupt_name(vfs, dir, &format!("{}.{offset}", segment_file_name(*pos)))?;
+            let to = corrupt_name(vfs, &d, &format!("{}.{offset}", segment_file_name(*pos)))?;
             let name = to
                 .file_name()
                 .and_then(|n| n.to_str())
                 .unwrap_or_default()
                 .to_owned();
-            write_file_atomic(vfs, dir, &name, &tail)?;
+            write_file_atomic(vfs, &d, &name, &tail)?;
             f.set_len(offset).map_err(Error::io("truncate", path))?;
             fsync_data(&*f, path)?;
         }
-        remove_file_durable(vfs, dir, &index_file_name(*pos))?;
+        remove_file_durable(vfs, &d, &index_file_name(*pos))?;
+        fsync_dir(vfs, &d)?;
     }
     remove_file_durable(vfs, dir, CHECKPOINT_FILE_NAME)?;
     fsync_dir(vfs, dir)
