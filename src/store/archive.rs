@@ -23,7 +23,7 @@ use std::time::Duration;
 
 use crate::error::{Error, Result};
 use crate::io::{remove_file_durable, write_file_atomic};
-use crate::segment::{SealedSegment, SegmentIndex, map_file};
+use crate::segment::{SealedSegment, map_file};
 use crate::store::recover::{archive_dir_of, index_path_of};
 use crate::store::{Inner, Store, now_us};
 use crate::wire::archive::{ARCHIVE_FILE_NAME, encode_archive_marker};
@@ -135,28 +135,12 @@ impl Inner {
         let moved = (bytes.len() + idx.len()) as u64;
         drop((bytes, idx));
         seg.pin_map()?;
-        let archived_idx = archive.join(&idx_name);
-        let replacement = Arc::new(SealedSegment::new(
-            self.vfs.clone(),
-            archive.join(&name),
+        self.swap_sealed(
+            &archive.join(&name),
             seg.header,
             seg.footer,
-            SegmentIndex::new(
-                self.vfs.clone(),
-                archived_idx.clone(),
-                map_file(vfs, &archived_idx)?,
-            )?,
-        ));
-        {
-            let mut st = self.state.write();
-            if let Some(slot) = st
-                .sealed
-                .iter_mut()
-                .find(|s| s.header.first_position == first)
-            {
-                *slot = replacement;
-            }
-        }
+            &archive.join(&idx_name),
+        )?;
         remove_file_durable(vfs, &seg_dir, &name)?;
         remove_file_durable(vfs, &seg_dir, &idx_name)?;
         Ok(moved)

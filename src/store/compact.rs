@@ -26,7 +26,7 @@ use std::sync::atomic::Ordering;
 
 use crate::error::{Error, Result};
 use crate::io::write_file_atomic;
-use crate::segment::{SealedSegment, SegmentIndex, build_index, map_file};
+use crate::segment::{SealedSegment, build_index};
 use crate::store::{Inner, Store, now_us};
 use crate::wire::bytes::u32_at;
 use crate::wire::frame::{
@@ -227,28 +227,12 @@ impl Inner {
         let seg_dir = seg.path.parent().unwrap_or(&self.dir).to_path_buf();
         write_file_atomic(vfs, &seg_dir, &name, &bytes)?;
         write_file_atomic(vfs, &seg_dir, &index_file_name(first), &index)?;
-        let idx_path = seg_dir.join(index_file_name(first));
-        let replacement = Arc::new(SealedSegment::new(
-            self.vfs.clone(),
-            seg.path.clone(),
+        self.swap_sealed(
+            &seg.path,
             seg.header,
             footer,
-            SegmentIndex::new(
-                self.vfs.clone(),
-                idx_path.clone(),
-                map_file(vfs, &idx_path)?,
-            )?,
-        ));
-        {
-            let mut st = self.state.write();
-            if let Some(slot) = st
-                .sealed
-                .iter_mut()
-                .find(|s| s.header.first_position == first)
-            {
-                *slot = replacement;
-            }
-        }
+            &seg_dir.join(index_file_name(first)),
+        )?;
         Ok((before, bytes.len() as u64))
     }
 }

@@ -13,6 +13,7 @@
 //! both files: open uses the `.seg` file and removes the `.zseg` one, to be compressed again.
 //! The `.idx` file is unchanged: its offsets are offsets in the image, which is the `.seg` file.
 
+use std::path::Path;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
@@ -21,7 +22,7 @@ use crate::error::{Error, Result};
 use crate::io::{remove_file_durable, write_file_atomic};
 use crate::segment::{SealedSegment, SegmentIndex, map_file};
 use crate::store::{Inner, Store};
-use crate::wire::segment::segment_file_name;
+use crate::wire::segment::{SegmentFooter, SegmentHeader, segment_file_name};
 use crate::wire::zseg::{compress_image, decompress_image, zseg_file_name};
 
 /// What [`Store::compress_sealed`] did.
@@ -43,6 +44,40 @@ impl CompressReport {
 }
 
 impl Inner {
+    /// Replaces, in the store's list, the sealed segment that starts at `header`'s first
+    /// position by the one stored at `path` with its index at `idx_path` (after the files were
+    /// written, compressed, compacted or moved). Readers holding the old one keep it.
+    pub(crate) fn swap_sealed(
+        &self,
+        path: &Path,
+        header: SegmentHeader,
+        footer: SegmentFooter,
+        idx_path: &Path,
+    ) -> Result<()> {
+        let vfs = &*self.vfs;
+        let index = SegmentIndex::new(
+            self.vfs.clone(),
+            idx_path.to_path_buf(),
+            map_file(vfs, idx_path)?,
+        )?;
+        let replacement = Arc::new(SealedSegment::new(
+            self.vfs.clone(),
+            path.to_path_buf(),
+            header,
+            footer,
+            index,
+        ));
+        let mut st = self.state.write();
+        if let Some(slot) = st
+            .sealed
+            .iter_mut()
+            .find(|s| s.header.first_position == header.first_position)
+        {
+            *slot = replacement;
+        }
+        Ok(())
+    }
+
     /// Compresses the sealed segments not compressed yet, oldest first, leaving out the
     /// `keep_newest` most recent ones.
     pub(crate) fn compress_sealed(&self, keep_newest: usize) -> Result<CompressReport> {
@@ -107,28 +142,12 @@ impl Inner {
         let zname = zseg_file_name(first);
         write_file_atomic(vfs, &seg_dir, &zname, &z)?;
         seg.pin_map()?;
-        let idx_path = crate::store::recover::index_path_of(&seg.path, first);
-        let replacement = Arc::new(SealedSegment::new(
-            self.vfs.clone(),
-            seg_dir.join(&zname),
+        self.swap_sealed(
+            &seg_dir.join(&zname),
             seg.header,
             seg.footer,
-            SegmentIndex::new(
-                self.vfs.clone(),
-                idx_path.clone(),
-                map_file(vfs, &idx_path)?,
-            )?,
-        ));
-        {
-            let mut st = self.state.write();
-            if let Some(slot) = st
-                .sealed
-                .iter_mut()
-                .find(|s| s.header.first_position == first)
-            {
-                *slot = replacement;
-            }
-        }
+            &crate::store::recover::index_path_of(&seg.path, first),
+        )?;
         remove_file_durable(vfs, &seg_dir, &segment_file_name(first))?;
         Ok((image.len() as u64, z.len() as u64))
     }
