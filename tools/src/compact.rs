@@ -15,7 +15,7 @@ use std::path::PathBuf;
 use evlog::StoreOptions;
 use serde_json::json;
 
-use crate::{Failure, Outcome, require_dir};
+use crate::{Failure, Outcome, require_store};
 
 /// Arguments of `evlog compact`.
 #[derive(clap::Args)]
@@ -30,21 +30,7 @@ pub struct Args {
 /// Runs the subcommand.
 pub fn run(a: &Args) -> Result<Outcome, Failure> {
     let dir = &a.dir;
-    require_dir(dir)?;
-    let names = std::fs::read_dir(dir)
-        .map_err(|e| Failure::usage(format!("read directory {}: {e}", dir.display())))?;
-    let is_store = names.filter_map(|e| e.ok()).any(|e| {
-        e.file_name().to_str().is_some_and(|n| {
-            evlog::wire::segment::parse_segment_file_name(n).is_some()
-                || evlog::wire::zseg::parse_zseg_file_name(n).is_some()
-        })
-    });
-    if !is_store {
-        return Err(Failure::usage(format!(
-            "{}: no segment files: not an evlog store (nothing was changed)",
-            dir.display()
-        )));
-    }
+    require_store(dir)?;
     let store = match StoreOptions::new().open(dir) {
         Ok(s) => s,
         Err(evlog::Error::Locked { .. }) => return Err(crate::locked(dir, "compact")),

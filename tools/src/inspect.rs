@@ -1,7 +1,8 @@
 //! `evlog inspect PATH`: what a store's files hold (`evlog::inspect`). A directory gets a
 //! summary per segment, index and checkpoint; a segment file gets every frame. A compressed
 //! segment (`.zseg`) also gets its compressed form: header, blocks (each one checked in a file),
-//! and its frames are those of its image, at image offsets.
+//! and its frames are those of its image, at image offsets. Segments moved to the store's
+//! archive directory are listed with the others, marked as archived, with their path.
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -11,6 +12,7 @@ use evlog::inspect::{
     STOP_DAMAGED_BLOCK, SegmentInspection, ZsegInspection,
 };
 use evlog::wire::DecodeError;
+use evlog::wire::archive::ARCHIVE_FILE_NAME;
 use evlog::wire::checkpoint::CHECKPOINT_FILE_NAME;
 use evlog::wire::index_file::IndexHeader;
 use evlog::wire::segment::{SEGMENT_VERSION, SegmentFooter, SegmentHeader};
@@ -215,6 +217,13 @@ fn dir_text(d: &DirInspection) -> String {
     let bytes: u64 = d.segments.iter().map(|s| s.bytes).sum();
     let compressed = d.compressed_segments();
     s.push_str(&format!("store: {}\n", d.dir.display()));
+    if let Some(a) = &d.archive_dir {
+        s.push_str(&format!(
+            "archive: {} (named by {ARCHIVE_FILE_NAME}): {} segment(s) archived\n",
+            a.display(),
+            d.archived_segments()
+        ));
+    }
     let compression = if compressed == 0 {
         format!("compression {COMPRESSION}")
     } else {
@@ -233,12 +242,17 @@ fn dir_text(d: &DirInspection) -> String {
         s.push_str("note: no segment files: an empty directory, or not an evlog store\n");
     }
     for seg in &d.segments {
+        let archived = d.is_archived(&seg.path);
         s.push_str(&format!(
-            "\n{}  {}  {} byte(s)\n",
+            "\n{}  {}{}  {} byte(s)\n",
             file_name(&seg.path),
             state(seg),
+            if archived { ", archived" } else { "" },
             seg.bytes
         ));
+        if archived {
+            s.push_str(&format!("  archived: {}\n", seg.path.display()));
+        }
         if let Some(z) = &seg.compressed {
             s.push_str(&format!("  compressed: {}\n", zseg_text(z)));
             s.push_str(&format!("  blocks: {}\n", blocks_text(z)));
@@ -269,6 +283,9 @@ fn dir_text(d: &DirInspection) -> String {
     s.push_str(&format!("\nindexes: {}\n", d.indexes.len()));
     for i in &d.indexes {
         s.push_str(&format!("  {}", index_text(i)));
+        if d.is_archived(&i.path) {
+            s.push_str(&format!("    archived: {}\n", i.path.display()));
+        }
         for p in &i.problems {
             s.push_str(&format!("    problem: {p}\n"));
         }
@@ -292,6 +309,17 @@ fn dir_text(d: &DirInspection) -> String {
         for (name, len) in &d.other_files {
             let what = if name == evlog::store::LOCK_FILE_NAME {
                 " (lock file)"
+            } else if name == ARCHIVE_FILE_NAME {
+                " (archive marker: names the archive directory)"
+            } else if let Some(n) = archive_copy(d, name) {
+                if d.segments
+                    .iter()
+                    .any(|s| s.name_position == Some(n) && !d.is_archived(&s.path))
+                {
+                    " (copy left in the archive by an interrupted archive run: the store directory's file of the same segment is read instead; a writable open deletes this copy)"
+                } else {
+                    " (compressed copy left by an interrupted compression: the .seg file of the same segment is read instead; a writable open deletes it)"
+                }
             } else if name.ends_with(".corrupt") {
                 " (bytes moved aside by a repair; never read)"
             } else if evlog::wire::zseg::parse_zseg_file_name(name).is_some() {
@@ -321,6 +349,18 @@ fn dir_text(d: &DirInspection) -> String {
         s.push_str(&format!("problem: {p}\n"));
     }
     s
+}
+
+/// The first position of a segment file in the archive listed among the other files (named by
+/// its path there).
+fn archive_copy(d: &DirInspection, name: &str) -> Option<u64> {
+    let p = Path::new(name);
+    if !d.is_archived(p) {
+        return None;
+    }
+    let n = p.file_name()?.to_str()?;
+    evlog::wire::segment::parse_segment_file_name(n)
+        .or_else(|| evlog::wire::zseg::parse_zseg_file_name(n))
 }
 
 fn index_header_text(h: &IndexHeader) -> String {
@@ -620,10 +660,20 @@ fn dir_json(d: &DirInspection) -> Value {
         "dir": d.dir.display().to_string(),
         "compression": if d.compressed_segments() == 0 { COMPRESSION } else { COMPRESSION_ZSEG },
         "compressed_segments": d.compressed_segments(),
+        "archive_dir": d.archive_dir.as_ref().map(|a| a.display().to_string()),
+        "archived_segments": d.archived_segments(),
         "clean": problems.is_empty(),
         "events": d.events(),
-        "segments": d.segments.iter().map(|s| segment_json(s, false)).collect::<Vec<_>>(),
-        "indexes": d.indexes.iter().map(index_json).collect::<Vec<_>>(),
+        "segments": d.segments.iter().map(|s| {
+            let mut v = segment_json(s, false);
+            v["archived"] = d.is_archived(&s.path).into();
+            v
+        }).collect::<Vec<_>>(),
+        "indexes": d.indexes.iter().map(|i| {
+            let mut v = index_json(i);
+            v["archived"] = d.is_archived(&i.path).into();
+            v
+        }).collect::<Vec<_>>(),
         "checkpoint": d.checkpoint.as_ref().map(checkpoint_json),
         "other_files": d.other_files.iter().map(|(n, l)| json!({"file": n, "bytes": l})).collect::<Vec<_>>(),
         "problems": problems,

@@ -2,7 +2,7 @@
 //!
 //! One subcommand per file; the logic lives in the library (`evlog::verify_dir`,
 //! `evlog::stats`, `evlog::inspect`, `evlog::export`, `Store::compress_sealed`,
-//! `Store::compact`), except the benchmark driver.
+//! `Store::compact`, `Store::archive_sealed`), except the benchmark driver.
 //! Exit codes are listed in `evlog --help`.
 
 /// The exit codes, as a literal so that `concat!` can add it to longer help texts.
@@ -14,11 +14,12 @@ Exit codes:
   1  problems found: verify or inspect found damage, import rejected lines, repair left
      problems, or the store is corrupted and does not open
   2  usage error, or an I/O error (missing directory, unreadable file)
-  3  the store is locked by a running writer (repair, compress, import, compact): nothing was
-     changed"
+  3  the store is locked by a running writer (repair, compress, import, compact, archive):
+     nothing was changed"
     };
 }
 
+mod archive;
 mod bench;
 mod compact;
 mod compress;
@@ -39,7 +40,7 @@ use clap::{Parser, Subcommand};
 
 const EXIT_CODES: &str = exit_codes!();
 
-/// Inspect, check, repair, compress, compact, export and import evlog stores.
+/// Inspect, check, repair, compress, compact, archive, export and import evlog stores.
 #[derive(Parser)]
 #[command(name = "evlog", version, after_help = EXIT_CODES)]
 struct Cli {
@@ -70,6 +71,9 @@ enum Command {
     /// Rewrite sealed segments without the events retention rules and deletions hide, and say how much it saved.
     #[command(after_help = EXIT_CODES)]
     Compact(compact::Args),
+    /// Move the oldest sealed segments to an archive directory, where they stay readable, and say how many.
+    #[command(after_help = EXIT_CODES)]
+    Archive(archive::Args),
     /// Write events as JSON lines (opens the store read-only).
     #[command(after_help = EXIT_CODES)]
     Export(export::Args),
@@ -165,6 +169,29 @@ pub fn require_dir(dir: &Path) -> Result<(), Failure> {
     }
 }
 
+/// Fails with exit 2 unless `dir` is a store directory: a directory with segment files, or with
+/// an archive marker (`archive.path`: its segments may all be in the archive). Used by the
+/// commands that open a store for writing, which would otherwise create one.
+pub fn require_store(dir: &Path) -> Result<(), Failure> {
+    require_dir(dir)?;
+    let names = std::fs::read_dir(dir)
+        .map_err(|e| Failure::usage(format!("read directory {}: {e}", dir.display())))?;
+    let is_store = names.filter_map(|e| e.ok()).any(|e| {
+        e.file_name().to_str().is_some_and(|n| {
+            evlog::wire::segment::parse_segment_file_name(n).is_some()
+                || evlog::wire::zseg::parse_zseg_file_name(n).is_some()
+                || n == evlog::wire::archive::ARCHIVE_FILE_NAME
+        })
+    });
+    if !is_store {
+        return Err(Failure::usage(format!(
+            "{}: no segment files: not an evlog store (nothing was changed)",
+            dir.display()
+        )));
+    }
+    Ok(())
+}
+
 fn main() -> ExitCode {
     // clap prints usage errors itself and exits with 2 (0 for --help and --version).
     let cli = Cli::parse();
@@ -176,6 +203,7 @@ fn main() -> ExitCode {
         Command::Repair(a) => repair::run(&a),
         Command::Compress(a) => compress::run(&a),
         Command::Compact(a) => compact::run(&a),
+        Command::Archive(a) => archive::run(&a),
         Command::Export(a) => export::run(&a),
         Command::Import(a) => import::run(&a),
         Command::Bench(a) => bench::run(&a),

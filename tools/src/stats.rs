@@ -1,4 +1,5 @@
-//! `evlog stats DIR`: what the store holds (`evlog::stats::stats_dir`).
+//! `evlog stats DIR`: what the store holds (`evlog::stats::stats_dir`), archived segments
+//! included.
 
 use std::io::Write;
 use std::path::PathBuf;
@@ -47,6 +48,16 @@ fn text(a: &Args, s: &StoreStats) -> String {
         "bytes on disk:  {} ({} in segments, {} in indexes)\n",
         s.bytes_on_disk, s.segment_bytes, s.index_bytes
     ));
+    match &s.archive_dir {
+        Some(d) => out.push_str(&format!(
+            "archive:        {}: {} archived segment(s) of the {} sealed, {} bytes (segment and index files; counted above)\n",
+            d.display(),
+            s.archived_segments,
+            s.segments_sealed,
+            s.archive_bytes
+        )),
+        None => out.push_str("archive:        none (no segment was archived)\n"),
+    }
     if s.compressed_segments == 0 {
         out.push_str(&format!(
             "segment images: {} (no segment is compressed)\n",
@@ -91,7 +102,7 @@ fn json(a: &Args, s: &StoreStats) -> String {
         .map(|(t, n)| format!("{}: {n}", json_str(t)))
         .collect();
     format!(
-        "{{\"dir\": {}, \"events\": {}, \"streams\": {}, \"segments\": {{\"sealed\": {}, \"active\": {}}}, \"compressed_segments\": {}, \"bytes_on_disk\": {}, \"segment_bytes\": {}, \"image_bytes\": {}, \"index_bytes\": {}, \"raw_event_bytes\": {}, \"compression_ratio\": {:.4}, \"event_types\": {{{}}}, \"oldest_timestamp_us\": {}, \"newest_timestamp_us\": {}, \"head_position\": {}}}\n",
+        "{{\"dir\": {}, \"events\": {}, \"streams\": {}, \"segments\": {{\"sealed\": {}, \"active\": {}}}, \"compressed_segments\": {}, \"bytes_on_disk\": {}, \"segment_bytes\": {}, \"image_bytes\": {}, \"index_bytes\": {}, \"archive_dir\": {}, \"archived_segments\": {}, \"archive_bytes\": {}, \"raw_event_bytes\": {}, \"compression_ratio\": {:.4}, \"event_types\": {{{}}}, \"oldest_timestamp_us\": {}, \"newest_timestamp_us\": {}, \"head_position\": {}}}\n",
         json_str(&a.dir.display().to_string()),
         s.events,
         s.streams,
@@ -102,6 +113,12 @@ fn json(a: &Args, s: &StoreStats) -> String {
         s.segment_bytes,
         s.image_bytes,
         s.index_bytes,
+        s.archive_dir.as_ref().map_or_else(
+            || "null".to_string(),
+            |d| json_str(&d.display().to_string())
+        ),
+        s.archived_segments,
+        s.archive_bytes,
         s.raw_event_bytes,
         s.compression_ratio(),
         types.join(", "),

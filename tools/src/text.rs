@@ -1,4 +1,4 @@
-//! Text formatting shared by the subcommands: times, durations, byte counts.
+//! Text formatting and parsing shared by the subcommands: times, durations, byte counts.
 
 use std::time::Duration;
 
@@ -46,6 +46,49 @@ pub fn duration(d: Duration) -> String {
     }
 }
 
+/// Parses a duration given on the command line: a whole number and a unit, `s` (seconds),
+/// `m` (minutes), `h` (hours), `d` (days) or `w` (weeks): `30d`, `12h`, `90m`, `0s`. The error
+/// says what is wrong and what is expected (clap prints it as a usage error, exit 2).
+pub fn parse_duration(s: &str) -> Result<Duration, String> {
+    const EXPECTED: &str =
+        "expected a whole number and a unit: s, m, h, d or w (e.g. 30d, 12h, 90m, 0s)";
+    let t = s.trim();
+    let split = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());
+    let (num, unit) = t.split_at(split);
+    if num.is_empty() {
+        return Err(format!("{s:?} does not start with a number: {EXPECTED}"));
+    }
+    let secs_per: u64 = match unit {
+        "s" => 1,
+        "m" => 60,
+        "h" => 3600,
+        "d" => 86_400,
+        "w" => 7 * 86_400,
+        "" => return Err(format!("{s:?} has no unit: {EXPECTED}")),
+        u => return Err(format!("unknown unit {u:?} in {s:?}: {EXPECTED}")),
+    };
+    // Durations are counted in microseconds since the Unix epoch elsewhere: keep them in a u64.
+    const MAX_SECS: u64 = u64::MAX / 1_000_000;
+    num.parse::<u64>()
+        .ok()
+        .and_then(|n| n.checked_mul(secs_per))
+        .filter(|secs| *secs <= MAX_SECS)
+        .map(Duration::from_secs)
+        .ok_or_else(|| format!("{s:?} is too long (at most {MAX_SECS}s)"))
+}
+
+/// A duration as [`parse_duration`] reads it, in the largest unit that keeps it whole (`30d`,
+/// `90m`, `0s`).
+pub fn duration_arg(d: Duration) -> String {
+    let secs = d.as_secs();
+    for (unit, per) in [("d", 86_400), ("h", 3600), ("m", 60)] {
+        if secs > 0 && secs.is_multiple_of(per) {
+            return format!("{}{unit}", secs / per);
+        }
+    }
+    format!("{secs}s")
+}
+
 /// A byte count in binary units: `512 B`, `3.50 MiB`.
 pub fn bytes(n: u64) -> String {
     const UNITS: [&str; 5] = ["B", "KiB", "MiB", "GiB", "TiB"];
@@ -86,5 +129,39 @@ mod tests {
         assert_eq!(duration(Duration::from_secs(3)), "3.00 s");
         assert_eq!(bytes(512), "512 B");
         assert_eq!(bytes(3 << 20 | 1 << 19), "3.50 MiB");
+    }
+
+    #[test]
+    fn durations_parse_with_a_unit() {
+        assert_eq!(parse_duration("0s"), Ok(Duration::ZERO));
+        assert_eq!(parse_duration("90m"), Ok(Duration::from_secs(5400)));
+        assert_eq!(parse_duration("12h"), Ok(Duration::from_secs(43_200)));
+        assert_eq!(parse_duration("30d"), Ok(Duration::from_secs(2_592_000)));
+        assert_eq!(parse_duration("2w"), Ok(Duration::from_secs(1_209_600)));
+        for (arg, shown) in [
+            ("0s", "0s"),
+            ("90m", "90m"),
+            ("120m", "2h"),
+            ("30d", "30d"),
+            ("2w", "14d"),
+            ("61s", "61s"),
+        ] {
+            assert_eq!(duration_arg(parse_duration(arg).unwrap()), shown);
+        }
+        for (bad, why) in [
+            ("", "does not start with a number"),
+            ("d", "does not start with a number"),
+            ("-1d", "does not start with a number"),
+            ("30", "has no unit"),
+            ("30x", "unknown unit"),
+            ("1.5h", "unknown unit"),
+            ("3d12h", "unknown unit"),
+            ("99999999999999999999d", "too long"),
+            ("300000000000000w", "too long"),
+        ] {
+            let e = parse_duration(bad).unwrap_err();
+            assert!(e.contains(why), "{bad}: {e}");
+            assert!(e.contains(bad), "{bad}: {e}");
+        }
     }
 }
