@@ -210,6 +210,7 @@ fn main() {
     let r_plain = replay_rate(&store, head);
     let t_plain = replay_type(&store, head);
     let (s50_plain, s99_plain) = stream_reads(&store);
+    let (b50_plain, b99_plain) = stream_reads_borrowed(&store);
 
     let t = Instant::now();
     let rep = store.compress_sealed().unwrap();
@@ -297,7 +298,7 @@ fn main() {
     );
     let (b50, b99) = stream_reads_borrowed(&store);
     println!(
-        "read one whole stream through Store::replay_stream, warm: p50 {b50:.1} us, p99 {b99:.1} us"
+        "read one whole stream through Store::replay_stream, warm: p50 {b50:.1} us, p99 {b99:.1} us (uncompressed store: p50 {b50_plain:.1}, p99 {b99_plain:.1})"
     );
     drop(store);
     // Cold: nothing in the page cache and no decompressed image kept in this process.

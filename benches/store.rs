@@ -219,5 +219,112 @@ fn reads(c: &mut Criterion) {
     g.finish();
 }
 
-criterion_group!(benches, durable_appends, nondurable_appends, reads);
+/// Replays of a store whose sealed segments are compressed, beside a bare zstd decode of the
+/// same compressed blocks (no checks, no records): what decompression alone costs.
+fn compressed_reads(c: &mut Criterion) {
+    let dir = tempfile::tempdir().unwrap();
+    let opts = StoreOptions::new()
+        .durability(Durability::Never)
+        .segment_bytes(8 << 20);
+    {
+        let store = opts.open(dir.path()).unwrap();
+        let mut w = Workload::with_streams(4, 2_000);
+        for _ in 0..200_000 {
+            let (s, e) = w.next_event();
+            store.append(&s, ExpectedVersion::Any, &[e]).unwrap();
+        }
+        store.compress_sealed().unwrap();
+        store.close().unwrap();
+    }
+    let store = opts.open(dir.path()).unwrap();
+    let head = store.head_position().unwrap() + 1;
+    let mut g = c.benchmark_group("read_compressed");
+    g.sample_size(10);
+    g.throughput(Throughput::Elements(head));
+    g.bench_function("evlog_replay_all_read_all", |b| {
+        b.iter(|| {
+            store
+                .read_all(0, Direction::Forward, ReadFilter::all())
+                .count()
+        })
+    });
+    let all = ReadFilter::all();
+    g.bench_function("evlog_replay_all_borrowed", |b| {
+        b.iter(|| {
+            store
+                .replay(0, u64::MAX, &all, |_| std::ops::ControlFlow::Continue(()))
+                .unwrap()
+                .events
+        })
+    });
+    // Without the cache of decompressed images every replay decompresses every segment again:
+    // the figure to put beside the bare zstd decode.
+    evlog::segment::set_image_cache_bytes(0);
+    g.bench_function("evlog_replay_all_borrowed_decompressing", |b| {
+        b.iter(|| {
+            store
+                .replay(0, u64::MAX, &all, |_| std::ops::ControlFlow::Continue(()))
+                .unwrap()
+                .events
+        })
+    });
+    evlog::segment::set_image_cache_bytes(evlog::segment::DEFAULT_IMAGE_CACHE_BYTES);
+    let types = ReadFilter::all().event_types(["PriceFeedUpdatedEvent"]);
+    g.bench_function("evlog_replay_one_type_borrowed", |b| {
+        b.iter(|| {
+            store
+                .replay(0, u64::MAX, &types, |_| std::ops::ControlFlow::Continue(()))
+                .unwrap()
+                .events
+        })
+    });
+    // Baseline: zstd alone over the same compressed blocks.
+    let zsegs: Vec<Vec<u8>> = std::fs::read_dir(dir.path())
+        .unwrap()
+        .flatten()
+        .map(|e| e.path())
+        .filter(|p| p.extension().is_some_and(|x| x == "zseg"))
+        .map(|p| std::fs::read(p).unwrap())
+        .collect();
+    let layouts: Vec<_> = zsegs
+        .iter()
+        .map(|z| evlog::wire::zseg::decode_zseg(z).unwrap())
+        .collect();
+    g.bench_function("bare_zstd_decode_of_the_compressed_segments", |b| {
+        let mut d = zstd::bulk::Decompressor::new().unwrap();
+        let mut out = vec![0u8; 64 << 10];
+        b.iter(|| {
+            let mut n = 0;
+            for (z, l) in zsegs.iter().zip(&layouts) {
+                for blk in &l.blocks {
+                    let bytes = &z[blk.offset as usize..][..blk.compressed_len as usize];
+                    n += d.decompress_to_buffer(bytes, &mut out).unwrap();
+                }
+            }
+            n
+        })
+    });
+    g.finish();
+    let mut g = c.benchmark_group("read_compressed_stream");
+    let mut rng = Rng::new(9);
+    g.throughput(Throughput::Elements(100));
+    g.bench_function("evlog_whole_stream_of_100_borrowed", |b| {
+        b.iter(|| {
+            let s = Workload::stream_name(rng.below(2_000));
+            store
+                .replay_stream(&s, 0, |_| std::ops::ControlFlow::Continue(()))
+                .unwrap()
+                .events
+        })
+    });
+    g.finish();
+}
+
+criterion_group!(
+    benches,
+    durable_appends,
+    nondurable_appends,
+    reads,
+    compressed_reads
+);
 criterion_main!(benches);

@@ -20,6 +20,10 @@ fn main() {
         s.compress_sealed().unwrap();
         s.close().unwrap();
     }
+    if args.iter().any(|a| a == "cold") {
+        let _ = std::process::Command::new("sync").status();
+        std::fs::write("/proc/sys/vm/drop_caches", "3").expect("drop caches (needs root)");
+    }
     let s = opts.open(&dir).unwrap();
     let filter = if typed {
         ReadFilter::all().event_types([EVENT_TYPES[4]])
@@ -29,7 +33,12 @@ fn main() {
     for _ in 0..5 {
         let t = std::time::Instant::now();
         let end = s
-            .replay(0, u64::MAX, &filter, |_| std::ops::ControlFlow::Continue(()))
+            .replay(
+                0,
+                u64::MAX,
+                &filter,
+                |_| std::ops::ControlFlow::Continue(()),
+            )
             .unwrap();
         println!(
             "{} events in {:.1} ms",

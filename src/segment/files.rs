@@ -243,7 +243,9 @@ impl std::ops::Deref for SegBytes {
 
 /// Reads and decompresses the compressed segment at `path` into the image of its `.seg` file.
 pub fn read_zseg_image(vfs: &dyn Vfs, path: &Path) -> Result<Vec<u8>> {
-    let bytes = map_file(vfs, path)?;
+    // One read of the whole file: sequential I/O, where faulting in a map would go page by
+    // page (with read-ahead) when the file is not cached.
+    let bytes = crate::io::read_file(vfs, path)?;
     crate::wire::zseg::decompress_image(&bytes).map_err(|e| Error::corrupted(path, 0, e))
 }
 

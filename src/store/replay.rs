@@ -17,6 +17,7 @@ use crate::wire::frame::{
     FRAME_HEADER_BYTES, FrameHeader, check_frame, check_frame_with, frame_body,
 };
 use crate::wire::record::{RecordView, Records, decode_record, peek_record};
+use crate::wire::segment::SEGMENT_HEADER_BYTES;
 
 /// Bytes read from the active segment at a time.
 const ACTIVE_CHUNK: usize = 1 << 20;
@@ -236,7 +237,17 @@ impl Inner {
             f,
         };
         while cx.next < cx.end {
-            let located = self.state.read().locate(cx.next)?;
+            // A sealed segment replayed from its first event starts at its first frame: its
+            // index is not needed (and, cold, not read).
+            let located = {
+                let st = self.state.read();
+                match st.segment_for(cx.next) {
+                    Some(seg @ SegRef::Sealed(_)) if seg.first_position() == cx.next => {
+                        Some((seg, SEGMENT_HEADER_BYTES as u64))
+                    }
+                    _ => st.locate(cx.next)?,
+                }
+            };
             let Some((seg, offset)) = located else {
                 return Err(Error::Corrupted {
                     file: self.dir.clone(),
