@@ -3,9 +3,11 @@
 #
 #   fuzz/run-all.sh 60          # 8 targets x 60 s = 8 minutes of fuzzing, plus the build
 #
-# Targets (fuzz/src/targets.rs): frame, record, segment, index, checkpoint, store (a whole store
-# directory), snapshot (snapshot files, and SnapshotStore over them), settings (the
-# streams.settings file, alone and in a store). `.ci/run` runs `fuzz/run-all.sh 60`.
+# Targets (fuzz/src/targets.rs): frame, record (with compaction placeholders), segment (.seg and
+# compressed .zseg files), index, checkpoint, store (a whole store directory, .zseg segments
+# included), snapshot (snapshot files, and SnapshotStore over them), settings (the
+# streams.settings file, alone and in a store, and the archive marker). `.ci/run` runs
+# `fuzz/run-all.sh 60`.
 #
 # Installs cargo-fuzz from crates.io if it is missing (a fixed version, `cargo install --locked`),
 # and runs it on the stable toolchain with RUSTC_BOOTSTRAP=1 (cargo-fuzz needs nightly flags for

@@ -19,10 +19,14 @@ mod targets;
 use std::fs;
 use std::path::{Path, PathBuf};
 
+use evlog::wire::archive::encode_archive_marker;
 use evlog::wire::checkpoint::decode_checkpoint;
-use evlog::wire::frame::{begin_frame, finish_frame};
+use evlog::wire::frame::{
+    FRAME_VERSION_COMPACTED, begin_frame, finish_frame, finish_frame_version,
+};
 use evlog::wire::index_file::IndexView;
-use evlog::wire::record::encode_record;
+use evlog::wire::record::{Records, encode_dropped_record, encode_record};
+use evlog::wire::zseg::{ZSEG_MAGIC, ZSEG_VERSION, compress_image, decompress_image};
 use evlog::{
     Direction, EventData, ExpectedVersion, Metadata, ReadFilter, RecordedEvent, StoreOptions, Uuid,
 };
@@ -477,6 +481,53 @@ fn rich_frame() -> Vec<u8> {
     out
 }
 
+/// [`rich_frame`] as compaction leaves it when its second event is dropped: a version-2 frame
+/// of the first record, the second's placeholder and the third record.
+fn compacted_frame() -> Vec<u8> {
+    let rich = rich_frame();
+    let body = &rich[32..rich.len() - 8];
+    let recs: Vec<_> = Records::new(body, 3)
+        .collect::<Result<_, _>>()
+        .expect("the rich frame's records");
+    let mut out = Vec::new();
+    let start = begin_frame(&mut out);
+    out.extend_from_slice(&body[..recs[1].0]);
+    encode_dropped_record(&mut out, &recs[1].1);
+    out.extend_from_slice(&body[recs[2].0..]);
+    finish_frame_version(&mut out, start, 42, 3, 45, FRAME_VERSION_COMPACTED);
+    out
+}
+
+/// A compressed segment of `image` cut into blocks of `block_raw` bytes (`compress_image`
+/// always uses `ZSEG_BLOCK_RAW_BYTES`, 64 KiB, so golden segments of 4 KB are one block): the
+/// layout of `format/FORMAT.md` §22, written out here.
+fn zseg_with_block_size(image: &[u8], block_raw: u32) -> Vec<u8> {
+    let mut table = Vec::new();
+    let mut blocks = Vec::new();
+    for chunk in image.chunks(block_raw as usize) {
+        let c = zstd::bulk::compress(chunk, 3).unwrap();
+        table.extend_from_slice(&(c.len() as u32).to_le_bytes());
+        table.extend_from_slice(&crc32fast::hash(&c).to_le_bytes());
+        blocks.extend_from_slice(&c);
+    }
+    let mut out = vec![0u8; 64];
+    out[0..8].copy_from_slice(&ZSEG_MAGIC);
+    out[8..10].copy_from_slice(&ZSEG_VERSION.to_le_bytes());
+    out[12..16].copy_from_slice(&block_raw.to_le_bytes());
+    out[16..24].copy_from_slice(&(image.len() as u64).to_le_bytes());
+    let count = image.len().div_ceil(block_raw as usize) as u32;
+    out[24..28].copy_from_slice(&count.to_le_bytes());
+    out[28..32].copy_from_slice(&crc32fast::hash(&table).to_le_bytes());
+    let crc = crc32fast::hash(&out[0..60]);
+    out[60..64].copy_from_slice(&crc.to_le_bytes());
+    out.extend_from_slice(&image[..64]);
+    out.extend_from_slice(&image[image.len() - 64..]);
+    out.extend_from_slice(&table);
+    out.extend_from_slice(&blocks);
+    assert_eq!(decompress_image(&out).unwrap(), image, "a hand-made .zseg");
+    out
+}
+
 fn write_seed(target: &str, name: &str, bytes: &[u8]) {
     let dir = fuzz_dir().join("seeds").join(target);
     fs::create_dir_all(&dir).unwrap();
@@ -500,6 +551,15 @@ fn generate_fuzz_seeds() {
     let rich = rich_frame();
     write_seed("frame", "rich", &with_mode(0, &rich));
     write_seed("record", "rich-3", &with_mode(3, &rich[32..rich.len() - 8]));
+    // Compaction: a version-2 frame with a placeholder record, its records, the placeholder.
+    let compacted = compacted_frame();
+    write_seed("frame", "compacted", &with_mode(0, &compacted));
+    let body = &compacted[32..compacted.len() - 8];
+    write_seed("record", "compacted-3", &with_mode(3, body));
+    let second = Records::new(body, 3).nth(1).unwrap().unwrap();
+    let placeholder = &body[second.0..];
+    let len = 4 + u32::from_le_bytes(placeholder[..4].try_into().unwrap()) as usize;
+    write_seed("record", "dropped", &with_mode(1, &placeholder[..len]));
     let valid = golden("valid");
     let mut n_frames = 0;
     for p in sorted_files(&valid) {
@@ -507,6 +567,23 @@ fn generate_fuzz_seeds() {
         let bytes = fs::read(&p).unwrap();
         if name.ends_with(".seg") {
             write_seed("segment", &format!("valid-{name}"), &with_mode(0, &bytes));
+            // Sealed segments (those with an index) as compressed segments: mode bit 1; bits 0
+            // and 2 fix the file and its copies (a valid file stays as it is).
+            if valid.join(name.replace(".seg", ".idx")).exists() {
+                let z = compress_image(&bytes).unwrap();
+                write_seed("segment", &format!("zseg-{name}"), &with_mode(2, &z));
+                write_seed("segment", &format!("zseg-{name}-fixed"), &with_mode(7, &z));
+                // 4 KiB blocks: a segment of 4,149 bytes is two blocks, the footer across both.
+                if bytes.len() > 4096 {
+                    let z4 = zseg_with_block_size(&bytes, 4096);
+                    write_seed("segment", &format!("zseg-4k-{name}"), &with_mode(2, &z4));
+                    write_seed(
+                        "segment",
+                        &format!("zseg-4k-{name}-fixed"),
+                        &with_mode(7, &z4),
+                    );
+                }
+            }
             // A few frames of each segment: the first, a batch, the last.
             let frames = frames_of(&bytes);
             for (i, f) in frames.iter().enumerate() {
@@ -561,11 +638,129 @@ fn generate_fuzz_seeds() {
             &targets::encode_store_input(4, &tail),
         );
     }
+    zseg_store_seeds();
     snapshot_seeds();
     settings_seeds();
     for t in targets::TARGETS {
         println!("{}: {} seeds", t.0, inputs("seeds", t.0).len());
     }
+}
+
+/// A store directory's segment, index and checkpoint files as (kind, first position, bytes) of
+/// a `store` input; a `.zseg` file with `targets::KIND_FLAG_ZSEG`. Other files are left out.
+fn store_input_files(dir: &Path) -> Vec<(u8, u64, Vec<u8>)> {
+    let mut files = Vec::new();
+    for p in sorted_files(dir) {
+        let name = p.file_name().unwrap().to_str().unwrap().to_owned();
+        let kind = if name == "checkpoint.idx" {
+            2
+        } else if name.ends_with(".seg") {
+            0
+        } else if name.ends_with(".zseg") {
+            targets::KIND_FLAG_ZSEG
+        } else if name.ends_with(".idx") {
+            1
+        } else {
+            continue;
+        };
+        let pos = if kind == 2 {
+            0
+        } else {
+            name[..20].parse().unwrap()
+        };
+        files.push((kind, pos, fs::read(&p).unwrap()));
+    }
+    files
+}
+
+/// The events a read-only open of the store made of a `store` seed's files reads (after a
+/// clean `verify_dir`).
+fn seed_store_events(files: &[(u8, u64, Vec<u8>)]) -> usize {
+    let dir = tempfile::tempdir().unwrap();
+    targets::write_store_files(&targets::encode_store_input(0, files), dir.path());
+    let rep = evlog::verify_dir(dir.path()).unwrap();
+    assert!(rep.is_clean(), "verify: {:?}", rep.problems);
+    let store = StoreOptions::new().open_read_only(dir.path()).unwrap();
+    forward(&store).unwrap().len()
+}
+
+/// `store` seeds with compressed segments: the golden store with its first sealed segment as a
+/// `.zseg` file (as `compress_image` writes it; damaged by the fuzzer from there), with every
+/// sealed segment compressed by the target ([`targets::KIND_FLAG_COMPRESS`]: the fuzzer damages
+/// the image, which stays a well-formed `.zseg`), and the golden store compacted (version-2
+/// frames with placeholders) and compressed by the store itself.
+fn zseg_store_seeds() {
+    let valid = golden("valid");
+    assert!(
+        valid.join("00000000000000000000.idx").exists(),
+        "the golden store's first segment is sealed"
+    );
+    let mut first = store_input_files(&valid);
+    let seg = first
+        .iter_mut()
+        .find(|(k, p, _)| *k == 0 && *p == 0)
+        .expect("the golden store's first segment");
+    seg.0 = targets::KIND_FLAG_ZSEG;
+    seg.2 = compress_image(&seg.2).unwrap();
+    assert_eq!(seed_store_events(&first), 79, "the store of valid-zseg");
+    write_seed(
+        "store",
+        "valid-zseg",
+        &targets::encode_store_input(0, &first),
+    );
+    write_seed(
+        "store",
+        "valid-zseg-fixed",
+        &targets::encode_store_input(1, &first),
+    );
+    write_seed(
+        "store",
+        "valid-zseg-repair-append",
+        &targets::encode_store_input(6, &first),
+    );
+    let mut by_target = store_input_files(&valid);
+    for (kind, pos, _) in &mut by_target {
+        if *kind == 0 && valid.join(format!("{pos:020}.idx")).exists() {
+            *kind = targets::KIND_FLAG_COMPRESS;
+        }
+    }
+    assert_eq!(
+        seed_store_events(&by_target),
+        79,
+        "the store compressed by the target"
+    );
+    write_seed(
+        "store",
+        "valid-compressed-by-target",
+        &targets::encode_store_input(4, &by_target),
+    );
+    // Compacted and compressed by the store: order-1 below version 3 and payment-7 dropped.
+    let dir = tempfile::tempdir().unwrap();
+    targets::write_golden_valid(dir.path());
+    let store = StoreOptions::new()
+        .segment_bytes(4096)
+        .open(dir.path())
+        .unwrap();
+    store.truncate_before("order-1", 3).unwrap();
+    store
+        .tombstone_stream("payment-7", ExpectedVersion::Any)
+        .unwrap();
+    let rep = store.compact().unwrap();
+    assert!(rep.events_dropped > 0, "compaction dropped events");
+    store.compress_sealed().unwrap();
+    store.close().unwrap();
+    let files = store_input_files(dir.path());
+    assert!(
+        files.iter().any(|f| f.0 == targets::KIND_FLAG_ZSEG),
+        "compressed segments"
+    );
+    let left = 79 - rep.events_dropped as usize;
+    assert_eq!(seed_store_events(&files), left, "the compacted store");
+    write_seed(
+        "store",
+        "compacted-zseg",
+        &targets::encode_store_input(4, &files),
+    );
 }
 
 /// The events of `stream` in the golden store `valid/`.
@@ -686,4 +881,9 @@ fn settings_seeds() {
     let file = encode_settings(others.into_iter());
     write_seed("settings", "extremes", &with_mode(0, &file));
     write_seed("settings", "extremes-store", &with_mode(6, &file));
+    // Archive markers (the target decodes its input as one too; bit 0 fixes it).
+    let marker = encode_archive_marker("/mnt/usb/evlog-archive");
+    write_seed("settings", "archive-marker", &with_mode(0, &marker));
+    let marker = encode_archive_marker("../evlog-archive-ü");
+    write_seed("settings", "archive-marker-fixed", &with_mode(1, &marker));
 }

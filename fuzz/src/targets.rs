@@ -7,8 +7,9 @@
 //! target to fix the checksums (and lengths) of the structure before decoding it, so that the
 //! fuzzer gets past them and reaches the checks and lookups behind them.
 //!
-//! This file depends only on `evlog`, on `crc32fast` and `serde` (dependencies of `evlog`) and
-//! on `tempfile` (a dev-dependency of `evlog`), so the test crate can include it with `#[path]`.
+//! This file depends only on `evlog`, on `crc32fast`, `serde` and `zstd` (dependencies of
+//! `evlog`) and on `tempfile` (a dev-dependency of `evlog`), so the test crate can include it
+//! with `#[path]`.
 
 #![allow(dead_code)]
 
@@ -24,17 +25,21 @@ use evlog::snapshot::{
     Aggregate, SNAPSHOT_DIR_NAME, SNAPSHOT_HEADER_BYTES, SNAPSHOT_MAGIC, SNAPSHOT_VERSION,
     SnapshotPolicy, SnapshotStore, decode_state, encode_state, snapshot_file_name,
 };
+use evlog::wire::archive::{
+    ARCHIVE_MAGIC, MAX_ARCHIVE_PATH_BYTES, decode_archive_marker, encode_archive_marker,
+};
 use evlog::wire::bytes::{stream_hash, u16_at, u32_at, u64_at};
 use evlog::wire::checkpoint::{CHECKPOINT_FILE_NAME, decode_checkpoint};
 use evlog::wire::frame::{
-    FRAME_HEADER_BYTES, FRAME_MAGIC, FRAME_OVERHEAD_BYTES, FrameHeader, check_frame, frame_body,
+    FRAME_HEADER_BYTES, FRAME_MAGIC, FRAME_OVERHEAD_BYTES, FRAME_VERSION_COMPACTED, FrameHeader,
+    begin_frame, check_frame, finish_frame_version, frame_body,
 };
 use evlog::wire::index_file::{
     BLOOM_BLOCK_BYTES, FRAME_ENTRY_BYTES, ID_ENTRY_BYTES, INDEX_HEADER_BYTES, INDEX_MAGIC,
     IndexHeader, IndexView, STREAM_ENTRY_BYTES, check_index_body,
 };
 use evlog::wire::limits::MAX_STREAM_ID_BYTES;
-use evlog::wire::record::{Records, decode_record};
+use evlog::wire::record::{RecordView, Records, decode_record, encode_dropped_record, peek_record};
 use evlog::wire::segment::{
     FOOTER_BYTES, FOOTER_MAGIC, SEGMENT_HEADER_BYTES, SEGMENT_MAGIC, SegmentFooter, SegmentHeader,
     index_file_name, parse_segment_file_name, segment_file_name,
@@ -42,6 +47,11 @@ use evlog::wire::segment::{
 use evlog::wire::settings::{
     SETTINGS_FILE_NAME, SETTINGS_HEADER_BYTES, SETTINGS_MAGIC, SETTINGS_VERSION, StreamSettings,
     decode_settings, encode_settings,
+};
+use evlog::wire::zseg::{
+    ZSEG_BLOCK_ENTRY_BYTES, ZSEG_BLOCK_RAW_MAX, ZSEG_BLOCK_RAW_MIN, ZSEG_HEADER_BYTES, ZSEG_MAGIC,
+    ZSEG_MAX_IMAGE_BYTES, ZSEG_PREFIX_BYTES, ZSEG_VERSION, ZsegLayout, compress_image, decode_zseg,
+    decode_zseg_header, decompress_block, decompress_image, zseg_file_name,
 };
 use evlog::{
     Direction, EventData, ExpectedVersion, ReadFilter, RecordedEvent, Store, StoreOptions,
@@ -240,6 +250,100 @@ pub fn fix_settings(b: &mut [u8]) {
     put_u32(b, 60, c);
 }
 
+/// Fixes a compressed segment (`.zseg`): magic, format version, the block size and image length
+/// (each clamped into the range readers accept), the block count (to what they give), then, if
+/// the block table fits in the file, the blocks' lengths (each clipped to the bytes left, at
+/// least one; the last one to the end of the file), each block's CRC and the table CRC; last the
+/// header CRC. With `copies`, also the copies of the segment header and footer (at 64 and 128)
+/// to the image's first and last 64 bytes, when the blocks that hold them decompress, so that a
+/// mutated image can decompress whole.
+pub fn fix_zseg(b: &mut [u8], copies: bool) {
+    if b.len() < ZSEG_HEADER_BYTES {
+        return;
+    }
+    b[0..8].copy_from_slice(&ZSEG_MAGIC);
+    put_u16(b, 8, ZSEG_VERSION);
+    let block_raw = u32_at(b, 12).clamp(ZSEG_BLOCK_RAW_MIN, ZSEG_BLOCK_RAW_MAX);
+    put_u32(b, 12, block_raw);
+    let min_image = (SEGMENT_HEADER_BYTES + FOOTER_BYTES) as u64;
+    let image_len = u64_at(b, 16).clamp(min_image, ZSEG_MAX_IMAGE_BYTES);
+    put_u64(b, 16, image_len);
+    // At most 2^32 / 2^12 = 2^20 blocks.
+    let count = image_len.div_ceil(u64::from(block_raw)) as usize;
+    put_u32(b, 24, count as u32);
+    let table_end = ZSEG_PREFIX_BYTES + count * ZSEG_BLOCK_ENTRY_BYTES;
+    if table_end <= b.len() {
+        let mut at = table_end;
+        for i in 0..count {
+            let left = (b.len() - at).min(u32::MAX as usize);
+            if left == 0 {
+                break;
+            }
+            let e = ZSEG_PREFIX_BYTES + i * ZSEG_BLOCK_ENTRY_BYTES;
+            let len = if i + 1 == count {
+                left
+            } else {
+                (u32_at(b, e) as usize).clamp(1, left)
+            };
+            put_u32(b, e, len as u32);
+            let c = crc(&b[at..at + len]);
+            put_u32(b, e + 4, c);
+            at += len;
+        }
+        let table_crc = crc(&b[ZSEG_PREFIX_BYTES..table_end]);
+        put_u32(b, 28, table_crc);
+    }
+    let c = crc(&b[0..60]);
+    put_u32(b, 60, c);
+    if copies && let Ok(layout) = decode_zseg(b) {
+        let len = layout.image_len;
+        let head = zseg_image_range(b, &layout, 0, SEGMENT_HEADER_BYTES as u64);
+        let foot = zseg_image_range(b, &layout, len - FOOTER_BYTES as u64, len);
+        if let Some(head) = head {
+            b[ZSEG_HEADER_BYTES..ZSEG_HEADER_BYTES + SEGMENT_HEADER_BYTES].copy_from_slice(&head);
+        }
+        if let Some(foot) = foot {
+            b[ZSEG_HEADER_BYTES + SEGMENT_HEADER_BYTES..ZSEG_PREFIX_BYTES].copy_from_slice(&foot);
+        }
+    }
+}
+
+/// The image bytes `[from, to)` of a compressed segment, decompressing only the blocks that
+/// hold them (each at most `ZSEG_BLOCK_RAW_MAX` bytes); `None` if one of them does not.
+fn zseg_image_range(buf: &[u8], layout: &ZsegLayout, from: u64, to: u64) -> Option<Vec<u8>> {
+    let mut dec = zstd::bulk::Decompressor::new().ok()?;
+    let mut out = Vec::with_capacity((to - from) as usize);
+    for blk in &layout.blocks {
+        let end = blk.image_offset + u64::from(blk.raw_len);
+        if end <= from || blk.image_offset >= to {
+            continue;
+        }
+        let mut raw = vec![0u8; blk.raw_len as usize];
+        decompress_block(buf, blk, &mut raw, &mut dec).ok()?;
+        let lo = from.max(blk.image_offset) - blk.image_offset;
+        let hi = to.min(end) - blk.image_offset;
+        out.extend_from_slice(&raw[lo as usize..hi as usize]);
+    }
+    (out.len() as u64 == to - from).then_some(out)
+}
+
+/// Fixes an archive marker (`archive.path`): magic, the path length (clipped to the bytes there
+/// and to `MAX_ARCHIVE_PATH_BYTES`; the file is cut after the CRC) and the CRC. (Not the
+/// version, whose check comes after the CRC's.)
+pub fn fix_archive_marker(b: &mut Vec<u8>) {
+    if b.len() < 16 {
+        return;
+    }
+    b[0..8].copy_from_slice(&ARCHIVE_MAGIC);
+    let len = usize::from(u16_at(b, 10))
+        .min(b.len() - 16)
+        .min(MAX_ARCHIVE_PATH_BYTES);
+    put_u16(b, 10, len as u16);
+    b.truncate(16 + len);
+    let c = crc(&b[..12 + len]);
+    put_u32(b, 12 + len, c);
+}
+
 // ---------------------------------------------------------------------------------------------
 // Targets.
 
@@ -276,14 +380,26 @@ pub fn frame(data: &[u8]) {
     assert!(n <= h.count, "more records than the frame's count");
 }
 
-/// Record decoder: `decode_record`, the record's metadata and owned form, and `Records` over
-/// the same bytes. Input: a count byte (for `Records`), then record bytes.
+/// Record decoder: `decode_record`, the record's metadata and owned form, `peek_record` (which
+/// must agree with `decode_record` wherever that decodes), the placeholder compaction would
+/// leave for the record (`encode_dropped_record`, in a version-2 frame), and `Records` over the
+/// same bytes. Input: a count byte (for `Records`), then record bytes.
 pub fn record(data: &[u8]) {
     let Some((&count, rest)) = data.split_first() else {
         return;
     };
+    let _ = peek_record(data);
+    let peeked = peek_record(rest);
+    if let Some((_, _, len)) = peeked {
+        assert!(len <= rest.len(), "peek_record: a record past its bytes");
+    }
     if let Ok((rec, used)) = decode_record(rest, 0) {
         assert!(used <= rest.len(), "record longer than its bytes");
+        assert_eq!(
+            peeked,
+            Some((rec.stream.as_bytes(), rec.event_type.as_bytes(), used)),
+            "peek_record disagrees with decode_record"
+        );
         let m = rec.metadata();
         let owned = rec.to_recorded(7, Arc::from(rec.stream));
         assert_eq!(owned.payload, rec.payload);
@@ -295,36 +411,216 @@ pub fn record(data: &[u8]) {
             rec.same_content(&e),
             "a record differs from its own content"
         );
+        if rec.dropped {
+            assert!(
+                rec.event_type.is_empty()
+                    && rec.payload.is_empty()
+                    && rec.correlation_id.is_none()
+                    && rec.causation_id.is_none()
+                    && rec.extra().is_empty(),
+                "a placeholder with content"
+            );
+        }
+        dropped_round_trip(&rec);
     }
     let mut at_prev = None;
     for r in Records::new(rest, u32::from(count)) {
         match r {
-            Ok((at, _)) => {
+            Ok((at, rec)) => {
                 assert!(at_prev.is_none_or(|p| at > p), "records go backward");
                 at_prev = Some(at);
+                let p = peek_record(&rest[at..]);
+                assert!(
+                    p.is_some_and(
+                        |(s, t, _)| (s, t) == (rec.stream.as_bytes(), rec.event_type.as_bytes())
+                    ),
+                    "peek_record disagrees with Records"
+                );
             }
             Err(_) => break,
         }
     }
 }
 
+/// The placeholder of `rec` (`encode_dropped_record`, written after other bytes): it decodes as
+/// a dropped record with `rec`'s version, timestamp, id and stream and nothing else, `peek_record`
+/// reads it, its own placeholder is itself, and a version-2 frame of it and `rec` checks.
+fn dropped_round_trip(rec: &RecordView<'_>) {
+    let mut out = vec![0xa5; 3];
+    encode_dropped_record(&mut out, rec);
+    let placeholder = &out[3..];
+    let (d, n) = decode_record(placeholder, 3).expect("a placeholder decodes");
+    assert_eq!(n, placeholder.len(), "placeholder length");
+    assert!(d.dropped, "a placeholder decodes as dropped");
+    assert_eq!(
+        (d.version, d.timestamp_us, d.id, d.stream),
+        (rec.version, rec.timestamp_us, rec.id, rec.stream),
+        "a placeholder keeps version, timestamp, id and stream"
+    );
+    assert!(
+        d.event_type.is_empty()
+            && d.payload.is_empty()
+            && d.correlation_id.is_none()
+            && d.causation_id.is_none()
+            && d.extra().is_empty(),
+        "a placeholder with content"
+    );
+    assert_eq!(
+        peek_record(placeholder),
+        Some((rec.stream.as_bytes(), &b""[..], n)),
+        "peek_record of a placeholder"
+    );
+    let mut again = Vec::new();
+    encode_dropped_record(&mut again, &d);
+    assert_eq!(again, placeholder, "the placeholder of a placeholder");
+    // A compacted frame: the placeholder, then the record itself (re-encoded from the view).
+    let mut frame = Vec::new();
+    let start = begin_frame(&mut frame);
+    frame.extend_from_slice(placeholder);
+    let e = EventData::new(rec.event_type, rec.payload.to_vec())
+        .with_id(rec.id)
+        .with_metadata(rec.metadata());
+    if rec.dropped {
+        frame.extend_from_slice(placeholder);
+    } else {
+        evlog::wire::record::encode_record(
+            &mut frame,
+            rec.stream,
+            rec.version,
+            rec.timestamp_us,
+            &e,
+        );
+    }
+    if frame.len() - FRAME_HEADER_BYTES > evlog::wire::limits::MAX_BATCH_BYTES {
+        return;
+    }
+    finish_frame_version(&mut frame, start, 9, 2, 11, FRAME_VERSION_COMPACTED);
+    let h = check_frame(&frame).expect("a compacted frame checks");
+    let recs: Vec<_> = Records::new(frame_body(&frame, &h), h.count)
+        .collect::<Result<_, _>>()
+        .expect("the records of a compacted frame decode");
+    assert!(recs[0].1.dropped);
+    assert_eq!(recs[1].1.dropped, rec.dropped);
+    assert!(
+        rec.dropped || recs[1].1.same_content(&e),
+        "re-encoded record"
+    );
+}
+
 /// Segment header and footer, and the frame scan recovery and index rebuilds run over a
 /// segment: `SegmentHeader::decode`, `SegmentFooter::decode` (of the last 64 bytes),
 /// `scan_frames`, `durable_frame_after`, `build_index`. Input: mode byte, then a segment file.
+/// With mode bit 1, the file is a compressed segment (`.zseg`) instead: see [`zseg`] (bit 0
+/// then fixes it with [`fix_zseg`], and bit 2 its copies of the segment header and footer too).
 pub fn segment(data: &[u8]) {
     let Some((&mode, rest)) = data.split_first() else {
         return;
     };
     let mut b = rest.to_vec();
+    if mode & 2 != 0 {
+        if mode & 1 != 0 {
+            fix_zseg(&mut b, mode & 4 != 0);
+        }
+        zseg(&b);
+        return;
+    }
     if mode & 1 != 0 {
         fix_segment(&mut b);
     }
+    segment_file(&b);
+}
+
+/// Largest image the fuzz targets let `decompress_image` decompress (a target-level guard, not
+/// a limit of evlog). `decompress_image` allocates the header's `image_len` (up to
+/// `ZSEG_MAX_IMAGE_BYTES`, 4 GiB) before it decompresses anything, and a file of a few KB with
+/// valid checksums can claim that much (2^20 blocks of 4 MiB, each at least one byte); that
+/// is by design (a real segment is that large), but over libFuzzer's `-rss_limit_mb=2048` it
+/// stops the run with an out-of-memory report. 64 MiB leaves room under the limit (with
+/// AddressSanitizer) and is more than any fuzz input decompresses to in practice.
+pub const MAX_FUZZ_IMAGE_BYTES: u64 = 64 << 20;
+
+/// A compressed segment file: `decode_zseg_header`, `decode_zseg` (whose blocks must tile the
+/// image and the file), `decompress_image` (for images up to [`MAX_FUZZ_IMAGE_BYTES`]), whose
+/// image must have the header's length and copies, and compress back (`compress_image`) to a
+/// file that decompresses to the same image; then every check of [`segment_file`] over the
+/// image.
+fn zseg(b: &[u8]) {
+    let header = decode_zseg_header(b);
+    let layout = decode_zseg(b);
+    let Ok((image_len, block_raw, count, _)) = header else {
+        assert!(
+            layout.is_err(),
+            "decode_zseg accepts a header that does not decode"
+        );
+        return;
+    };
+    if let Ok(l) = &layout {
+        assert_eq!(
+            (l.image_len, l.block_raw_bytes, l.blocks.len()),
+            (image_len, block_raw, count as usize),
+            "layout against the header"
+        );
+        let mut image_at = 0u64;
+        let mut file_at = (ZSEG_PREFIX_BYTES + l.blocks.len() * ZSEG_BLOCK_ENTRY_BYTES) as u64;
+        for blk in &l.blocks {
+            assert_eq!(blk.image_offset, image_at, "blocks tile the image");
+            assert_eq!(blk.offset, file_at, "blocks follow each other in the file");
+            assert!(blk.raw_len >= 1 && blk.raw_len <= block_raw, "block length");
+            assert!(blk.compressed_len >= 1);
+            image_at += u64::from(blk.raw_len);
+            file_at += u64::from(blk.compressed_len);
+        }
+        assert_eq!(image_at, image_len, "the blocks hold the whole image");
+        assert_eq!(
+            file_at,
+            b.len() as u64,
+            "the blocks end at the end of the file"
+        );
+    }
+    // See MAX_FUZZ_IMAGE_BYTES: a guard of the target against a huge (valid) allocation.
+    if image_len > MAX_FUZZ_IMAGE_BYTES {
+        return;
+    }
+    let Ok(image) = decompress_image(b) else {
+        return;
+    };
+    assert!(
+        layout.is_ok(),
+        "decompress_image accepts a layout decode_zseg refuses"
+    );
+    assert!(
+        image.len() as u64 <= ZSEG_MAX_IMAGE_BYTES,
+        "image over the limit"
+    );
+    assert_eq!(
+        image.len() as u64,
+        image_len,
+        "image length against the header"
+    );
+    assert_eq!(
+        &image[..SEGMENT_HEADER_BYTES],
+        ZsegLayout::segment_header(b),
+        "segment header copy"
+    );
+    assert_eq!(
+        &image[image.len() - FOOTER_BYTES..],
+        ZsegLayout::segment_footer(b),
+        "segment footer copy"
+    );
+    let z = compress_image(&image).expect("a decompressed image compresses");
+    let again = decompress_image(&z).expect("a compressed image decompresses");
+    assert!(again == image, "compress_image round trip");
+    segment_file(&image);
+}
+
+/// The checks of the `segment` target over the bytes of a `.seg` file.
+fn segment_file(b: &[u8]) {
     if let Ok(s) = std::str::from_utf8(&b[..b.len().min(40)])
         && let Some(p) = parse_segment_file_name(s)
     {
         assert_eq!(segment_file_name(p), s, "segment file names round-trip");
     }
-    let Ok(h) = SegmentHeader::decode(&b) else {
+    let Ok(h) = SegmentHeader::decode(b) else {
         return;
     };
     assert_eq!(
@@ -481,34 +777,64 @@ pub fn encode_store_input(mode: u8, files: &[(u8, u64, Vec<u8>)]) -> Vec<u8> {
     out
 }
 
+/// Flag of a segment file's kind byte (kind 0): the file is a compressed segment `<pos>.zseg`,
+/// and its bytes are the `.zseg` file's (mode bit 0 fixes them with [`fix_zseg`], copies too).
+pub const KIND_FLAG_ZSEG: u8 = 4;
+/// Flag of a segment file's kind byte (kind 0), over [`KIND_FLAG_ZSEG`]: the bytes are a `.seg`
+/// file's (mode bit 0 fixes them with [`fix_segment`]), which the target compresses with
+/// `compress_image` into `<pos>.zseg` (bytes too short to be an image are written as they are).
+pub const KIND_FLAG_COMPRESS: u8 = 8;
+
 /// Splits a `store` input into files: after the mode byte, a sequence of
 /// `kind u8 | first position u64 | length u32 | bytes` (a length past the end takes the rest).
-/// Kind 0 is a segment `<pos>.seg`, 1 its index `<pos>.idx`, 2 the checkpoint, 3 a stray
-/// `<pos>.seg.tmp` (open deletes temp files). Mode bits 0, 3 and 4 fix the checksums of the
-/// segments, the `.idx` files and the checkpoint (see [`fix_segment`], [`fix_index`],
-/// [`fix_checkpoint`]).
+/// Kind (the kind byte modulo 4) 0 is a segment `<pos>.seg`, 1 its index `<pos>.idx`, 2 the
+/// checkpoint, 3 a stray `<pos>.seg.tmp` (open deletes temp files). A segment's kind byte may
+/// make it a compressed segment `<pos>.zseg` ([`KIND_FLAG_ZSEG`], [`KIND_FLAG_COMPRESS`]; flags
+/// of the kind byte rather than mode bits, because the committed regressions use every mode
+/// bit, 0xff, and no kind byte with these bits on a segment). Mode bits 0, 3 and 4 fix the
+/// checksums of the segments (`.seg` and `.zseg`), the `.idx` files and the checkpoint (see
+/// [`fix_segment`], [`fix_zseg`], [`fix_index`], [`fix_checkpoint`]).
+///
+/// A `.zseg` whose header (checksum right) claims an image over [`MAX_FUZZ_IMAGE_BYTES`] is
+/// left out: reading it would allocate its whole image (up to 4 GiB) before decompressing, past
+/// the fuzzer's memory limit (a guard of the target, not a limit of evlog).
 fn decode_store_input(data: &[u8]) -> (u8, Vec<(String, Vec<u8>)>) {
     let Some((&mode, mut rest)) = data.split_first() else {
         return (0, Vec::new());
     };
     let mut files = Vec::new();
     while rest.len() >= 13 && files.len() < MAX_FILES {
-        let kind = rest[0] % 4;
+        let kind_byte = rest[0];
+        let kind = kind_byte % 4;
         let pos = u64_at(rest, 1);
         let len = (u32_at(rest, 9) as usize).min(rest.len() - 13);
         let mut bytes = rest[13..13 + len].to_vec();
         rest = &rest[13 + len..];
+        let zseg = kind == KIND_SEGMENT && kind_byte & (KIND_FLAG_ZSEG | KIND_FLAG_COMPRESS) != 0;
         let name = match kind {
+            KIND_SEGMENT if zseg => zseg_file_name(pos),
             KIND_SEGMENT => segment_file_name(pos),
             KIND_INDEX => index_file_name(pos),
             KIND_CHECKPOINT => CHECKPOINT_FILE_NAME.to_owned(),
             _ => format!("{}.tmp", segment_file_name(pos)),
         };
         match kind {
+            KIND_SEGMENT if kind_byte & KIND_FLAG_COMPRESS != 0 => {
+                if mode & 1 != 0 {
+                    fix_segment(&mut bytes);
+                }
+                if bytes.len() >= SEGMENT_HEADER_BYTES + FOOTER_BYTES {
+                    bytes = compress_image(&bytes).expect("compress a segment image");
+                }
+            }
+            KIND_SEGMENT if zseg && mode & 1 != 0 => fix_zseg(&mut bytes, true),
             KIND_SEGMENT if mode & 1 != 0 => fix_segment(&mut bytes),
             KIND_INDEX if mode & 8 != 0 => fix_index(&mut bytes),
             KIND_CHECKPOINT if mode & 16 != 0 => fix_checkpoint(&mut bytes),
             _ => {}
+        }
+        if zseg && decode_zseg_header(&bytes).is_ok_and(|(n, ..)| n > MAX_FUZZ_IMAGE_BYTES) {
+            continue;
         }
         files.push((name, bytes));
     }
@@ -560,15 +886,22 @@ fn read_everything(s: &Store) -> Option<Vec<RecordedEvent>> {
     clean.then_some(all)
 }
 
-/// A store directory made of the input's files (see [`decode_store_input`]): `verify_dir`, a
+/// A store directory made of the input's files (see [`decode_store_input`]; segments may be
+/// compressed `.zseg` files, damaged or not): `verify_dir`, a
 /// read-only open and every read, a writable open (with repair when mode bit 1 is set) and
 /// every read, an append (mode bit 2), close, and a second writable open. Any error is fine; a
-/// panic, hang or huge allocation is a bug. Where both succeed, the opens must agree: a read-only and a writable open (without
-/// repair) of the same files show the same events, and the reopen shows what the writer left.
+/// panic, hang or huge allocation is a bug. Where both succeed, the opens must agree: a
+/// read-only and a writable open (without repair) of the same files show the same events, and
+/// the reopen shows what the writer left. An append lands right after the head, and right
+/// after the events read when no segment holds a compaction placeholder (reads skip those).
 pub fn store(data: &[u8]) {
     let root = temp_dir();
     let dir = root.path();
-    let mode = write_store_files(data, dir);
+    let (mode, files) = decode_store_input(data);
+    for (name, bytes) in &files {
+        std::fs::write(dir.join(name), bytes).expect("write an input file");
+    }
+    let placeholders = holds_placeholders(&files);
     let repair = mode & 2 != 0;
     let opts = StoreOptions::new().segment_bytes(4096).repair(repair);
     let _ = evlog::verify_dir(dir);
@@ -589,14 +922,27 @@ pub fn store(data: &[u8]) {
         }
         let mut appended = None;
         if mode & 4 != 0 {
+            let head = s.head_position();
             let e = EventData::new("A", b"fuzz".to_vec());
             if let Ok(r) = s.append("fuzz", ExpectedVersion::Any, &[e]) {
+                assert_eq!(
+                    r.first_position,
+                    head.map_or(0, |h| h + 1),
+                    "position of a new append against the head"
+                );
                 if let Some(rw) = &seen {
-                    assert_eq!(
-                        r.first_position,
-                        rw.len() as u64,
-                        "position of a new append"
-                    );
+                    if placeholders {
+                        assert!(
+                            rw.last().is_none_or(|e| e.position < r.first_position),
+                            "a new append before an event read"
+                        );
+                    } else {
+                        assert_eq!(
+                            r.first_position,
+                            rw.len() as u64,
+                            "position of a new append"
+                        );
+                    }
                 }
                 appended = Some(r);
             }
@@ -615,6 +961,41 @@ pub fn store(data: &[u8]) {
             let _ = s.close();
         }
     }
+}
+
+/// True when a frame of a segment file among `files` (a `.seg` file, or the image of a `.zseg`
+/// file) holds a compaction placeholder (reads skip it, so positions are not the number of
+/// events read). Frames are walked from the segment header to the first that does not check.
+fn holds_placeholders(files: &[(String, Vec<u8>)]) -> bool {
+    files.iter().any(|(name, bytes)| {
+        let image;
+        let b: &[u8] = if name.ends_with(".zseg") {
+            // Left out of the input when it claims over MAX_FUZZ_IMAGE_BYTES.
+            match decompress_image(bytes) {
+                Ok(i) => {
+                    image = i;
+                    &image
+                }
+                Err(_) => return false,
+            }
+        } else if name.ends_with(".seg") {
+            bytes
+        } else {
+            return false;
+        };
+        let mut at = SEGMENT_HEADER_BYTES;
+        while at < b.len() {
+            let Ok(h) = check_frame(&b[at..]) else {
+                break;
+            };
+            let body = frame_body(&b[at..], &h);
+            if Records::new(body, h.count).any(|r| r.is_ok_and(|(_, r)| r.dropped)) {
+                return true;
+            }
+            at += h.frame_len();
+        }
+        false
+    })
 }
 
 /// A temporary directory, in `/dev/shm` when there is one (the targets check logic, not disks).
@@ -899,10 +1280,18 @@ const MAX_CHECKED_STREAMS: usize = 16;
 /// streams, versions below `truncate_before`, more than `max_count` events); with bit 2 as
 /// well, a writable open, an append to the streams the file names (refused for tombstoned
 /// ones), close and a reopen. Input: mode byte, then a settings file.
+///
+/// The same bytes are also decoded as the archive marker `archive.path` (fixed by
+/// [`fix_archive_marker`] when bit 0 is set): see [`archive_marker`].
 pub fn settings(data: &[u8]) {
     let Some((&mode, rest)) = data.split_first() else {
         return;
     };
+    let mut marker = rest.to_vec();
+    if mode & 1 != 0 {
+        fix_archive_marker(&mut marker);
+    }
+    archive_marker(&marker);
     let mut b = rest.to_vec();
     if mode & 1 != 0 {
         fix_settings(&mut b);
@@ -936,6 +1325,33 @@ pub fn settings(data: &[u8]) {
     if mode & 2 != 0 {
         settings_in_store(&b, decoded.as_deref().ok(), mode & 4 != 0);
     }
+}
+
+/// The archive marker: `decode_archive_marker`, whose path must encode back to the same bytes
+/// (`encode_archive_marker`), and a round trip of a marker naming a path made of the input (its
+/// longest UTF-8 prefix, up to `MAX_ARCHIVE_PATH_BYTES`). (Not in a store: a store follows its
+/// marker to the archive directory and removes segment files there that it also holds, so a
+/// fuzzed path could name a real directory.)
+fn archive_marker(b: &[u8]) {
+    if let Ok(path) = decode_archive_marker(b) {
+        assert!(path.len() <= MAX_ARCHIVE_PATH_BYTES, "archive path length");
+        assert_eq!(
+            encode_archive_marker(path),
+            b,
+            "an archive marker encodes back to its bytes"
+        );
+    }
+    let head = &b[..b.len().min(MAX_ARCHIVE_PATH_BYTES)];
+    let path = match std::str::from_utf8(head) {
+        Ok(p) => p,
+        Err(e) => std::str::from_utf8(&head[..e.valid_up_to()]).expect("a valid UTF-8 prefix"),
+    };
+    let enc = encode_archive_marker(path);
+    assert_eq!(
+        decode_archive_marker(&enc),
+        Ok(path),
+        "archive marker round trip"
+    );
 }
 
 /// The `settings` target's file as the settings of the golden store.
