@@ -38,8 +38,10 @@ pub const ZSEG_BLOCK_RAW_BYTES: u32 = 64 << 10;
 pub const ZSEG_BLOCK_RAW_MIN: u32 = 4 << 10;
 /// See [`ZSEG_BLOCK_RAW_MIN`].
 pub const ZSEG_BLOCK_RAW_MAX: u32 = 4 << 20;
-/// Largest image a reader accepts (frame offsets are 32-bit, so no segment is larger).
-pub const ZSEG_MAX_IMAGE_BYTES: u64 = u32::MAX as u64;
+/// Largest image a reader accepts: the largest segment a writer seals (a segment is sealed
+/// before a frame would take it past `SEGMENT_BYTES_MAX`, so its data ends there at most)
+/// and its footer.
+pub const ZSEG_MAX_IMAGE_BYTES: u64 = super::limits::SEGMENT_BYTES_MAX + FOOTER_BYTES as u64;
 /// zstd level used to compress blocks.
 pub const ZSEG_ZSTD_LEVEL: i32 = 3;
 
@@ -261,12 +263,16 @@ pub fn decompress_block(
 /// Decompresses the whole image of the compressed segment in `buf`.
 pub fn decompress_image(buf: &[u8]) -> Result<Vec<u8>, DecodeError> {
     let layout = decode_zseg(buf)?;
-    let mut image = vec![0u8; layout.image_len as usize];
+    // The image grows block by block: a damaged or hostile header that claims a large image
+    // costs memory only as far as its blocks really decompress.
+    let mut image = Vec::with_capacity(layout.image_len.min(64 << 20) as usize);
     let mut dec = zstd::bulk::Decompressor::new()
         .map_err(|_| DecodeError::new(0, "zstd decompressor", 0, 0))?;
     for b in &layout.blocks {
-        let at = b.image_offset as usize;
-        decompress_block(buf, b, &mut image[at..at + b.raw_len as usize], &mut dec)?;
+        let at = image.len();
+        debug_assert_eq!(at as u64, b.image_offset);
+        image.resize(at + b.raw_len as usize, 0);
+        decompress_block(buf, b, &mut image[at..], &mut dec)?;
     }
     if image[..SEGMENT_HEADER_BYTES] != *ZsegLayout::segment_header(buf)
         || image[image.len() - FOOTER_BYTES..] != *ZsegLayout::segment_footer(buf)
