@@ -9,7 +9,7 @@ fn main() {
     let typed = args.get(3).is_some_and(|a| a == "typed");
     let opts = StoreOptions::new()
         .durability(Durability::Never)
-        .segment_bytes(4 << 20);
+        .segment_bytes(std::env::var("SEG_MIB").map_or(4, |v| v.parse().unwrap()) << 20);
     if !dir.exists() {
         let s = opts.open(&dir).unwrap();
         let mut w = Workload::standard(1);
@@ -30,6 +30,25 @@ fn main() {
     } else {
         ReadFilter::all()
     };
+    if args.iter().any(|a| a == "streams") {
+        let mut rng = evlog::workload::Rng::new(5);
+        for _ in 0..5 {
+            let t = std::time::Instant::now();
+            let mut n = 0;
+            for _ in 0..20_000 {
+                let st = Workload::stream_name(rng.below(10_000));
+                n += s
+                    .replay_stream(&st, 0, |_| std::ops::ControlFlow::Continue(()))
+                    .unwrap()
+                    .events;
+            }
+            println!(
+                "{n} events in 20,000 stream reads: {:.1} us per read",
+                t.elapsed().as_secs_f64() * 1e6 / 20_000.0
+            );
+        }
+        return;
+    }
     for _ in 0..5 {
         let t = std::time::Instant::now();
         let end = s

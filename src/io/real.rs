@@ -84,17 +84,19 @@ impl Vfs for RealFs {
     }
     /// Memory-maps a file.
     ///
-    /// Only sealed, fsynced, immutable files are mapped (segments after their footer is
-    /// durable, index files and the checkpoint, which are replaced only by rename). The store
-    /// never writes to or truncates a file it has mapped; repair and compaction replace files by
-    /// rename, so a live map keeps the old inode.
+    /// Mapped are: sealed, fsynced, immutable files (segments after their footer is durable,
+    /// index files and the checkpoint, which are replaced only by rename), and the active
+    /// segment up to its length at mapping time, whose bytes the writer never rewrites or
+    /// truncates while the store is open (it only appends after them; torn tails are cut at
+    /// open, before any reader). Repair and compaction replace files by rename, so a live map
+    /// keeps the old inode.
     fn map(&self, path: &Path) -> io::Result<FileBytes> {
         let f = File::open(path)?;
         if f.metadata()?.len() == 0 {
             return Ok(FileBytes::Owned(Vec::new()));
         }
-        // SAFETY: the file is sealed and immutable (see above); no code in this process writes
-        // to or truncates a mapped file, so the mapped bytes cannot change under the reader.
+        // SAFETY: the mapped bytes do not change while mapped (see above): no code in this
+        // process writes to a mapped range or truncates a mapped file.
         Ok(FileBytes::Mapped(unsafe { memmap2::Mmap::map(&f)? }))
     }
     fn try_lock(&self, path: &Path) -> io::Result<Option<Box<dyn VfsLock>>> {

@@ -444,7 +444,11 @@ impl SealedSegment {
     }
 }
 
-/// The active segment as readers see it: read with pread, never mapped.
+/// The active segment as readers see it. It is written with ordinary writes, never through a
+/// map; readers read it through a read-only map of the part that was written when they mapped
+/// it (mapped again once another `ACTIVE_REMAP_BYTES` were appended), and the newest bytes
+/// with pread. (Bytes below a reader's head were written before it saw the head, and the
+/// writer never rewrites or truncates them while the store is open.)
 pub struct ActiveFile {
     /// Segment file path.
     pub path: PathBuf,
@@ -452,6 +456,49 @@ pub struct ActiveFile {
     pub header: SegmentHeader,
     /// A read handle.
     pub file: Arc<dyn VfsFile>,
+    vfs: Arc<dyn Vfs>,
+    map: parking_lot::Mutex<Option<Arc<FileBytes>>>,
+}
+
+/// Bytes appended to the active segment after which readers map it again.
+const ACTIVE_REMAP_BYTES: u64 = 1 << 20;
+
+impl ActiveFile {
+    /// The active segment at `path`, read through `file`.
+    pub fn new(
+        vfs: Arc<dyn Vfs>,
+        path: PathBuf,
+        header: SegmentHeader,
+        file: Arc<dyn VfsFile>,
+    ) -> Self {
+        ActiveFile {
+            path,
+            header,
+            file,
+            vfs,
+            map: parking_lot::Mutex::new(None),
+        }
+    }
+
+    /// A map holding bytes `[0, end)`, if there is one or it is time to map again; `None`:
+    /// read these bytes with pread.
+    fn map_covering(&self, end: u64) -> Option<Arc<FileBytes>> {
+        let mut m = self.map.lock();
+        let have = m.as_ref().map_or(0, |b| b.len() as u64);
+        if end <= have {
+            return m.clone();
+        }
+        if have > 0 && end - have < ACTIVE_REMAP_BYTES {
+            return None;
+        }
+        match self.vfs.map(&self.path) {
+            Ok(b) if b.len() as u64 >= end => {
+                *m = Some(Arc::new(b));
+                m.clone()
+            }
+            _ => None,
+        }
+    }
 }
 
 /// A segment a reader holds on to while it reads.
@@ -526,6 +573,17 @@ impl SegRef {
                 Ok(f(&data[at..at + h.frame_len()], &h))
             }
             SegRef::Active(a) => {
+                if let Some(m) = a.map_covering(offset + FRAME_HEADER_BYTES as u64) {
+                    let at = offset as usize;
+                    let h = FrameHeader::decode(&m[at..])
+                        .map_err(|e| Error::corrupted(&a.path, offset, e))?;
+                    if at + h.frame_len() <= m.len() {
+                        let bytes = &m[at..at + h.frame_len()];
+                        let h =
+                            check_frame(bytes).map_err(|e| Error::corrupted(&a.path, offset, e))?;
+                        return Ok(f(bytes, &h));
+                    }
+                }
                 const FIRST_READ: usize = 1024;
                 crate::io::read_into(&*a.file, &a.path, offset, FIRST_READ, scratch)?;
                 let h = FrameHeader::decode(scratch)

@@ -990,11 +990,12 @@ fn recover_once(
         }
     }
     let active = tail.as_ref().map(|t| {
-        Arc::new(ActiveFile {
-            path: t.path.clone(),
-            header: t.header,
-            file: t.file.clone(),
-        })
+        Arc::new(ActiveFile::new(
+            shared_vfs.clone(),
+            t.path.clone(),
+            t.header,
+            t.file.clone(),
+        ))
     });
     Ok(Recovered {
         state: State {

@@ -469,11 +469,12 @@ impl Inner {
         {
             let mut st = self.state.write();
             st.sealed.push(Arc::new(sealed));
-            st.active = Some(Arc::new(ActiveFile {
-                path: path.clone(),
+            st.active = Some(Arc::new(ActiveFile::new(
+                self.vfs.clone(),
+                path.clone(),
                 header,
-                file: read_file,
-            }));
+                read_file,
+            )));
             st.active_index = ActiveIndex::new(header.first_position);
         }
         if let Some(t) = self.compressor.lock().as_ref() {
