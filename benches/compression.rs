@@ -212,6 +212,8 @@ fn main() {
     let (s50_plain, s99_plain) = stream_reads(&store);
     let (b50_plain, b99_plain) = stream_reads_borrowed(&store);
 
+    // "After sealing and compression": the active segment is sealed too.
+    store.seal_active().unwrap();
     let t = Instant::now();
     let rep = store.compress_sealed().unwrap();
     let secs = t.elapsed().as_secs_f64();

@@ -334,3 +334,33 @@ fn a_read_only_store_keeps_reading_after_the_writer_compresses_its_segments() {
         all(&store, Direction::Forward)
     );
 }
+
+#[test]
+fn sealing_the_active_segment_lets_everything_be_compressed() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = StoreOptions::new()
+        .durability(Durability::Always)
+        .open(dir.path())
+        .unwrap();
+    // Nothing to seal in an empty store.
+    assert!(!store.seal_active().unwrap());
+    fill(&store, 0, 300);
+    let before = all(&store, Direction::Forward);
+    assert!(store.seal_active().unwrap());
+    assert!(
+        !store.seal_active().unwrap(),
+        "the new active segment is empty"
+    );
+    assert_eq!(store.sealed_segments(), (1, 0));
+    store.compress_sealed().unwrap();
+    assert_eq!(store.sealed_segments(), (1, 1));
+    assert_eq!(all(&store, Direction::Forward), before);
+    fill(&store, 300, 10);
+    store.close().unwrap();
+    let store = Store::open(dir.path()).unwrap();
+    assert_eq!(all(&store, Direction::Forward)[..300], before[..]);
+    assert_eq!(store.head_position(), Some(309));
+    assert!(store.verify().unwrap().is_clean());
+    let ro = Store::open_read_only(dir.path()).unwrap();
+    assert!(matches!(ro.seal_active(), Err(Error::ReadOnly)));
+}

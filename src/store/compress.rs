@@ -193,3 +193,30 @@ pub(crate) fn spawn_compressor(inner: &Arc<Inner>, idle: Duration) -> std::threa
         })
         .expect("spawn the compressor thread")
 }
+
+impl Store {
+    /// Seals the active segment now (if it holds any event) and starts the next one, as when it
+    /// fills up: everything appended so far is then in sealed segments, which
+    /// [`Store::compress_sealed`] and [`Store::archive_sealed`] can act on. Returns whether a
+    /// segment was sealed.
+    ///
+    /// Errors: [`Error::ReadOnly`], [`Error::Closed`], [`Error::Poisoned`], [`Error::Io`] (which
+    /// poisons the store, as a failed roll does).
+    pub fn seal_active(&self) -> Result<bool> {
+        let inner = &self.inner;
+        let mut guard = inner.writer.lock();
+        let w = match guard.as_mut() {
+            Some(w) => w,
+            None if inner.read_only => return Err(Error::ReadOnly),
+            None => return Err(Error::Closed),
+        };
+        if inner.poisoned.load(Ordering::Acquire) {
+            return Err(Error::Poisoned);
+        }
+        if w.len <= crate::wire::segment::SEGMENT_HEADER_BYTES as u64 {
+            return Ok(false);
+        }
+        inner.roll(w).inspect_err(|_| inner.poison())?;
+        Ok(true)
+    }
+}
