@@ -839,7 +839,12 @@ fn main() {
             for _ in 0..4 {
                 let t = Instant::now();
                 let end = store
-                    .replay(0, u64::MAX, &filter, |_| std::ops::ControlFlow::Continue(()))
+                    .replay(
+                        0,
+                        u64::MAX,
+                        &filter,
+                        |_| std::ops::ControlFlow::Continue(()),
+                    )
                     .unwrap();
                 rates.push(n as f64 / t.elapsed().as_secs_f64());
                 std::hint::black_box(end);
