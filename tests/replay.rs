@@ -252,3 +252,46 @@ fn replay_stream_gives_what_read_stream_gives() {
     assert!(end.stopped);
     assert_eq!((end.events, end.next_position), (10, 260));
 }
+
+/// Filtered reads (which peek at each record's stream and type before decoding it) give what
+/// filtering every event afterwards gives.
+#[test]
+fn filtered_reads_equal_filtering_every_event() {
+    let (_d, store) = store();
+    let all = read_all(&store, ReadFilter::all());
+    for (types, prefix) in [
+        (Some(vec!["Paid"]), None),
+        (Some(vec!["Placed", "Shipped"]), None),
+        (None, Some("cart-")),
+        (Some(vec!["Paid"]), Some("order-")),
+        (Some(vec!["NoSuchType"]), None),
+    ] {
+        let mut filter = ReadFilter::all();
+        if let Some(t) = &types {
+            filter = filter.event_types(t.iter().copied());
+        }
+        if let Some(p) = prefix {
+            filter = filter.stream_prefix(p);
+        }
+        let want: Vec<RecordedEvent> = all
+            .iter()
+            .filter(|e| {
+                types
+                    .as_ref()
+                    .is_none_or(|t| t.contains(&e.event_type.as_str()))
+                    && prefix.is_none_or(|p| e.stream.starts_with(p))
+            })
+            .cloned()
+            .collect();
+        assert_eq!(
+            read_all(&store, filter.clone()),
+            want,
+            "{types:?} {prefix:?}"
+        );
+        assert_eq!(
+            replayed(&store, 0, u64::MAX, &filter),
+            want,
+            "{types:?} {prefix:?}"
+        );
+    }
+}

@@ -4,7 +4,7 @@ mod archive;
 mod compact;
 mod compress;
 mod options;
-mod read;
+pub(crate) mod read;
 pub(crate) mod recover;
 mod replay;
 mod retention;

@@ -1,6 +1,7 @@
 //! Reads: iterators over one stream or over the whole log that read frames from disk as they go.
 
 use std::collections::VecDeque;
+use std::ops::ControlFlow;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 
@@ -8,9 +9,10 @@ use crate::error::{Error, Result};
 use crate::event::{Direction, ReadFilter, RecordedEvent};
 use crate::segment::{SealedSegment, SegRef};
 use crate::store::Inner;
+use crate::wire::DecodeError;
 use crate::wire::bytes::stream_hash;
-use crate::wire::frame::{FrameHeader, check_frame_with, frame_body};
-use crate::wire::record::Records;
+use crate::wire::frame::{FRAME_HEADER_BYTES, FrameHeader, check_frame_with, frame_body};
+use crate::wire::record::{RecordView, Records, decode_record, peek_record};
 use crate::wire::segment::SEGMENT_HEADER_BYTES;
 
 /// Frames a forward read decodes from a sealed segment per refill.
@@ -33,6 +35,57 @@ fn for_each_record<'a>(
         f(h.first_position + i as u64, &r);
     }
     Ok(())
+}
+
+/// Calls `f(position, record)` for the records of a checked frame that may pass `filter`, until
+/// it breaks. With a filter on types or streams, each record's stream and type are peeked at
+/// first and only those that pass are decoded (the others are skipped by their lengths).
+pub(crate) fn visit_records<'a>(
+    seg: &SegRef,
+    offset: u64,
+    bytes: &'a [u8],
+    h: &FrameHeader,
+    filter: &ReadFilter,
+    mut f: impl FnMut(u64, RecordView<'a>) -> ControlFlow<()>,
+) -> Result<ControlFlow<()>> {
+    let body = frame_body(bytes, h);
+    let corrupted = |e| Error::corrupted(seg.path(), offset + FRAME_HEADER_BYTES as u64, e);
+    if filter.is_all() {
+        for (i, r) in Records::new(body, h.count).enumerate() {
+            let (_, r) = r.map_err(corrupted)?;
+            if f(h.first_position + i as u64, r).is_break() {
+                return Ok(ControlFlow::Break(()));
+            }
+        }
+        return Ok(ControlFlow::Continue(()));
+    }
+    let mut at = 0;
+    for i in 0..u64::from(h.count) {
+        let Some((stream, event_type, len)) = peek_record(&body[at..]) else {
+            return Err(corrupted(DecodeError::new(
+                at,
+                "record does not fit the frame",
+                body.len() as u64,
+                at as u64,
+            )));
+        };
+        if filter.matches_bytes(stream, event_type) {
+            let (r, _) = decode_record(&body[at..at + len], at).map_err(corrupted)?;
+            if f(h.first_position + i, r).is_break() {
+                return Ok(ControlFlow::Break(()));
+            }
+        }
+        at += len;
+    }
+    if at != body.len() {
+        return Err(corrupted(DecodeError::new(
+            at,
+            "bytes after the frame's last record",
+            body.len() as u64,
+            at as u64,
+        )));
+    }
+    Ok(ControlFlow::Continue(()))
 }
 
 /// The events of one stream, in version order or reverse. Created by
@@ -370,9 +423,9 @@ impl AllEvents {
             let inner = &self.inner;
             let bytes = &data[at..at + h.frame_len()];
             let kept = batch.len();
-            let decoded = for_each_record(&seg, at as u64, bytes, &h, |p, r| {
+            let decoded = visit_records(&seg, at as u64, bytes, &h, filter, |p, r| {
                 if r.dropped || p < next || p >= head || !filter.matches(r.stream, r.event_type) {
-                    return;
+                    return ControlFlow::Continue(());
                 }
                 if let Some(st) = settings.get(r.stream) {
                     let last = inner
@@ -383,7 +436,7 @@ impl AllEvents {
                         .copied()
                         .unwrap_or(0);
                     if !st.visible(r.version, r.timestamp_us, last, now) {
-                        return;
+                        return ControlFlow::Continue(());
                     }
                 }
                 let name = match last_stream {
@@ -395,6 +448,7 @@ impl AllEvents {
                     }
                 };
                 batch.push(r.to_recorded(p, name));
+                ControlFlow::Continue(())
             });
             if let Err(e) = decoded {
                 if frames == 0 {

@@ -11,12 +11,13 @@ use uuid::Uuid;
 use crate::error::{Error, Result};
 use crate::event::{Metadata, ReadFilter, RecordedEvent};
 use crate::segment::SegRef;
+use crate::store::read::visit_records;
 use crate::store::{Inner, Store, now_us};
 use crate::wire::DecodeError;
 use crate::wire::frame::{
     FRAME_HEADER_BYTES, FrameHeader, check_frame, check_frame_with, frame_body,
 };
-use crate::wire::record::{RecordView, Records, decode_record, peek_record};
+use crate::wire::record::{RecordView, decode_record, peek_record};
 use crate::wire::segment::SEGMENT_HEADER_BYTES;
 
 /// Bytes read from the active segment at a time.
@@ -119,45 +120,12 @@ impl<F: FnMut(&EventRef<'_>) -> ControlFlow<()>> Ctx<'_, F> {
         bytes: &[u8],
         h: &FrameHeader,
     ) -> Result<ControlFlow<()>> {
-        let body = frame_body(bytes, h);
-        let corrupted = |e| Error::corrupted(seg.path(), offset + FRAME_HEADER_BYTES as u64, e);
-        if self.filter.is_all() {
-            for (i, r) in Records::new(body, h.count).enumerate() {
-                let (_, r) = r.map_err(corrupted)?;
-                if self.deliver(h.first_position + i as u64, r).is_break() {
-                    return Ok(ControlFlow::Break(()));
-                }
-            }
-        } else {
-            let mut at = 0;
-            for i in 0..u64::from(h.count) {
-                let Some((stream, event_type, len)) = peek_record(&body[at..]) else {
-                    return Err(corrupted(DecodeError::new(
-                        at,
-                        "record does not fit the frame",
-                        body.len() as u64,
-                        at as u64,
-                    )));
-                };
-                if self.filter.matches_bytes(stream, event_type) {
-                    let (r, _) = decode_record(&body[at..at + len], at).map_err(corrupted)?;
-                    if self.deliver(h.first_position + i, r).is_break() {
-                        return Ok(ControlFlow::Break(()));
-                    }
-                }
-                at += len;
-            }
-            if at != body.len() {
-                return Err(corrupted(DecodeError::new(
-                    at,
-                    "bytes after the frame's last record",
-                    body.len() as u64,
-                    at as u64,
-                )));
-            }
+        let filter: &ReadFilter = self.filter;
+        let flow = visit_records(seg, offset, bytes, h, filter, |p, r| self.deliver(p, r))?;
+        if flow.is_continue() {
+            self.next = h.end_position();
         }
-        self.next = h.end_position();
-        Ok(ControlFlow::Continue(()))
+        Ok(flow)
     }
 
     /// Hands out the event at position `p` if it is wanted and visible.
