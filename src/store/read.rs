@@ -7,6 +7,7 @@ use std::sync::atomic::Ordering;
 
 use crate::error::{Error, Result};
 use crate::event::{Direction, ReadFilter, RecordedEvent};
+use crate::index::FastMap;
 use crate::segment::{SealedSegment, SegRef};
 use crate::store::Inner;
 use crate::wire::DecodeError;
@@ -14,6 +15,7 @@ use crate::wire::bytes::stream_hash;
 use crate::wire::frame::{FRAME_HEADER_BYTES, FrameHeader, check_frame_with, frame_body};
 use crate::wire::record::{RecordView, Records, decode_record, peek_record};
 use crate::wire::segment::SEGMENT_HEADER_BYTES;
+use crate::wire::settings::StreamSettings;
 
 /// Frames a forward read decodes from a sealed segment per refill.
 const SEALED_BATCH_FRAMES: usize = 256;
@@ -35,6 +37,23 @@ fn for_each_record<'a>(
         f(h.first_position + i as u64, &r);
     }
     Ok(())
+}
+
+/// True when a stream's retention rules or deletion hide its event `version` (appended at
+/// `timestamp_us`) at `now`. Only streams with settings are looked up further.
+pub(crate) fn hidden_by_settings(
+    inner: &Inner,
+    settings: &FastMap<Arc<str>, StreamSettings>,
+    stream: &str,
+    version: u64,
+    timestamp_us: u64,
+    now: u64,
+) -> bool {
+    let Some(s) = settings.get(stream) else {
+        return false;
+    };
+    let last = inner.state.read().streams.get(stream).copied().unwrap_or(0);
+    !s.visible(version, timestamp_us, last, now)
 }
 
 /// Calls `f(position, record)` for the records of a checked frame that may pass `filter`, until
@@ -308,14 +327,7 @@ impl AllEvents {
         let now = crate::store::now_us();
         let inner = &self.inner;
         let hidden = |stream: &str, version: u64, ts: u64| {
-            if settings.is_empty() {
-                return false;
-            }
-            let Some(s) = settings.get(stream) else {
-                return false;
-            };
-            let last = inner.state.read().streams.get(stream).copied().unwrap_or(0);
-            !s.visible(version, ts, last, now)
+            hidden_by_settings(inner, &settings, stream, version, ts, now)
         };
         let (h, frame_len) = seg.with_frame(offset, &mut self.scratch, |bytes, h| {
             let r = for_each_record(&seg, offset, bytes, h, |p, r| {
@@ -427,17 +439,8 @@ impl AllEvents {
                 if r.dropped || p < next || p >= head || !filter.matches(r.stream, r.event_type) {
                     return ControlFlow::Continue(());
                 }
-                if let Some(st) = settings.get(r.stream) {
-                    let last = inner
-                        .state
-                        .read()
-                        .streams
-                        .get(r.stream)
-                        .copied()
-                        .unwrap_or(0);
-                    if !st.visible(r.version, r.timestamp_us, last, now) {
-                        return ControlFlow::Continue(());
-                    }
+                if hidden_by_settings(inner, &settings, r.stream, r.version, r.timestamp_us, now) {
+                    return ControlFlow::Continue(());
                 }
                 let name = match last_stream {
                     Some(n) if **n == *r.stream => n.clone(),

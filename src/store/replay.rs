@@ -11,7 +11,7 @@ use uuid::Uuid;
 use crate::error::{Error, Result};
 use crate::event::{Metadata, ReadFilter, RecordedEvent};
 use crate::segment::SegRef;
-use crate::store::read::visit_records;
+use crate::store::read::{hidden_by_settings, visit_records};
 use crate::store::{Inner, Store, now_us};
 use crate::wire::DecodeError;
 use crate::wire::frame::{
@@ -137,18 +137,15 @@ impl<F: FnMut(&EventRef<'_>) -> ControlFlow<()>> Ctx<'_, F> {
         {
             return ControlFlow::Continue(());
         }
-        if let Some(s) = self.settings.get(r.stream) {
-            let last = self
-                .inner
-                .state
-                .read()
-                .streams
-                .get(r.stream)
-                .copied()
-                .unwrap_or(0);
-            if !s.visible(r.version, r.timestamp_us, last, self.now) {
-                return ControlFlow::Continue(());
-            }
+        if hidden_by_settings(
+            self.inner,
+            &self.settings,
+            r.stream,
+            r.version,
+            r.timestamp_us,
+            self.now,
+        ) {
+            return ControlFlow::Continue(());
         }
         self.events += 1;
         let e = EventRef {
@@ -368,7 +365,7 @@ fn record_at<'a>(
     }
     let body = frame_body(bytes, h);
     let mut at = 0;
-    for _ in h.first_position..pos {
+    for p in h.first_position..=pos {
         let (_, _, len) = peek_record(&body[at..]).ok_or_else(|| {
             DecodeError::new(
                 at,
@@ -377,17 +374,12 @@ fn record_at<'a>(
                 at as u64,
             )
         })?;
+        if p == pos {
+            return decode_record(&body[at..at + len], at).map(|(r, _)| Some(r));
+        }
         at += len;
     }
-    let (_, _, len) = peek_record(&body[at..]).ok_or_else(|| {
-        DecodeError::new(
-            at,
-            "record does not fit the frame",
-            body.len() as u64,
-            at as u64,
-        )
-    })?;
-    decode_record(&body[at..at + len], at).map(|(r, _)| Some(r))
+    Ok(None)
 }
 
 impl Store {
@@ -470,27 +462,7 @@ impl Inner {
                     record: r,
                 }))
             };
-            let flow = match &seg {
-                SegRef::Sealed(s) => {
-                    let data = s.data()?;
-                    let at = offset as usize;
-                    if at >= data.len() {
-                        return Err(Error::Corrupted {
-                            file: s.path.clone(),
-                            offset,
-                            what: "index points past the segment's data",
-                            expected: data.len() as u64,
-                            found: offset,
-                        });
-                    }
-                    let h = check_frame_with(&data[at..], !data.checked_whole())
-                        .map_err(|e| Error::corrupted(&s.path, offset, e))?;
-                    handle(&data[at..at + h.frame_len()], &h)?
-                }
-                SegRef::Active(_) => {
-                    seg.with_frame(offset, &mut scratch, |b, h| handle(b, h))??
-                }
-            };
+            let flow = seg.with_frame(offset, &mut scratch, |b, h| handle(b, h))??;
             if flow.is_break() {
                 end.stopped = true;
                 return Ok(end);
