@@ -364,3 +364,29 @@ fn sealing_the_active_segment_lets_everything_be_compressed() {
     let ro = Store::open_read_only(dir.path()).unwrap();
     assert!(matches!(ro.seal_active(), Err(Error::ReadOnly)));
 }
+
+#[test]
+fn read_only_opens_beside_a_writer_that_compresses_see_every_event() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Arc::new(
+        StoreOptions::new()
+            .segment_bytes(4 << 10)
+            .durability(Durability::Never)
+            .open(dir.path())
+            .unwrap(),
+    );
+    fill(&store, 0, 1500);
+    let before = all(&store, Direction::Forward);
+    std::thread::scope(|s| {
+        let st = store.clone();
+        let compressor = s.spawn(move || st.compress_sealed().unwrap());
+        let mut opens = 0;
+        while !compressor.is_finished() || opens < 3 {
+            // The writer may remove a listed .seg file before this open reads it.
+            let ro = Store::open_read_only(dir.path()).unwrap();
+            assert_eq!(all(&ro, Direction::Forward), before);
+            opens += 1;
+        }
+        assert!(compressor.join().unwrap().segments > 0);
+    });
+}

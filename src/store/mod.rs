@@ -195,7 +195,20 @@ impl Store {
                 &crate::wire::archive::encode_archive_marker(name),
             )?;
         }
-        let rec = recover::recover(&vfs, dir, opts.repair, read_only)?;
+        let mut rec = recover::recover(&vfs, dir, opts.repair, read_only);
+        // A read-only open beside a writer may list a segment file that the writer then
+        // replaces (compression, compaction, archiving) before it is opened: list again.
+        for _ in 0..5 {
+            match &rec {
+                Err(Error::Io { source, .. })
+                    if read_only && source.kind() == std::io::ErrorKind::NotFound =>
+                {
+                    rec = recover::recover(&vfs, dir, opts.repair, read_only);
+                }
+                _ => break,
+            }
+        }
+        let rec = rec?;
         let (writer, sync) = match (read_only, rec.tail) {
             (false, Some(t)) => {
                 let w = Writer::new(t, &rec.state.active_index)?;
