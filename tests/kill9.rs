@@ -3,7 +3,9 @@
 //! they open and recover the store, most while they append), then checks the directory: every
 //! acknowledged event is there and byte-identical, positions and versions are dense, everything
 //! an earlier check saw is still there, and verify finds no problem. Then the next child runs on
-//! the same directory, recovering what the last one left.
+//! the same directory, recovering what the last one left. Half the children also compress their
+//! sealed segments in the background (`StoreOptions::compress_sealed`), so kills land during
+//! compressions too.
 //!
 //! The child is this test binary itself, run with `EVLOG_KILL9_CHILD_DIR` set: the test function
 //! then plays the child and never returns.
@@ -136,8 +138,11 @@ fn child_main(dir: &Path) -> ! {
     let round: u64 = std::env::var(CHILD_ROUND_ENV).unwrap().parse().unwrap();
     let mut rng = StdRng::seed_from_u64(seed);
     let threads = rng.gen_range(1..=3usize);
+    // Half the children also compress their sealed segments in the background, so that kills
+    // land during compressions too.
+    let compress = rng.gen_bool(0.5);
     report("@@S\n");
-    let store = match opts().open(dir) {
+    let store = match opts().compress_sealed(compress).open(dir) {
         Ok(s) => s,
         Err(e) => {
             eprintln!("child: open failed: {e}");
@@ -499,6 +504,8 @@ fn kill9_every_acknowledged_append_survives() {
     let (mut kills, mut during_open, mut acked_appends, mut acked_events) =
         (0u64, 0u64, 0u64, 0u64);
     let mut max_events = 0usize;
+    // Checks that found compressed segments (written by children that compress).
+    let mut with_compressed = 0u64;
     for round in 0..rounds {
         if round % ROUNDS_PER_STORE == 0 {
             dir = root.path().join(format!("store-{round}"));
@@ -523,6 +530,16 @@ fn kill9_every_acknowledged_append_survives() {
         let read_only = rng.gen_ratio(1, 3);
         known = check_store(&dir, round, read_only, &known, &run.acks);
         max_events = max_events.max(known.len());
+        let zsegs = std::fs::read_dir(&dir)
+            .map(|d| {
+                d.flatten()
+                    .filter(|e| e.path().extension().is_some_and(|x| x == "zseg"))
+                    .count()
+            })
+            .unwrap_or(0);
+        if zsegs > 0 {
+            with_compressed += 1;
+        }
         if rounds > DEFAULT_ROUNDS && (round + 1).is_multiple_of(500) {
             println!(
                 "kill9: {} kills survived so far ({during_open} while opening)",
@@ -533,7 +550,7 @@ fn kill9_every_acknowledged_append_survives() {
     println!(
         "kill9: survived {kills} kills ({during_open} before the child's open returned); \
          {acked_appends} acknowledged appends ({acked_events} events) all present; \
-         largest store {max_events} events"
+         largest store {max_events} events; {with_compressed} checks found compressed segments"
     );
 }
 
