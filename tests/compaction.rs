@@ -242,3 +242,43 @@ fn reads_and_appends_go_on_while_segments_are_compacted() {
     let now = view(&store);
     assert_eq!(now.forward[..before.forward.len()], before.forward[..]);
 }
+
+/// Found in review: a read-only store reading the segment it took for the active one, after
+/// the writer sealed and compacted it, mapped the new (shorter) file by its path and read it at
+/// the old offsets: `read_stream` returned no events, with `Ok`.
+#[test]
+fn a_read_only_store_reads_its_active_segment_after_the_writer_compacts_it() {
+    let dir = tempfile::tempdir().unwrap();
+    // 64 MiB segments: everything in the active segment.
+    let store = StoreOptions::new()
+        .durability(Durability::Never)
+        .open(dir.path())
+        .unwrap();
+    store
+        .append("x", ExpectedVersion::Any, &[event(1)])
+        .unwrap();
+    for i in 0..30 {
+        store
+            .append("y", ExpectedVersion::Any, &[event(100 + i)])
+            .unwrap();
+        store
+            .append("z", ExpectedVersion::Any, &[event(200 + i)])
+            .unwrap();
+    }
+    let ro = Store::open_read_only(dir.path()).unwrap();
+    store.truncate_before("x", 1).unwrap();
+    assert!(store.seal_active().unwrap());
+    assert_eq!(store.compact().unwrap().events_dropped, 1);
+    let ys: Vec<RecordedEvent> = ro
+        .read_stream("y", 0, Direction::Forward, usize::MAX)
+        .collect::<Result<_, _>>()
+        .unwrap();
+    assert_eq!(ys.len(), 30);
+    let mut n = 0;
+    ro.replay_stream("z", 0, |_| {
+        n += 1;
+        std::ops::ControlFlow::Continue(())
+    })
+    .unwrap();
+    assert_eq!(n, 30);
+}

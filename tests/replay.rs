@@ -295,3 +295,31 @@ fn filtered_reads_equal_filtering_every_event() {
         );
     }
 }
+
+/// Found in review: a replay that ends inside a frame said to continue after the whole frame,
+/// so paging by `next_position` skipped the rest of it.
+#[test]
+fn a_replay_ending_inside_a_frame_continues_inside_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path()).unwrap();
+    for k in 0..2u64 {
+        let batch: Vec<EventData> = (0..10).map(|i| event(k * 10 + i)).collect();
+        store.append("b", ExpectedVersion::Any, &batch).unwrap();
+    }
+    let mut seen = Vec::new();
+    let mut from = 0;
+    loop {
+        let end = store
+            .replay(from, from + 5, &ReadFilter::all(), |e| {
+                seen.push(e.position);
+                ControlFlow::Continue(())
+            })
+            .unwrap();
+        if end.events == 0 {
+            break;
+        }
+        assert_eq!(end.next_position, from + 5);
+        from = end.next_position;
+    }
+    assert_eq!(seen, (0..20).collect::<Vec<u64>>());
+}

@@ -300,6 +300,10 @@ struct FaultFile {
 }
 
 impl VfsFile for FaultFile {
+    fn map(&self) -> io::Result<FileBytes> {
+        let st = self.fs.st.lock();
+        Ok(FileBytes::Owned(st.inodes[&self.inode].data.clone()))
+    }
     fn read_at(&self, buf: &mut [u8], offset: u64) -> io::Result<usize> {
         let st = self.fs.st.lock();
         let data = &st.inodes[&self.inode].data;

@@ -15,6 +15,14 @@ use super::{FileBytes, Vfs, VfsFile, VfsLock};
 pub struct RealFs;
 
 impl VfsFile for File {
+    fn map(&self) -> io::Result<FileBytes> {
+        if self.metadata()?.len() == 0 {
+            return Ok(FileBytes::Owned(Vec::new()));
+        }
+        // SAFETY: used for the active segment only, whose mapped bytes the writer never
+        // rewrites or truncates while the store is open (see `RealFs::map`).
+        Ok(FileBytes::Mapped(unsafe { memmap2::Mmap::map(self)? }))
+    }
     fn read_at(&self, buf: &mut [u8], offset: u64) -> io::Result<usize> {
         FileExt::read_at(self, buf, offset)
     }

@@ -456,7 +456,6 @@ pub struct ActiveFile {
     pub header: SegmentHeader,
     /// A read handle.
     pub file: Arc<dyn VfsFile>,
-    vfs: Arc<dyn Vfs>,
     map: parking_lot::Mutex<Option<Arc<FileBytes>>>,
 }
 
@@ -465,17 +464,11 @@ const ACTIVE_REMAP_BYTES: u64 = 1 << 20;
 
 impl ActiveFile {
     /// The active segment at `path`, read through `file`.
-    pub fn new(
-        vfs: Arc<dyn Vfs>,
-        path: PathBuf,
-        header: SegmentHeader,
-        file: Arc<dyn VfsFile>,
-    ) -> Self {
+    pub fn new(path: PathBuf, header: SegmentHeader, file: Arc<dyn VfsFile>) -> Self {
         ActiveFile {
             path,
             header,
             file,
-            vfs,
             map: parking_lot::Mutex::new(None),
         }
     }
@@ -491,7 +484,9 @@ impl ActiveFile {
         if have > 0 && end - have < ACTIVE_REMAP_BYTES {
             return None;
         }
-        match self.vfs.map(&self.path) {
+        // Through the handle: a path may have been renamed over since (compaction replaces a
+        // sealed segment's file; this one may have been sealed meanwhile).
+        match self.file.map() {
             Ok(b) if b.len() as u64 >= end => {
                 *m = Some(Arc::new(b));
                 m.clone()

@@ -65,6 +65,10 @@ impl Inner {
         let _one_at_a_time = self.compress_lock.lock();
         vfs.create_dir_all(&archive)
             .map_err(Error::io("create directory", &archive))?;
+        // The archive directory's own entry must be durable before anything is moved into it.
+        if let Some(parent) = archive.parent() {
+            crate::io::fsync_dir(vfs, parent)?;
+        }
         if archive_dir_of(vfs, &self.dir)?.is_none() {
             // As configured: a relative path stays relative to the store directory.
             let given = self.opts.archive_dir.as_ref().unwrap_or(&archive);
@@ -128,6 +132,17 @@ impl Inner {
         let name = file_name(&seg.path)?;
         let idx_name = index_file_name(first);
         let bytes = map_file(vfs, &seg.path)?;
+        // A file of that name in the archive is either this segment's copy left by a crash, or
+        // another store's segment: that one must not be overwritten.
+        if let Ok(there) = map_file(vfs, &archive.join(&name))
+            && *there != *bytes
+        {
+            return Err(Error::InvalidArgument(format!(
+                "{} already holds a different {name}: the archive directory holds another \
+                 store's segments (two stores must not share an archive)",
+                archive.display()
+            )));
+        }
         write_file_atomic(vfs, archive, &name, &bytes)?;
         let idx_path = index_path_of(&seg.path, first);
         let idx = map_file(vfs, &idx_path)?;

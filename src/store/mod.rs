@@ -92,6 +92,10 @@ impl Inner {
         if self.closed.swap(true, Ordering::AcqRel) {
             return Ok(());
         }
+        // A compression, compaction or archiving under way finishes its segment (each checks
+        // `closed` between segments) before the lock is released: another writer must never
+        // see a replacement half done while this one still removes files.
+        let _rewrites_done = self.compress_lock.lock();
         let mut guard = self.writer.lock();
         let r = match guard.as_ref() {
             Some(w) if !self.poisoned.load(Ordering::Acquire) => {
@@ -200,9 +204,13 @@ impl Store {
         // replaces (compression, compaction, archiving) before it is opened: list again.
         for _ in 0..5 {
             match &rec {
+                // (Or read a file the writer replaced, which then looks damaged.)
                 Err(Error::Io { source, .. })
                     if read_only && source.kind() == std::io::ErrorKind::NotFound =>
                 {
+                    rec = recover::recover(&vfs, dir, opts.repair, read_only);
+                }
+                Err(Error::Corrupted { .. }) if read_only => {
                     rec = recover::recover(&vfs, dir, opts.repair, read_only);
                 }
                 _ => break,

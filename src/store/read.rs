@@ -56,6 +56,17 @@ pub(crate) fn hidden_by_settings(
     !s.visible(version, timestamp_us, last, now)
 }
 
+/// The error for an index entry whose frame does not hold the entry's position.
+pub(crate) fn frame_misses(seg: &SegRef, offset: u64, pos: u64, h: &FrameHeader) -> Error {
+    Error::Corrupted {
+        file: seg.path().to_path_buf(),
+        offset,
+        what: "index points at a frame that does not hold the wanted position",
+        expected: pos,
+        found: h.first_position,
+    }
+}
+
 /// Calls `f(position, record)` for the records of a checked frame that may pass `filter`, until
 /// it breaks. With a filter on types or streams, each record's stream and type are peeked at
 /// first and only those that pass are decoded (the others are skipped by their lengths).
@@ -209,6 +220,11 @@ impl StreamEvents {
             let offset = u64::from(e.frame_offset);
             let mut found = None;
             seg.with_frame(offset, &mut self.scratch, |bytes, h| {
+                // An index entry whose frame does not hold its position is damage, never a
+                // silent skip.
+                if pos < h.first_position || pos >= h.end_position() {
+                    return Err(frame_misses(&seg, offset, pos, h));
+                }
                 for_each_record(&seg, offset, bytes, h, |p, r| {
                     if p == pos && !r.dropped && r.stream == &**stream && r.version == e.version {
                         found = Some(r.to_recorded(p, stream.clone()));

@@ -84,6 +84,35 @@ impl Meta {
             read_file(vfs, &self.path)
         }
     }
+
+    /// [`Meta::bytes`] of sealed segment `i`, at least as long as its footer says. Damage is
+    /// a cut at the segment's start; an I/O error fails the open (it is not damage). Bytes
+    /// shorter than the footer read at first (the file was replaced meanwhile, by a writer's
+    /// compaction beside a read-only open) are reported as such.
+    fn sealed_bytes(&self, vfs: &dyn Vfs, i: usize) -> Result<Vec<u8>, Stop> {
+        let data = match self.bytes(vfs) {
+            Ok(d) => d,
+            Err(e @ Error::Io { .. }) => return Err(Stop::Fail(e)),
+            Err(e) => {
+                return Err(Stop::Cut {
+                    seg: i,
+                    offset: 0,
+                    err: e,
+                });
+            }
+        };
+        let end = self.footer.map_or(0, |f| f.data_end);
+        if (data.len() as u64) < end {
+            return Err(Stop::Fail(corrupted(
+                &self.path,
+                data.len() as u64,
+                "segment is shorter than its footer said when open read it (replaced meanwhile?)",
+                end,
+                data.len() as u64,
+            )));
+        }
+        Ok(data)
+    }
 }
 
 /// True for the path of a compressed segment file.
@@ -137,11 +166,12 @@ pub(crate) fn list_segments(vfs: &dyn Vfs, dir: &Path) -> Result<Vec<(u64, PathB
 /// Segment files by first position.
 type SegmentNames = Vec<(u64, PathBuf)>;
 
-/// [`list_segments`], and the `.zseg` files that a `.seg` file of the same segment overrides.
+/// [`list_segments`], and the files that another file of the same segment overrides (each with
+/// the file that overrides it).
 pub(crate) fn list_segments_and_stale(
     vfs: &dyn Vfs,
     dir: &Path,
-) -> Result<(SegmentNames, Vec<PathBuf>)> {
+) -> Result<(SegmentNames, Vec<(PathBuf, PathBuf)>)> {
     // Preference, when a segment is in more than one file: the store directory over the
     // archive (a crash while moving a segment leaves both copies), `.seg` over `.zseg`.
     let mut dirs = vec![dir.to_path_buf()];
@@ -159,8 +189,8 @@ pub(crate) fn list_segments_and_stale(
         for parse in parsers {
             for n in &names {
                 if let Some(pos) = parse(n) {
-                    if out.iter().any(|(p, _)| *p == pos) {
-                        stale.push(d.join(n));
+                    if let Some((_, winner)) = out.iter().find(|(p, _)| *p == pos) {
+                        stale.push((d.join(n), winner.clone()));
                     } else {
                         out.push((pos, d.join(n)));
                     }
@@ -498,11 +528,7 @@ fn load_index(
     {
         return Ok(SegmentIndex::new(shared.clone(), idx_path, map)?);
     }
-    let data = m.bytes(vfs).map_err(|e| Stop::Cut {
-        seg: i,
-        offset: 0,
-        err: e,
-    })?;
+    let data = m.sealed_bytes(vfs, i)?;
     let data = &data[..footer.data_end as usize];
     let first = m.header.first_position;
     let (bytes, next_position, frames) = build_index(data, first).map_err(|(at, e)| Stop::Cut {
@@ -674,6 +700,18 @@ fn start_from_checkpoint(
         }
         return Ok(None);
     }
+    // A checkpoint names a sealed segment only after a crash in a roll; compaction may have
+    // rewritten that segment since (its footer and index prove it whole). Such a checkpoint
+    // is stale, not evidence of loss: it is dropped and the log rescanned.
+    let stale = |vfs: &dyn Vfs| -> Result<Option<Start>, Stop> {
+        if !read_only {
+            remove_file_durable(vfs, dir, CHECKPOINT_FILE_NAME)?;
+        }
+        Ok(None)
+    };
+    if (covered < SEGMENT_HEADER_BYTES as u64 || covered > end) && m.footer.is_some() {
+        return stale(vfs);
+    }
     if covered < SEGMENT_HEADER_BYTES as u64 || covered > end {
         return Err(lost(
             "segment is shorter than the checkpoint says was durable",
@@ -707,6 +745,9 @@ fn start_from_checkpoint(
                             && at + fh.frame_len() as u64 == covered
                     })
             });
+        if !frame_ok && m.footer.is_some() {
+            return stale(vfs);
+        }
         if !frame_ok {
             let data = read_at(&*f, &m.path, 0, covered as usize)?;
             let scan = scan_frames(
@@ -786,7 +827,26 @@ fn recover_once(
     };
     let (mut names, stale) = list_segments_and_stale(vfs, dir)?;
     if !read_only {
-        for p in stale {
+        for (p, winner) in stale {
+            // A copy in the archive is removed only if it holds the same segment: another
+            // store's segment there means two stores share the archive, which is refused.
+            if p.parent() != winner.parent() {
+                let image = |path: &Path| {
+                    if is_zseg(path) {
+                        crate::segment::read_zseg_image(vfs, path)
+                    } else {
+                        read_file(vfs, path)
+                    }
+                };
+                if image(&p).ok() != Some(image(&winner)?) {
+                    return Err(Stop::Fail(Error::InvalidArgument(format!(
+                        "{} is not a copy of {}: the archive directory holds another store's \
+                         segments (two stores must not share an archive)",
+                        p.display(),
+                        winner.display()
+                    ))));
+                }
+            }
             vfs.remove(&p).map_err(Error::io("remove", &p))?;
         }
     }
@@ -863,11 +923,7 @@ fn recover_once(
             // Sealed: its frames were checked when its index was built or verified; the scan
             // here only rebuilds the stream table.
             let data = if m.compressed {
-                let img = m.bytes(vfs).map_err(|e| Stop::Cut {
-                    seg: j,
-                    offset: 0,
-                    err: e,
-                })?;
+                let img = m.sealed_bytes(vfs, j)?;
                 img[from as usize..footer.data_end as usize].to_vec()
             } else {
                 read_at(&*f, &m.path, from, (footer.data_end - from) as usize)?
@@ -991,7 +1047,6 @@ fn recover_once(
     }
     let active = tail.as_ref().map(|t| {
         Arc::new(ActiveFile::new(
-            shared_vfs.clone(),
             t.path.clone(),
             t.header,
             t.file.clone(),

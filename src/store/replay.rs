@@ -11,7 +11,7 @@ use uuid::Uuid;
 use crate::error::{Error, Result};
 use crate::event::{Metadata, ReadFilter, RecordedEvent};
 use crate::segment::SegRef;
-use crate::store::read::{hidden_by_settings, visit_records};
+use crate::store::read::{frame_misses, hidden_by_settings, visit_records};
 use crate::store::{Inner, Store, now_us};
 use crate::wire::DecodeError;
 use crate::wire::frame::{
@@ -123,7 +123,8 @@ impl<F: FnMut(&EventRef<'_>) -> ControlFlow<()>> Ctx<'_, F> {
         let filter: &ReadFilter = self.filter;
         let flow = visit_records(seg, offset, bytes, h, filter, |p, r| self.deliver(p, r))?;
         if flow.is_continue() {
-            self.next = h.end_position();
+            // Where to continue: after this frame, or at the end of the range inside it.
+            self.next = h.end_position().min(self.end);
         }
         Ok(flow)
     }
@@ -439,7 +440,7 @@ impl Inner {
             let corrupted = |e| Error::corrupted(seg.path(), offset, e);
             let mut handle = |bytes: &[u8], h: &FrameHeader| -> Result<ControlFlow<()>> {
                 let Some(r) = record_at(bytes, h, pos).map_err(corrupted)? else {
-                    return Ok(ControlFlow::Continue(()));
+                    return Err(frame_misses(&seg, offset, pos, h));
                 };
                 // Entries of other streams that share the hash, and placeholders, are skipped.
                 if r.dropped

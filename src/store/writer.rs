@@ -470,7 +470,6 @@ impl Inner {
             let mut st = self.state.write();
             st.sealed.push(Arc::new(sealed));
             st.active = Some(Arc::new(ActiveFile::new(
-                self.vfs.clone(),
                 path.clone(),
                 header,
                 read_file,
