@@ -469,11 +469,7 @@ impl Inner {
         {
             let mut st = self.state.write();
             st.sealed.push(Arc::new(sealed));
-            st.active = Some(Arc::new(ActiveFile::new(
-                path.clone(),
-                header,
-                read_file,
-            )));
+            st.active = Some(Arc::new(ActiveFile::new(path.clone(), header, read_file)));
             st.active_index = ActiveIndex::new(header.first_position);
         }
         if let Some(t) = self.compressor.lock().as_ref() {
