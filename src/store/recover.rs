@@ -464,7 +464,17 @@ fn read_metas(vfs: &dyn Vfs, names: &[(u64, PathBuf)]) -> Result<Vec<Meta>, Stop
             // An unreadable next file is the damage, not this segment's missing footer.
             let (_, next) = &names[i + 1];
             let nf = vfs.open(next, false).map_err(Error::io("open", next))?;
-            let nh = read_at(&*nf, next, 0, SEGMENT_HEADER_BYTES)?;
+            // (A compressed segment keeps its segment header's copy after its own header.)
+            let nh = if is_zseg(next) {
+                let p = read_at(&*nf, next, 0, crate::wire::zseg::ZSEG_PREFIX_BYTES)?;
+                if p.len() < crate::wire::zseg::ZSEG_PREFIX_BYTES {
+                    p
+                } else {
+                    crate::wire::zseg::ZsegLayout::segment_header(&p).to_vec()
+                }
+            } else {
+                read_at(&*nf, next, 0, SEGMENT_HEADER_BYTES)?
+            };
             if let Err(e) = SegmentHeader::decode(&nh) {
                 return Err(Stop::Cut {
                     seg: i + 1,
