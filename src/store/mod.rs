@@ -202,7 +202,7 @@ impl Store {
         let mut rec = recover::recover(&vfs, dir, opts.repair, read_only);
         // A read-only open beside a writer may list a segment file that the writer then
         // replaces (compression, compaction, archiving) before it is opened: list again.
-        for _ in 0..5 {
+        for _ in 0..20 {
             match &rec {
                 // (Or read a file the writer replaced, which then looks damaged.)
                 Err(Error::Io { source, .. })

@@ -341,7 +341,18 @@ fn read_metas(vfs: &dyn Vfs, names: &[(u64, PathBuf)]) -> Result<Vec<Meta>, Stop
     let mut metas: Vec<Meta> = Vec::with_capacity(names.len());
     let last = names.len() - 1;
     for (i, (pos, path)) in names.iter().enumerate() {
-        let f = vfs.open(path, false).map_err(Error::io("open", path))?;
+        // A `.seg` file listed a moment ago may have been replaced by its `.zseg` since (a
+        // writer compressing beside a read-only open): read that one.
+        let (path, f) = match vfs.open(path, false) {
+            Ok(f) => (path.clone(), f),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound && !is_zseg(path) => {
+                let z = path.with_file_name(crate::wire::zseg::zseg_file_name(*pos));
+                let f = vfs.open(&z, false).map_err(Error::io("open", &z))?;
+                (z, f)
+            }
+            Err(e) => return Err(Error::io("open", path)(e).into()),
+        };
+        let path = &path;
         let file_len = f.len().map_err(Error::io("stat", path))?;
         let cut = |offset, err| Stop::Cut {
             seg: i,
