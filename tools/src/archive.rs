@@ -161,17 +161,9 @@ pub fn run(a: &Args) -> Result<Outcome, Failure> {
         Some(to) => StoreOptions::new().archive_dir(to),
         None => StoreOptions::new(),
     };
-    let store = match opts.open(dir) {
-        Ok(s) => s,
-        Err(evlog::Error::Locked { .. }) => return Err(crate::locked(dir, "archive")),
-        Err(e) => return Err(e.into()),
-    };
-    let pb = crate::progress::spinner(&format!("archiving {}", dir.display()));
-    let rep = store.archive_sealed(a.older_than);
-    pb.finish_and_clear();
-    let rep = rep?;
-    let (sealed, _) = store.sealed_segments();
-    store.close()?;
+    let (rep, (sealed, _)) = crate::with_writer(dir, opts, "archive", "archiving", |s| {
+        Ok((s.archive_sealed(a.older_than)?, s.sealed_segments()))
+    })?;
 
     let archive = rep.archive_dir.display().to_string();
     let out = if a.json {

@@ -15,7 +15,7 @@ use std::path::PathBuf;
 use evlog::StoreOptions;
 use serde_json::json;
 
-use crate::{Failure, Outcome, require_store};
+use crate::{Failure, Outcome};
 
 /// Arguments of `evlog compact`.
 #[derive(clap::Args)]
@@ -30,17 +30,9 @@ pub struct Args {
 /// Runs the subcommand.
 pub fn run(a: &Args) -> Result<Outcome, Failure> {
     let dir = &a.dir;
-    require_store(dir)?;
-    let store = match StoreOptions::new().open(dir) {
-        Ok(s) => s,
-        Err(evlog::Error::Locked { .. }) => return Err(crate::locked(dir, "compact")),
-        Err(e) => return Err(e.into()),
-    };
-    let pb = crate::progress::spinner(&format!("compacting {}", dir.display()));
-    let rep = store.compact();
-    pb.finish_and_clear();
-    let rep = rep?;
-    store.close()?;
+    let rep = crate::with_writer(dir, StoreOptions::new(), "compact", "compacting", |s| {
+        s.compact()
+    })?;
 
     let out = if a.json {
         format!(

@@ -12,7 +12,7 @@ use std::path::PathBuf;
 use evlog::{CompressReport, StoreOptions};
 use serde_json::json;
 
-use crate::{Failure, Outcome, require_store};
+use crate::{Failure, Outcome};
 
 /// Arguments of `evlog compress`.
 #[derive(clap::Args)]
@@ -32,18 +32,10 @@ fn ratio(r: &CompressReport) -> Option<f64> {
 /// Runs the subcommand.
 pub fn run(a: &Args) -> Result<Outcome, Failure> {
     let dir = &a.dir;
-    require_store(dir)?;
-    let store = match StoreOptions::new().open(dir) {
-        Ok(s) => s,
-        Err(evlog::Error::Locked { .. }) => return Err(crate::locked(dir, "compress")),
-        Err(e) => return Err(e.into()),
-    };
-    let pb = crate::progress::spinner(&format!("compressing {}", dir.display()));
-    let rep = store.compress_sealed();
-    pb.finish_and_clear();
-    let rep = rep?;
-    let (sealed, compressed) = store.sealed_segments();
-    store.close()?;
+    let (rep, (sealed, compressed)) =
+        crate::with_writer(dir, StoreOptions::new(), "compress", "compressing", |s| {
+            Ok((s.compress_sealed()?, s.sealed_segments()))
+        })?;
 
     let out = if a.json {
         format!(

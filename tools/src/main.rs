@@ -157,6 +157,30 @@ pub fn locked(dir: &Path, command: &str) -> Failure {
     }
 }
 
+/// Opens the existing store in `dir` for writing with `opts` (refused with exit 3 while a
+/// writer holds it, exit 2 when `dir` is no store), runs `work` on it behind a spinner saying
+/// `doing`, and closes it. For the commands that rewrite a store: compress, compact, archive.
+pub fn with_writer<T>(
+    dir: &Path,
+    opts: evlog::StoreOptions,
+    command: &str,
+    doing: &str,
+    work: impl FnOnce(&evlog::Store) -> evlog::Result<T>,
+) -> Result<T, Failure> {
+    require_store(dir)?;
+    let store = match opts.open(dir) {
+        Ok(s) => s,
+        Err(evlog::Error::Locked { .. }) => return Err(locked(dir, command)),
+        Err(e) => return Err(e.into()),
+    };
+    let pb = progress::spinner(&format!("{doing} {}", dir.display()));
+    let r = work(&store);
+    pb.finish_and_clear();
+    let r = r?;
+    store.close()?;
+    Ok(r)
+}
+
 /// Fails with exit 2 unless `dir` is a directory.
 pub fn require_dir(dir: &Path) -> Result<(), Failure> {
     if dir.is_dir() {
