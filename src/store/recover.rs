@@ -180,8 +180,11 @@ pub(crate) fn list_segments_and_stale(
     }
     let mut out: Vec<(u64, PathBuf)> = Vec::new();
     let mut stale = Vec::new();
-    for d in &dirs {
+    for (k, d) in dirs.iter().enumerate() {
         let names = vfs.list(d).map_err(Error::io("read directory", d))?;
+        if k > 0 {
+            refuse_store_dir_as_archive(dir, d, &names)?;
+        }
         let parsers: [fn(&str) -> Option<u64>; 2] = [
             parse_segment_file_name,
             crate::wire::zseg::parse_zseg_file_name,
@@ -215,18 +218,19 @@ pub(crate) fn archive_dir_of(vfs: &dyn Vfs, dir: &Path) -> Result<Option<PathBuf
     let p = crate::wire::archive::decode_archive_marker(&bytes)
         .map_err(|e| Error::corrupted(&path, e.at as u64, e))?;
     // A relative path is relative to the store directory.
-    let archive = dir.join(p);
-    check_archive_dir(vfs, dir, &archive)?;
-    Ok(Some(archive))
+    Ok(Some(dir.join(p)))
 }
 
 /// Refuses an archive directory that is a store directory (this store's own, under another
 /// name, or another store's): its segments would be taken for copies of this store's.
 pub(crate) fn check_archive_dir(vfs: &dyn Vfs, dir: &Path, archive: &Path) -> Result<()> {
+    refuse_store_dir_as_archive(dir, archive, &vfs.list(archive).unwrap_or_default())
+}
+
+/// [`check_archive_dir`] given the names in the archive directory.
+fn refuse_store_dir_as_archive(dir: &Path, archive: &Path, names: &[String]) -> Result<()> {
     let same = normalize(archive) == normalize(dir)
-        || vfs
-            .list(archive)
-            .is_ok_and(|names| names.iter().any(|n| n == crate::store::LOCK_FILE_NAME));
+        || names.iter().any(|n| n == crate::store::LOCK_FILE_NAME);
     if same {
         return Err(Error::InvalidArgument(format!(
             "archive directory {} is a store directory (it holds a {} file)",
