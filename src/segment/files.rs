@@ -5,8 +5,12 @@ use std::sync::{Arc, OnceLock};
 
 use crate::error::{Error, Result};
 use crate::io::{FileBytes, Vfs, VfsFile};
-use crate::wire::frame::{FRAME_HEADER_BYTES, FrameHeader, check_frame, check_frame_with};
-use crate::wire::index_file::{IndexHeader, IndexView, check_index_body, check_index_tables};
+use crate::wire::frame::{
+    FRAME_HEADER_BYTES, FRAME_OVERHEAD_BYTES, FrameHeader, check_frame, check_frame_with,
+};
+use crate::wire::index_file::{
+    IndexHeader, IndexView, StreamFence, check_index_body, check_index_tables,
+};
 use crate::wire::segment::{SegmentFooter, SegmentHeader};
 
 /// The bytes of an immutable file (a memory map with the real file system).
@@ -105,6 +109,8 @@ pub struct SegmentIndex {
     map: LazyMap,
     /// `None` once the body checked out; `Some(bytes)` for an index rebuilt in memory.
     checked: OnceLock<Result<Option<Vec<u8>>, Error>>,
+    /// Built on the first stream lookup.
+    fence: OnceLock<StreamFence>,
 }
 
 impl SegmentIndex {
@@ -118,6 +124,7 @@ impl SegmentIndex {
             vfs,
             map: LazyMap::new(),
             checked: OnceLock::new(),
+            fence: OnceLock::new(),
         };
         match bytes {
             FileBytes::Owned(_) => ix.map.pin(Arc::new(bytes)),
@@ -131,6 +138,12 @@ impl SegmentIndex {
     /// The header.
     pub fn header(&self) -> &IndexHeader {
         &self.header
+    }
+
+    /// The stream entries among which the first entry of stream `hash` lies, in `view` (this
+    /// index's, as [`SealedSegment::index`] gives it).
+    pub fn stream_span(&self, view: &IndexView<'_>, hash: u64) -> std::ops::Range<usize> {
+        self.fence.get_or_init(|| StreamFence::new(view)).span(hash)
     }
 
     /// The index file path.
@@ -522,25 +535,6 @@ impl SegRef {
         }
     }
 
-    /// Reads one byte of each cache line of the frame at `offset` of a mapped (sealed) segment
-    /// (only its first line unless `whole`), so that the processor fetches it ahead of the
-    /// checked read. Trusts nothing it reads: lengths are clamped to the mapped data.
-    pub fn touch_frame(&self, offset: u64, whole: bool) -> u8 {
-        let SegRef::Sealed(s) = self else { return 0 };
-        let Ok(data) = s.data() else { return 0 };
-        let data = &*data;
-        let at = offset as usize;
-        if at + FRAME_HEADER_BYTES > data.len() {
-            return 0;
-        }
-        if !whole {
-            return data[at];
-        }
-        let body = crate::wire::bytes::u32_at(data, at + 8) as usize;
-        let end = (at + FRAME_HEADER_BYTES + body).min(data.len());
-        data[at..end].iter().step_by(64).fold(0, |a, b| a ^ b)
-    }
-
     /// Reads and checks the whole frame at `offset` and gives its bytes to `f`. `scratch` holds
     /// the bytes of frames read from the active segment.
     pub fn with_frame<R>(
@@ -550,25 +544,7 @@ impl SegRef {
         f: impl FnOnce(&[u8], &FrameHeader) -> R,
     ) -> Result<R> {
         match self {
-            SegRef::Sealed(s) => {
-                let bytes = s.data()?;
-                let checked_whole = bytes.checked_whole();
-                let data = &*bytes;
-                let at = offset as usize;
-                if at >= data.len() {
-                    return Err(Error::Corrupted {
-                        file: s.path.clone(),
-                        offset,
-                        what: "index points past the segment's data",
-                        expected: data.len() as u64,
-                        found: offset,
-                    });
-                }
-                // An image checked whole against its footer needs no frame body checksums.
-                let h = check_frame_with(&data[at..], !checked_whole)
-                    .map_err(|e| Error::corrupted(&s.path, offset, e))?;
-                Ok(f(&data[at..at + h.frame_len()], &h))
-            }
+            SegRef::Sealed(s) => sealed_frame(&s.path, &s.data()?, offset, f),
             SegRef::Active(a) => {
                 if let Some(m) = a.map_covering(offset + FRAME_HEADER_BYTES as u64) {
                     let at = offset as usize;
@@ -601,6 +577,111 @@ impl SegRef {
                 let h = check_frame(scratch).map_err(|e| Error::corrupted(&a.path, offset, e))?;
                 debug_assert!(len >= FRAME_HEADER_BYTES);
                 Ok(f(&scratch[..len], &h))
+            }
+        }
+    }
+}
+
+/// Checks the frame at `offset` of a sealed segment's `bytes` and gives its bytes to `f`.
+fn sealed_frame<R>(
+    path: &Path,
+    bytes: &SegBytes,
+    offset: u64,
+    f: impl FnOnce(&[u8], &FrameHeader) -> R,
+) -> Result<R> {
+    let data = &**bytes;
+    let at = offset as usize;
+    if at >= data.len() {
+        return Err(Error::Corrupted {
+            file: path.to_path_buf(),
+            offset,
+            what: "index points past the segment's data",
+            expected: data.len() as u64,
+            found: offset,
+        });
+    }
+    // An image checked whole against its footer needs no frame body checksums.
+    let h = check_frame_with(&data[at..], !bytes.checked_whole())
+        .map_err(|e| Error::corrupted(path, offset, e))?;
+    Ok(f(&data[at..at + h.frame_len()], &h))
+}
+
+/// Frames longer than this are not fetched ahead whole (their first lines still are).
+const PREFETCH_FRAME_BYTES: usize = 4096;
+
+/// Reads the frames of index entries one after another (a stream's events, scattered through
+/// the log). It holds the bytes of the sealed segment it read last, so that a run of frames in
+/// one segment looks them up once, and it can ask the processor to fetch a list of frames into
+/// its caches before they are read, so that their cache misses overlap instead of following
+/// one another.
+#[derive(Default)]
+pub struct FrameReader {
+    held: Option<(Arc<SealedSegment>, SegBytes)>,
+    scratch: Vec<u8>,
+}
+
+impl FrameReader {
+    /// A reader holding nothing yet.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    fn bytes_of(&mut self, s: &Arc<SealedSegment>) -> Result<&SegBytes> {
+        if !self.held.as_ref().is_some_and(|(h, _)| Arc::ptr_eq(h, s)) {
+            self.held = Some((s.clone(), s.data()?));
+        }
+        Ok(&self.held.as_ref().expect("just set").1)
+    }
+
+    /// Reads and checks the whole frame at `offset` of `seg` and gives its bytes to `f` (as
+    /// [`SegRef::with_frame`] does).
+    pub fn with_frame<R>(
+        &mut self,
+        seg: &SegRef,
+        offset: u64,
+        f: impl FnOnce(&[u8], &FrameHeader) -> R,
+    ) -> Result<R> {
+        match seg {
+            SegRef::Sealed(s) => {
+                let bytes = self.bytes_of(s)?;
+                sealed_frame(&s.path, bytes, offset, f)
+            }
+            SegRef::Active(_) => seg.with_frame(offset, &mut self.scratch, f),
+        }
+    }
+
+    /// Asks the processor to fetch the frames at `frames` (segment and offset) of sealed
+    /// segments into its caches, without waiting for them: first the line each frame starts
+    /// on, then, once those have had time to arrive, the rest of each frame as its header
+    /// gives its length. Only a hint: it reads nothing it trusts (lengths are clamped to the
+    /// segment's bytes) and skips what it cannot look up; frames of the active segment are
+    /// read with pread or a map that the kernel may not have yet, and are left alone.
+    pub fn prefetch<'a>(&mut self, frames: impl Iterator<Item = (&'a SegRef, u64)> + Clone) {
+        for (seg, offset) in frames.clone() {
+            if let SegRef::Sealed(s) = seg
+                && let Ok(b) = self.bytes_of(s)
+            {
+                crate::wire::bytes::prefetch(b, offset as usize);
+            }
+        }
+        for (seg, offset) in frames {
+            if let SegRef::Sealed(s) = seg
+                && let Ok(b) = self.bytes_of(s)
+            {
+                let at = offset as usize;
+                if at + FRAME_HEADER_BYTES > b.len() {
+                    continue;
+                }
+                let body = crate::wire::bytes::u32_at(b, at + 8) as usize;
+                let end = (at + FRAME_OVERHEAD_BYTES + body)
+                    .min(at + PREFETCH_FRAME_BYTES)
+                    .min(b.len());
+                // From the second line on; the first was asked for above.
+                let mut line = (at & !63) + 64;
+                while line < end {
+                    crate::wire::bytes::prefetch(b, line);
+                    line += 64;
+                }
             }
         }
     }

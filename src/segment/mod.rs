@@ -5,8 +5,8 @@ pub mod scan;
 
 pub use crate::io::FileBytes;
 pub use files::{
-    ActiveFile, DEFAULT_IMAGE_CACHE_BYTES, DEFAULT_MAP_CACHE_MAPS, IndexBytes, SealedSegment,
-    SegBytes, SegRef, SegmentIndex, image_cache_bytes, map_cache_maps, map_file, read_zseg_image,
-    set_image_cache_bytes, set_map_cache_maps,
+    ActiveFile, DEFAULT_IMAGE_CACHE_BYTES, DEFAULT_MAP_CACHE_MAPS, FrameReader, IndexBytes,
+    SealedSegment, SegBytes, SegRef, SegmentIndex, image_cache_bytes, map_cache_maps, map_file,
+    read_zseg_image, set_image_cache_bytes, set_map_cache_maps,
 };
 pub use scan::{ScanEnd, build_index, durable_frame_after, scan_frames};

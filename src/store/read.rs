@@ -8,11 +8,12 @@ use std::sync::atomic::Ordering;
 use crate::error::{Error, Result};
 use crate::event::{Direction, ReadFilter, RecordedEvent};
 use crate::index::FastMap;
-use crate::segment::{SealedSegment, SegRef};
+use crate::segment::{FrameReader, SealedSegment, SegRef};
 use crate::store::Inner;
 use crate::wire::DecodeError;
 use crate::wire::bytes::stream_hash;
 use crate::wire::frame::{FRAME_HEADER_BYTES, FrameHeader, check_frame_with, frame_body};
+use crate::wire::index_file::StreamEntry;
 use crate::wire::record::{RecordView, Records, decode_record, peek_record};
 use crate::wire::segment::SEGMENT_HEADER_BYTES;
 use crate::wire::settings::StreamSettings;
@@ -37,6 +38,35 @@ fn for_each_record<'a>(
         f(h.first_position + i as u64, &r);
     }
     Ok(())
+}
+
+/// The record at position `pos` of a checked frame (`None` when the frame does not hold it).
+/// Records before it are skipped by their lengths, not decoded.
+pub(crate) fn record_at<'a>(
+    bytes: &'a [u8],
+    h: &FrameHeader,
+    pos: u64,
+) -> Result<Option<RecordView<'a>>, DecodeError> {
+    if pos < h.first_position || pos >= h.end_position() {
+        return Ok(None);
+    }
+    let body = frame_body(bytes, h);
+    let mut at = 0;
+    for p in h.first_position..=pos {
+        let (_, _, len) = peek_record(&body[at..]).ok_or_else(|| {
+            DecodeError::new(
+                at,
+                "record does not fit the frame",
+                body.len() as u64,
+                at as u64,
+            )
+        })?;
+        if p == pos {
+            return decode_record(&body[at..at + len], at).map(|(r, _)| Some(r));
+        }
+        at += len;
+    }
+    Ok(None)
 }
 
 /// True when a stream's retention rules or deletion hide its event `version` (appended at
@@ -129,7 +159,6 @@ pub struct StreamEvents {
     direction: Direction,
     left: usize,
     pending: VecDeque<RecordedEvent>,
-    scratch: Vec<u8>,
     failed: bool,
 }
 
@@ -149,7 +178,6 @@ impl StreamEvents {
             direction,
             left: limit,
             pending: VecDeque::new(),
-            scratch: Vec::new(),
             failed: false,
         }
     }
@@ -196,52 +224,49 @@ impl StreamEvents {
         };
         let max_age_us = settings.map_or(0, |s| s.max_age_us);
         let now = crate::store::now_us();
-        // The frames of one stream are scattered through the log; touching each first lets
-        // the processor fetch them in parallel instead of one cache miss after another.
-        let mut touched = 0u8;
-        for (seg, e) in &entries {
-            touched ^= seg.touch_frame(u64::from(e.frame_offset), false);
-        }
-        for (seg, e) in &entries {
-            touched ^= seg.touch_frame(u64::from(e.frame_offset), true);
-        }
-        std::hint::black_box(touched);
-        let mut got = Vec::with_capacity(entries.len());
-        for (seg, e) in entries {
+        let mut frames = FrameReader::new();
+        frames.prefetch(entries.iter().map(|(s, e)| (s, u64::from(e.frame_offset))));
+        // Entries are in version order, so the events come out in order (other streams'
+        // entries that share the hash are skipped).
+        let forward = self.direction == Direction::Forward;
+        let stream = &self.stream;
+        let pending = &mut self.pending;
+        pending.reserve(entries.len());
+        let mut visible = true;
+        let mut read = |(seg, e): (SegRef, StreamEntry)| -> Result<()> {
             let pos = seg.first_position() + u64::from(e.rel_pos);
             if pos >= head {
                 // Not visible yet; later versions are not either.
-                if self.direction == Direction::Forward {
-                    self.next = None;
-                }
-                continue;
+                visible = false;
+                return Ok(());
             }
-            let stream = &self.stream;
             let offset = u64::from(e.frame_offset);
-            let mut found = None;
-            seg.with_frame(offset, &mut self.scratch, |bytes, h| {
+            frames.with_frame(&seg, offset, |bytes, h| {
                 // An index entry whose frame does not hold its position is damage, never a
                 // silent skip.
-                if pos < h.first_position || pos >= h.end_position() {
+                let Some(r) = record_at(bytes, h, pos)
+                    .map_err(|e| Error::corrupted(seg.path(), offset, e))?
+                else {
                     return Err(frame_misses(&seg, offset, pos, h));
+                };
+                if !r.dropped
+                    && r.stream == &**stream
+                    && r.version == e.version
+                    && (max_age_us == 0 || r.timestamp_us.saturating_add(max_age_us) > now)
+                {
+                    pending.push_back(r.to_recorded(pos, stream.clone()));
                 }
-                for_each_record(&seg, offset, bytes, h, |p, r| {
-                    if p == pos && !r.dropped && r.stream == &**stream && r.version == e.version {
-                        found = Some(r.to_recorded(p, stream.clone()));
-                    }
-                })
-            })??;
-            if let Some(ev) = found
-                && (max_age_us == 0 || ev.timestamp_us.saturating_add(max_age_us) > now)
-            {
-                got.push(ev);
-            }
+                Ok(())
+            })?
+        };
+        if forward {
+            entries.into_iter().try_for_each(&mut read)?;
+        } else {
+            entries.into_iter().rev().try_for_each(&mut read)?;
         }
-        got.sort_by_key(|e| e.position);
-        if self.direction == Direction::Backward {
-            got.reverse();
+        if forward && !visible {
+            self.next = None;
         }
-        self.pending.extend(got);
         Ok(())
     }
 }

@@ -10,14 +10,11 @@ use uuid::Uuid;
 
 use crate::error::{Error, Result};
 use crate::event::{Metadata, ReadFilter, RecordedEvent};
-use crate::segment::SegRef;
-use crate::store::read::{frame_misses, hidden_by_settings, visit_records};
+use crate::segment::{FrameReader, SegRef};
+use crate::store::read::{frame_misses, hidden_by_settings, record_at, visit_records};
 use crate::store::{Inner, Store, now_us};
-use crate::wire::DecodeError;
-use crate::wire::frame::{
-    FRAME_HEADER_BYTES, FrameHeader, check_frame, check_frame_with, frame_body,
-};
-use crate::wire::record::{RecordView, decode_record, peek_record};
+use crate::wire::frame::{FRAME_HEADER_BYTES, FrameHeader, check_frame, check_frame_with};
+use crate::wire::record::RecordView;
 use crate::wire::segment::SEGMENT_HEADER_BYTES;
 
 /// Bytes read from the active segment at a time.
@@ -354,35 +351,6 @@ impl Inner {
     }
 }
 
-/// The record at position `pos` of a checked frame (`None` when the frame does not hold it).
-/// Records before it are skipped by their lengths, not decoded.
-fn record_at<'a>(
-    bytes: &'a [u8],
-    h: &FrameHeader,
-    pos: u64,
-) -> Result<Option<RecordView<'a>>, DecodeError> {
-    if pos < h.first_position || pos >= h.end_position() {
-        return Ok(None);
-    }
-    let body = frame_body(bytes, h);
-    let mut at = 0;
-    for p in h.first_position..=pos {
-        let (_, _, len) = peek_record(&body[at..]).ok_or_else(|| {
-            DecodeError::new(
-                at,
-                "record does not fit the frame",
-                body.len() as u64,
-                at as u64,
-            )
-        })?;
-        if p == pos {
-            return decode_record(&body[at..at + len], at).map(|(r, _)| Some(r));
-        }
-        at += len;
-    }
-    Ok(None)
-}
-
 impl Store {
     /// Calls `f` for every visible event of `stream` from version `from_version` on, in version
     /// order, until `f` returns [`ControlFlow::Break`]: [`Store::read_stream`] without copies
@@ -430,7 +398,8 @@ impl Inner {
         };
         let max_age_us = settings.map_or(0, |s| s.max_age_us);
         let now = now_us();
-        let mut scratch = Vec::new();
+        let mut frames = FrameReader::new();
+        frames.prefetch(entries.iter().map(|(s, e)| (s, u64::from(e.frame_offset))));
         for (seg, e) in entries {
             let pos = seg.first_position() + u64::from(e.rel_pos);
             if pos >= head {
@@ -463,7 +432,7 @@ impl Inner {
                     record: r,
                 }))
             };
-            let flow = seg.with_frame(offset, &mut scratch, |b, h| handle(b, h))??;
+            let flow = frames.with_frame(&seg, offset, |b, h| handle(b, h))??;
             if flow.is_break() {
                 end.stopped = true;
                 return Ok(end);

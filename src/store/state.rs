@@ -67,10 +67,18 @@ impl State {
         hi: u64,
     ) -> Result<Vec<(SegRef, StreamEntry)>> {
         let mut out = Vec::new();
+        // First narrow the search in every segment and fetch those entries, so that the
+        // segments' cache misses overlap; then search.
+        let mut found = Vec::with_capacity(self.sealed.len());
         for s in &self.sealed {
             let ix = s.index()?;
+            let span = s.index.stream_span(&ix.view(), hash);
+            ix.view().prefetch_entries(span.clone());
+            found.push((s, ix, span));
+        }
+        for (s, ix, span) in found {
             let v = ix.view();
-            let mut i = v.lower_bound(hash, lo);
+            let mut i = v.lower_bound_in(hash, lo, span);
             while i < v.header.event_count as usize {
                 let e = v.entry(i);
                 if e.hash != hash || e.version > hi {

@@ -110,6 +110,24 @@ pub fn u16_at(buf: &[u8], off: usize) -> u16 {
     u16::from_le_bytes([buf[off], buf[off + 1]])
 }
 
+/// Asks the processor to fetch the cache line holding `bytes[at]` (nothing when `at` is out
+/// of bounds, or on processors this has no instruction for).
+#[inline(always)]
+pub fn prefetch(bytes: &[u8], at: usize) {
+    #[cfg(target_arch = "x86_64")]
+    if at < bytes.len() {
+        #[allow(unsafe_code)]
+        // SAFETY: a prefetch only hints the cache; it never faults and reads nothing into the
+        // program. The pointer is in bounds of `bytes` all the same.
+        unsafe {
+            use std::arch::x86_64::{_MM_HINT_T0, _mm_prefetch};
+            _mm_prefetch::<_MM_HINT_T0>(bytes.as_ptr().add(at).cast());
+        }
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    let _ = (bytes, at);
+}
+
 /// Reads a little-endian `u32` at `off`; the caller has checked the bounds.
 #[inline]
 pub fn u32_at(buf: &[u8], off: usize) -> u32 {

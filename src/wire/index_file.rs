@@ -12,6 +12,8 @@
 //! bloom        bloom_blocks x 64 bytes: a blocked Bloom filter of the ids (see `bloom_hashes`)
 //! ```
 
+use std::ops::Range;
+
 use super::bytes::{DecodeError, HeaderChecks, check_fixed_header, u16_at, u32_at, u64_at};
 
 /// Magic at byte 0 of an index file.
@@ -371,11 +373,26 @@ impl<'a> IndexView<'a> {
 
     /// The first stream entry not less than (hash, version).
     pub fn lower_bound(&self, hash: u64, version: u64) -> usize {
-        let n = self.header.event_count as usize;
-        partition_point(n, |i| {
-            let e = self.entry(i);
-            (e.hash, e.version) < (hash, version)
-        })
+        self.lower_bound_in(hash, version, 0..self.header.event_count as usize)
+    }
+
+    /// The first stream entry not less than (hash, version), given that it lies in `span`
+    /// (as [`StreamFence::span`] gives it).
+    pub fn lower_bound_in(&self, hash: u64, version: u64, span: Range<usize>) -> usize {
+        span.start
+            + partition_point(span.len(), |i| {
+                let e = self.entry(span.start + i);
+                (e.hash, e.version) < (hash, version)
+            })
+    }
+
+    /// Asks the processor to fetch the stream entries `span` into its caches (a hint).
+    pub fn prefetch_entries(&self, span: Range<usize>) {
+        let from = self.streams_at() + span.start * STREAM_ENTRY_BYTES;
+        let to = self.streams_at() + span.end * STREAM_ENTRY_BYTES;
+        for at in (from & !63..to).step_by(64) {
+            super::bytes::prefetch(self.buf, at);
+        }
     }
 
     /// False when the Bloom filter shows that `id` is not indexed here (true: it may be).
@@ -398,6 +415,51 @@ impl<'a> IndexView<'a> {
         let n = self.header.event_count as usize;
         let i = partition_point(n, |i| self.id_entry(i).id < *id);
         (i < n && self.id_entry(i).id == *id).then(|| self.id_entry(i).rel_pos)
+    }
+}
+
+/// Stream entries per fence key of a [`StreamFence`].
+pub const FENCE_STRIDE: usize = 16;
+
+/// A sparse copy of an index's stream table, kept in memory: the high 32 bits of the hash of
+/// every [`FENCE_STRIDE`]th entry. It narrows the search for a stream's first entry to a few
+/// adjacent cache lines of the table, where a binary search over the whole table would miss
+/// the cache at each of its last steps. Derived from the table; never stored.
+pub struct StreamFence {
+    keys: Box<[u32]>,
+    entries: usize,
+}
+
+impl StreamFence {
+    /// The fence of `view`'s stream table.
+    pub fn new(view: &IndexView<'_>) -> Self {
+        let entries = view.header.event_count as usize;
+        let keys = (0..entries)
+            .step_by(FENCE_STRIDE)
+            .map(|i| (view.entry(i).hash >> 32) as u32)
+            .collect();
+        StreamFence { keys, entries }
+    }
+
+    /// The entries among which the first entry not less than (`hash`, any version) lies (or
+    /// the end of the table). Entry `k * FENCE_STRIDE` whose key is below `hash`'s is less
+    /// than every entry of `hash`, and one whose key is above it is greater.
+    pub fn span(&self, hash: u64) -> Range<usize> {
+        let key = (hash >> 32) as u32;
+        let below = self.keys.partition_point(|&k| k < key);
+        let not_above = self.keys.partition_point(|&k| k <= key);
+        let start = if below == 0 {
+            0
+        } else {
+            (below - 1) * FENCE_STRIDE + 1
+        };
+        let end = (not_above * FENCE_STRIDE).min(self.entries);
+        start..end.max(start)
+    }
+
+    /// Bytes of memory the fence holds.
+    pub fn heap_bytes(&self) -> usize {
+        self.keys.len() * 4
     }
 }
 
@@ -493,6 +555,60 @@ mod tests {
             passed < 500,
             "{passed} of 10000 absent ids passed the filter"
         );
+    }
+
+    #[test]
+    fn the_fence_span_holds_the_first_entry_of_every_stream_and_version() {
+        let mut r = Rng::new(9);
+        for round in 0..40 {
+            // Few distinct high halves, so that many hashes share a fence key; some streams
+            // long enough to span several fence strides.
+            let streams = 1 + r.below(300);
+            let mut entries = Vec::new();
+            for _ in 0..streams {
+                let hash = (r.below(1 + round) << 32) | r.below(1 << 20);
+                let long = r.below(10) == 0;
+                for v in 0..1 + r.below(if long { 100 } else { 4 }) {
+                    entries.push(StreamEntry {
+                        hash,
+                        version: v * (1 + r.below(3)),
+                        rel_pos: 0,
+                        frame_offset: 64,
+                    });
+                }
+            }
+            entries.sort_unstable_by_key(|e| (e.hash, e.version));
+            entries.dedup_by_key(|e| (e.hash, e.version));
+            let mut ids: Vec<IdEntry> = (0..entries.len() as u32)
+                .map(|i| IdEntry {
+                    id: id(&mut r),
+                    rel_pos: i,
+                })
+                .collect();
+            ids.sort_unstable();
+            let bytes = encode_index(0, 64, 0, &[], &entries, &ids);
+            let v = IndexView::new(&bytes).unwrap();
+            let fence = StreamFence::new(&v);
+            for _ in 0..500 {
+                let probe = if r.below(2) == 0 {
+                    entries[r.below(entries.len() as u64) as usize].hash
+                } else {
+                    (r.below(2 + round) << 32) | r.below(1 << 20)
+                };
+                let version = r.below(120);
+                let want = entries
+                    .iter()
+                    .position(|e| (e.hash, e.version) >= (probe, version))
+                    .unwrap_or(entries.len());
+                let span = fence.span(probe);
+                assert!(
+                    span.start <= want && want <= span.end,
+                    "{span:?} misses {want}"
+                );
+                assert_eq!(v.lower_bound_in(probe, version, span), want);
+                assert_eq!(v.lower_bound(probe, version), want);
+            }
+        }
     }
 
     #[test]
