@@ -21,7 +21,9 @@ fn truncate_inside_last_frame_at_every_offset(img: &Image, src: &Path, label: &s
     let name = active.file_name().unwrap().to_owned();
     let frames = frames_of(&active);
     let (start, end) = *frames.last().unwrap();
-    assert_eq!(end, file_len(&active));
+    // After a crash, the zeros the durable writer wrote ahead of its frames may follow.
+    let bytes = fs::read(&active).unwrap();
+    assert!(bytes[end as usize..].iter().all(|&b| b == 0));
     assert_eq!(
         frame_first_position(&active, start),
         img.last.result.first_position,
@@ -140,7 +142,10 @@ fn junk_after_last_frame_is_cut(img: &Image, src: &Path, label: &str) {
     let mut rng = StdRng::seed_from_u64(0x5eed_0002);
     let active = segments(src).pop().unwrap();
     let name = active.file_name().unwrap().to_owned();
-    let end = file_len(&active);
+    // The end of the last frame; after a crash, the zeros the durable writer wrote ahead of
+    // its frames may follow, and the junk comes after them.
+    let len = file_len(&active);
+    let end = frames_of(&active).last().unwrap().1;
     let mut junk: Vec<(String, Vec<u8>)> = Vec::new();
     for n in [1usize, 7, 31, 32, 33, 40, 512, 4096, 10_000] {
         junk.push((format!("{n} zero bytes"), vec![0; n]));
@@ -173,7 +178,7 @@ fn junk_after_last_frame_is_cut(img: &Image, src: &Path, label: &str) {
         }
         assert_eq!(
             file_len(&seg),
-            end + bytes.len() as u64,
+            len + bytes.len() as u64,
             "{ctx}: read-only open wrote"
         );
         let s = opts()
@@ -1157,4 +1162,61 @@ fn bitflip_in_checkpointed_last_frame_is_not_silently_cut() {
             }
         }
     }
+}
+
+// ---------------------------------------------------------------------------------------------
+// 3. The zeros a durable writer writes ahead of its frames.
+// ---------------------------------------------------------------------------------------------
+
+#[test]
+fn zeros_written_ahead_of_durable_frames_are_cut_at_close_and_after_a_crash() {
+    use evlog::{Durability, StoreOptions};
+    let t = tempfile::tempdir().unwrap();
+    let dir = t.path().join("live");
+    let durable = StoreOptions::new().durability(Durability::Always);
+    let s = durable.clone().open(&dir).unwrap();
+    for i in 0..20 {
+        append_one(&s, "order-1", i, i);
+    }
+    let active = segments(&dir).pop().unwrap();
+    let end = frames_of(&active).last().unwrap().1;
+    assert!(
+        file_len(&active) > end,
+        "a durable writer writes zeros ahead of its frames"
+    );
+    // A crash now leaves the zeros: verify notes them, open cuts them and keeps every event.
+    let crash = t.path().join("crash");
+    copy_dir(&dir, &crash);
+    let rep = verify_dir(&crash).unwrap();
+    assert!(rep.is_clean(), "{:?}", rep.problems);
+    assert!(
+        rep.notes
+            .iter()
+            .any(|n| n.contains("zeros after the last frame")),
+        "{:?}",
+        rep.notes
+    );
+    let before = read_all(&s);
+    s.close().unwrap();
+    assert_eq!(file_len(&active), end, "close cuts the zeros");
+    assert_verify_clean(&dir, "after close");
+
+    let c = durable.clone().open(&crash).unwrap();
+    let crash_active = crash.join(active.file_name().unwrap());
+    assert_eq!(file_len(&crash_active), end, "open cuts the zeros");
+    assert_eq!(read_all(&c), before);
+    append_one(&c, "order-1", 20, 20);
+    c.close().unwrap();
+    assert_verify_clean(&crash, "after the crash");
+
+    // Without `Always`, no zeros are written.
+    let lazy = t.path().join("lazy");
+    let s = StoreOptions::new()
+        .durability(Durability::Never)
+        .open(&lazy)
+        .unwrap();
+    append_one(&s, "order-1", 0, 0);
+    let active = segments(&lazy).pop().unwrap();
+    assert_eq!(file_len(&active), frames_of(&active).last().unwrap().1);
+    s.close().unwrap();
 }

@@ -97,10 +97,12 @@ impl Inner {
         // see a replacement half done while this one still removes files.
         let _rewrites_done = self.compress_lock.lock();
         let mut guard = self.writer.lock();
-        let r = match guard.as_ref() {
-            Some(w) if !self.poisoned.load(Ordering::Acquire) => {
-                crate::io::fsync_data(&*w.file, &w.path).and_then(|_| self.write_checkpoint(w))
-            }
+        let r = match guard.as_mut() {
+            Some(w) if !self.poisoned.load(Ordering::Acquire) => self
+                .write_unwritten(w)
+                .and_then(|_| self.cut_zeros(w))
+                .and_then(|_| crate::io::fsync_data(&*w.file, &w.path))
+                .and_then(|_| self.write_checkpoint(w)),
             _ => Ok(()),
         };
         *guard = None;
@@ -221,10 +223,6 @@ impl Store {
             (false, Some(t)) => {
                 let w = Writer::new(t, &rec.state.active_index)?;
                 let s = SyncState {
-                    file: w.file.clone(),
-                    path: w.path.clone(),
-                    written: 0,
-                    written_next: w.next_position,
                     synced: 0,
                     syncing: false,
                     pending: 0,

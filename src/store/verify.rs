@@ -284,10 +284,17 @@ pub fn verify_dir_with(vfs: &dyn Vfs, dir: &Path) -> Result<VerifyReport> {
             let valid_after =
                 durable_frame_after(&data[..end], at as usize, scan.next_position).is_some();
             if footer.is_none() && i == last && !valid_after {
+                let tail = &data[at as usize..];
+                // A durable writer writes zeros ahead of its frames (FORMAT.md, section 4).
+                let what = if tail.iter().all(|&b| b == 0) {
+                    "zeros after the last frame"
+                } else {
+                    "torn tail"
+                };
                 rep.notes.push(format!(
-                    "{}: torn tail at byte {at} ({} bytes; open cuts it)",
+                    "{}: {what} at byte {at} ({} bytes; open cuts it)",
                     path.display(),
-                    data.len() as u64 - at
+                    tail.len()
                 ));
             } else {
                 problem(&mut rep, path, e.at as u64, e.what.to_string());

@@ -41,15 +41,16 @@ pub(crate) struct Writer {
     /// Bytes written since open, across segments: the group-commit clock.
     pub written: u64,
     buf: Vec<u8>,
+    /// Frames appended with `Durability::Always` and not yet written to the file (they end
+    /// at `len`): the group-commit leader writes them all with one write before its fsync.
+    unwritten: Vec<u8>,
+    /// End of the zeros written ahead of the frames (the file's length): see
+    /// [`Inner::zero_ahead`].
+    zeroed_to: u64,
 }
 
 /// What the group-commit syncer needs, guarded by its own mutex.
 pub(crate) struct SyncState {
-    pub file: Arc<dyn VfsFile>,
-    pub path: PathBuf,
-    /// Bytes written (writer's clock) and the next position after them.
-    pub written: u64,
-    pub written_next: u64,
     /// Bytes known durable.
     pub synced: u64,
     pub syncing: bool,
@@ -64,20 +65,32 @@ pub(crate) struct SyncState {
     pub waiters: Vec<(u64, std::thread::Thread)>,
 }
 
-/// Wakes the waiters an fsync covered, and one that it did not (if any) to lead the next fsync.
-fn wake_waiters(st: &mut SyncState) {
+/// Takes the waiters an fsync covered, and one that it did not (if any) to lead the next
+/// fsync, for the caller to wake once it has released the lock (so that they do not wake
+/// only to wait for it).
+fn waiters_to_wake(st: &mut SyncState) -> Vec<std::thread::Thread> {
     let synced = st.synced;
     let mut leader_woken = false;
+    let mut wake = Vec::new();
     st.waiters.retain(|(t, th)| {
         if *t <= synced || !leader_woken {
             leader_woken |= *t > synced;
-            th.unpark();
+            wake.push(th.clone());
             false
         } else {
             true
         }
     });
+    wake
 }
+
+/// Zeros written ahead of the frames with `Durability::Always` (see [`Inner::zero_ahead`]).
+const ZERO_AHEAD_BYTES: u64 = 1 << 20;
+
+static ZEROS: [u8; 64 << 10] = [0; 64 << 10];
+
+/// Unwritten frames (see `Writer::unwritten`) beyond which an appender writes them itself.
+const MAX_UNWRITTEN_BYTES: usize = 1 << 20;
 
 /// Longest a group-commit leader waits for more appends before it fsyncs.
 const MAX_GATHER: Duration = Duration::from_millis(1);
@@ -101,6 +114,8 @@ impl Writer {
             ids,
             written: 0,
             buf: Vec::new(),
+            unwritten: Vec::new(),
+            zeroed_to: t.len,
         })
     }
 }
@@ -277,10 +292,16 @@ impl Inner {
             self.roll(w).inspect_err(|_| self.poison())?;
         }
         let offset = w.len;
-        w.file
-            .write_all_at(frame, offset)
-            .map_err(Error::io("write", &w.path))
-            .inspect_err(|_| self.poison())?;
+        if self.opts.durability == Durability::Always {
+            // Written by the group-commit leader with the frames of the other appenders it
+            // serves: one write instead of one per appender on the path to the fsync.
+            w.unwritten.extend_from_slice(frame);
+        } else {
+            w.file
+                .write_all_at(frame, offset)
+                .map_err(Error::io("write", &w.path))
+                .inspect_err(|_| self.poison())?;
+        }
         w.crc.update(frame);
         w.len += frame.len() as u64;
         w.last_header_crc = u32::from_le_bytes(frame[28..32].try_into().expect("4 bytes"));
@@ -313,11 +334,12 @@ impl Inner {
         }
         w.next_position += events.len() as u64;
         w.written += frame.len() as u64;
+        if w.unwritten.len() >= MAX_UNWRITTEN_BYTES {
+            self.write_unwritten(w)?;
+        }
         {
             let mut s = self.sync.lock();
             if let Some(s) = s.as_mut() {
-                s.written = w.written;
-                s.written_next = w.next_position;
                 s.pending += 1;
                 if s.leader_waiting && s.pending >= s.last_batch {
                     self.leader_cv.notify_one();
@@ -330,11 +352,61 @@ impl Inner {
         Ok(w.written)
     }
 
+    /// Writes the frames appended but not yet written (see `Writer::unwritten`). A write
+    /// error poisons the store.
+    pub(crate) fn write_unwritten(&self, w: &mut Writer) -> Result<()> {
+        if w.unwritten.is_empty() {
+            return Ok(());
+        }
+        let at = w.len - w.unwritten.len() as u64;
+        w.file
+            .write_all_at(&w.unwritten, at)
+            .map_err(Error::io("write", &w.path))
+            .inspect_err(|_| self.poison())?;
+        w.unwritten.clear();
+        self.zero_ahead(w).inspect_err(|_| self.poison())
+    }
+
+    /// Writes zeros after the frames, up to [`ZERO_AHEAD_BYTES`] past them, when the frames
+    /// reach the end of the zeros written before (only with `Durability::Always`). An fsync of
+    /// frames that extend the file must also commit the file's new size and blocks (a journal
+    /// commit); frames written over zeros already on disk need only their data flushed. The
+    /// fsync after the first frames in new zeros makes the zeros durable too. Zeros after the
+    /// last frame read as a torn tail: open cuts them, and roll and close cut them first.
+    fn zero_ahead(&self, w: &mut Writer) -> Result<()> {
+        if self.opts.durability != Durability::Always || w.len < w.zeroed_to {
+            return Ok(());
+        }
+        let to = (w.len + ZERO_AHEAD_BYTES).min(self.opts.segment_bytes.max(w.len));
+        let mut at = w.len;
+        while at < to {
+            let n = (to - at).min(ZEROS.len() as u64) as usize;
+            w.file
+                .write_all_at(&ZEROS[..n], at)
+                .map_err(Error::io("write", &w.path))?;
+            at += n as u64;
+        }
+        w.zeroed_to = to;
+        Ok(())
+    }
+
+    /// Cuts the zeros written ahead of the frames (see [`Inner::zero_ahead`]), so that the file
+    /// ends at its last frame (before a footer is written, or at close).
+    pub(crate) fn cut_zeros(&self, w: &mut Writer) -> Result<()> {
+        if w.zeroed_to > w.len {
+            w.file
+                .set_len(w.len)
+                .map_err(Error::io("truncate", &w.path))?;
+        }
+        w.zeroed_to = w.len;
+        Ok(())
+    }
+
     /// Finds an earlier append of the same events (a re-send after a timeout). Returns its
     /// result, or an error if some of the ids are stored with other content.
     fn find_resend(
         &self,
-        w: &Writer,
+        w: &mut Writer,
         stream: &str,
         events: &[EventData],
     ) -> Result<Option<AppendResult>> {
@@ -362,6 +434,8 @@ impl Inner {
             }
             return Ok(None);
         };
+        // The earlier frame may still be waiting for its write.
+        self.write_unwritten(w)?;
         let mut last_version = 0;
         let mut frame_ok = true;
         let mut scratch = Vec::new();
@@ -413,6 +487,8 @@ impl Inner {
     /// open (see `format/FORMAT.md`, crash analysis).
     pub(crate) fn roll(&self, w: &mut Writer) -> Result<()> {
         let vfs = &*self.vfs;
+        self.write_unwritten(w)?;
+        self.cut_zeros(w)?;
         fsync_data(&*w.file, &w.path)?;
         let footer = SegmentFooter {
             first_position: w.header.first_position,
@@ -479,17 +555,11 @@ impl Inner {
         w.path = path;
         w.header = header;
         w.len = SEGMENT_HEADER_BYTES as u64;
+        w.zeroed_to = w.len;
         w.crc = crc32fast::Hasher::new();
         w.crc.update(&header.encode());
         w.last_header_crc = 0;
         w.ids.clear();
-        {
-            let mut s = self.sync.lock();
-            if let Some(s) = s.as_mut() {
-                s.file = w.file.clone();
-                s.path = w.path.clone();
-            }
-        }
         self.write_checkpoint(w)
     }
 
@@ -549,14 +619,26 @@ impl Inner {
                 self.leader_cv.wait_until(&mut s, deadline);
             }
             let st = s.as_mut().ok_or(Error::Closed)?;
-            let (file, path, upto, next) = (
-                st.file.clone(),
-                st.path.clone(),
-                st.written,
-                st.written_next,
-            );
             let batch = std::mem::take(&mut st.pending);
             drop(s);
+            // The frames gathered are written now, in one write, then made durable.
+            let written = {
+                let mut g = self.writer.lock();
+                g.as_mut().ok_or(Error::Closed).and_then(|w| {
+                    self.write_unwritten(w)?;
+                    Ok((w.file.clone(), w.path.clone(), w.written, w.next_position))
+                })
+            };
+            let (file, path, upto, next) = match written {
+                Ok(w) => w,
+                Err(e) => {
+                    if let Some(st) = self.sync.lock().as_mut() {
+                        st.syncing = false;
+                    }
+                    self.wake_all_waiters();
+                    return Err(e);
+                }
+            };
             let started = Instant::now();
             let r = fsync_data(&*file, &path);
             let took = started.elapsed();
@@ -577,20 +659,26 @@ impl Inner {
             self.durable_next.fetch_max(next, Ordering::AcqRel);
             self.publish_head(next);
             self.synced.store(st.synced, Ordering::Release);
-            wake_waiters(st);
+            let wake = waiters_to_wake(st);
+            drop(s);
+            wake.iter().for_each(std::thread::Thread::unpark);
         }
     }
 
     /// Records that the writer's clock up to `written` is durable (after a roll's fsync).
     fn mark_synced(&self, written: u64, next: u64) {
-        if let Some(st) = self.sync.lock().as_mut() {
-            st.synced = st.synced.max(written);
-            st.pending = 0;
-            self.durable_next.fetch_max(next, Ordering::AcqRel);
-            self.publish_head(next);
-            self.synced.store(st.synced, Ordering::Release);
-            wake_waiters(st);
-        }
+        let wake = match self.sync.lock().as_mut() {
+            Some(st) => {
+                st.synced = st.synced.max(written);
+                st.pending = 0;
+                self.durable_next.fetch_max(next, Ordering::AcqRel);
+                self.publish_head(next);
+                self.synced.store(st.synced, Ordering::Release);
+                waiters_to_wake(st)
+            }
+            None => Vec::new(),
+        };
+        wake.iter().for_each(std::thread::Thread::unpark);
     }
 
     /// Wakes every parked waiter (the store is poisoned or closing).

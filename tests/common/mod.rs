@@ -164,7 +164,8 @@ pub fn build_image() -> Image {
         // Leave the active segment with a few frames and room for session 2.
         loop {
             let active = segments(&clean).pop().unwrap();
-            if frames_of(&active).len() >= 3 && file_len(&active) <= 2600 {
+            let frames = frames_of(&active);
+            if frames.len() >= 3 && frames.last().unwrap().1 <= 2600 {
                 break;
             }
             populate(&s, 1, &mut model, &mut counter);
@@ -280,7 +281,8 @@ pub fn is_sealed(bytes: &[u8]) -> bool {
 }
 
 /// Frames of a segment file as `(start, end)` byte ranges, walked from the header with the
-/// frame lengths (checked against each trailer), stopping at the footer of a sealed segment.
+/// frame lengths (checked against each trailer), stopping at the footer of a sealed segment
+/// and at the zeros a durable writer writes ahead of its frames.
 pub fn frames_of(path: &Path) -> Vec<(u64, u64)> {
     let b = fs::read(path).unwrap();
     let end = if is_sealed(&b) {
@@ -291,6 +293,9 @@ pub fn frames_of(path: &Path) -> Vec<(u64, u64)> {
     let mut out = Vec::new();
     let mut at = SEG_HEADER_BYTES as usize;
     while at + FRAME_HEADER_BYTES as usize <= end {
+        if b[at..end].iter().all(|&x| x == 0) {
+            return out;
+        }
         assert_eq!(&b[at..at + 4], b"EVFR", "frame magic at {at} in {path:?}");
         let body_len = u32::from_le_bytes(b[at + 8..at + 12].try_into().unwrap()) as usize;
         let len = body_len + (FRAME_HEADER_BYTES + FRAME_TRAILER_BYTES) as usize;
