@@ -8,9 +8,7 @@ use crate::io::{FileBytes, Vfs, VfsFile};
 use crate::wire::frame::{
     FRAME_HEADER_BYTES, FRAME_OVERHEAD_BYTES, FrameHeader, check_frame, check_frame_with,
 };
-use crate::wire::index_file::{
-    IndexHeader, IndexView, StreamFence, check_index_body, check_index_tables,
-};
+use crate::wire::index_file::{IndexHeader, IndexView, check_index_body, check_index_tables};
 use crate::wire::segment::{SegmentFooter, SegmentHeader};
 
 /// The bytes of an immutable file (a memory map with the real file system).
@@ -109,8 +107,6 @@ pub struct SegmentIndex {
     map: LazyMap,
     /// `None` once the body checked out; `Some(bytes)` for an index rebuilt in memory.
     checked: OnceLock<Result<Option<Vec<u8>>, Error>>,
-    /// Built on the first stream lookup.
-    fence: OnceLock<StreamFence>,
 }
 
 impl SegmentIndex {
@@ -124,7 +120,6 @@ impl SegmentIndex {
             vfs,
             map: LazyMap::new(),
             checked: OnceLock::new(),
-            fence: OnceLock::new(),
         };
         match bytes {
             FileBytes::Owned(_) => ix.map.pin(Arc::new(bytes)),
@@ -138,12 +133,6 @@ impl SegmentIndex {
     /// The header.
     pub fn header(&self) -> &IndexHeader {
         &self.header
-    }
-
-    /// The stream entries among which the first entry of stream `hash` lies, in `view` (this
-    /// index's, as [`SealedSegment::index`] gives it).
-    pub fn stream_span(&self, view: &IndexView<'_>, hash: u64) -> std::ops::Range<usize> {
-        self.fence.get_or_init(|| StreamFence::new(view)).span(hash)
     }
 
     /// The index file path.
@@ -423,19 +412,26 @@ impl SealedSegment {
     /// the index is rebuilt in memory from the segment's frames.
     pub fn index(&self) -> Result<IndexBytes<'_>> {
         let ix = &self.index;
-        let checked = ix.checked.get_or_init(|| {
-            let bytes = ix.bytes()?;
-            if check_index_body(&bytes, &ix.header).is_ok()
-                && check_index_tables(&bytes, &ix.header).is_ok()
-            {
-                return Ok(None);
+        let checked = match ix.checked.get() {
+            Some(c) => c,
+            None => {
+                // Only what the bytes say is kept: an error reading or mapping them (a map
+                // limit, a file replaced meanwhile) is returned, and the next use tries again.
+                let bytes = ix.bytes()?;
+                let c = if check_index_body(&bytes, &ix.header).is_ok()
+                    && check_index_tables(&bytes, &ix.header).is_ok()
+                {
+                    Ok(None)
+                } else {
+                    let first = self.header.first_position;
+                    match crate::segment::build_index(&self.data()?, first) {
+                        Ok((bytes, _, _)) => Ok(Some(bytes)),
+                        Err((_, e)) => Err(Error::corrupted(&self.path, 0, e)),
+                    }
+                };
+                ix.checked.get_or_init(|| c)
             }
-            let first = self.header.first_position;
-            match crate::segment::build_index(&self.data()?, first) {
-                Ok((bytes, _, _)) => Ok(Some(bytes)),
-                Err((_, e)) => Err(Error::corrupted(&self.path, 0, e)),
-            }
-        });
+        };
         match checked {
             Ok(None) => Ok(IndexBytes::File(ix.bytes()?, ix.header)),
             Ok(Some(rebuilt)) => {
@@ -458,10 +454,12 @@ impl SealedSegment {
 }
 
 /// The active segment as readers see it. It is written with ordinary writes, never through a
-/// map; readers read it through a read-only map of the part that was written when they mapped
-/// it (mapped again once another `ACTIVE_REMAP_BYTES` were appended), and the newest bytes
-/// with pread. (Bytes below a reader's head were written before it saw the head, and the
-/// writer never rewrites or truncates them while the store is open.)
+/// map; readers read it through a read-only map of the frames that were written when they
+/// mapped it (mapped again once another `ACTIVE_REMAP_BYTES` were appended), and the newest
+/// bytes with pread. (Bytes below a reader's head were written before it saw the head, and the
+/// writer never rewrites or truncates frames while the store is open. It does overwrite the
+/// zeros it writes ahead of its frames, so a map serves only the frames written before it was
+/// taken, as the writer publishes them in `frames_end`, never the file's whole length.)
 pub struct ActiveFile {
     /// Segment file path.
     pub path: PathBuf,
@@ -469,39 +467,60 @@ pub struct ActiveFile {
     pub header: SegmentHeader,
     /// A read handle.
     pub file: Arc<dyn VfsFile>,
-    map: parking_lot::Mutex<Option<Arc<FileBytes>>>,
+    /// End of the frames written to the file so far (set by the writer after each write).
+    frames_end: std::sync::atomic::AtomicU64,
+    /// A map and the end of the frames it holds.
+    map: parking_lot::Mutex<Option<(Arc<FileBytes>, u64)>>,
 }
 
 /// Bytes appended to the active segment after which readers map it again.
 const ACTIVE_REMAP_BYTES: u64 = 1 << 20;
 
 impl ActiveFile {
-    /// The active segment at `path`, read through `file`.
-    pub fn new(path: PathBuf, header: SegmentHeader, file: Arc<dyn VfsFile>) -> Self {
+    /// The active segment at `path`, read through `file`, whose frames end at `frames_end`.
+    pub fn new(
+        path: PathBuf,
+        header: SegmentHeader,
+        file: Arc<dyn VfsFile>,
+        frames_end: u64,
+    ) -> Self {
         ActiveFile {
             path,
             header,
             file,
+            frames_end: frames_end.into(),
             map: parking_lot::Mutex::new(None),
         }
     }
 
-    /// A map holding bytes `[0, end)`, if there is one or it is time to map again; `None`:
-    /// read these bytes with pread.
-    fn map_covering(&self, end: u64) -> Option<Arc<FileBytes>> {
+    /// Records that the frames written to the file now end at `end` (the writer calls this
+    /// after each write of frames, before the head moves past them).
+    pub fn set_frames_end(&self, end: u64) {
+        self.frames_end
+            .store(end, std::sync::atomic::Ordering::Release);
+    }
+
+    /// A map and the end of the frames it holds, if they cover bytes `[0, end)` or it is time
+    /// to map again; `None`: read these bytes with pread.
+    fn map_covering(&self, end: u64) -> Option<(Arc<FileBytes>, u64)> {
         let mut m = self.map.lock();
-        let have = m.as_ref().map_or(0, |b| b.len() as u64);
+        let have = m.as_ref().map_or(0, |(_, valid)| *valid);
         if end <= have {
             return m.clone();
         }
         if have > 0 && end - have < ACTIVE_REMAP_BYTES {
             return None;
         }
+        // Loaded before mapping: every frame below it is in the map.
+        let valid = self.frames_end.load(std::sync::atomic::Ordering::Acquire);
+        if end > valid {
+            return None;
+        }
         // Through the handle: a path may have been renamed over since (compaction replaces a
         // sealed segment's file; this one may have been sealed meanwhile).
         match self.file.map() {
-            Ok(b) if b.len() as u64 >= end => {
-                *m = Some(Arc::new(b));
+            Ok(b) if b.len() as u64 >= valid => {
+                *m = Some((Arc::new(b), valid));
                 m.clone()
             }
             _ => None,
@@ -546,7 +565,8 @@ impl SegRef {
         match self {
             SegRef::Sealed(s) => sealed_frame(&s.path, &s.data()?, offset, f),
             SegRef::Active(a) => {
-                if let Some(m) = a.map_covering(offset + FRAME_HEADER_BYTES as u64) {
+                if let Some((m, valid)) = a.map_covering(offset + FRAME_HEADER_BYTES as u64) {
+                    let m = &m[..valid as usize];
                     let at = offset as usize;
                     let h = FrameHeader::decode(&m[at..])
                         .map_err(|e| Error::corrupted(&a.path, offset, e))?;

@@ -1070,9 +1070,14 @@ fn recover_once(
             });
         }
     }
-    let active = tail
-        .as_ref()
-        .map(|t| Arc::new(ActiveFile::new(t.path.clone(), t.header, t.file.clone())));
+    let active = tail.as_ref().map(|t| {
+        Arc::new(ActiveFile::new(
+            t.path.clone(),
+            t.header,
+            t.file.clone(),
+            t.len,
+        ))
+    });
     Ok(Recovered {
         state: State {
             settings: Arc::new(load_settings(vfs, dir)?),

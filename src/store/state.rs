@@ -5,8 +5,11 @@ use std::sync::Arc;
 use crate::error::Result;
 use crate::index::{ActiveIndex, FastMap};
 use crate::segment::{ActiveFile, SealedSegment, SegRef};
-use crate::wire::index_file::StreamEntry;
+use crate::wire::index_file::{StreamEntry, lower_bounds};
 use crate::wire::settings::StreamSettings;
+
+/// Sealed segments whose stream tables one stream lookup searches together.
+const SEARCH_CHUNK_SEGMENTS: usize = 64;
 
 /// The segments and indexes, behind the store's `RwLock`.
 pub(crate) struct State {
@@ -67,25 +70,25 @@ impl State {
         hi: u64,
     ) -> Result<Vec<(SegRef, StreamEntry)>> {
         let mut out = Vec::new();
-        // First narrow the search in every segment and fetch those entries, so that the
-        // segments' cache misses overlap; then search.
-        let mut found = Vec::with_capacity(self.sealed.len());
-        for s in &self.sealed {
-            let ix = s.index()?;
-            let span = s.index.stream_span(&ix.view(), hash);
-            ix.view().prefetch_entries(span.clone());
-            found.push((s, ix, span));
-        }
-        for (s, ix, span) in found {
-            let v = ix.view();
-            let mut i = v.lower_bound_in(hash, lo, span);
-            while i < v.header.event_count as usize {
-                let e = v.entry(i);
-                if e.hash != hash || e.version > hi {
-                    break;
+        // The segments' searches run in step (their cache misses overlap), a bounded number
+        // of segments at a time: each holds its index's map while it is searched, and a store
+        // of any number of segments must stay under the kernel's limit on maps.
+        for chunk in self.sealed.chunks(SEARCH_CHUNK_SEGMENTS) {
+            let ixs = chunk
+                .iter()
+                .map(|s| s.index())
+                .collect::<Result<Vec<_>>>()?;
+            let views: Vec<_> = ixs.iter().map(|ix| ix.view()).collect();
+            let firsts = lower_bounds(&views, hash, lo);
+            for ((s, v), mut i) in chunk.iter().zip(&views).zip(firsts) {
+                while i < v.header.event_count as usize {
+                    let e = v.entry(i);
+                    if e.hash != hash || e.version > hi {
+                        break;
+                    }
+                    out.push((SegRef::Sealed(s.clone()), e));
+                    i += 1;
                 }
-                out.push((SegRef::Sealed(s.clone()), e));
-                i += 1;
             }
         }
         if let Some(a) = &self.active {

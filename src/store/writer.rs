@@ -310,6 +310,9 @@ impl Inner {
         let hash = stream_hash(stream);
         {
             let mut st = self.state.write();
+            if let Some(a) = &st.active {
+                a.set_frames_end(w.len - w.unwritten.len() as u64);
+            }
             let rel_first = (first_position - first) as u32;
             st.active_index.push_frame(rel_first, offset as u32);
             for (i, e) in events.iter().enumerate() {
@@ -364,7 +367,11 @@ impl Inner {
             .map_err(Error::io("write", &w.path))
             .inspect_err(|_| self.poison())?;
         w.unwritten.clear();
-        self.zero_ahead(w).inspect_err(|_| self.poison())
+        if let Some(a) = &self.state.read().active {
+            a.set_frames_end(w.len);
+        }
+        self.zero_ahead(w);
+        Ok(())
     }
 
     /// Writes zeros after the frames, up to [`ZERO_AHEAD_BYTES`] past them, when the frames
@@ -373,21 +380,24 @@ impl Inner {
     /// commit); frames written over zeros already on disk need only their data flushed. The
     /// fsync after the first frames in new zeros makes the zeros durable too. Zeros after the
     /// last frame read as a torn tail: open cuts them, and roll and close cut them first.
-    fn zero_ahead(&self, w: &mut Writer) -> Result<()> {
+    /// Only a help: if the zeros cannot be written (a full disk), no more are tried in this
+    /// segment, and the frames, which were written, are fsynced as they are.
+    fn zero_ahead(&self, w: &mut Writer) {
         if self.opts.durability != Durability::Always || w.len < w.zeroed_to {
-            return Ok(());
+            return;
         }
         let to = (w.len + ZERO_AHEAD_BYTES).min(self.opts.segment_bytes.max(w.len));
         let mut at = w.len;
         while at < to {
             let n = (to - at).min(ZEROS.len() as u64) as usize;
-            w.file
-                .write_all_at(&ZEROS[..n], at)
-                .map_err(Error::io("write", &w.path))?;
+            if w.file.write_all_at(&ZEROS[..n], at).is_err() {
+                // Past any zeros that did land, so that roll and close cut them.
+                w.zeroed_to = u64::MAX;
+                return;
+            }
             at += n as u64;
         }
         w.zeroed_to = to;
-        Ok(())
     }
 
     /// Cuts the zeros written ahead of the frames (see [`Inner::zero_ahead`]), so that the file
@@ -545,7 +555,12 @@ impl Inner {
         {
             let mut st = self.state.write();
             st.sealed.push(Arc::new(sealed));
-            st.active = Some(Arc::new(ActiveFile::new(path.clone(), header, read_file)));
+            st.active = Some(Arc::new(ActiveFile::new(
+                path.clone(),
+                header,
+                read_file,
+                SEGMENT_HEADER_BYTES as u64,
+            )));
             st.active_index = ActiveIndex::new(header.first_position);
         }
         if let Some(t) = self.compressor.lock().as_ref() {

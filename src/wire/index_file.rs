@@ -12,8 +12,6 @@
 //! bloom        bloom_blocks x 64 bytes: a blocked Bloom filter of the ids (see `bloom_hashes`)
 //! ```
 
-use std::ops::Range;
-
 use super::bytes::{DecodeError, HeaderChecks, check_fixed_header, u16_at, u32_at, u64_at};
 
 /// Magic at byte 0 of an index file.
@@ -373,26 +371,16 @@ impl<'a> IndexView<'a> {
 
     /// The first stream entry not less than (hash, version).
     pub fn lower_bound(&self, hash: u64, version: u64) -> usize {
-        self.lower_bound_in(hash, version, 0..self.header.event_count as usize)
+        let n = self.header.event_count as usize;
+        partition_point(n, |i| {
+            let e = self.entry(i);
+            (e.hash, e.version) < (hash, version)
+        })
     }
 
-    /// The first stream entry not less than (hash, version), given that it lies in `span`
-    /// (as [`StreamFence::span`] gives it).
-    pub fn lower_bound_in(&self, hash: u64, version: u64, span: Range<usize>) -> usize {
-        span.start
-            + partition_point(span.len(), |i| {
-                let e = self.entry(span.start + i);
-                (e.hash, e.version) < (hash, version)
-            })
-    }
-
-    /// Asks the processor to fetch the stream entries `span` into its caches (a hint).
-    pub fn prefetch_entries(&self, span: Range<usize>) {
-        let from = self.streams_at() + span.start * STREAM_ENTRY_BYTES;
-        let to = self.streams_at() + span.end * STREAM_ENTRY_BYTES;
-        for at in (from & !63..to).step_by(64) {
-            super::bytes::prefetch(self.buf, at);
-        }
+    /// Asks the processor to fetch stream entry `i` into its caches (a hint).
+    pub fn prefetch_entry(&self, i: usize) {
+        super::bytes::prefetch(self.buf, self.streams_at() + i * STREAM_ENTRY_BYTES);
     }
 
     /// False when the Bloom filter shows that `id` is not indexed here (true: it may be).
@@ -418,49 +406,36 @@ impl<'a> IndexView<'a> {
     }
 }
 
-/// Stream entries per fence key of a [`StreamFence`].
-pub const FENCE_STRIDE: usize = 16;
-
-/// A sparse copy of an index's stream table, kept in memory: the high 32 bits of the hash of
-/// every [`FENCE_STRIDE`]th entry. It narrows the search for a stream's first entry to a few
-/// adjacent cache lines of the table, where a binary search over the whole table would miss
-/// the cache at each of its last steps. Derived from the table; never stored.
-pub struct StreamFence {
-    keys: Box<[u32]>,
-    entries: usize,
-}
-
-impl StreamFence {
-    /// The fence of `view`'s stream table.
-    pub fn new(view: &IndexView<'_>) -> Self {
-        let entries = view.header.event_count as usize;
-        let keys = (0..entries)
-            .step_by(FENCE_STRIDE)
-            .map(|i| (view.entry(i).hash >> 32) as u32)
-            .collect();
-        StreamFence { keys, entries }
+/// The first stream entry not less than (`hash`, `version`) in each of `views` (as
+/// [`IndexView::lower_bound`] gives it): the binary searches run in step, and each round first
+/// asks the processor for every view's probe, so that their cache misses overlap instead of
+/// following one another.
+pub fn lower_bounds(views: &[IndexView<'_>], hash: u64, version: u64) -> Vec<usize> {
+    let mut lo = vec![0usize; views.len()];
+    let mut len: Vec<usize> = views
+        .iter()
+        .map(|v| v.header.event_count as usize)
+        .collect();
+    while len.iter().any(|&n| n > 0) {
+        for ((v, &l), &n) in views.iter().zip(&lo).zip(&len) {
+            if n > 0 {
+                v.prefetch_entry(l + n / 2);
+            }
+        }
+        for ((v, l), n) in views.iter().zip(&mut lo).zip(&mut len) {
+            if *n > 0 {
+                let half = *n / 2;
+                let e = v.entry(*l + half);
+                if (e.hash, e.version) < (hash, version) {
+                    *l += half + 1;
+                    *n -= half + 1;
+                } else {
+                    *n = half;
+                }
+            }
+        }
     }
-
-    /// The entries among which the first entry not less than (`hash`, any version) lies (or
-    /// the end of the table). Entry `k * FENCE_STRIDE` whose key is below `hash`'s is less
-    /// than every entry of `hash`, and one whose key is above it is greater.
-    pub fn span(&self, hash: u64) -> Range<usize> {
-        let key = (hash >> 32) as u32;
-        let below = self.keys.partition_point(|&k| k < key);
-        let not_above = self.keys.partition_point(|&k| k <= key);
-        let start = if below == 0 {
-            0
-        } else {
-            (below - 1) * FENCE_STRIDE + 1
-        };
-        let end = (not_above * FENCE_STRIDE).min(self.entries);
-        start..end.max(start)
-    }
-
-    /// Bytes of memory the fence holds.
-    pub fn heap_bytes(&self) -> usize {
-        self.keys.len() * 4
-    }
+    lo
 }
 
 /// Blocks of Bloom filter for `n` ids.
@@ -558,7 +533,7 @@ mod tests {
     }
 
     #[test]
-    fn the_fence_span_holds_the_first_entry_of_every_stream_and_version() {
+    fn searches_in_step_find_the_first_entry_of_every_stream_and_version() {
         let mut r = Rng::new(9);
         for round in 0..40 {
             // Few distinct high halves, so that many hashes share a fence key; some streams
@@ -588,7 +563,8 @@ mod tests {
             ids.sort_unstable();
             let bytes = encode_index(0, 64, 0, &[], &entries, &ids);
             let v = IndexView::new(&bytes).unwrap();
-            let fence = StreamFence::new(&v);
+            let empty = encode_index(0, 64, 0, &[], &[], &[]);
+            let e = IndexView::new(&empty).unwrap();
             for _ in 0..500 {
                 let probe = if r.below(2) == 0 {
                     entries[r.below(entries.len() as u64) as usize].hash
@@ -600,13 +576,8 @@ mod tests {
                     .iter()
                     .position(|e| (e.hash, e.version) >= (probe, version))
                     .unwrap_or(entries.len());
-                let span = fence.span(probe);
-                assert!(
-                    span.start <= want && want <= span.end,
-                    "{span:?} misses {want}"
-                );
-                assert_eq!(v.lower_bound_in(probe, version, span), want);
                 assert_eq!(v.lower_bound(probe, version), want);
+                assert_eq!(lower_bounds(&[v, e, v], probe, version), [want, 0, want]);
             }
         }
     }
