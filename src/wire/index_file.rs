@@ -417,9 +417,14 @@ pub fn lower_bounds(views: &[IndexView<'_>], hash: u64, version: u64) -> Vec<usi
         .map(|v| v.header.event_count as usize)
         .collect();
     while len.iter().any(|&n| n > 0) {
+        // This round's probe, and both of the next round's candidates: each probe is asked
+        // for a round before it is needed.
         for ((v, &l), &n) in views.iter().zip(&lo).zip(&len) {
             if n > 0 {
-                v.prefetch_entry(l + n / 2);
+                let half = n / 2;
+                v.prefetch_entry(l + half);
+                v.prefetch_entry(l + half / 2);
+                v.prefetch_entry(l + half + 1 + (n - half - 1) / 2);
             }
         }
         for ((v, l), n) in views.iter().zip(&mut lo).zip(&mut len) {
