@@ -94,6 +94,14 @@ fn shift(mut e: DecodeError, by: usize) -> DecodeError {
 pub fn durable_frame_after(buf: &[u8], from: usize, next_position: u64) -> Option<usize> {
     let mut at = from + 1;
     while at + FRAME_MAGIC.len() <= buf.len() {
+        // Zeros (a durable writer writes up to 1 MiB of them ahead of its frames) are passed a
+        // block at a time: no magic starts in a block of zeros.
+        while buf
+            .get(at..at + 64)
+            .is_some_and(|b| b.chunks_exact(8).all(|w| w == [0; 8]))
+        {
+            at += 64;
+        }
         let i = buf[at..].windows(4).position(|w| w == FRAME_MAGIC)?;
         let cand = at + i;
         if let Ok(h) = check_frame(&buf[cand..])
@@ -160,4 +168,43 @@ pub fn build_index(
         &ids,
     );
     Ok((bytes, end.next_position, frames.len() as u32))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::event::EventData;
+    use crate::wire::frame::{begin_frame, finish_frame};
+    use crate::wire::record::encode_record;
+
+    /// A one-event frame at `position` that says everything before `durable_next` was durable.
+    fn frame(position: u64, durable_next: u64) -> Vec<u8> {
+        let mut out = Vec::new();
+        let start = begin_frame(&mut out);
+        let e = EventData::new("T", b"{}".to_vec());
+        encode_record(&mut out, "s", 0, 1, &e);
+        finish_frame(&mut out, start, position, 1, durable_next);
+        out
+    }
+
+    #[test]
+    fn a_durable_frame_after_any_run_of_zeros_is_found_at_its_offset() {
+        for zeros in [0usize, 1, 3, 63, 64, 65, 127, 128, 129, 4096, 100_003] {
+            for lead in [0usize, 1, 7, 40] {
+                // Damage at `lead`, then zeros, then a frame that says position 5 was durable.
+                let mut buf = vec![0xEE; lead + 1];
+                buf.extend(std::iter::repeat_n(0, zeros));
+                let at = buf.len();
+                buf.extend(frame(9, 7));
+                assert_eq!(durable_frame_after(&buf, lead, 5), Some(at), "{zeros} zeros");
+                // A frame written while position 5 was not yet durable: a torn tail.
+                buf.truncate(at);
+                buf.extend(frame(9, 5));
+                assert_eq!(durable_frame_after(&buf, lead, 5), None, "{zeros} zeros");
+                // Only zeros after the damage.
+                buf.truncate(at);
+                assert_eq!(durable_frame_after(&buf, lead, 5), None);
+            }
+        }
+    }
 }
