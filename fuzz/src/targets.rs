@@ -692,6 +692,11 @@ fn index_lookups(v: &IndexView<'_>) {
         let e = v.entry(i);
         let lb = v.lower_bound(e.hash, e.version);
         assert!(lb <= h.event_count as usize);
+        // The in-step searches probe exactly as the single one does, sorted table or not.
+        assert_eq!(
+            evlog::wire::index_file::lower_bounds(&[*v, *v], e.hash, e.version),
+            [lb, lb]
+        );
         let _ = v.lower_bound(e.hash, u64::MAX);
         let _ = v.lower_bound(e.hash.wrapping_add(1), 0);
         let id = v.id_entry(i);
