@@ -196,7 +196,11 @@ mod tests {
                 buf.extend(std::iter::repeat_n(0, zeros));
                 let at = buf.len();
                 buf.extend(frame(9, 7));
-                assert_eq!(durable_frame_after(&buf, lead, 5), Some(at), "{zeros} zeros");
+                assert_eq!(
+                    durable_frame_after(&buf, lead, 5),
+                    Some(at),
+                    "{zeros} zeros"
+                );
                 // A frame written while position 5 was not yet durable: a torn tail.
                 buf.truncate(at);
                 buf.extend(frame(9, 5));
