@@ -465,18 +465,21 @@ fn zseg_from_bytes(path: &Path, buf: &[u8]) -> SegmentInspection {
             return s;
         }
     };
-    // Every block: its checksum, then its decompression. A damaged block's image bytes stay
-    // zero, so that the frames reaching it fail their checks.
+    // Every block: its checksum, then its decompression, into a block-sized buffer first. A
+    // damaged block's image bytes stay zero (never written: a header that claims a large image
+    // costs memory only for the blocks that really decompress), so that the frames reaching it
+    // fail their checks.
     let mut image = vec![0u8; layout.image_len as usize];
+    let mut block = Vec::new();
     let mut damaged = Vec::new();
     match zstd::bulk::Decompressor::new() {
         Ok(mut dec) => {
             for (i, b) in layout.blocks.iter().enumerate() {
                 let at = b.image_offset as usize;
-                let out = &mut image[at..at + b.raw_len as usize];
-                if let Err(e) = decompress_block(buf, b, out, &mut dec) {
-                    out.fill(0);
-                    damaged.push(BlockDamage {
+                block.resize(b.raw_len as usize, 0);
+                match decompress_block(buf, b, &mut block, &mut dec) {
+                    Ok(()) => image[at..at + block.len()].copy_from_slice(&block),
+                    Err(e) => damaged.push(BlockDamage {
                         index: i as u32,
                         offset: b.offset,
                         compressed_len: b.compressed_len,
@@ -485,7 +488,7 @@ fn zseg_from_bytes(path: &Path, buf: &[u8]) -> SegmentInspection {
                         what: e.what,
                         expected: e.expected,
                         found: e.found,
-                    });
+                    }),
                 }
             }
         }
