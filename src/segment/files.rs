@@ -668,12 +668,12 @@ impl FrameReader {
         }
     }
 
-    /// Asks the processor to fetch the first [`PREFETCH_FRAME_BYTES`] of each frame at `frames`
-    /// (segment and offset) of sealed segments into its caches, without waiting for them
-    /// (a one-event frame of the standard workload is ~420 bytes; the rest of a longer frame
-    /// comes with the hardware's sequential prefetching as it is read). Only a hint: it reads
-    /// nothing (bounds are checked) and skips what it cannot look up; frames of the active
-    /// segment are read with pread or a map that may not cover them yet, and are left alone.
+    /// Asks the processor to fetch the first 512 bytes of each frame at `frames` (segment and
+    /// offset) of sealed segments into its caches, without waiting for them (a one-event frame
+    /// of the standard workload is ~420 bytes; the rest of a longer frame comes with the
+    /// hardware's sequential prefetching as it is read). Only a hint: it reads nothing (bounds
+    /// are checked) and skips what it cannot look up; frames of the active segment are read
+    /// with pread or a map that may not cover them yet, and are left alone.
     pub fn prefetch<'a>(&mut self, frames: impl Iterator<Item = (&'a SegRef, u64)>) {
         for (seg, offset) in frames {
             if let SegRef::Sealed(s) = seg
