@@ -675,14 +675,22 @@ impl FrameReader {
     /// are checked) and skips what it cannot look up; frames of the active segment are read
     /// with pread or a map that may not cover them yet, and are left alone.
     pub fn prefetch<'a>(&mut self, frames: impl Iterator<Item = (&'a SegRef, u64)>) {
+        // A segment whose bytes cannot be had is not asked for again for each of its frames
+        // (the read itself reports the error).
+        let mut failed: Option<&Arc<SealedSegment>> = None;
         for (seg, offset) in frames {
-            if let SegRef::Sealed(s) = seg
-                && let Ok(b) = self.bytes_of(s)
-            {
-                let at = offset as usize & !63;
-                for line in (at..at + PREFETCH_FRAME_BYTES).step_by(64) {
-                    crate::wire::bytes::prefetch(b, line);
+            let SegRef::Sealed(s) = seg else { continue };
+            if failed.is_some_and(|f| Arc::ptr_eq(f, s)) {
+                continue;
+            }
+            match self.bytes_of(s) {
+                Ok(b) => {
+                    let at = offset as usize & !63;
+                    for line in (at..at + PREFETCH_FRAME_BYTES).step_by(64) {
+                        crate::wire::bytes::prefetch(b, line);
+                    }
                 }
+                Err(_) => failed = Some(s),
             }
         }
     }
