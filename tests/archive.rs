@@ -188,6 +188,41 @@ fn when_both_copies_exist_the_store_directory_wins_and_the_archive_copy_goes() {
 }
 
 #[test]
+fn temporary_files_a_crash_left_in_the_archive_are_removed_at_open_and_nothing_else() {
+    let t = tempfile::tempdir().unwrap();
+    let dir = t.path().join("store");
+    let archive = t.path().join("archive");
+    let store = opts().archive_dir(&archive).open(&dir).unwrap();
+    fill(&store, 0, 600);
+    store.archive_sealed(Duration::ZERO).unwrap();
+    let before = all(&store);
+    store.close().unwrap();
+    // As after crashes while a segment or its index was being copied there.
+    let ours = [
+        "00000000000000099999.seg.tmp",
+        "00000000000000099999.zseg.tmp",
+        "00000000000000099999.idx.tmp",
+    ];
+    let not_ours = ["notes.tmp", "00000000000000099999.seg.bak", "1.seg.tmp"];
+    for n in ours.iter().chain(&not_ours) {
+        std::fs::write(archive.join(n), b"partial").unwrap();
+    }
+    // A read-only open changes nothing.
+    drop(opts().open_read_only(&dir).unwrap());
+    for n in ours.iter().chain(&not_ours) {
+        assert!(archive.join(n).exists(), "{n}");
+    }
+    let store = opts().open(&dir).unwrap();
+    for n in ours {
+        assert!(!archive.join(n).exists(), "{n} was left");
+    }
+    for n in not_ours {
+        assert!(archive.join(n).exists(), "{n} was removed");
+    }
+    assert_eq!(all(&store), before);
+}
+
+#[test]
 fn an_archive_directory_that_is_a_store_directory_is_refused() {
     let t = tempfile::tempdir().unwrap();
     let dir = t.path().join("store");

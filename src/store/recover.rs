@@ -205,6 +205,31 @@ pub(crate) fn list_segments_and_stale(
     Ok((out, stale))
 }
 
+/// Removes the temporary files a crash left in the store's archive directory while copying a
+/// segment or its index there (`NNN.seg.tmp`, `NNN.zseg.tmp`, `NNN.idx.tmp`). Called after the
+/// archive was checked to be this store's alone; other files there are left alone.
+fn remove_archive_temp_files(vfs: &dyn Vfs, dir: &Path) -> Result<()> {
+    let Some(archive) = archive_dir_of(vfs, dir)? else {
+        return Ok(());
+    };
+    let names = vfs
+        .list(&archive)
+        .map_err(Error::io("read directory", &archive))?;
+    for name in names {
+        let Some(file) = name.strip_suffix(".tmp") else {
+            continue;
+        };
+        let idx_as_seg = file.strip_suffix(".idx").map(|stem| format!("{stem}.seg"));
+        if parse_segment_file_name(file).is_some()
+            || crate::wire::zseg::parse_zseg_file_name(file).is_some()
+            || idx_as_seg.is_some_and(|n| parse_segment_file_name(&n).is_some())
+        {
+            let _ = vfs.remove(&archive.join(&name));
+        }
+    }
+    Ok(())
+}
+
 /// The archive directory named by the store's archive marker, if it has one.
 pub(crate) fn archive_dir_of(vfs: &dyn Vfs, dir: &Path) -> Result<Option<PathBuf>> {
     let path = dir.join(crate::wire::archive::ARCHIVE_FILE_NAME);
@@ -852,6 +877,7 @@ fn recover_once(
     };
     let (mut names, stale) = list_segments_and_stale(vfs, dir)?;
     if !read_only {
+        remove_archive_temp_files(vfs, dir)?;
         for (p, winner) in stale {
             // A copy in the archive is removed only if it holds the same segment: another
             // store's segment there means two stores share the archive, which is refused.
