@@ -300,9 +300,16 @@ struct FaultFile {
 }
 
 impl VfsFile for FaultFile {
-    fn map(&self) -> io::Result<FileBytes> {
+    fn map(&self, len: u64) -> io::Result<FileBytes> {
         let st = self.fs.st.lock();
-        Ok(FileBytes::Owned(st.inodes[&self.inode].data.clone()))
+        let data = &st.inodes[&self.inode].data;
+        match data.get(..len as usize) {
+            Some(b) => Ok(FileBytes::Owned(b.to_vec())),
+            None => Err(io::Error::new(
+                io::ErrorKind::UnexpectedEof,
+                "file shorter than the bytes to map",
+            )),
+        }
     }
     fn read_at(&self, buf: &mut [u8], offset: u64) -> io::Result<usize> {
         let st = self.fs.st.lock();

@@ -29,10 +29,11 @@ pub trait VfsFile: Send + Sync {
     fn set_len(&self, len: u64) -> io::Result<()>;
     /// The file's length.
     fn len(&self) -> io::Result<u64>;
-    /// A read-only map of the file as it is now, through this handle (so of this file even if
-    /// its path has been renamed over since). Only bytes that are never rewritten may be read
-    /// through it.
-    fn map(&self) -> io::Result<FileBytes>;
+    /// A read-only map of the first `len` bytes of the file as it is now, through this handle
+    /// (so of this file even if its path has been renamed over since). `len` must cover only
+    /// bytes that are never rewritten or truncated while the map lives; a file shorter than
+    /// `len` is an error.
+    fn map(&self, len: u64) -> io::Result<FileBytes>;
 }
 
 /// An exclusive lock on a store directory, released when dropped.

@@ -15,13 +15,23 @@ use super::{FileBytes, Vfs, VfsFile, VfsLock};
 pub struct RealFs;
 
 impl VfsFile for File {
-    fn map(&self) -> io::Result<FileBytes> {
-        if self.metadata()?.len() == 0 {
+    fn map(&self, len: u64) -> io::Result<FileBytes> {
+        if self.metadata()?.len() < len {
+            return Err(io::Error::new(
+                io::ErrorKind::UnexpectedEof,
+                "file shorter than the bytes to map",
+            ));
+        }
+        if len == 0 {
             return Ok(FileBytes::Owned(Vec::new()));
         }
-        // SAFETY: used for the active segment only, whose mapped bytes the writer never
-        // rewrites or truncates while the store is open (see `RealFs::map`).
-        Ok(FileBytes::Mapped(unsafe { memmap2::Mmap::map(self)? }))
+        let len = usize::try_from(len).map_err(io::Error::other)?;
+        // SAFETY: used for the active segment only, mapped up to the end of the frames written
+        // so far, which the writer never rewrites or truncates while the store is open (it
+        // overwrites and cuts only the zeros after them; see `ActiveFile`).
+        Ok(FileBytes::Mapped(unsafe {
+            memmap2::MmapOptions::new().len(len).map(self)?
+        }))
     }
     fn read_at(&self, buf: &mut [u8], offset: u64) -> io::Result<usize> {
         FileExt::read_at(self, buf, offset)

@@ -293,6 +293,12 @@ impl SealedSegment {
         }
     }
 
+    /// True when reading the segment's bytes costs no decompression: it is mapped (or can be),
+    /// or its decompressed image is in memory.
+    pub fn bytes_at_hand(&self) -> bool {
+        !self.is_compressed() || self.pinned.get().is_some() || self.image.lock().strong_count() > 0
+    }
+
     /// True when the segment is read from its compressed (`.zseg`) file.
     pub fn is_compressed(&self) -> bool {
         self.compressed.load(std::sync::atomic::Ordering::Relaxed) && self.map.held().is_none()
@@ -516,12 +522,12 @@ impl ActiveFile {
         }
         // Through the handle: a path may have been renamed over since (compaction replaces a
         // sealed segment's file; this one may have been sealed meanwhile).
-        match self.file.map() {
-            Ok(b) if b.len() as u64 >= valid => {
+        match self.file.map(valid) {
+            Ok(b) => {
                 *m = Some((Arc::new(b), valid));
                 m.clone()
             }
-            _ => None,
+            Err(_) => None,
         }
     }
 }
@@ -676,11 +682,18 @@ impl FrameReader {
     /// with pread or a map that may not cover them yet, and are left alone.
     pub fn prefetch<'a>(&mut self, frames: impl Iterator<Item = (&'a SegRef, u64)>) {
         // A segment whose bytes cannot be had is not asked for again for each of its frames
-        // (the read itself reports the error).
-        let mut failed: Option<&Arc<SealedSegment>> = None;
+        // (the read itself reports the error), and a compressed one whose image is not in
+        // memory is not decompressed for a hint (the read decompresses it when it gets there,
+        // and an image cache too small for all of them would decompress each twice).
+        let mut skip: Option<&Arc<SealedSegment>> = None;
         for (seg, offset) in frames {
             let SegRef::Sealed(s) = seg else { continue };
-            if failed.is_some_and(|f| Arc::ptr_eq(f, s)) {
+            if skip.is_some_and(|k| Arc::ptr_eq(k, s)) {
+                continue;
+            }
+            let held = self.held.as_ref().is_some_and(|(h, _)| Arc::ptr_eq(h, s));
+            if !held && !s.bytes_at_hand() {
+                skip = Some(s);
                 continue;
             }
             match self.bytes_of(s) {
@@ -690,7 +703,7 @@ impl FrameReader {
                         crate::wire::bytes::prefetch(b, line);
                     }
                 }
-                Err(_) => failed = Some(s),
+                Err(_) => skip = Some(s),
             }
         }
     }

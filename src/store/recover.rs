@@ -206,8 +206,11 @@ pub(crate) fn list_segments_and_stale(
 }
 
 /// Removes the temporary files a crash left in the store's archive directory while copying a
-/// segment or its index there (`NNN.seg.tmp`, `NNN.zseg.tmp`, `NNN.idx.tmp`). Called after the
-/// archive was checked to be this store's alone; other files there are left alone.
+/// segment or its index there (`NNN.seg.tmp`, `NNN.zseg.tmp`, `NNN.idx.tmp`); other files there
+/// are left alone. Called after every segment found in both directories was checked to be the
+/// same (a difference means two stores share the archive, and the open is refused before this);
+/// a shared archive whose stores hold no segment in common is not detected, and another store's
+/// copy in progress would then fail (its segment stays in its own directory).
 fn remove_archive_temp_files(vfs: &dyn Vfs, dir: &Path) -> Result<()> {
     let Some(archive) = archive_dir_of(vfs, dir)? else {
         return Ok(());
@@ -877,7 +880,6 @@ fn recover_once(
     };
     let (mut names, stale) = list_segments_and_stale(vfs, dir)?;
     if !read_only {
-        remove_archive_temp_files(vfs, dir)?;
         for (p, winner) in stale {
             // A copy in the archive is removed only if it holds the same segment: another
             // store's segment there means two stores share the archive, which is refused.
@@ -900,6 +902,7 @@ fn recover_once(
             }
             vfs.remove(&p).map_err(Error::io("remove", &p))?;
         }
+        remove_archive_temp_files(vfs, dir)?;
     }
     if names.is_empty() {
         if read_only {
