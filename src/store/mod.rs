@@ -49,8 +49,9 @@ pub(crate) struct Inner {
     pub sync: Mutex<Option<SyncState>>,
     /// Writer's clock value known durable (mirrors `SyncState::synced` for lock-free checks).
     pub synced: AtomicU64,
-    /// Wakes a group-commit leader waiting for more appends.
-    pub leader_cv: Condvar,
+    /// Moves each time an fsync under way ends (or fails): appenders waiting for it watch this
+    /// instead of being woken (see `Inner::wait_durable`).
+    pub sync_epoch: AtomicU64,
     /// First position not known durable (every earlier event has been fsynced).
     pub durable_next: AtomicU64,
     /// Number of events visible to readers (the next position to become visible).
@@ -228,7 +229,6 @@ impl Store {
                     pending: 0,
                     last_batch: 0,
                     last_sync: Duration::ZERO,
-                    leader_waiting: false,
                     waiters: Vec::new(),
                 };
                 (Some(w), Some(s))
@@ -243,7 +243,7 @@ impl Store {
             writer: Mutex::new(writer),
             sync: Mutex::new(sync),
             synced: AtomicU64::new(0),
-            leader_cv: Condvar::new(),
+            sync_epoch: AtomicU64::new(0),
             durable_next: AtomicU64::new(rec.next_position),
             head: AtomicU64::new(rec.next_position),
             head_lock: Mutex::new(()),
