@@ -166,12 +166,33 @@ pub(crate) fn list_segments(vfs: &dyn Vfs, dir: &Path) -> Result<Vec<(u64, PathB
 /// Segment files by first position.
 type SegmentNames = Vec<(u64, PathBuf)>;
 
-/// [`list_segments`], and the files that another file of the same segment overrides (each with
-/// the file that overrides it).
+/// What a listing of the store's directories found besides the segments to use.
+#[derive(Default)]
+pub(crate) struct Leftovers {
+    /// Files that another file of the same segment overrides, each with the file that
+    /// overrides it.
+    pub stale: Vec<(PathBuf, PathBuf)>,
+    /// Temporary files a crash left in the archive directory while copying a segment or its
+    /// index there (`NNN.seg.tmp`, `NNN.zseg.tmp`, `NNN.idx.tmp`); other files are not listed.
+    pub archive_temps: Vec<PathBuf>,
+}
+
+/// True for the name of a temporary file of a segment, compressed segment or index copy.
+fn is_segment_temp(name: &str) -> bool {
+    let Some(file) = name.strip_suffix(".tmp") else {
+        return false;
+    };
+    let idx_as_seg = file.strip_suffix(".idx").map(|stem| format!("{stem}.seg"));
+    parse_segment_file_name(file).is_some()
+        || crate::wire::zseg::parse_zseg_file_name(file).is_some()
+        || idx_as_seg.is_some_and(|n| parse_segment_file_name(&n).is_some())
+}
+
+/// [`list_segments`], and the [`Leftovers`] beside them.
 pub(crate) fn list_segments_and_stale(
     vfs: &dyn Vfs,
     dir: &Path,
-) -> Result<(SegmentNames, Vec<(PathBuf, PathBuf)>)> {
+) -> Result<(SegmentNames, Leftovers)> {
     // Preference, when a segment is in more than one file: the store directory over the
     // archive (a crash while moving a segment leaves both copies), `.seg` over `.zseg`.
     let mut dirs = vec![dir.to_path_buf()];
@@ -179,11 +200,17 @@ pub(crate) fn list_segments_and_stale(
         dirs.push(archive);
     }
     let mut out: Vec<(u64, PathBuf)> = Vec::new();
-    let mut stale = Vec::new();
+    let mut left = Leftovers::default();
     for (k, d) in dirs.iter().enumerate() {
         let names = vfs.list(d).map_err(Error::io("read directory", d))?;
         if k > 0 {
             refuse_store_dir_as_archive(dir, d, &names)?;
+            left.archive_temps.extend(
+                names
+                    .iter()
+                    .filter(|n| is_segment_temp(n))
+                    .map(|n| d.join(n)),
+            );
         }
         let parsers: [fn(&str) -> Option<u64>; 2] = [
             parse_segment_file_name,
@@ -193,7 +220,7 @@ pub(crate) fn list_segments_and_stale(
             for n in &names {
                 if let Some(pos) = parse(n) {
                     if let Some((_, winner)) = out.iter().find(|(p, _)| *p == pos) {
-                        stale.push((d.join(n), winner.clone()));
+                        left.stale.push((d.join(n), winner.clone()));
                     } else {
                         out.push((pos, d.join(n)));
                     }
@@ -202,35 +229,7 @@ pub(crate) fn list_segments_and_stale(
         }
     }
     out.sort();
-    Ok((out, stale))
-}
-
-/// Removes the temporary files a crash left in the store's archive directory while copying a
-/// segment or its index there (`NNN.seg.tmp`, `NNN.zseg.tmp`, `NNN.idx.tmp`); other files there
-/// are left alone. Called after every segment found in both directories was checked to be the
-/// same (a difference means two stores share the archive, and the open is refused before this);
-/// a shared archive whose stores hold no segment in common is not detected, and another store's
-/// copy in progress would then fail (its segment stays in its own directory).
-fn remove_archive_temp_files(vfs: &dyn Vfs, dir: &Path) -> Result<()> {
-    let Some(archive) = archive_dir_of(vfs, dir)? else {
-        return Ok(());
-    };
-    let names = vfs
-        .list(&archive)
-        .map_err(Error::io("read directory", &archive))?;
-    for name in names {
-        let Some(file) = name.strip_suffix(".tmp") else {
-            continue;
-        };
-        let idx_as_seg = file.strip_suffix(".idx").map(|stem| format!("{stem}.seg"));
-        if parse_segment_file_name(file).is_some()
-            || crate::wire::zseg::parse_zseg_file_name(file).is_some()
-            || idx_as_seg.is_some_and(|n| parse_segment_file_name(&n).is_some())
-        {
-            let _ = vfs.remove(&archive.join(&name));
-        }
-    }
-    Ok(())
+    Ok((out, left))
 }
 
 /// The archive directory named by the store's archive marker, if it has one.
@@ -878,9 +877,9 @@ fn recover_once(
         Err(Error::Io { source, .. }) if source.kind() == std::io::ErrorKind::NotFound => None,
         Err(e) => return Err(e.into()),
     };
-    let (mut names, stale) = list_segments_and_stale(vfs, dir)?;
+    let (mut names, left) = list_segments_and_stale(vfs, dir)?;
     if !read_only {
-        for (p, winner) in stale {
+        for (p, winner) in left.stale {
             // A copy in the archive is removed only if it holds the same segment: another
             // store's segment there means two stores share the archive, which is refused.
             if p.parent() != winner.parent() {
@@ -902,7 +901,13 @@ fn recover_once(
             }
             vfs.remove(&p).map_err(Error::io("remove", &p))?;
         }
-        remove_archive_temp_files(vfs, dir)?;
+        // Only now that every segment in both directories proved the same (a difference
+        // means two stores share the archive, refused above): a shared archive whose stores
+        // hold no segment in common is not detected, and another store's copy in progress
+        // would then fail (its segment stays in its own directory).
+        for p in left.archive_temps {
+            let _ = vfs.remove(&p);
+        }
     }
     if names.is_empty() {
         if read_only {
