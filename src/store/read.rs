@@ -2,6 +2,7 @@
 
 use std::collections::VecDeque;
 use std::ops::ControlFlow;
+use std::path::Path;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 
@@ -24,25 +25,22 @@ const SEALED_BATCH_FRAMES: usize = 256;
 /// Versions fetched from the indexes per refill of a stream read.
 const STREAM_READ_BATCH: u64 = 1024;
 
-/// Decodes the records of a checked frame, calling `f(position, record)` for each.
-fn for_each_record<'a>(
-    seg: &SegRef,
-    offset: u64,
-    bytes: &'a [u8],
-    h: &FrameHeader,
-    mut f: impl FnMut(u64, &crate::wire::record::RecordView<'a>),
-) -> Result<()> {
-    let body = frame_body(bytes, h);
-    for (i, r) in Records::new(body, h.count).enumerate() {
-        let (_, r) = r.map_err(|e| Error::corrupted(seg.path(), offset + 32, e))?;
-        f(h.first_position + i as u64, &r);
+/// The stream id `name` as an `Arc`, shared with the previous event's when it is the same
+/// stream (consecutive events of a read often are).
+fn interned(last: &mut Option<Arc<str>>, name: &str) -> Arc<str> {
+    match last {
+        Some(s) if **s == *name => s.clone(),
+        _ => {
+            let s: Arc<str> = Arc::from(name);
+            *last = Some(s.clone());
+            s
+        }
     }
-    Ok(())
 }
 
 /// The record at position `pos` of a checked frame (`None` when the frame does not hold it).
 /// Records before it are skipped by their lengths, not decoded.
-pub(crate) fn record_at<'a>(
+fn record_at<'a>(
     bytes: &'a [u8],
     h: &FrameHeader,
     pos: u64,
@@ -87,9 +85,9 @@ pub(crate) fn hidden_by_settings(
 }
 
 /// The error for an index entry whose frame does not hold the entry's position.
-pub(crate) fn frame_misses(seg: &SegRef, offset: u64, pos: u64, h: &FrameHeader) -> Error {
+fn frame_misses(file: &Path, offset: u64, pos: u64, h: &FrameHeader) -> Error {
     Error::Corrupted {
-        file: seg.path().to_path_buf(),
+        file: file.to_path_buf(),
         offset,
         what: "index points at a frame that does not hold the wanted position",
         expected: pos,
@@ -224,51 +222,83 @@ impl StreamEvents {
         };
         let max_age_us = settings.map_or(0, |s| s.max_age_us);
         let now = crate::store::now_us();
-        let mut frames = FrameReader::new();
-        frames.prefetch(entries.iter().map(|(s, e)| (s, u64::from(e.frame_offset))));
-        // Entries are in version order, so the events come out in order (other streams'
-        // entries that share the hash are skipped).
+        // Entries are in version order, so the events come out in order.
         let forward = self.direction == Direction::Forward;
         let stream = &self.stream;
         let pending = &mut self.pending;
         pending.reserve(entries.len());
-        let mut visible = true;
-        let mut read = |(seg, e): (SegRef, StreamEntry)| -> Result<()> {
-            let pos = seg.first_position() + u64::from(e.rel_pos);
-            if pos >= head {
-                // Not visible yet; later versions are not either.
-                visible = false;
-                return Ok(());
-            }
-            let offset = u64::from(e.frame_offset);
-            frames.with_frame(&seg, offset, |bytes, h| {
-                // An index entry whose frame does not hold its position is damage, never a
-                // silent skip.
-                let Some(r) = record_at(bytes, h, pos)
-                    .map_err(|e| Error::corrupted(seg.path(), offset, e))?
-                else {
-                    return Err(frame_misses(&seg, offset, pos, h));
-                };
-                if !r.dropped
-                    && r.stream == &**stream
-                    && r.version == e.version
-                    && (max_age_us == 0 || r.timestamp_us.saturating_add(max_age_us) > now)
-                {
-                    pending.push_back(r.to_recorded(pos, stream.clone()));
-                }
-                Ok(())
-            })?
-        };
-        if forward {
-            entries.into_iter().try_for_each(&mut read)?;
-        } else {
-            entries.into_iter().rev().try_for_each(&mut read)?;
-        }
-        if forward && !visible {
+        let visit =
+            visit_stream_entries(&entries, !forward, stream, head, max_age_us, now, |p, r| {
+                pending.push_back(r.to_recorded(p, stream.clone()));
+                ControlFlow::Continue(())
+            })?;
+        if forward && visit.past_head {
+            // Not visible yet; later versions are not either.
             self.next = None;
         }
         Ok(())
     }
+}
+
+/// How [`visit_stream_entries`] ended.
+pub(crate) struct StreamVisit {
+    /// `f` broke.
+    pub stopped: bool,
+    /// Some entries were at or past the head (not visible yet), and were skipped.
+    pub past_head: bool,
+}
+
+/// Reads the record of each of `stream`'s index `entries` (from the last one back when
+/// `backward`) and calls `f(position, record)` for the visible ones, until it breaks. Entries
+/// of other streams that share the hash, placeholders of dropped events and events older than
+/// `max_age_us` (when not 0) at `now` are skipped; so are entries at or past `head`. The frames
+/// are fetched ahead (a stream's events are scattered through the log). An entry whose frame
+/// does not hold its position is damage, never a silent skip.
+pub(crate) fn visit_stream_entries(
+    entries: &[(SegRef, StreamEntry)],
+    backward: bool,
+    stream: &str,
+    head: u64,
+    max_age_us: u64,
+    now: u64,
+    mut f: impl FnMut(u64, &RecordView<'_>) -> ControlFlow<()>,
+) -> Result<StreamVisit> {
+    let mut frames = FrameReader::new();
+    frames.prefetch(entries.iter().map(|(s, e)| (s, u64::from(e.frame_offset))));
+    let mut visit = StreamVisit {
+        stopped: false,
+        past_head: false,
+    };
+    let n = entries.len();
+    for k in 0..n {
+        let (seg, e) = &entries[if backward { n - 1 - k } else { k }];
+        let pos = seg.first_position() + u64::from(e.rel_pos);
+        if pos >= head {
+            visit.past_head = true;
+            continue;
+        }
+        let offset = u64::from(e.frame_offset);
+        let flow = frames.with_frame(seg, offset, |bytes, h| {
+            let Some(r) = record_at(bytes, h, pos)
+                .map_err(|err| Error::corrupted(seg.path(), offset, err))?
+            else {
+                return Err(frame_misses(seg.path(), offset, pos, h));
+            };
+            if r.dropped
+                || r.stream != stream
+                || r.version != e.version
+                || (max_age_us != 0 && r.timestamp_us.saturating_add(max_age_us) <= now)
+            {
+                return Ok(ControlFlow::Continue(()));
+            }
+            Ok(f(pos, &r))
+        })??;
+        if flow.is_break() {
+            visit.stopped = true;
+            break;
+        }
+    }
+    Ok(visit)
 }
 
 impl Iterator for StreamEvents {
@@ -371,7 +401,7 @@ impl AllEvents {
             hidden_by_settings(inner, &settings, stream, version, ts, now)
         };
         let (h, frame_len) = seg.with_frame(offset, &mut self.scratch, |bytes, h| {
-            let r = for_each_record(&seg, offset, bytes, h, |p, r| {
+            let r = visit_records(&seg, offset, bytes, h, filter, |p, r| {
                 let wanted = match dir {
                     Direction::Forward => p >= next,
                     Direction::Backward => p <= next,
@@ -382,16 +412,9 @@ impl AllEvents {
                     && filter.matches(r.stream, r.event_type)
                     && !hidden(r.stream, r.version, r.timestamp_us)
                 {
-                    let s = match last_stream {
-                        Some(s) if **s == *r.stream => s.clone(),
-                        _ => {
-                            let s: Arc<str> = Arc::from(r.stream);
-                            *last_stream = Some(s.clone());
-                            s
-                        }
-                    };
-                    batch.push(r.to_recorded(p, s));
+                    batch.push(r.to_recorded(p, interned(last_stream, r.stream)));
                 }
+                ControlFlow::Continue(())
             });
             r.map(|_| (*h, h.frame_len()))
         })??;
@@ -403,13 +426,7 @@ impl AllEvents {
         };
         if h.first_position > wanted || h.end_position() <= wanted {
             self.failed = true;
-            return Err(Error::Corrupted {
-                file: seg.path().to_path_buf(),
-                offset,
-                what: "index points at a frame that does not hold the wanted position",
-                expected: wanted,
-                found: h.first_position,
-            });
+            return Err(frame_misses(seg.path(), offset, wanted, &h));
         }
         match dir {
             Direction::Forward => {
@@ -463,13 +480,7 @@ impl AllEvents {
             }
             if !holds {
                 self.failed = true;
-                return Err(Error::Corrupted {
-                    file: s.path.clone(),
-                    offset: at as u64,
-                    what: "index points at a frame that does not hold the wanted position",
-                    expected: next_pos,
-                    found: h.first_position,
-                });
+                return Err(frame_misses(&s.path, at as u64, next_pos, &h));
             }
             let filter = &self.filter;
             let last_stream = &mut self.last_stream;
@@ -483,15 +494,7 @@ impl AllEvents {
                 if hidden_by_settings(inner, &settings, r.stream, r.version, r.timestamp_us, now) {
                     return ControlFlow::Continue(());
                 }
-                let name = match last_stream {
-                    Some(n) if **n == *r.stream => n.clone(),
-                    _ => {
-                        let n: Arc<str> = Arc::from(r.stream);
-                        *last_stream = Some(n.clone());
-                        n
-                    }
-                };
-                batch.push(r.to_recorded(p, name));
+                batch.push(r.to_recorded(p, interned(last_stream, r.stream)));
                 ControlFlow::Continue(())
             });
             if let Err(e) = decoded {

@@ -10,8 +10,8 @@ use uuid::Uuid;
 
 use crate::error::{Error, Result};
 use crate::event::{Metadata, ReadFilter, RecordedEvent};
-use crate::segment::{FrameReader, SegRef};
-use crate::store::read::{frame_misses, hidden_by_settings, record_at, visit_records};
+use crate::segment::SegRef;
+use crate::store::read::{hidden_by_settings, visit_records, visit_stream_entries};
 use crate::store::{Inner, Store, now_us};
 use crate::wire::frame::{FRAME_HEADER_BYTES, FrameHeader, check_frame, check_frame_with};
 use crate::wire::record::RecordView;
@@ -398,46 +398,22 @@ impl Inner {
         };
         let max_age_us = settings.map_or(0, |s| s.max_age_us);
         let now = now_us();
-        let mut frames = FrameReader::new();
-        frames.prefetch(entries.iter().map(|(s, e)| (s, u64::from(e.frame_offset))));
-        for (seg, e) in entries {
-            let pos = seg.first_position() + u64::from(e.rel_pos);
-            if pos >= head {
-                break;
-            }
-            let offset = u64::from(e.frame_offset);
-            let corrupted = |e| Error::corrupted(seg.path(), offset, e);
-            let mut handle = |bytes: &[u8], h: &FrameHeader| -> Result<ControlFlow<()>> {
-                let Some(r) = record_at(bytes, h, pos).map_err(corrupted)? else {
-                    return Err(frame_misses(&seg, offset, pos, h));
-                };
-                // Entries of other streams that share the hash, and placeholders, are skipped.
-                if r.dropped
-                    || r.stream != stream
-                    || r.version != e.version
-                    || (max_age_us != 0 && r.timestamp_us.saturating_add(max_age_us) <= now)
-                {
-                    return Ok(ControlFlow::Continue(()));
-                }
+        let visit =
+            visit_stream_entries(&entries, false, stream, head, max_age_us, now, |p, r| {
                 end.events += 1;
                 end.next_position = r.version + 1;
-                Ok(f(&EventRef {
-                    position: pos,
+                f(&EventRef {
+                    position: p,
                     version: r.version,
                     timestamp_us: r.timestamp_us,
                     id: r.id,
                     stream: r.stream,
                     event_type: r.event_type,
                     payload: r.payload,
-                    record: r,
-                }))
-            };
-            let flow = frames.with_frame(&seg, offset, |b, h| handle(b, h))??;
-            if flow.is_break() {
-                end.stopped = true;
-                return Ok(end);
-            }
-        }
+                    record: *r,
+                })
+            })?;
+        end.stopped = visit.stopped;
         Ok(end)
     }
 }
