@@ -706,6 +706,17 @@ fn plot(ops: &[Op], path: &Path, title: &str) {
 /// Rounds of the interleaved durable runs.
 const ROUNDS: usize = 10;
 
+/// Bytes of the files in `dir` (not in its subdirectories).
+fn dir_bytes(dir: &Path) -> u64 {
+    std::fs::read_dir(dir)
+        .unwrap()
+        .flatten()
+        .filter_map(|e| e.metadata().ok())
+        .filter(|m| m.is_file())
+        .map(|m| m.len())
+        .sum()
+}
+
 fn main() {
     let quick = std::env::args().any(|a| a == "--quick");
     let (n, n_sync, n_batches, n_reads) = if quick {
@@ -807,13 +818,7 @@ fn main() {
     print_op(ops.last().unwrap());
 
     for (d, name) in dirs.iter().zip(SYSTEMS) {
-        let bytes: u64 = std::fs::read_dir(d.path())
-            .unwrap()
-            .flatten()
-            .filter_map(|e| e.metadata().ok())
-            .filter(|m| m.is_file())
-            .map(|m| m.len())
-            .sum();
+        let bytes = dir_bytes(d.path());
         println!(
             "on disk after {n} non-durable appends, {name}: {:.1} MB",
             bytes as f64 / 1e6
@@ -857,13 +862,7 @@ fn main() {
         }
         store.seal_active().unwrap();
         store.compress_sealed().unwrap();
-        let bytes: u64 = std::fs::read_dir(dirs[0].path())
-            .unwrap()
-            .flatten()
-            .filter_map(|e| e.metadata().ok())
-            .filter(|m| m.is_file())
-            .map(|m| m.len())
-            .sum();
+        let bytes = dir_bytes(dirs[0].path());
         println!(
             "on disk, evlog after seal_active + compress_sealed: {:.1} MB",
             bytes as f64 / 1e6
