@@ -4,7 +4,7 @@ mod archive;
 mod compact;
 mod compress;
 mod options;
-pub(crate) mod read;
+mod read;
 pub(crate) mod recover;
 mod replay;
 mod retention;
@@ -204,20 +204,18 @@ impl Store {
         }
         let mut rec = recover::recover(&vfs, dir, opts.repair, read_only);
         // A read-only open beside a writer may list a segment file that the writer then
-        // replaces (compression, compaction, archiving) before it is opened: list again.
+        // replaces (compression, compaction, archiving) before it is opened, or read a file
+        // the writer replaced, which then looks damaged: list again.
+        let replaced_meanwhile = |r: &Result<_>| match r {
+            Err(Error::Io { source, .. }) => source.kind() == std::io::ErrorKind::NotFound,
+            Err(Error::Corrupted { .. }) => true,
+            _ => false,
+        };
         for _ in 0..20 {
-            match &rec {
-                // (Or read a file the writer replaced, which then looks damaged.)
-                Err(Error::Io { source, .. })
-                    if read_only && source.kind() == std::io::ErrorKind::NotFound =>
-                {
-                    rec = recover::recover(&vfs, dir, opts.repair, read_only);
-                }
-                Err(Error::Corrupted { .. }) if read_only => {
-                    rec = recover::recover(&vfs, dir, opts.repair, read_only);
-                }
-                _ => break,
+            if !(read_only && replaced_meanwhile(&rec)) {
+                break;
             }
+            rec = recover::recover(&vfs, dir, opts.repair, read_only);
         }
         let rec = rec?;
         let (writer, sync) = match (read_only, rec.tail) {
