@@ -1,5 +1,7 @@
-//! Fills a store with the standard workload once, then replays it through Store::replay with
-//! one event type as filter, for profiling.
+//! Fills a store with the standard workload once (compressed unless `NOCOMP` is set), then
+//! replays it through Store::replay (with one event type as filter when given `typed`), or
+//! with `streams` reads 20,000 random whole streams through Store::replay_stream (through
+//! Store::read_stream, owned events, with `owned`), for profiling.
 use evlog::workload::{EVENT_TYPES, Workload};
 use evlog::*;
 fn main() {
@@ -17,7 +19,9 @@ fn main() {
             let (st, e) = w.next_event();
             s.append(&st, ExpectedVersion::Any, &[e]).unwrap();
         }
-        s.compress_sealed().unwrap();
+        if std::env::var_os("NOCOMP").is_none() {
+            s.compress_sealed().unwrap();
+        }
         s.close().unwrap();
     }
     if args.iter().any(|a| a == "cold") {
@@ -35,13 +39,27 @@ fn main() {
         for _ in 0..5 {
             let t = std::time::Instant::now();
             let mut n = 0;
+            let mut lat = Vec::new();
             for _ in 0..20_000 {
                 let st = Workload::stream_name(rng.below(10_000));
-                n += s
-                    .replay_stream(&st, 0, |_| std::ops::ControlFlow::Continue(()))
-                    .unwrap()
-                    .events;
+                let t0 = std::time::Instant::now();
+                n += if args.iter().any(|a| a == "owned") {
+                    s.read_stream(&st, 0, Direction::Forward, usize::MAX)
+                        .map(|e| e.map(|_| 1u64).unwrap())
+                        .sum::<u64>()
+                } else {
+                    s.replay_stream(&st, 0, |_| std::ops::ControlFlow::Continue(()))
+                        .unwrap()
+                        .events
+                };
+                lat.push(t0.elapsed().as_nanos() as u64);
             }
+            lat.sort();
+            println!(
+                "p50 {} p99 {}",
+                lat[lat.len() / 2],
+                lat[lat.len() * 99 / 100]
+            );
             println!(
                 "{n} events in 20,000 stream reads: {:.1} us per read",
                 t.elapsed().as_secs_f64() * 1e6 / 20_000.0

@@ -259,7 +259,7 @@ fn parse_metadata(raw: &RawValue) -> std::result::Result<Metadata, String> {
     Ok(Metadata {
         correlation_id: uuid("correlation_id")?,
         causation_id: uuid("causation_id")?,
-        extra: extra.unwrap_or_default(),
+        extra: extra.unwrap_or_default().into(),
     })
 }
 
@@ -452,12 +452,12 @@ fn import_line(
     } = line;
     if opts.keep_timestamps
         && let Some(t) = timestamp_us
+        && !event.metadata.extra.contains_key(ORIGINAL_TIMESTAMP_KEY)
     {
         event
             .metadata
             .extra
-            .entry(ORIGINAL_TIMESTAMP_KEY.to_string())
-            .or_insert_with(|| t.to_string());
+            .insert(ORIGINAL_TIMESTAMP_KEY, t.to_string());
     }
     let last = store.stream_version(&stream);
     let expected = match (version, last) {
@@ -518,7 +518,7 @@ fn import_line(
 }
 
 fn same_content(s: &RecordedEvent, e: &EventData) -> bool {
-    s.event_type == e.event_type && s.payload == e.payload && s.metadata == e.metadata
+    *s.event_type == *e.event_type && s.payload == e.payload && s.metadata == e.metadata
 }
 
 #[cfg(test)]
@@ -552,7 +552,7 @@ mod tests {
             (3, Some(7), Some(42))
         );
         assert_eq!(l.event.id, e.id);
-        assert_eq!(l.event.event_type, e.event_type);
+        assert_eq!(*l.event.event_type, *e.event_type);
         assert_eq!(l.event.metadata, e.metadata);
         assert_eq!(l.event.payload, payload);
         line

@@ -56,7 +56,8 @@ pub mod workload;
 
 pub use error::{Error, Result};
 pub use event::{
-    AppendResult, Direction, EventData, ExpectedVersion, Metadata, ReadFilter, RecordedEvent,
+    AppendResult, Direction, EventData, ExpectedVersion, Extra, ExtraIter, Metadata, ReadFilter,
+    RecordedEvent,
 };
 pub use snapshot::{Aggregate, Loaded, SnapshotPolicy, SnapshotStore};
 pub use store::{

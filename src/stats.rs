@@ -125,7 +125,7 @@ pub fn stats_dir(dir: &Path) -> Result<StoreStats> {
         let extra: usize = m.extra.iter().map(|(k, v)| k.len() + v.len()).sum();
         s.raw_event_bytes +=
             (e.payload.len() + e.event_type.len() + e.stream.len() + extra + 16 * ids + 16) as u64;
-        *s.event_types.entry(e.event_type).or_default() += 1;
+        *s.event_types.entry(e.event_type.to_string()).or_default() += 1;
         s.oldest_timestamp_us = Some(
             s.oldest_timestamp_us
                 .map_or(e.timestamp_us, |t| t.min(e.timestamp_us)),

@@ -247,7 +247,7 @@ fn check_forward(events: &[RecordedEvent], from: u64, what: &str) {
 fn batch_key(e: &RecordedEvent) -> (&str, usize) {
     let b = e.metadata.extra.get("batch").expect("batch id");
     let k = e.metadata.extra["k"].parse().expect("index in batch");
-    (b.as_str(), k)
+    (b, k)
 }
 
 /// Every batch seen is whole (positions ascending or descending as read).

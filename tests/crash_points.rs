@@ -96,7 +96,7 @@ fn check(ctx: &str, store: &Store, plan: &[Append], acked: &[(usize, AppendResul
                 .unwrap_or_else(|| panic!("{ctx}: acknowledged append {i} is missing"));
             assert_eq!(&*got.stream, a.stream, "{ctx}: append {i}");
             assert_eq!(got.id, want.id, "{ctx}: append {i}");
-            assert_eq!(got.event_type, want.event_type, "{ctx}: append {i}");
+            assert_eq!(*got.event_type, *want.event_type, "{ctx}: append {i}");
             assert_eq!(got.payload, want.payload, "{ctx}: append {i}");
             assert_eq!(got.metadata, want.metadata, "{ctx}: append {i}");
         }

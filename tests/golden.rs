@@ -179,7 +179,7 @@ fn check_events(got: &[RecordedEvent]) {
         assert_eq!(&*g.stream, stream.as_str(), "position {i}");
         assert_eq!(g.version, *version, "position {i}");
         assert_eq!(g.id, e.id, "position {i}");
-        assert_eq!(g.event_type, e.event_type, "position {i}");
+        assert_eq!(*g.event_type, *e.event_type, "position {i}");
         assert_eq!(g.payload, e.payload, "position {i}");
         assert_eq!(g.metadata, e.metadata, "position {i}");
         assert!(g.timestamp_us >= not_before, "position {i}");
@@ -298,7 +298,7 @@ fn golden_valid_opens_and_reads_back_every_event() {
     }
     let mut types: BTreeMap<String, u64> = BTreeMap::new();
     for e in &all {
-        *types.entry(e.event_type.clone()).or_default() += 1;
+        *types.entry(e.event_type.to_string()).or_default() += 1;
     }
     let want: BTreeMap<String, u64> = EVENTS_PER_TYPE
         .iter()
@@ -840,7 +840,7 @@ fn regenerate_golden_files() {
     let mut per_type: BTreeMap<String, u64> = BTreeMap::new();
     for e in &all {
         *per_stream.entry(e.stream.to_string()).or_default() += 1;
-        *per_type.entry(e.event_type.clone()).or_default() += 1;
+        *per_type.entry(e.event_type.to_string()).or_default() += 1;
     }
     println!("EVENTS = {}", all.len());
     println!("EVENTS_PER_STREAM = {per_stream:?}");

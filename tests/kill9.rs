@@ -378,7 +378,7 @@ fn check_store(
         );
         let want = event_for(tag, s);
         assert_eq!(&*e.stream, STREAMS[s], "round {round}: stream of tag {tag}");
-        assert_eq!(e.event_type, want.event_type, "round {round}: tag {tag}");
+        assert_eq!(*e.event_type, *want.event_type, "round {round}: tag {tag}");
         assert_eq!(
             e.payload, want.payload,
             "round {round}: payload of tag {tag}"

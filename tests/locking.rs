@@ -349,7 +349,7 @@ fn check_read_only_view(ro: &Store) -> Vec<RecordedEvent> {
     let mut batches: HashMap<String, Vec<(usize, u64)>> = HashMap::new();
     for (i, e) in all.iter().enumerate() {
         assert_eq!(e.position, i as u64, "positions dense from 0");
-        let b = e.metadata.extra["batch"].clone();
+        let b = e.metadata.extra["batch"].to_owned();
         let k: usize = e.metadata.extra["k"].parse().unwrap();
         batches.entry(b).or_default().push((k, e.position));
     }

@@ -384,7 +384,7 @@ fn check_event(got: &RecordedEvent, position: u64, want: &ModelEvent, what: &str
     assert_eq!(got.version, want.version, "{what}: version at {position}");
     assert_eq!(got.id, want.data.id, "{what}: id at {position}");
     assert_eq!(
-        got.event_type, want.data.event_type,
+        *got.event_type, *want.data.event_type,
         "{what}: type at {position}"
     );
     assert_eq!(

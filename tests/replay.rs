@@ -276,9 +276,7 @@ fn filtered_reads_equal_filtering_every_event() {
         let want: Vec<RecordedEvent> = all
             .iter()
             .filter(|e| {
-                types
-                    .as_ref()
-                    .is_none_or(|t| t.contains(&e.event_type.as_str()))
+                types.as_ref().is_none_or(|t| t.contains(&&*e.event_type))
                     && prefix.is_none_or(|p| e.stream.starts_with(p))
             })
             .cloned()

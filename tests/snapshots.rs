@@ -43,7 +43,7 @@ impl Aggregate for Ledger {
             "events out of order or applied twice"
         );
         let amount = i64::from_le_bytes(e.payload[..8].try_into().unwrap());
-        match e.event_type.as_str() {
+        match &*e.event_type {
             "Deposit" => self.balance += amount,
             "Withdraw" => self.balance -= amount,
             _ => self.balance = self.balance.wrapping_mul(3) ^ amount,
@@ -54,7 +54,7 @@ impl Aggregate for Ledger {
         }
         self.applied += 1;
         self.last_version = Some(e.version);
-        *self.by_type.entry(e.event_type.clone()).or_default() += 1;
+        *self.by_type.entry(e.event_type.to_string()).or_default() += 1;
         self.digest = self.digest.rotate_left(7) ^ stream_hash(&format!("{}:{amount}", e.version));
     }
 }

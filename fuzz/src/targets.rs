@@ -372,7 +372,11 @@ pub fn frame(data: &[u8]) {
             Ok((at, rec)) => {
                 assert!(at < body.len());
                 n += 1;
-                let _ = rec.to_recorded(h.first_position + u64::from(n), Arc::from(rec.stream));
+                let _ = rec.to_recorded(
+                    h.first_position + u64::from(n),
+                    Arc::from(rec.stream),
+                    Arc::from(rec.event_type),
+                );
             }
             Err(_) => break,
         }
@@ -401,7 +405,7 @@ pub fn record(data: &[u8]) {
             "peek_record disagrees with decode_record"
         );
         let m = rec.metadata();
-        let owned = rec.to_recorded(7, Arc::from(rec.stream));
+        let owned = rec.to_recorded(7, Arc::from(rec.stream), Arc::from(rec.event_type));
         assert_eq!(owned.payload, rec.payload);
         assert_eq!(owned.metadata, m);
         let e = EventData::new(rec.event_type, rec.payload.to_vec())
@@ -1096,8 +1100,8 @@ impl Aggregate for FuzzState {
 
     fn apply(&mut self, e: &RecordedEvent) {
         self.events += 1;
-        self.last_type.clone_from(&e.event_type);
-        *self.by_type.entry(e.event_type.clone()).or_default() += 1;
+        self.last_type = e.event_type.to_string();
+        *self.by_type.entry(e.event_type.to_string()).or_default() += 1;
         self.payload_heads
             .push(e.payload[..e.payload.len().min(4)].to_vec());
         self.marks.push(

@@ -128,7 +128,7 @@ impl Inner {
 /// assert_eq!(r.next_expected_version, 0);
 /// let events: Vec<_> = store.read_stream("order-1", 0, Direction::Forward, usize::MAX)
 ///     .collect::<Result<_, _>>()?;
-/// assert_eq!(events[0].event_type, "OrderPlaced");
+/// assert_eq!(&*events[0].event_type, "OrderPlaced");
 /// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
 pub struct Store {

@@ -27,14 +27,47 @@ const STREAM_READ_BATCH: u64 = 1024;
 
 /// The stream id `name` as an `Arc`, shared with the previous event's when it is the same
 /// stream (consecutive events of a read often are).
-fn interned(last: &mut Option<Arc<str>>, name: &str) -> Arc<str> {
-    match last {
-        Some(s) if **s == *name => s.clone(),
-        _ => {
-            let s: Arc<str> = Arc::from(name);
-            *last = Some(s.clone());
-            s
+/// The stream ids and event types of the events a read hands back, each allocated once per
+/// read and shared by the events that carry it (a workload has few types, and a read of
+/// `read_all` often meets the same stream several times in a row).
+#[derive(Default)]
+pub(crate) struct Names {
+    last_stream: Option<Arc<str>>,
+    types: Vec<Arc<str>>,
+}
+
+/// Event types kept per read; a read that meets more allocates the others per event.
+const MAX_INTERNED_TYPES: usize = 64;
+
+impl Names {
+    /// `name` as a shared string: the last stream's when it is the same.
+    pub(crate) fn stream(&mut self, name: &str) -> Arc<str> {
+        match &self.last_stream {
+            Some(s) if **s == *name => s.clone(),
+            _ => {
+                let s: Arc<str> = Arc::from(name);
+                self.last_stream = Some(s.clone());
+                s
+            }
         }
+    }
+
+    /// `name` as a shared string, allocated once per read.
+    pub(crate) fn event_type(&mut self, name: &str) -> Arc<str> {
+        if let Some(t) = self.types.iter().find(|t| ***t == *name) {
+            return t.clone();
+        }
+        let t: Arc<str> = Arc::from(name);
+        if self.types.len() < MAX_INTERNED_TYPES {
+            self.types.push(t.clone());
+        }
+        t
+    }
+
+    /// The owned event of record `r` at position `p`.
+    pub(crate) fn recorded(&mut self, p: u64, r: &RecordView<'_>) -> RecordedEvent {
+        let stream = self.stream(r.stream);
+        r.to_recorded(p, stream, self.event_type(r.event_type))
     }
 }
 
@@ -157,6 +190,7 @@ pub struct StreamEvents {
     direction: Direction,
     left: usize,
     pending: VecDeque<RecordedEvent>,
+    names: Names,
     failed: bool,
 }
 
@@ -176,6 +210,7 @@ impl StreamEvents {
             direction,
             left: limit,
             pending: VecDeque::new(),
+            names: Names::default(),
             failed: false,
         }
     }
@@ -226,10 +261,11 @@ impl StreamEvents {
         let forward = self.direction == Direction::Forward;
         let stream = &self.stream;
         let pending = &mut self.pending;
+        let names = &mut self.names;
         pending.reserve(entries.len());
         let visit =
             visit_stream_entries(&entries, !forward, stream, head, max_age_us, now, |p, r| {
-                pending.push_back(r.to_recorded(p, stream.clone()));
+                pending.push_back(r.to_recorded(p, stream.clone(), names.event_type(r.event_type)));
                 ControlFlow::Continue(())
             })?;
         if forward && visit.past_head {
@@ -332,7 +368,7 @@ pub struct AllEvents {
     cursor: Option<(SegRef, u64)>,
     pending: VecDeque<RecordedEvent>,
     scratch: Vec<u8>,
-    last_stream: Option<Arc<str>>,
+    names: Names,
     failed: bool,
 }
 
@@ -351,7 +387,7 @@ impl AllEvents {
             cursor: None,
             pending: VecDeque::new(),
             scratch: Vec::new(),
-            last_stream: None,
+            names: Names::default(),
             failed: false,
         }
     }
@@ -390,7 +426,7 @@ impl AllEvents {
             return self.refill_sealed_forward(s, offset, next, head);
         }
         let filter = &self.filter;
-        let last_stream = &mut self.last_stream;
+        let names = &mut self.names;
         let mut batch = Vec::new();
         let dir = self.direction;
         // Retention and deletions: checked per event only for streams that have rules.
@@ -412,7 +448,7 @@ impl AllEvents {
                     && filter.matches(r.stream, r.event_type)
                     && !hidden(r.stream, r.version, r.timestamp_us)
                 {
-                    batch.push(r.to_recorded(p, interned(last_stream, r.stream)));
+                    batch.push(names.recorded(p, &r));
                 }
                 ControlFlow::Continue(())
             });
@@ -483,7 +519,7 @@ impl AllEvents {
                 return Err(frame_misses(&s.path, at as u64, next_pos, &h));
             }
             let filter = &self.filter;
-            let last_stream = &mut self.last_stream;
+            let names = &mut self.names;
             let inner = &self.inner;
             let bytes = &data[at..at + h.frame_len()];
             let kept = batch.len();
@@ -494,7 +530,7 @@ impl AllEvents {
                 if hidden_by_settings(inner, &settings, r.stream, r.version, r.timestamp_us, now) {
                     return ControlFlow::Continue(());
                 }
-                batch.push(r.to_recorded(p, interned(last_stream, r.stream)));
+                batch.push(names.recorded(p, &r));
                 ControlFlow::Continue(())
             });
             if let Err(e) = decoded {

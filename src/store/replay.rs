@@ -48,8 +48,11 @@ impl EventRef<'_> {
 
     /// An owned copy, as [`Store::read_all`] returns it.
     pub fn to_owned_event(&self) -> RecordedEvent {
-        self.record
-            .to_recorded(self.position, Arc::from(self.stream))
+        self.record.to_recorded(
+            self.position,
+            Arc::from(self.stream),
+            Arc::from(self.record.event_type),
+        )
     }
 }
 

@@ -8,7 +8,6 @@
 //! payload_len u32 | payload
 //! ```
 
-use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use uuid::Uuid;
@@ -18,7 +17,7 @@ use super::limits::{
     MAX_EVENT_BYTES, MAX_EVENT_TYPE_BYTES, MAX_METADATA_ENTRIES, MAX_METADATA_KEY_BYTES,
     MAX_STREAM_ID_BYTES,
 };
-use crate::event::{EventData, Metadata, RecordedEvent};
+use crate::event::{EventData, Extra, Metadata, RecordedEvent};
 
 const FLAG_CORRELATION: u8 = 1;
 const FLAG_CAUSATION: u8 = 2;
@@ -126,10 +125,10 @@ pub struct RecordView<'a> {
 
 impl<'a> RecordView<'a> {
     /// Decodes the user metadata (already checked by [`decode_record`]).
-    pub fn extra(&self) -> BTreeMap<String, String> {
+    pub fn extra(&self) -> Extra {
         let mut c = Cursor::new(self.meta_raw, 0);
-        let mut map = BTreeMap::new();
-        for _ in 0..self.meta_count {
+        let count = usize::from(self.meta_count);
+        let entries = (0..count).map(move |_| {
             let kl = c.u16("key").expect("checked") as usize;
             let k = c
                 .str_with_limit(kl, MAX_METADATA_KEY_BYTES, "key")
@@ -138,9 +137,14 @@ impl<'a> RecordView<'a> {
             let v = c
                 .str_with_limit(vl, MAX_EVENT_BYTES, "value")
                 .expect("checked");
-            map.insert(k.to_owned(), v.to_owned());
-        }
-        map
+            (k, v)
+        });
+        // The raw bytes hold the strings plus 6 bytes of lengths per entry.
+        Extra::from_sorted(
+            entries,
+            self.meta_raw.len().saturating_sub(6 * count),
+            count,
+        )
     }
 
     /// The metadata as an owned value.
@@ -152,15 +156,20 @@ impl<'a> RecordView<'a> {
         }
     }
 
-    /// An owned event, given its global position and an interned stream id.
-    pub fn to_recorded(&self, position: u64, stream: Arc<str>) -> RecordedEvent {
+    /// An owned event, given its global position and its interned stream id and event type.
+    pub fn to_recorded(
+        &self,
+        position: u64,
+        stream: Arc<str>,
+        event_type: Arc<str>,
+    ) -> RecordedEvent {
         RecordedEvent {
             stream,
             version: self.version,
             position,
             timestamp_us: self.timestamp_us,
             id: self.id,
-            event_type: self.event_type.to_owned(),
+            event_type,
             payload: self.payload.to_vec(),
             metadata: self.metadata(),
         }
