@@ -101,6 +101,9 @@ pub struct FrameStop {
     /// True when this is a torn tail of an unsealed segment (no later frame says the damaged
     /// position was durable): open cuts it. False: damage, a problem.
     pub torn_tail: bool,
+    /// True when that torn tail is all zeros: the zeros a durable writer writes ahead of its
+    /// frames (`format/FORMAT.md` § 4), not an interrupted write. Open cuts them too.
+    pub zeros: bool,
 }
 
 /// The header of a compressed segment file.
@@ -698,6 +701,7 @@ fn scan_segment(
                 found: 0,
                 remaining_bytes: s.data_end - end.good_end,
                 torn_tail: false,
+                zeros: false,
             },
             None => FrameStop {
                 frame_offset: end.good_end,
@@ -707,6 +711,7 @@ fn scan_segment(
                 found: e.found,
                 remaining_bytes: s.data_end - end.good_end,
                 torn_tail,
+                zeros: torn_tail && data[end.good_end as usize..].iter().all(|&b| b == 0),
             },
         };
         let msg = if lost.is_some() {
@@ -725,7 +730,12 @@ fn scan_segment(
                 stop.remaining_bytes
             )
         };
-        if stop.torn_tail {
+        if stop.zeros {
+            s.notes.push(format!(
+                "frames end at byte {}: {} zero byte(s) after them, written ahead by a durable writer; a writable open cuts them",
+                stop.frame_offset, stop.remaining_bytes
+            ));
+        } else if stop.torn_tail {
             s.notes.push(format!(
                 "{msg}: a torn tail (no later frame says it was durable); a writable open cuts it"
             ));

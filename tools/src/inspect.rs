@@ -488,7 +488,9 @@ fn segment_detail_text(seg: &SegmentInspection) -> String {
             st.expected,
             st.found,
             st.remaining_bytes,
-            if st.torn_tail {
+            if st.zeros {
+                "zeros written ahead by a durable writer: open cuts them"
+            } else if st.torn_tail {
                 "a torn tail: open cuts it"
             } else {
                 "damage"
@@ -543,6 +545,7 @@ fn segment_json(seg: &SegmentInspection, frames: bool) -> Value {
             "found": st.found,
             "remaining_bytes": st.remaining_bytes,
             "torn_tail": st.torn_tail,
+            "zeros": st.zeros,
         })
     });
     let compressed = seg.compressed.as_ref().map(|z| {

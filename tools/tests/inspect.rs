@@ -216,6 +216,43 @@ fn inspect_reports_a_torn_tail_as_a_note() {
 }
 
 #[test]
+fn inspect_names_the_zeros_a_durable_writer_writes_ahead() {
+    let t = tempfile::tempdir().unwrap();
+    let s = evlog::StoreOptions::new()
+        .durability(evlog::Durability::Always)
+        .open(t.path())
+        .unwrap();
+    for i in 0..5 {
+        let e = evlog::EventData::new(TYPES[0], format!("{{\"i\":{i}}}"));
+        s.append("order-1", evlog::ExpectedVersion::Any, &[e])
+            .unwrap();
+    }
+    // The writer is still open: its active segment has zeros after the frames.
+    let segs = segments(t.path());
+    let active = t.path().join(segs.last().unwrap());
+    let len = std::fs::metadata(&active).unwrap().len();
+    assert!(len > 64 << 10, "zeros are written ahead ({len} bytes)");
+
+    let o = evlog(&["inspect", path(&active)]);
+    assert_code(&o, 0, "zeros ahead of the frames are not damage");
+    let out = stdout(&o);
+    assert!(
+        out.contains("zeros written ahead by a durable writer"),
+        "{out}"
+    );
+    assert!(!out.contains("torn tail"), "{out}");
+
+    let o = evlog(&["inspect", "--json", path(&active)]);
+    assert_code(&o, 0, "zeros ahead of the frames are not damage");
+    let v: Value = serde_json::from_str(&stdout(&o)).unwrap();
+    let stop = &v["stop"];
+    assert_eq!(stop["zeros"], true, "{v}");
+    assert_eq!(stop["torn_tail"], true, "{v}");
+    assert_eq!(v["event_count"], 5, "{v}");
+    drop(s);
+}
+
+#[test]
 fn inspect_index_and_checkpoint_files() {
     let t = tempfile::tempdir().unwrap();
     make_store(t.path(), 100);
