@@ -9,7 +9,7 @@ use std::sync::atomic::Ordering;
 use crate::error::{Error, Result};
 use crate::event::{Direction, ReadFilter, RecordedEvent};
 use crate::index::FastMap;
-use crate::segment::{FrameReader, SealedSegment, SegRef};
+use crate::segment::{FrameReader, SealedSegment, SegBytes, SegRef};
 use crate::store::Inner;
 use crate::wire::DecodeError;
 use crate::wire::bytes::stream_hash;
@@ -27,6 +27,73 @@ const STREAM_READ_BATCH: u64 = 1024;
 
 /// The stream id `name` as an `Arc`, shared with the previous event's when it is the same
 /// stream (consecutive events of a read often are).
+/// Compressed segments a forward read reads and decompresses ahead, each in its own thread.
+/// Two keep both processors busy when the page cache is cold (a third does not help on two).
+const READ_AHEAD: usize = 2;
+
+/// Reads and decompresses the next compressed segments of a forward read in other threads
+/// while the read goes through the current one: cold, a replay otherwise waits for the disk
+/// and then for zstd, segment after segment.
+#[derive(Default)]
+pub(crate) struct ReadAhead {
+    /// The segments being read ahead, by first position, in order.
+    ahead: VecDeque<(u64, std::thread::JoinHandle<Result<SegBytes>>)>,
+    /// First position of the last segment looked at.
+    considered: u64,
+    /// First position of the segment of the last call.
+    current: Option<u64>,
+}
+
+impl ReadAhead {
+    /// The bytes of `s`, which a forward read of the positions before `end` is at; first
+    /// starts reading ahead the compressed segments after it that hold such positions.
+    /// A thread's error is returned here, when the read gets to its segment, as reading the
+    /// segment itself would have returned it.
+    pub(crate) fn bytes(&mut self, inner: &Inner, s: &SealedSegment, end: u64) -> Result<SegBytes> {
+        let first = s.header.first_position;
+        if self.current == Some(first) {
+            // Still in the segment of the last call: what could be read ahead is.
+            return s.data();
+        }
+        self.current = Some(first);
+        while self.ahead.front().is_some_and(|(p, _)| *p < first) {
+            self.ahead.pop_front();
+        }
+        let current = if self.ahead.front().is_some_and(|(p, _)| *p == first) {
+            self.ahead.pop_front()
+        } else {
+            None
+        };
+        self.considered = self.considered.max(first);
+        if self.ahead.len() < READ_AHEAD {
+            let st = inner.state.read();
+            let from = self.considered;
+            let next = st
+                .sealed
+                .iter()
+                .filter(|n| n.header.first_position > from && n.header.first_position < end);
+            for n in next {
+                if self.ahead.len() == READ_AHEAD {
+                    break;
+                }
+                self.considered = n.header.first_position;
+                // A mapped segment, or an image already in memory, needs no thread.
+                if !n.bytes_at_hand() {
+                    let n = n.clone();
+                    let handle = std::thread::spawn(move || n.data());
+                    self.ahead.push_back((self.considered, handle));
+                }
+            }
+        }
+        match current {
+            Some((_, h)) => h.join().unwrap_or_else(|_| {
+                Err(Error::InvalidArgument("read-ahead thread panicked".into()))
+            }),
+            None => s.data(),
+        }
+    }
+}
+
 /// The stream ids and event types of the events a read hands back, each allocated once per
 /// read and shared by the events that carry it (a workload has few types, and a read of
 /// `read_all` often meets the same stream several times in a row).
@@ -369,6 +436,7 @@ pub struct AllEvents {
     pending: VecDeque<RecordedEvent>,
     scratch: Vec<u8>,
     names: Names,
+    ahead: ReadAhead,
     failed: bool,
 }
 
@@ -388,6 +456,7 @@ impl AllEvents {
             pending: VecDeque::new(),
             scratch: Vec::new(),
             names: Names::default(),
+            ahead: ReadAhead::default(),
             failed: false,
         }
     }
@@ -488,7 +557,7 @@ impl AllEvents {
         next: u64,
         head: u64,
     ) -> Result<bool> {
-        let data = s.data()?;
+        let data = self.ahead.bytes(&self.inner, &s, head)?;
         let settings = self.inner.state.read().settings.clone();
         let now = crate::store::now_us();
         let seg = SegRef::Sealed(s.clone());
