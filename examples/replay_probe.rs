@@ -30,6 +30,10 @@ fn main() {
         std::fs::write("/proc/sys/vm/drop_caches", "3").expect("drop caches (needs root)");
     }
     let s = opts.open(&dir).unwrap();
+    if args.iter().any(|a| a == "seal") {
+        s.seal_active().unwrap();
+        s.compress_sealed().unwrap();
+    }
     let filter = if typed {
         ReadFilter::all().event_types([EVENT_TYPES[4]])
     } else {

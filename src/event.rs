@@ -154,19 +154,37 @@ impl Extra {
             buf: Vec::with_capacity(bytes + 2 * LEN_BYTES * count),
             len: 0,
         };
+        let mut entries = entries.peekable();
         let mut last: Option<&str> = None;
-        for (k, v) in entries {
-            // `last` is the greatest key so far: the end of the buffer.
-            if last.is_some_and(|l| l >= k) {
-                m.insert(k, v);
-            } else {
-                push_str(&mut m.buf, k);
-                push_str(&mut m.buf, v);
-                m.len += 1;
-                last = Some(k);
-            }
+        while let Some((k, v)) = entries.next_if(|(k, _)| last.is_none_or(|l| l < *k)) {
+            push_str(&mut m.buf, k);
+            push_str(&mut m.buf, v);
+            m.len += 1;
+            last = Some(k);
         }
-        m
+        if entries.peek().is_none() {
+            return m;
+        }
+        // Out of order from here: sort the whole set once (a stable sort, so the last value of
+        // a key stays last), keep each key's last value, and lay the buffer out again.
+        let mut all: Vec<(&str, &str)> = m.iter().collect();
+        for (k, v) in entries {
+            all.push((k, v));
+        }
+        all.sort_by_key(|(k, _)| *k);
+        let mut out = Extra {
+            buf: Vec::with_capacity(m.buf.capacity()),
+            len: 0,
+        };
+        for (i, (k, v)) in all.iter().enumerate() {
+            if all.get(i + 1).is_some_and(|(next, _)| next == k) {
+                continue;
+            }
+            push_str(&mut out.buf, k);
+            push_str(&mut out.buf, v);
+            out.len += 1;
+        }
+        out
     }
 }
 
@@ -185,7 +203,7 @@ fn str_at(buf: &[u8], at: usize) -> (&str, usize) {
 }
 
 /// The entries of an [`Extra`] in key order.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct ExtraIter<'a> {
     buf: &'a [u8],
     left: usize,
@@ -211,6 +229,12 @@ impl<'a> Iterator for ExtraIter<'a> {
 }
 
 impl ExactSizeIterator for ExtraIter<'_> {}
+
+impl std::fmt::Debug for ExtraIter<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_map().entries(self.clone()).finish()
+    }
+}
 
 impl<'a> IntoIterator for &'a Extra {
     type Item = (&'a str, &'a str);
@@ -318,7 +342,8 @@ pub struct RecordedEvent {
     pub timestamp_us: u64,
     /// Unique id.
     pub id: Uuid,
-    /// Type name (shared by the events of one read that have the same type).
+    /// Type name. An `Arc`, so that a read's events of one type can share it (compare it as
+    /// `&*e.event_type == "OrderPlaced"`).
     pub event_type: Arc<str>,
     /// Payload bytes.
     pub payload: Vec<u8>,

@@ -214,7 +214,8 @@ fn trim_image_cache(c: &mut ImageCache, limit: usize) {
 }
 
 /// The bytes of a sealed segment as a reader holds them: a map of the `.seg` file, or the
-/// decompressed image of its `.zseg` file.
+/// decompressed image of its `.zseg` file. Cloning it clones an `Arc`.
+#[derive(Clone)]
 pub enum SegBytes {
     /// Mapped `.seg` bytes and the length of their data (without the footer).
     Mapped(Arc<FileBytes>, usize),

@@ -5,6 +5,7 @@ mod compact;
 mod compress;
 mod options;
 mod read;
+mod read_ahead;
 pub(crate) mod recover;
 mod replay;
 mod retention;

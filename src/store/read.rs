@@ -9,8 +9,9 @@ use std::sync::atomic::Ordering;
 use crate::error::{Error, Result};
 use crate::event::{Direction, ReadFilter, RecordedEvent};
 use crate::index::FastMap;
-use crate::segment::{FrameReader, SealedSegment, SegBytes, SegRef};
+use crate::segment::{FrameReader, SealedSegment, SegRef};
 use crate::store::Inner;
+use crate::store::read_ahead::ReadAhead;
 use crate::wire::DecodeError;
 use crate::wire::bytes::stream_hash;
 use crate::wire::frame::{FRAME_HEADER_BYTES, FrameHeader, check_frame_with, frame_body};
@@ -25,78 +26,10 @@ const SEALED_BATCH_FRAMES: usize = 256;
 /// Versions fetched from the indexes per refill of a stream read.
 const STREAM_READ_BATCH: u64 = 1024;
 
-/// The stream id `name` as an `Arc`, shared with the previous event's when it is the same
-/// stream (consecutive events of a read often are).
-/// Compressed segments a forward read reads and decompresses ahead, each in its own thread.
-/// Two keep both processors busy when the page cache is cold (a third does not help on two).
-const READ_AHEAD: usize = 2;
-
-/// Reads and decompresses the next compressed segments of a forward read in other threads
-/// while the read goes through the current one: cold, a replay otherwise waits for the disk
-/// and then for zstd, segment after segment.
-#[derive(Default)]
-pub(crate) struct ReadAhead {
-    /// The segments being read ahead, by first position, in order.
-    ahead: VecDeque<(u64, std::thread::JoinHandle<Result<SegBytes>>)>,
-    /// First position of the last segment looked at.
-    considered: u64,
-    /// First position of the segment of the last call.
-    current: Option<u64>,
-}
-
-impl ReadAhead {
-    /// The bytes of `s`, which a forward read of the positions before `end` is at; first
-    /// starts reading ahead the compressed segments after it that hold such positions.
-    /// A thread's error is returned here, when the read gets to its segment, as reading the
-    /// segment itself would have returned it.
-    pub(crate) fn bytes(&mut self, inner: &Inner, s: &SealedSegment, end: u64) -> Result<SegBytes> {
-        let first = s.header.first_position;
-        if self.current == Some(first) {
-            // Still in the segment of the last call: what could be read ahead is.
-            return s.data();
-        }
-        self.current = Some(first);
-        while self.ahead.front().is_some_and(|(p, _)| *p < first) {
-            self.ahead.pop_front();
-        }
-        let current = if self.ahead.front().is_some_and(|(p, _)| *p == first) {
-            self.ahead.pop_front()
-        } else {
-            None
-        };
-        self.considered = self.considered.max(first);
-        if self.ahead.len() < READ_AHEAD {
-            let st = inner.state.read();
-            let from = self.considered;
-            let next = st
-                .sealed
-                .iter()
-                .filter(|n| n.header.first_position > from && n.header.first_position < end);
-            for n in next {
-                if self.ahead.len() == READ_AHEAD {
-                    break;
-                }
-                self.considered = n.header.first_position;
-                // A mapped segment, or an image already in memory, needs no thread.
-                if !n.bytes_at_hand() {
-                    let n = n.clone();
-                    let handle = std::thread::spawn(move || n.data());
-                    self.ahead.push_back((self.considered, handle));
-                }
-            }
-        }
-        match current {
-            Some((_, h)) => h.join().unwrap_or_else(|_| {
-                Err(Error::InvalidArgument("read-ahead thread panicked".into()))
-            }),
-            None => s.data(),
-        }
-    }
-}
-
-/// The stream ids and event types of the events a read hands back, each allocated once per
-/// read and shared by the events that carry it (a workload has few types, and a read of
-/// `read_all` often meets the same stream several times in a row).
+/// The stream ids and event types of the events a read hands back, as shared strings: an event
+/// type is allocated once per read (for the first `MAX_INTERNED_TYPES` types it meets) and
+/// shared by the events of that type; a stream id is shared by consecutive events of the same
+/// stream (every event of a stream read, runs of events in `read_all`).
 #[derive(Default)]
 pub(crate) struct Names {
     last_stream: Option<Arc<str>>,
@@ -456,7 +389,7 @@ impl AllEvents {
             pending: VecDeque::new(),
             scratch: Vec::new(),
             names: Names::default(),
-            ahead: ReadAhead::default(),
+            ahead: ReadAhead::new(false),
             failed: false,
         }
     }
@@ -494,6 +427,7 @@ impl AllEvents {
             let s = s.clone();
             return self.refill_sealed_forward(s, offset, next, head);
         }
+        self.ahead.leave();
         let filter = &self.filter;
         let names = &mut self.names;
         let mut batch = Vec::new();
@@ -564,7 +498,9 @@ impl AllEvents {
         let mut at = offset as usize;
         let mut next_pos = next;
         let mut frames = 0;
-        let mut batch = Vec::new();
+        // The events go straight to `pending`, empty when a refill is asked for (its buffer
+        // is reused from one refill to the next).
+        let batch = &mut self.pending;
         while at < data.len() && next_pos < head && frames < SEALED_BATCH_FRAMES {
             // A damaged frame after good ones ends the batch; the next refill starts at it and
             // fails there, so the events before it are delivered first.
@@ -599,7 +535,7 @@ impl AllEvents {
                 if hidden_by_settings(inner, &settings, r.stream, r.version, r.timestamp_us, now) {
                     return ControlFlow::Continue(());
                 }
-                batch.push(names.recorded(p, &r));
+                batch.push_back(names.recorded(p, &r));
                 ControlFlow::Continue(())
             });
             if let Err(e) = decoded {
@@ -626,7 +562,6 @@ impl AllEvents {
         drop(data);
         self.next = Some(next_pos);
         self.cursor = Some((seg, at as u64));
-        self.pending.extend(batch);
         Ok(true)
     }
 

@@ -11,7 +11,8 @@ use uuid::Uuid;
 use crate::error::{Error, Result};
 use crate::event::{Metadata, ReadFilter, RecordedEvent};
 use crate::segment::SegRef;
-use crate::store::read::{ReadAhead, hidden_by_settings, visit_records, visit_stream_entries};
+use crate::store::read::{hidden_by_settings, visit_records, visit_stream_entries};
+use crate::store::read_ahead::ReadAhead;
 use crate::store::{Inner, Store, now_us};
 use crate::wire::frame::{FRAME_HEADER_BYTES, FrameHeader, check_frame, check_frame_with};
 use crate::wire::record::RecordView;
@@ -202,7 +203,7 @@ impl Inner {
             events: 0,
             f,
         };
-        let mut ahead = ReadAhead::default();
+        let mut ahead = ReadAhead::new(true);
         while cx.next < cx.end {
             // A sealed segment replayed from its first event starts at its first frame: its
             // index is not needed (and, cold, not read).

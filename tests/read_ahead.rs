@@ -1,0 +1,116 @@
+//! Forward reads read compressed segments ahead in other threads (`store::read_ahead`): the
+//! bytes read ahead must be those of the segment the read gets to, even when compaction
+//! replaced it meanwhile, and no thread may outlive its read.
+
+use evlog::*;
+use std::sync::Mutex;
+
+/// The tests of this file count threads: one at a time.
+static SERIAL: Mutex<()> = Mutex::new(());
+
+fn event(i: u64) -> EventData {
+    EventData::new(
+        "T",
+        format!("{{\"n\":{i},\"pad\":\"{}\"}}", "x".repeat((i % 7) as usize)),
+    )
+}
+
+/// A store of `n` events over 13 streams in segments of `segment_bytes`, every sealed one
+/// compressed, closed: a store opened on it has no decompressed image at hand.
+/// With `standard`, the events are the standard workload's (which zstd decompresses at about
+/// the speed of a real store's).
+fn compressed_store(dir: &std::path::Path, n: u64, segment_bytes: u64, standard: bool) {
+    let s = StoreOptions::new()
+        .segment_bytes(segment_bytes)
+        .durability(Durability::Never)
+        .open(dir)
+        .unwrap();
+    let mut w = evlog::workload::Workload::standard(7);
+    for i in 0..n {
+        let e = if standard { w.next_event().1 } else { event(i) };
+        s.append(&format!("agg-{}", i % 13), ExpectedVersion::Any, &[e])
+            .unwrap();
+    }
+    assert!(s.compress_sealed().unwrap().segments >= 3);
+    s.close().unwrap();
+}
+
+#[cfg(target_os = "linux")]
+fn read_ahead_threads() -> usize {
+    std::fs::read_dir("/proc/self/task")
+        .unwrap()
+        .filter_map(|t| std::fs::read_to_string(t.ok()?.path().join("comm")).ok())
+        .filter(|name| name.starts_with("evlog-read-ahe"))
+        .count()
+}
+
+#[test]
+fn read_all_goes_on_across_a_compaction_of_the_segments_it_read_ahead() {
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let dir = tempfile::tempdir().unwrap();
+    compressed_store(dir.path(), 6000, 128 << 10, false);
+    let s = StoreOptions::new().open(dir.path()).unwrap();
+    let mut it = s.read_all(0, Direction::Forward, ReadFilter::all());
+    // Past the first batch of 256 frames: the segments after the first are being read ahead.
+    for want in 0..300 {
+        assert_eq!(it.next().unwrap().unwrap().position, want);
+    }
+    // Compaction replaces those segments by new files with other frame offsets.
+    s.delete_stream("agg-1", ExpectedVersion::Any).unwrap();
+    let rep = s.compact().unwrap();
+    assert!(rep.segments_rewritten >= 3, "{rep:?}");
+    let mut next = 300;
+    for e in it {
+        let e = e.unwrap_or_else(|e| panic!("read_all failed after position {next}: {e}"));
+        // The events of the first two batches (positions below 512) were read before the
+        // deletion; after them the deleted stream is gone.
+        assert!(&*e.stream != "agg-1" || e.position < 512, "{e:?}");
+        while next < e.position {
+            assert_eq!(next % 13, 1, "position {next} is missing");
+            next += 1;
+        }
+        assert_eq!(e.position, next);
+        next += 1;
+    }
+    assert_eq!(next, 6000);
+}
+
+#[cfg(target_os = "linux")]
+#[test]
+fn no_read_ahead_thread_outlives_its_read() {
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let dir = tempfile::tempdir().unwrap();
+    // Segments of 16 MiB: a thread decompresses one for milliseconds, so that one left
+    // running after its read is dropped would most likely be counted below.
+    let n = 200_000;
+    compressed_store(dir.path(), n, 16 << 20, true);
+    let s = StoreOptions::new().open(dir.path()).unwrap();
+    // A read that goes on past its first batch reads ahead; dropped, it waits for its threads.
+    let mut it = s.read_all(0, Direction::Forward, ReadFilter::all());
+    for _ in 0..300 {
+        it.next().unwrap().unwrap();
+    }
+    drop(it);
+    assert_eq!(read_ahead_threads(), 0);
+    // So does a replay that stops early (a replay reads ahead from its first segment on).
+    let mut seen = 0;
+    s.replay(0, u64::MAX, &ReadFilter::all(), |_| {
+        seen += 1;
+        if seen == 10 {
+            std::ops::ControlFlow::Break(())
+        } else {
+            std::ops::ControlFlow::Continue(())
+        }
+    })
+    .unwrap();
+    assert_eq!(seen, 10);
+    assert_eq!(read_ahead_threads(), 0);
+    // And every event reads back in order, with the threads' help.
+    let mut next = 0;
+    for e in s.read_all(0, Direction::Forward, ReadFilter::all()) {
+        assert_eq!(e.unwrap().position, next);
+        next += 1;
+    }
+    assert_eq!(next, n);
+    assert_eq!(read_ahead_threads(), 0);
+}
