@@ -222,7 +222,18 @@ fn a_flipped_bit_in_a_compressed_block_is_an_error_never_wrong_events() {
     assert!(victim_first > 0);
     let store = opts().open(dir.path()).unwrap();
     let mut delivered = 0;
-    let mut r = Ok(());
+    // Both reads must deliver every event before the damaged segment, then its error.
+    let stops_at_the_victim = |delivered: u64, err: Option<Error>| {
+        assert_eq!(
+            delivered, victim_first,
+            "every event before the damaged segment"
+        );
+        match err {
+            Some(Error::Corrupted { file, .. }) => assert_eq!(&file, victim),
+            other => panic!("expected Corrupted naming {victim:?}, got {other:?}"),
+        }
+    };
+    let mut err = None;
     for e in store.read_all(0, Direction::Forward, ReadFilter::all()) {
         match e {
             Ok(e) => {
@@ -230,33 +241,19 @@ fn a_flipped_bit_in_a_compressed_block_is_an_error_never_wrong_events() {
                 delivered += 1;
             }
             Err(e) => {
-                r = Err(e);
+                err = Some(e);
                 break;
             }
         }
     }
-    assert_eq!(
-        delivered, victim_first,
-        "every event before the damaged segment"
-    );
-    match r {
-        Err(Error::Corrupted { file, .. }) => assert_eq!(&file, victim),
-        other => panic!("expected Corrupted naming {victim:?}, got {other:?}"),
-    }
+    stops_at_the_victim(delivered, err);
     let mut replayed = 0;
     let r = store.replay(0, u64::MAX, &ReadFilter::all(), |e| {
         assert_eq!(e.position, replayed);
         replayed += 1;
         std::ops::ControlFlow::Continue(())
     });
-    assert_eq!(
-        replayed, victim_first,
-        "every event before the damaged segment"
-    );
-    match r {
-        Err(Error::Corrupted { file, .. }) => assert_eq!(&file, victim),
-        other => panic!("expected Corrupted naming {victim:?}, got {other:?}"),
-    }
+    stops_at_the_victim(replayed, r.err());
 }
 
 #[test]
