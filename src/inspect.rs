@@ -101,8 +101,8 @@ pub struct FrameStop {
     /// True when this is a torn tail of an unsealed segment (no later frame says the damaged
     /// position was durable): open cuts it. False: damage, a problem.
     pub torn_tail: bool,
-    /// True when that torn tail is all zeros: the zeros a durable writer writes ahead of its
-    /// frames (`format/FORMAT.md` § 4), not an interrupted write. Open cuts them too.
+    /// True when that torn tail is all zeros, as the zeros a durable writer writes ahead of its
+    /// frames are (`format/FORMAT.md` § 4). Open cuts them like any torn tail.
     pub zeros: bool,
 }
 
@@ -732,7 +732,7 @@ fn scan_segment(
         };
         if stop.zeros {
             s.notes.push(format!(
-                "frames end at byte {}: {} zero byte(s) after them, written ahead by a durable writer; a writable open cuts them",
+                "frames end at byte {}: {} zero byte(s) after them (a durable writer writes zeros ahead of its frames); a writable open cuts them",
                 stop.frame_offset, stop.remaining_bytes
             ));
         } else if stop.torn_tail {

@@ -489,7 +489,7 @@ fn segment_detail_text(seg: &SegmentInspection) -> String {
             st.found,
             st.remaining_bytes,
             if st.zeros {
-                "zeros written ahead by a durable writer: open cuts them"
+                "zeros after the frames, as a durable writer writes ahead of them: open cuts them"
             } else if st.torn_tail {
                 "a torn tail: open cuts it"
             } else {

@@ -237,7 +237,7 @@ fn inspect_names_the_zeros_a_durable_writer_writes_ahead() {
     assert_code(&o, 0, "zeros ahead of the frames are not damage");
     let out = stdout(&o);
     assert!(
-        out.contains("zeros written ahead by a durable writer"),
+        out.contains("zeros after the frames, as a durable writer writes ahead"),
         "{out}"
     );
     assert!(!out.contains("torn tail"), "{out}");
