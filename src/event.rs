@@ -83,6 +83,11 @@ impl Extra {
         self.iter().map(|(k, _)| k)
     }
 
+    /// The values, in key order.
+    pub fn values(&self) -> impl Iterator<Item = &str> {
+        self.iter().map(|(_, v)| v)
+    }
+
     /// The value of `key`.
     pub fn get(&self, key: &str) -> Option<&str> {
         self.iter().find(|(k, _)| *k == key).map(|(_, v)| v)
@@ -242,6 +247,19 @@ impl<'a> IntoIterator for &'a Extra {
 
     fn into_iter(self) -> ExtraIter<'a> {
         self.iter()
+    }
+}
+
+impl IntoIterator for Extra {
+    type Item = (String, String);
+    type IntoIter = std::vec::IntoIter<(String, String)>;
+
+    /// The entries in key order, as owned strings.
+    fn into_iter(self) -> Self::IntoIter {
+        self.iter()
+            .map(|(k, v)| (k.to_owned(), v.to_owned()))
+            .collect::<Vec<_>>()
+            .into_iter()
     }
 }
 
@@ -529,6 +547,14 @@ mod tests {
     fn extra_index_and_debug_read_like_a_map() {
         let m = Metadata::new().with("b", "2").with("a", "1").extra;
         assert_eq!(&m["a"], "1");
+        assert_eq!(m.values().collect::<Vec<_>>(), ["1", "2"]);
+        assert_eq!(
+            m.clone().into_iter().collect::<Vec<_>>(),
+            [
+                ("a".to_owned(), "1".to_owned()),
+                ("b".to_owned(), "2".to_owned())
+            ]
+        );
         assert_eq!(format!("{m:?}"), r#"{"a": "1", "b": "2"}"#);
         assert!(std::panic::catch_unwind(|| m["c"].len()).is_err());
     }
