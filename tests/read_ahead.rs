@@ -40,7 +40,7 @@ fn read_ahead_threads() -> usize {
     std::fs::read_dir("/proc/self/task")
         .unwrap()
         .filter_map(|t| std::fs::read_to_string(t.ok()?.path().join("comm")).ok())
-        .filter(|name| name.starts_with("evlog-read-ahe"))
+        .filter(|name| name.trim_end() == "evlog-readahead")
         .count()
 }
 
@@ -113,4 +113,115 @@ fn no_read_ahead_thread_outlives_its_read() {
     }
     assert_eq!(next, n);
     assert_eq!(read_ahead_threads(), 0);
+}
+
+/// Runs `f` and returns how many read-ahead threads it started.
+fn threads_started_by(f: impl FnOnce()) -> u64 {
+    let before = evlog::segment::read_ahead_threads();
+    f();
+    evlog::segment::read_ahead_threads() - before
+}
+
+#[test]
+fn reads_that_stop_early_read_nothing_ahead_and_long_ones_do_even_over_small_segments() {
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    // Frames of 100 events (~11 KiB) in segments of 1 MiB: ~90 frames per segment, fewer than
+    // a batch of `read_all`; a read must still read ahead once it has gone through 256 frames.
+    let dir = tempfile::tempdir().unwrap();
+    {
+        let s = StoreOptions::new()
+            .segment_bytes(1 << 20)
+            .durability(Durability::Never)
+            .open(dir.path())
+            .unwrap();
+        for f in 0..3000u64 {
+            let batch: Vec<_> = (0..100).map(|i| event(f * 100 + i)).collect();
+            s.append(&format!("agg-{}", f % 13), ExpectedVersion::Any, &batch)
+                .unwrap();
+        }
+        s.seal_active().unwrap();
+        assert!(s.compress_sealed().unwrap().segments >= 10);
+        s.close().unwrap();
+    }
+    let s = StoreOptions::new().open(dir.path()).unwrap();
+    let started = threads_started_by(|| {
+        let few = s
+            .read_all(0, Direction::Forward, ReadFilter::all())
+            .take(10);
+        assert_eq!(few.count(), 10);
+        let mut seen = 0;
+        s.replay(0, u64::MAX, &ReadFilter::all(), |_| {
+            seen += 1;
+            std::ops::ControlFlow::Break(())
+        })
+        .unwrap();
+        assert_eq!(seen, 1);
+    });
+    assert_eq!(started, 0, "a read of a few events reads nothing ahead");
+    let started = threads_started_by(|| {
+        let mut next = 0;
+        for e in s.read_all(0, Direction::Forward, ReadFilter::all()) {
+            assert_eq!(e.unwrap().position, next);
+            next += 1;
+        }
+        assert_eq!(next, 300_000);
+    });
+    assert!(started > 0, "read_all of small segments read nothing ahead");
+    drop(s);
+    let s = StoreOptions::new().open(dir.path()).unwrap();
+    let started = threads_started_by(|| {
+        let end = s
+            .replay(0, u64::MAX, &ReadFilter::all(), |_| {
+                std::ops::ControlFlow::Continue(())
+            })
+            .unwrap();
+        assert_eq!(end.events, 300_000);
+    });
+    assert!(started > 0, "replay of small segments read nothing ahead");
+}
+
+/// A frame whose checksums are right but whose second record does not decode (a crafted or
+/// foreign file, or a writer bug): `read_all` returns the error, and nothing after it, not
+/// even the frame's first record.
+#[test]
+fn no_event_comes_out_of_read_all_after_its_error() {
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let dir = tempfile::tempdir().unwrap();
+    {
+        let s = StoreOptions::new()
+            .durability(Durability::Never)
+            .open(dir.path())
+            .unwrap();
+        s.append("a", ExpectedVersion::Any, &[event(0), event(1)])
+            .unwrap();
+        s.append("a", ExpectedVersion::Any, &[event(2)]).unwrap();
+        assert!(s.seal_active().unwrap());
+        s.append("a", ExpectedVersion::Any, &[event(3)]).unwrap();
+        s.close().unwrap();
+    }
+    let path = dir.path().join(format!("{:020}.seg", 0));
+    let mut b = std::fs::read(&path).unwrap();
+    let f = 64; // the segment header; the first frame follows
+    let u32_at = |b: &[u8], o: usize| u32::from_le_bytes(b[o..o + 4].try_into().unwrap());
+    let body_len = u32_at(&b, f + 8) as usize;
+    let body = f + 32;
+    let second = body + 4 + u32_at(&b, body) as usize;
+    // The second record: length, version, timestamp, id, flags (0: no ids), stream length,
+    // stream id. Its stream id's first byte becomes invalid UTF-8.
+    assert_eq!(b[second + 4 + 8 + 8 + 16], 0, "flags");
+    b[second + 39] = 0xff;
+    // Checksums recomputed: body, header, and the header checksum's copy in the trailer.
+    let crc = crc32fast::hash(&b[body..body + body_len]);
+    b[f + 24..f + 28].copy_from_slice(&crc.to_le_bytes());
+    let hcrc = crc32fast::hash(&b[f..f + 28]);
+    b[f + 28..f + 32].copy_from_slice(&hcrc.to_le_bytes());
+    let end = f + 32 + body_len + 8;
+    b[end - 4..end].copy_from_slice(&hcrc.to_le_bytes());
+    std::fs::write(&path, &b).unwrap();
+    let s = Store::open_read_only(dir.path()).unwrap();
+    let got: Vec<_> = s
+        .read_all(0, Direction::Forward, ReadFilter::all())
+        .collect();
+    assert_eq!(got.len(), 1, "{got:?}");
+    assert!(matches!(got[0], Err(Error::Corrupted { .. })), "{got:?}");
 }

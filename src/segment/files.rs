@@ -194,6 +194,19 @@ static IMAGE_CACHE_LIMIT: std::sync::atomic::AtomicUsize =
 /// Default budget of the decompressed-image cache: 512 MiB.
 pub const DEFAULT_IMAGE_CACHE_BYTES: usize = 512 << 20;
 
+static READ_AHEAD_THREADS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+
+/// Threads this process started to read and decompress compressed segments ahead of forward
+/// reads (`Store::replay`, `Store::read_all`), since it started: a counter, for monitoring.
+pub fn read_ahead_threads() -> u64 {
+    READ_AHEAD_THREADS.load(std::sync::atomic::Ordering::Relaxed)
+}
+
+/// Counts a thread started by a read-ahead.
+pub(crate) fn count_read_ahead_thread() {
+    READ_AHEAD_THREADS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+}
+
 /// The budget of the process-wide cache of decompressed segment images, in bytes.
 pub fn image_cache_bytes() -> usize {
     IMAGE_CACHE_LIMIT.load(std::sync::atomic::Ordering::Relaxed)
@@ -298,6 +311,14 @@ impl SealedSegment {
     /// or its decompressed image is in memory.
     pub fn bytes_at_hand(&self) -> bool {
         !self.is_compressed() || self.pinned.get().is_some() || self.image.lock().strong_count() > 0
+    }
+
+    /// [`SealedSegment::bytes_at_hand`], or its image is being decompressed now (by another
+    /// reader, which holds the image's lock throughout): never waits for that.
+    pub fn bytes_at_hand_or_coming(&self) -> bool {
+        !self.is_compressed()
+            || self.pinned.get().is_some()
+            || self.image.try_lock().is_none_or(|w| w.strong_count() > 0)
     }
 
     /// True when the segment is read from its compressed (`.zseg`) file.

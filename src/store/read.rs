@@ -389,7 +389,7 @@ impl AllEvents {
             pending: VecDeque::new(),
             scratch: Vec::new(),
             names: Names::default(),
-            ahead: ReadAhead::new(false),
+            ahead: ReadAhead::new(),
             failed: false,
         }
     }
@@ -539,10 +539,11 @@ impl AllEvents {
                 ControlFlow::Continue(())
             });
             if let Err(e) = decoded {
+                // The events of the frame decoded before the error are not handed out.
+                batch.truncate(kept);
                 if frames == 0 {
                     return Err(e);
                 }
-                batch.truncate(kept);
                 break;
             }
             next_pos = h.end_position();
@@ -560,6 +561,7 @@ impl AllEvents {
             });
         }
         drop(data);
+        self.ahead.went_through(&self.inner, &s, head, frames);
         self.next = Some(next_pos);
         self.cursor = Some((seg, at as u64));
         Ok(true)
@@ -620,9 +622,15 @@ impl Iterator for AllEvents {
             }
             match self.refill() {
                 Ok(true) => {}
-                Ok(false) => return None,
+                Ok(false) => {
+                    self.ahead.leave();
+                    return None;
+                }
                 Err(e) => {
+                    // Nothing comes out after an error.
                     self.failed = true;
+                    self.pending.clear();
+                    self.ahead.leave();
                     return Some(Err(e));
                 }
             }

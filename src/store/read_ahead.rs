@@ -7,13 +7,20 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::thread::JoinHandle;
 
-use crate::error::{Error, Result};
-use crate::segment::{SealedSegment, SegBytes, image_cache_bytes};
+use crate::error::Result;
+use crate::segment::{SealedSegment, SegBytes, count_read_ahead_thread, image_cache_bytes};
 use crate::store::Inner;
 
 /// Compressed segments a forward read reads and decompresses ahead, each in its own thread.
 /// Two keep both processors busy when the page cache is cold (a third does not help on two).
 const READ_AHEAD: usize = 2;
+
+/// Frames a read goes through before it reads ahead: a read of a few events costs no more
+/// than it did without reading ahead (and waits for no thread when it stops).
+pub(crate) const READ_AHEAD_AFTER_FRAMES: usize = 256;
+
+/// Name of the threads (15 bytes: what Linux keeps of a thread's name).
+pub(crate) const READ_AHEAD_THREAD: &str = "evlog-readahead";
 
 /// A thread reading a segment: its bytes, or none when it was cancelled before it began.
 type Reading = JoinHandle<Result<Option<SegBytes>>>;
@@ -22,38 +29,47 @@ type Reading = JoinHandle<Result<Option<SegBytes>>>;
 /// segment that compaction replaced while it was read ahead is read again, as the new file.
 /// Dropping it waits for the threads that are reading (those that have not started do not
 /// start), so no thread outlives its read.
+///
+/// The budget: a read holds the bytes of the segment it is in, and reads ahead only while the
+/// image cache's budget (`segment::set_image_cache_bytes`) could hold the images read ahead
+/// beside one more of the same size. It is a per-read estimate: every reader has its own.
 pub(crate) struct ReadAhead {
     /// The segments being read ahead, in position order.
     ahead: VecDeque<(Arc<SealedSegment>, Reading)>,
+    /// Threads whose segment the read passed, or compaction replaced: joined when dropped.
+    retired: Vec<Reading>,
     /// First position of the last segment looked at.
     considered: u64,
     /// The segment of the last call and its bytes, kept while the read is in it: a read that
     /// goes through a segment in batches gets them once, whatever the image cache keeps.
     current: Option<(Arc<SealedSegment>, SegBytes)>,
-    /// Read ahead as soon as a read gets to a segment (a replay), or only once it goes on past
-    /// the segment's first batch or came to it from a segment read ahead (`read_all`, so that
-    /// a read of a few events costs no more than before).
-    eager: bool,
+    /// Frames the read went through, until it is going.
+    frames: usize,
+    /// True once the read went through `READ_AHEAD_AFTER_FRAMES` frames: it reads ahead.
+    going: bool,
     /// Set when dropped: a thread that has not started reading does not.
     cancel: Arc<AtomicBool>,
 }
 
 impl ReadAhead {
-    /// The read-ahead of a replay ([`ReadAhead::eager`]) or of `read_all`.
-    pub(crate) fn new(eager: bool) -> Self {
+    /// The read-ahead of a read that has not started.
+    pub(crate) fn new() -> Self {
         ReadAhead {
             ahead: VecDeque::new(),
+            retired: Vec::new(),
             considered: 0,
             current: None,
-            eager,
+            frames: 0,
+            going: false,
             cancel: Arc::new(AtomicBool::new(false)),
         }
     }
 
-    /// The bytes of `s`, which a forward read of the positions before `end` is at. Starts
-    /// reading ahead the compressed segments after it that hold such positions, while the
-    /// image cache's budget can hold them beside the current one. A thread's error is returned
-    /// here, when the read gets to its segment, as reading the segment itself would return it.
+    /// The bytes of `s`, which a forward read of the positions before `end` is at; once the
+    /// read is going (see [`ReadAhead::went_through`]), first starts reading ahead the
+    /// compressed segments after it that hold such positions. The bytes are always `s`'s: a
+    /// thread's bytes are used only if it read this very segment, and when a thread failed,
+    /// the segment is read here, so that an error is the one reading it returns now.
     pub(crate) fn bytes(
         &mut self,
         inner: &Inner,
@@ -80,33 +96,51 @@ impl ReadAhead {
                 break;
             }
             // Passed, or replaced by compaction since: its bytes are not this segment's.
-            let _ = h.join();
+            self.retired.push(h);
         }
-        if self.eager || mine.is_some() {
-            self.fill(inner, s, end);
-        }
-        let bytes = match mine {
-            Some(h) => match h.join() {
-                Ok(Ok(Some(b))) => b,
-                Ok(Ok(None)) => s.data()?,
-                Ok(Err(e)) => return Err(e),
-                Err(_) => return Err(Error::InvalidArgument("read-ahead thread panicked".into())),
-            },
+        self.fill(inner, s, end);
+        let read_ahead = mine.and_then(|h| match h.join() {
+            Ok(Ok(bytes)) => bytes,
+            // Read it here: the error (or the panic) may not happen again.
+            Ok(Err(_)) | Err(_) => None,
+        });
+        let bytes = match read_ahead {
+            Some(b) => b,
             None => s.data()?,
         };
         self.current = Some((s.clone(), bytes.clone()));
         Ok(bytes)
     }
 
-    /// Lets go of the current segment's bytes (the read went on to the active segment).
+    /// Tells that the read went through `frames` more frames of `s`; once it went through
+    /// `READ_AHEAD_AFTER_FRAMES` in all, it reads ahead (starting now).
+    pub(crate) fn went_through(
+        &mut self,
+        inner: &Inner,
+        s: &SealedSegment,
+        end: u64,
+        frames: usize,
+    ) {
+        if self.going {
+            return;
+        }
+        self.frames = self.frames.saturating_add(frames);
+        if self.frames >= READ_AHEAD_AFTER_FRAMES {
+            self.going = true;
+            self.fill(inner, s, end);
+        }
+    }
+
+    /// Lets go of the current segment's bytes: the read left the sealed segments, ended or
+    /// failed.
     pub(crate) fn leave(&mut self) {
         self.current = None;
     }
 
-    /// Starts threads for the compressed segments after `s` (and after those already looked
-    /// at) that hold positions before `end`, up to `READ_AHEAD` at a time.
+    /// Once the read is going, starts threads for the compressed segments after `s` (and after
+    /// those already looked at) that hold positions before `end`, up to `READ_AHEAD` at a time.
     fn fill(&mut self, inner: &Inner, s: &SealedSegment, end: u64) {
-        if self.ahead.len() >= READ_AHEAD {
+        if !self.going || self.ahead.len() >= READ_AHEAD {
             return;
         }
         self.considered = self.considered.max(s.header.first_position);
@@ -123,8 +157,9 @@ impl ReadAhead {
                 .cloned()
                 .collect()
         };
-        // Whether a segment's image is in memory is asked outside the state lock: the image's
-        // own lock can be held for a whole decompression, and appends wait for the state lock.
+        // Whether a segment needs reading is asked outside the state lock, and without waiting
+        // for a segment being decompressed by another read (appends wait for the state lock,
+        // and this read would wait for the whole decompression).
         let budget = image_cache_bytes() as u64;
         for n in candidates {
             let held = (self.ahead.len() as u64 + 2).saturating_mul(n.footer.data_end);
@@ -133,14 +168,14 @@ impl ReadAhead {
                 return;
             }
             self.considered = n.header.first_position;
-            // A mapped segment, or an image already in memory, needs no thread.
-            if n.bytes_at_hand() {
+            // A mapped segment, an image in memory or one being decompressed needs no thread.
+            if n.bytes_at_hand_or_coming() {
                 continue;
             }
             let seg = n.clone();
             let cancel = self.cancel.clone();
             let spawned = std::thread::Builder::new()
-                .name("evlog-read-ahead".into())
+                .name(READ_AHEAD_THREAD.into())
                 .spawn(move || {
                     if cancel.load(Ordering::Relaxed) {
                         return Ok(None);
@@ -148,7 +183,10 @@ impl ReadAhead {
                     seg.data().map(Some)
                 });
             match spawned {
-                Ok(h) => self.ahead.push_back((n, h)),
+                Ok(h) => {
+                    count_read_ahead_thread();
+                    self.ahead.push_back((n, h));
+                }
                 // No thread to be had: the read reads the segment itself when it gets there.
                 Err(_) => return,
             }
@@ -160,6 +198,9 @@ impl Drop for ReadAhead {
     fn drop(&mut self) {
         self.cancel.store(true, Ordering::Relaxed);
         for (_, h) in self.ahead.drain(..) {
+            let _ = h.join();
+        }
+        for h in self.retired.drain(..) {
             let _ = h.join();
         }
     }

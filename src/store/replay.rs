@@ -203,7 +203,7 @@ impl Inner {
             events: 0,
             f,
         };
-        let mut ahead = ReadAhead::new(true);
+        let mut ahead = ReadAhead::new();
         while cx.next < cx.end {
             // A sealed segment replayed from its first event starts at its first frame: its
             // index is not needed (and, cold, not read).
@@ -238,6 +238,7 @@ impl Inner {
                         first = false;
                         flow = cx.frame(&seg, at as u64, &data[at..at + h.frame_len()], &h)?;
                         at += h.frame_len();
+                        ahead.went_through(self, s, cx.end, 1);
                     }
                     if first {
                         return Err(Error::Corrupted {
