@@ -313,8 +313,8 @@ impl SealedSegment {
         !self.is_compressed() || self.pinned.get().is_some() || self.image.lock().strong_count() > 0
     }
 
-    /// [`SealedSegment::bytes_at_hand`], or its image is being decompressed now (by another
-    /// reader, which holds the image's lock throughout): never waits for that.
+    /// [`SealedSegment::bytes_at_hand`], or its image's lock is held, most likely by another
+    /// reader decompressing it (which holds the lock throughout): never waits for the lock.
     pub fn bytes_at_hand_or_coming(&self) -> bool {
         !self.is_compressed()
             || self.pinned.get().is_some()

@@ -370,6 +370,8 @@ pub struct AllEvents {
     scratch: Vec<u8>,
     names: Names,
     ahead: ReadAhead,
+    /// Frames of the last sealed batch (counted as handed out when the next is asked for).
+    batch_frames: usize,
     failed: bool,
 }
 
@@ -390,6 +392,7 @@ impl AllEvents {
             scratch: Vec::new(),
             names: Names::default(),
             ahead: ReadAhead::new(),
+            batch_frames: 0,
             failed: false,
         }
     }
@@ -491,6 +494,9 @@ impl AllEvents {
         next: u64,
         head: u64,
     ) -> Result<bool> {
+        // The frames of the last batch were handed out: a read going on reads ahead.
+        let handed_out = std::mem::take(&mut self.batch_frames);
+        self.ahead.went_through(&self.inner, &s, head, handed_out);
         let data = self.ahead.bytes(&self.inner, &s, head)?;
         let settings = self.inner.state.read().settings.clone();
         let now = crate::store::now_us();
@@ -561,7 +567,7 @@ impl AllEvents {
             });
         }
         drop(data);
-        self.ahead.went_through(&self.inner, &s, head, frames);
+        self.batch_frames = frames;
         self.next = Some(next_pos);
         self.cursor = Some((seg, at as u64));
         Ok(true)

@@ -15,8 +15,8 @@ use crate::store::Inner;
 /// Two keep both processors busy when the page cache is cold (a third does not help on two).
 const READ_AHEAD: usize = 2;
 
-/// Frames a read goes through before it reads ahead: a read of a few events costs no more
-/// than it did without reading ahead (and waits for no thread when it stops).
+/// Frames a read hands out before it reads ahead: a read of a few events costs no more than
+/// it did without reading ahead (and waits for no thread when it stops).
 pub(crate) const READ_AHEAD_AFTER_FRAMES: usize = 256;
 
 /// Name of the threads (15 bytes: what Linux keeps of a thread's name).
@@ -43,9 +43,9 @@ pub(crate) struct ReadAhead {
     /// The segment of the last call and its bytes, kept while the read is in it: a read that
     /// goes through a segment in batches gets them once, whatever the image cache keeps.
     current: Option<(Arc<SealedSegment>, SegBytes)>,
-    /// Frames the read went through, until it is going.
+    /// Frames the read handed out, until it is going.
     frames: usize,
-    /// True once the read went through `READ_AHEAD_AFTER_FRAMES` frames: it reads ahead.
+    /// True once the read handed out `READ_AHEAD_AFTER_FRAMES` frames: it reads ahead.
     going: bool,
     /// Set when dropped: a thread that has not started reading does not.
     cancel: Arc<AtomicBool>,
@@ -96,7 +96,7 @@ impl ReadAhead {
                 break;
             }
             // Passed, or replaced by compaction since: its bytes are not this segment's.
-            self.retired.push(h);
+            self.retire(h);
         }
         self.fill(inner, s, end);
         let read_ahead = mine.and_then(|h| match h.join() {
@@ -112,7 +112,7 @@ impl ReadAhead {
         Ok(bytes)
     }
 
-    /// Tells that the read went through `frames` more frames of `s`; once it went through
+    /// Tells that the read handed out `frames` more frames and is at `s`; once it handed out
     /// `READ_AHEAD_AFTER_FRAMES` in all, it reads ahead (starting now).
     pub(crate) fn went_through(
         &mut self,
@@ -131,10 +131,26 @@ impl ReadAhead {
         }
     }
 
-    /// Lets go of the current segment's bytes: the read left the sealed segments, ended or
-    /// failed.
+    /// Lets go of the current segment's bytes and of whatever was read ahead (waiting for the
+    /// threads still reading): the read left the sealed segments, reached the end or failed.
+    /// A read that goes on afterwards starts afresh.
     pub(crate) fn leave(&mut self) {
         self.current = None;
+        for (_, h) in self.ahead.drain(..) {
+            let _ = h.join();
+        }
+        for h in self.retired.drain(..) {
+            let _ = h.join();
+        }
+    }
+
+    /// Keeps the thread of a segment the read will not use until it ends (joined when the
+    /// read is dropped); one that has ended is let go now, with the image it holds.
+    fn retire(&mut self, h: Reading) {
+        self.retired.retain(|h| !h.is_finished());
+        if !h.is_finished() {
+            self.retired.push(h);
+        }
     }
 
     /// Once the read is going, starts threads for the compressed segments after `s` (and after
@@ -158,8 +174,9 @@ impl ReadAhead {
                 .collect()
         };
         // Whether a segment needs reading is asked outside the state lock, and without waiting
-        // for a segment being decompressed by another read (appends wait for the state lock,
-        // and this read would wait for the whole decompression).
+        // for a segment whose image lock is held, most likely by another read decompressing it
+        // (appends wait for the state lock, and this read would wait for the whole
+        // decompression); such a segment is left to the read itself.
         let budget = image_cache_bytes() as u64;
         for n in candidates {
             let held = (self.ahead.len() as u64 + 2).saturating_mul(n.footer.data_end);

@@ -238,7 +238,9 @@ impl Inner {
                         first = false;
                         flow = cx.frame(&seg, at as u64, &data[at..at + h.frame_len()], &h)?;
                         at += h.frame_len();
-                        ahead.went_through(self, s, cx.end, 1);
+                        if flow.is_continue() {
+                            ahead.went_through(self, s, cx.end, 1);
+                        }
                     }
                     if first {
                         return Err(Error::Corrupted {
