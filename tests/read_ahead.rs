@@ -50,15 +50,9 @@ fn read_all_goes_on_across_a_compaction_of_the_segments_it_read_ahead() {
     let dir = tempfile::tempdir().unwrap();
     compressed_store(dir.path(), 6000, 128 << 10, false);
     let s = StoreOptions::new().open(dir.path()).unwrap();
-    // A read of a few events from segments of ~1,000 frames starts no thread: its first batch
-    // (256 frames) is decoded at once, but not handed out.
-    let started = threads_started_by(|| {
-        let few = s
-            .read_all(0, Direction::Forward, ReadFilter::all())
-            .take(10);
-        assert_eq!(few.count(), 10);
-    });
-    assert_eq!(started, 0, "a read of a few events reads nothing ahead");
+    // Segments of ~1,000 frames: `read_all`'s first batch (256 frames) is decoded at once, but
+    // not handed out.
+    short_reads_read_nothing_ahead(&s);
     let mut it = s.read_all(0, Direction::Forward, ReadFilter::all());
     // Past the first 256 frames handed out: the segments after the first are read ahead.
     for want in 0..300 {
@@ -130,6 +124,24 @@ fn no_read_ahead_thread_outlives_its_read() {
     assert_eq!(read_ahead_threads(), 0);
 }
 
+/// A `read_all` of 10 events and a replay stopped at its first event start no thread.
+fn short_reads_read_nothing_ahead(s: &Store) {
+    let started = threads_started_by(|| {
+        let few = s
+            .read_all(0, Direction::Forward, ReadFilter::all())
+            .take(10);
+        assert_eq!(few.count(), 10);
+        let mut seen = 0;
+        s.replay(0, u64::MAX, &ReadFilter::all(), |_| {
+            seen += 1;
+            std::ops::ControlFlow::Break(())
+        })
+        .unwrap();
+        assert_eq!(seen, 1);
+    });
+    assert_eq!(started, 0, "a read of a few events reads nothing ahead");
+}
+
 /// Runs `f` and returns how many read-ahead threads it started.
 fn threads_started_by(f: impl FnOnce()) -> u64 {
     let before = evlog::segment::read_ahead_threads();
@@ -141,7 +153,7 @@ fn threads_started_by(f: impl FnOnce()) -> u64 {
 fn reads_that_stop_early_read_nothing_ahead_and_long_ones_do_even_over_small_segments() {
     let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
     // Frames of 100 events (~11 KiB) in segments of 1 MiB: ~90 frames per segment, fewer than
-    // a batch of `read_all`; a read must still read ahead once it has gone through 256 frames.
+    // a batch of `read_all`; a read must still read ahead once it has handed out 256 frames.
     let dir = tempfile::tempdir().unwrap();
     {
         let s = StoreOptions::new()
@@ -159,20 +171,7 @@ fn reads_that_stop_early_read_nothing_ahead_and_long_ones_do_even_over_small_seg
         s.close().unwrap();
     }
     let s = StoreOptions::new().open(dir.path()).unwrap();
-    let started = threads_started_by(|| {
-        let few = s
-            .read_all(0, Direction::Forward, ReadFilter::all())
-            .take(10);
-        assert_eq!(few.count(), 10);
-        let mut seen = 0;
-        s.replay(0, u64::MAX, &ReadFilter::all(), |_| {
-            seen += 1;
-            std::ops::ControlFlow::Break(())
-        })
-        .unwrap();
-        assert_eq!(seen, 1);
-    });
-    assert_eq!(started, 0, "a read of a few events reads nothing ahead");
+    short_reads_read_nothing_ahead(&s);
     let started = threads_started_by(|| {
         let mut next = 0;
         for e in s.read_all(0, Direction::Forward, ReadFilter::all()) {
