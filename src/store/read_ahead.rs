@@ -133,7 +133,7 @@ impl ReadAhead {
 
     /// Lets go of the current segment's bytes and of whatever was read ahead (waiting for the
     /// threads still reading): the read left the sealed segments, reached the end or failed.
-    /// A read that goes on afterwards starts afresh.
+    /// A read that goes on afterwards reads the segments that were being read ahead itself.
     pub(crate) fn leave(&mut self) {
         self.current = None;
         for (_, h) in self.ahead.drain(..) {
