@@ -98,7 +98,10 @@ fn no_read_ahead_thread_outlives_its_read() {
         assert_eq!(read_ahead_threads(), 0);
     });
     assert!(started > 0);
-    // So does a replay that stops after 300 events (of one frame each).
+    // So does a replay that stops after 300 events (of one frame each), in a fresh handle (the
+    // read above may have left images in memory, which need no thread).
+    drop(s);
+    let s = StoreOptions::new().open(dir.path()).unwrap();
     let started = threads_started_by(|| {
         let mut seen = 0;
         s.replay(0, u64::MAX, &ReadFilter::all(), |_| {
@@ -247,4 +250,122 @@ fn no_event_comes_out_of_read_all_after_its_error() {
         ),
         "{got:?}"
     );
+}
+
+/// What a test case does between the reads of one long-lived `read_all`.
+#[derive(Debug, Clone)]
+enum Step {
+    /// Takes up to this many events from the read.
+    Read(u16),
+    /// Appends this many single-event frames.
+    Append(u8),
+    /// Deletes a stream (soft) and compacts: segments, possibly read ahead, are replaced.
+    DeleteAndCompact(u8),
+    /// Seals the active segment and compresses every sealed one.
+    SealAndCompress,
+}
+
+fn step() -> impl Strategy<Value = Step> {
+    prop_oneof![
+        6 => (1u16..700).prop_map(Step::Read),
+        2 => (1u8..60).prop_map(Step::Append),
+        2 => (0u8..13).prop_map(Step::DeleteAndCompact),
+        1 => Just(Step::SealAndCompress),
+    ]
+}
+
+use proptest::prelude::*;
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 24, ..ProptestConfig::default() })]
+
+    /// One forward `read_all` over compressed segments, interleaved with appends, deletions,
+    /// compactions and compressions: whatever its read-ahead did, every event it hands out is
+    /// the one at its position, in position order, and it skips only events that are hidden.
+    #[test]
+    fn a_long_read_all_hands_out_the_log_whatever_happens_meanwhile(
+        events in 300u64..1500,
+        segment_kib in 4u64..17,
+        from in 0u64..200,
+        steps in proptest::collection::vec(step(), 1..14),
+    ) {
+        let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+        let dir = tempfile::tempdir().unwrap();
+        let s = StoreOptions::new()
+            .segment_bytes(segment_kib << 10)
+            .durability(Durability::Never)
+            .open(dir.path())
+            .unwrap();
+        // The model: each position's stream, version and payload; per stream, its next
+        // version and the versions below which it is hidden.
+        let mut log: Vec<(String, u64, Vec<u8>)> = Vec::new();
+        let mut next_version = [0u64; 13];
+        let mut hidden_below = [0u64; 13];
+        fn append(s: &Store, log: &mut Vec<(String, u64, Vec<u8>)>, next: &mut [u64; 13], n: u64) {
+            for _ in 0..n {
+                let i = log.len() as u64;
+                let k = ((i * 7 + i / 5) % 13) as usize;
+                let stream = format!("agg-{k}");
+                let e = event(i);
+                s.append(&stream, ExpectedVersion::Any, std::slice::from_ref(&e))
+                    .unwrap();
+                log.push((stream, next[k], e.payload));
+                next[k] += 1;
+            }
+        }
+        append(&s, &mut log, &mut next_version, events);
+        s.compress_sealed().unwrap();
+        drop(s);
+        // A fresh handle: no image at hand, so reading ahead starts threads.
+        let s = StoreOptions::new().open(dir.path()).unwrap();
+        let mut it = s.read_all(from, Direction::Forward, ReadFilter::all());
+        let mut got: Vec<RecordedEvent> = Vec::new();
+        for step in &steps {
+            match step {
+                Step::Read(n) => {
+                    for _ in 0..*n {
+                        match it.next() {
+                            Some(e) => got.push(e.unwrap()),
+                            None => break,
+                        }
+                    }
+                }
+                Step::Append(n) => append(&s, &mut log, &mut next_version, u64::from(*n)),
+                Step::DeleteAndCompact(k) => {
+                    let k = usize::from(*k);
+                    s.delete_stream(&format!("agg-{k}"), ExpectedVersion::Any).unwrap();
+                    hidden_below[k] = next_version[k];
+                    s.compact().unwrap();
+                }
+                Step::SealAndCompress => {
+                    s.seal_active().unwrap();
+                    s.compress_sealed().unwrap();
+                }
+            }
+        }
+        for e in it {
+            got.push(e.unwrap());
+        }
+        let k_of = |stream: &str| stream["agg-".len()..].parse::<usize>().unwrap();
+        let mut last: Option<u64> = None;
+        for e in &got {
+            let (stream, version, payload) = &log[e.position as usize];
+            prop_assert_eq!(&*e.stream, stream.as_str());
+            prop_assert_eq!(e.version, *version);
+            prop_assert_eq!(&e.payload, payload);
+            // Skipped positions (and those before the first) must be hidden by now: an event,
+            // once hidden, stays hidden, so one visible now was visible when the read passed.
+            let skipped_from = last.map_or(from, |l| l + 1);
+            prop_assert!(e.position >= skipped_from, "out of order at {}", e.position);
+            for p in skipped_from..e.position {
+                let (st, v, _) = &log[p as usize];
+                prop_assert!(*v < hidden_below[k_of(st)], "position {} was skipped", p);
+            }
+            last = Some(e.position);
+        }
+        for p in last.map_or(from, |l| l + 1)..log.len() as u64 {
+            let (st, v, _) = &log[p as usize];
+            prop_assert!(*v < hidden_below[k_of(st)], "position {} is missing at the end", p);
+        }
+    }
 }
