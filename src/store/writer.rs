@@ -690,13 +690,7 @@ impl Inner {
                 }
                 return Err(e);
             }
-            st.synced = st.synced.max(upto);
-            // Head first: an appender that sees its clock value synced must see its events.
-            self.durable_next.fetch_max(next, Ordering::AcqRel);
-            self.publish_head(next);
-            self.synced.store(st.synced, Ordering::Release);
-            self.sync_epoch.fetch_add(1, Ordering::AcqRel);
-            let wake = waiters_to_wake(st);
+            let wake = self.publish_synced(st, upto, next);
             drop(s);
             wake.iter().for_each(std::thread::Thread::unpark);
         }
@@ -723,16 +717,30 @@ impl Inner {
     fn mark_synced(&self, written: u64, next: u64) {
         let wake = match self.sync.lock().as_mut() {
             Some(st) => {
-                st.synced = st.synced.max(written);
                 st.pending = 0;
-                self.durable_next.fetch_max(next, Ordering::AcqRel);
-                self.publish_head(next);
-                self.synced.store(st.synced, Ordering::Release);
-                waiters_to_wake(st)
+                self.publish_synced(st, written, next)
             }
             None => Vec::new(),
         };
         wake.iter().for_each(std::thread::Thread::unpark);
+    }
+
+    /// Publishes that the writer's clock up to `written` (events before position `next`) is
+    /// durable, and returns the waiters to wake once the sync lock is released.
+    fn publish_synced(
+        &self,
+        st: &mut SyncState,
+        written: u64,
+        next: u64,
+    ) -> Vec<std::thread::Thread> {
+        st.synced = st.synced.max(written);
+        // Head first: an appender that sees its clock value synced must see its events.
+        self.durable_next.fetch_max(next, Ordering::AcqRel);
+        self.publish_head(next);
+        self.synced.store(st.synced, Ordering::Release);
+        // Appenders yielding until an fsync ends look at the epoch.
+        self.sync_epoch.fetch_add(1, Ordering::AcqRel);
+        waiters_to_wake(st)
     }
 
     /// Wakes every parked waiter (the store is poisoned or closing).
