@@ -308,17 +308,23 @@ impl SealedSegment {
     }
 
     /// True when reading the segment's bytes costs no decompression: it is mapped (or can be),
-    /// or its decompressed image is in memory.
+    /// or its decompressed image is in memory. Never waits: an image whose lock is held (most
+    /// likely by a reader decompressing it, which holds the lock throughout) is not at hand.
     pub fn bytes_at_hand(&self) -> bool {
-        !self.is_compressed() || self.pinned.get().is_some() || self.image.lock().strong_count() > 0
+        !self.is_compressed() || self.pinned.get().is_some() || self.image_in_memory() == Some(true)
     }
 
-    /// [`SealedSegment::bytes_at_hand`], or its image's lock is held, most likely by another
-    /// reader decompressing it (which holds the lock throughout): never waits for the lock.
+    /// [`SealedSegment::bytes_at_hand`], or its image's lock is held: being decompressed.
     pub fn bytes_at_hand_or_coming(&self) -> bool {
         !self.is_compressed()
             || self.pinned.get().is_some()
-            || self.image.try_lock().is_none_or(|w| w.strong_count() > 0)
+            || self.image_in_memory() != Some(false)
+    }
+
+    /// Whether the decompressed image is in memory, asked without waiting: `None` while its
+    /// lock is held.
+    fn image_in_memory(&self) -> Option<bool> {
+        self.image.try_lock().map(|w| w.strong_count() > 0)
     }
 
     /// True when the segment is read from its compressed (`.zseg`) file.
