@@ -1,6 +1,6 @@
 //! Archiving: old sealed segments moved to an archive directory stay readable.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use evlog::{
@@ -45,6 +45,16 @@ fn opts() -> StoreOptions {
         .durability(Durability::Never)
 }
 
+/// A store in `t`/store with `n` events, whose archive directory is `t`/archive: the store
+/// directory, the archive directory and the store.
+fn store_with_archive(t: &tempfile::TempDir, n: u64) -> (PathBuf, PathBuf, Store) {
+    let dir = t.path().join("store");
+    let archive = t.path().join("archive");
+    let store = opts().archive_dir(&archive).open(&dir).unwrap();
+    fill(&store, 0, n);
+    (dir, archive, store)
+}
+
 fn count(dir: &Path, ext: &str) -> usize {
     std::fs::read_dir(dir)
         .map(|r| {
@@ -63,10 +73,7 @@ fn count(dir: &Path, ext: &str) -> usize {
 #[test]
 fn archived_segments_stay_readable_by_the_store_and_after_reopening() {
     let t = tempfile::tempdir().unwrap();
-    let dir = t.path().join("store");
-    let archive = t.path().join("archive");
-    let store = opts().archive_dir(&archive).open(&dir).unwrap();
-    fill(&store, 0, 1500);
+    let (dir, archive, store) = store_with_archive(&t, 1500);
     let before = all(&store);
     let s2 = stream(&store, "s-2");
     // Nothing is old enough yet.
@@ -113,10 +120,7 @@ fn archived_segments_stay_readable_by_the_store_and_after_reopening() {
 #[test]
 fn a_missing_archive_is_a_clear_error_and_changes_nothing() {
     let t = tempfile::tempdir().unwrap();
-    let dir = t.path().join("store");
-    let archive = t.path().join("archive");
-    let store = opts().archive_dir(&archive).open(&dir).unwrap();
-    fill(&store, 0, 800);
+    let (dir, archive, store) = store_with_archive(&t, 800);
     let before = all(&store);
     store.archive_sealed(Duration::ZERO).unwrap();
     store.close().unwrap();
@@ -166,10 +170,7 @@ fn archiving_without_an_archive_directory_is_refused() {
 #[test]
 fn when_both_copies_exist_the_store_directory_wins_and_the_archive_copy_goes() {
     let t = tempfile::tempdir().unwrap();
-    let dir = t.path().join("store");
-    let archive = t.path().join("archive");
-    let store = opts().archive_dir(&archive).open(&dir).unwrap();
-    fill(&store, 0, 600);
+    let (dir, archive, store) = store_with_archive(&t, 600);
     let before = all(&store);
     let first = std::fs::read_dir(&dir)
         .unwrap()
@@ -190,10 +191,7 @@ fn when_both_copies_exist_the_store_directory_wins_and_the_archive_copy_goes() {
 #[test]
 fn temporary_files_a_crash_left_in_the_archive_are_removed_at_open_and_nothing_else() {
     let t = tempfile::tempdir().unwrap();
-    let dir = t.path().join("store");
-    let archive = t.path().join("archive");
-    let store = opts().archive_dir(&archive).open(&dir).unwrap();
-    fill(&store, 0, 600);
+    let (dir, archive, store) = store_with_archive(&t, 600);
     store.archive_sealed(Duration::ZERO).unwrap();
     let before = all(&store);
     store.close().unwrap();
@@ -258,10 +256,7 @@ fn a_huge_age_archives_nothing() {
 #[test]
 fn repair_of_damage_in_an_archived_segment_keeps_the_bytes_beside_it() {
     let t = tempfile::tempdir().unwrap();
-    let dir = t.path().join("store");
-    let archive = t.path().join("archive");
-    let store = opts().archive_dir(&archive).open(&dir).unwrap();
-    fill(&store, 0, 1200);
+    let (dir, archive, store) = store_with_archive(&t, 1200);
     store.archive_sealed(Duration::ZERO).unwrap();
     fill(&store, 1200, 10);
     store.close().unwrap();
