@@ -147,6 +147,36 @@ impl Extra {
         (k, v, at)
     }
 
+    /// The map held by an encoded record's metadata entries (`raw`: `count` times key length as
+    /// a little-endian `u16`, key, value length as a little-endian `u32`, value), laid out in
+    /// one pass without decoding the strings again, when the keys are in strictly increasing
+    /// order as the encoder writes them. `None` when they are not, or when `raw` does not hold
+    /// `count` whole entries. The record decoder has checked that every key and value is
+    /// UTF-8; bytes that are not would make the map's accessors panic, never misread.
+    pub(crate) fn from_record_entries(raw: &[u8], count: usize) -> Option<Self> {
+        let mut buf = Vec::with_capacity(raw.len() + (2 * LEN_BYTES).saturating_sub(6) * count);
+        let mut at = 0;
+        let mut last: Option<&[u8]> = None;
+        for _ in 0..count {
+            let kl = usize::from(u16::from_le_bytes(raw.get(at..at + 2)?.try_into().ok()?));
+            let key = raw.get(at + 2..at + 2 + kl)?;
+            at += 2 + kl;
+            let vl = u32::from_le_bytes(raw.get(at..at + 4)?.try_into().ok()?) as usize;
+            let value = raw.get(at + 4..at + 4 + vl)?;
+            at += 4 + vl;
+            // Byte order is the order of the strings.
+            if last.is_some_and(|l| l >= key) {
+                return None;
+            }
+            last = Some(key);
+            buf.extend_from_slice(&kl.to_ne_bytes());
+            buf.extend_from_slice(key);
+            buf.extend_from_slice(&vl.to_ne_bytes());
+            buf.extend_from_slice(value);
+        }
+        Some(Extra { buf, len: count })
+    }
+
     /// A map of `entries` already in strictly increasing key order, as a decoded record holds
     /// them (anything else is sorted in one entry at a time). `bytes` is their total length,
     /// for the one allocation.
@@ -526,6 +556,34 @@ mod tests {
             prop_assert_eq!(m.get("zz"), None);
             prop_assert_eq!(Extra::from(want.clone()), m.clone());
             prop_assert_eq!(want.iter().collect::<Extra>(), m);
+        }
+
+        /// A record's metadata entries are laid out as they are when their keys are in
+        /// order, and refused (for `from_sorted` to sort them) when not.
+        #[test]
+        fn from_record_entries_copies_entries_in_order_only(
+            pairs in proptest::collection::vec(("[a-c]{0,2}|ключ", ".{0,4}"), 0..8)
+        ) {
+            let mut raw = Vec::new();
+            for (k, v) in &pairs {
+                raw.extend_from_slice(&(k.len() as u16).to_le_bytes());
+                raw.extend_from_slice(k.as_bytes());
+                raw.extend_from_slice(&(v.len() as u32).to_le_bytes());
+                raw.extend_from_slice(v.as_bytes());
+            }
+            let in_order = pairs.windows(2).all(|w| w[0].0 < w[1].0);
+            match Extra::from_record_entries(&raw, pairs.len()) {
+                Some(m) => {
+                    prop_assert!(in_order);
+                    prop_assert!(m.iter().eq(pairs.iter().map(|(k, v)| (k.as_str(), v.as_str()))));
+                    prop_assert_eq!(m.len(), pairs.len());
+                }
+                None => prop_assert!(!in_order),
+            }
+            // Entries cut short are refused, never read past.
+            if let Some(cut) = raw.len().checked_sub(1) {
+                prop_assert!(Extra::from_record_entries(&raw[..cut], pairs.len()).is_none());
+            }
         }
 
         /// Entries in any order (as a damaged or foreign record could hold them) come out

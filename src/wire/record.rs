@@ -126,8 +126,11 @@ pub struct RecordView<'a> {
 impl<'a> RecordView<'a> {
     /// Decodes the user metadata (already checked by [`decode_record`]).
     pub fn extra(&self) -> Extra {
-        let mut c = Cursor::new(self.meta_raw, 0);
         let count = usize::from(self.meta_count);
+        if let Some(m) = Extra::from_record_entries(self.meta_raw, count) {
+            return m;
+        }
+        let mut c = Cursor::new(self.meta_raw, 0);
         let entries = (0..count).map(move |_| {
             let kl = c.u16("key").expect("checked") as usize;
             let k = c
