@@ -12,10 +12,10 @@ use crate::index::FastMap;
 use crate::segment::{FrameReader, SealedSegment, SegRef};
 use crate::store::Inner;
 use crate::store::read_ahead::ReadAhead;
+use crate::store::state::StreamEntries;
 use crate::wire::DecodeError;
 use crate::wire::bytes::stream_hash;
 use crate::wire::frame::{FRAME_HEADER_BYTES, FrameHeader, check_frame_with, frame_body};
-use crate::wire::index_file::StreamEntry;
 use crate::wire::record::{RecordView, Records, decode_record, peek_record};
 use crate::wire::segment::SEGMENT_HEADER_BYTES;
 use crate::wire::settings::StreamSettings;
@@ -262,7 +262,7 @@ impl StreamEvents {
         let stream = &self.stream;
         let pending = &mut self.pending;
         let names = &mut self.names;
-        pending.reserve(entries.len());
+        pending.reserve(entries.entries.len());
         let visit =
             visit_stream_entries(&entries, !forward, stream, head, max_age_us, now, |p, r| {
                 pending.push_back(r.to_recorded(p, stream.clone(), names.event_type(r.event_type)));
@@ -291,7 +291,7 @@ pub(crate) struct StreamVisit {
 /// are fetched ahead (a stream's events are scattered through the log). An entry whose frame
 /// does not hold its position is damage, never a silent skip.
 pub(crate) fn visit_stream_entries(
-    entries: &[(SegRef, StreamEntry)],
+    entries: &StreamEntries,
     backward: bool,
     stream: &str,
     head: u64,
@@ -300,14 +300,19 @@ pub(crate) fn visit_stream_entries(
     mut f: impl FnMut(u64, &RecordView<'_>) -> ControlFlow<()>,
 ) -> Result<StreamVisit> {
     let mut frames = FrameReader::new();
-    frames.prefetch(entries.iter().map(|(s, e)| (s, u64::from(e.frame_offset))));
+    frames.prefetch(
+        entries
+            .entries
+            .iter()
+            .map(|(s, e)| (&entries.segs[*s], u64::from(e.frame_offset))),
+    );
     let mut visit = StreamVisit {
         stopped: false,
         past_head: false,
     };
-    let n = entries.len();
+    let n = entries.entries.len();
     for k in 0..n {
-        let (seg, e) = &entries[if backward { n - 1 - k } else { k }];
+        let (seg, e) = entries.get(if backward { n - 1 - k } else { k });
         let pos = seg.first_position() + u64::from(e.rel_pos);
         if pos >= head {
             visit.past_head = true;

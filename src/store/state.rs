@@ -63,13 +63,11 @@ impl State {
 
     /// Entries of stream `hash` with versions in `lo..=hi`, with their segments, ascending by
     /// position. Entries of other streams sharing the hash are included (callers check names).
-    pub fn stream_entries(
-        &self,
-        hash: u64,
-        lo: u64,
-        hi: u64,
-    ) -> Result<Vec<(SegRef, StreamEntry)>> {
-        let mut out = Vec::new();
+    pub fn stream_entries(&self, hash: u64, lo: u64, hi: u64) -> Result<StreamEntries> {
+        let mut out = StreamEntries {
+            segs: Vec::new(),
+            entries: Vec::new(),
+        };
         // The segments' searches run in step (their cache misses overlap), a bounded number
         // of segments at a time: each holds its index's map while it is searched, and a store
         // of any number of segments must stay under the kernel's limit on maps.
@@ -81,21 +79,47 @@ impl State {
             let views: Vec<_> = ixs.iter().map(|ix| ix.view()).collect();
             let firsts = lower_bounds(&views, hash, lo);
             for ((s, v), mut i) in chunk.iter().zip(&views).zip(firsts) {
+                let seg = out.segs.len();
                 while i < v.header.event_count as usize {
                     let e = v.entry(i);
                     if e.hash != hash || e.version > hi {
                         break;
                     }
-                    out.push((SegRef::Sealed(s.clone()), e));
+                    out.entries.push((seg, e));
                     i += 1;
+                }
+                if out.entries.last().is_some_and(|(k, _)| *k == seg) {
+                    out.segs.push(SegRef::Sealed(s.clone()));
                 }
             }
         }
         if let Some(a) = &self.active {
-            for e in self.active_index.entries_in(hash, lo, hi) {
-                out.push((SegRef::Active(a.clone()), e));
+            let seg = out.segs.len();
+            out.entries.extend(
+                self.active_index
+                    .entries_in(hash, lo, hi)
+                    .into_iter()
+                    .map(|e| (seg, e)),
+            );
+            if out.entries.last().is_some_and(|(k, _)| *k == seg) {
+                out.segs.push(SegRef::Active(a.clone()));
             }
         }
         Ok(out)
+    }
+}
+
+/// The index entries of a stream's versions (see [`State::stream_entries`]): each segment
+/// that holds some once, and each entry with the number of its segment in `segs`.
+pub(crate) struct StreamEntries {
+    pub segs: Vec<SegRef>,
+    pub entries: Vec<(usize, StreamEntry)>,
+}
+
+impl StreamEntries {
+    /// Entry `i` and its segment.
+    pub fn get(&self, i: usize) -> (&SegRef, &StreamEntry) {
+        let (seg, e) = &self.entries[i];
+        (&self.segs[*seg], e)
     }
 }
