@@ -726,6 +726,7 @@ impl FrameReader {
             }
             match self.bytes_of(s) {
                 Ok(b) => {
+                    let b: &[u8] = b;
                     let at = offset as usize & !63;
                     for line in (at..at + PREFETCH_FRAME_BYTES).step_by(64) {
                         crate::wire::bytes::prefetch(b, line);
