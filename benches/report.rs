@@ -324,7 +324,6 @@ fn child_memory(dir: &std::path::Path) {
     );
 }
 
-
 fn main() {
     let args: Vec<String> = std::env::args().collect();
     if let Some(i) = args.iter().position(|a| a == "--child-memory") {
