@@ -1220,3 +1220,63 @@ fn zeros_written_ahead_of_durable_frames_are_cut_at_close_and_after_a_crash() {
     assert_eq!(file_len(&active), frames_of(&active).last().unwrap().1);
     s.close().unwrap();
 }
+
+// ---------------------------------------------------------------------------------------------
+// A damaged frame met by a stream read (the index intact, so open does not scan the segment).
+// ---------------------------------------------------------------------------------------------
+
+/// A stream read hands back the events before a frame whose body checksum fails, then the
+/// error naming its segment, then nothing: forward and backward.
+#[test]
+fn stream_read_stops_at_a_damaged_frame_with_its_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let positions: Vec<u64> = {
+        let s = opts().open(dir.path()).unwrap();
+        for i in 0..40 {
+            let stream = if i % 4 == 0 { "s" } else { "other" };
+            s.append(stream, evlog::ExpectedVersion::Any, &[make_event(i)])
+                .unwrap();
+        }
+        let p = read_stream(&s, "s", Direction::Forward)
+            .iter()
+            .map(|e| e.position)
+            .collect();
+        s.close().unwrap();
+        p
+    };
+    assert_eq!(positions.len(), 10);
+    // The segment and frame of version 5 (a sealed segment: later ones follow it).
+    let segs = segments(dir.path());
+    let first_of = |p: &Path| -> u64 {
+        let name = p.file_stem().unwrap().to_str().unwrap();
+        name.parse().unwrap()
+    };
+    let seg = segs
+        .iter()
+        .rev()
+        .find(|p| first_of(p) <= positions[5])
+        .unwrap()
+        .clone();
+    assert_ne!(&seg, segs.last().unwrap(), "version 5 must be in a sealed segment");
+    let (start, _) = frames_of(&seg)
+        .into_iter()
+        .find(|(start, _)| frame_first_position(&seg, *start) == positions[5])
+        .unwrap();
+    flip_bit(&seg, start + FRAME_HEADER_BYTES + 20, 3);
+
+    let s = opts().open(dir.path()).unwrap();
+    for (direction, from, before) in [
+        (Direction::Forward, 0, vec![0, 1, 2, 3, 4]),
+        (Direction::Backward, u64::MAX, vec![9, 8, 7, 6]),
+    ] {
+        let got: Vec<_> = s.read_stream("s", from, direction, usize::MAX).collect();
+        let versions: Vec<u64> = got
+            .iter()
+            .map_while(|r| r.as_ref().ok().map(|e| e.version))
+            .collect();
+        assert_eq!(versions, before, "{direction:?}");
+        assert_eq!(got.len(), before.len() + 1, "{direction:?}: nothing after the error");
+        let (file, _) = expect_corrupted(got.into_iter().last().unwrap(), "stream read");
+        assert_eq!(file, seg, "{direction:?}");
+    }
+}

@@ -189,7 +189,8 @@ pub struct StreamEvents {
     next: Option<u64>,
     direction: Direction,
     left: usize,
-    pending: VecDeque<RecordedEvent>,
+    /// The batch of index entries being read (events are decoded one at a time, as asked for).
+    walk: Option<EntryWalk>,
     names: Names,
     failed: bool,
 }
@@ -209,7 +210,7 @@ impl StreamEvents {
             next: Some(from),
             direction,
             left: limit,
-            pending: VecDeque::new(),
+            walk: None,
             names: Names::default(),
             failed: false,
         }
@@ -258,20 +259,8 @@ impl StreamEvents {
         let max_age_us = settings.map_or(0, |s| s.max_age_us);
         let now = crate::store::now_us();
         // Entries are in version order, so the events come out in order.
-        let forward = self.direction == Direction::Forward;
-        let stream = &self.stream;
-        let pending = &mut self.pending;
-        let names = &mut self.names;
-        pending.reserve(entries.entries.len());
-        let visit =
-            visit_stream_entries(&entries, !forward, stream, head, max_age_us, now, |p, r| {
-                pending.push_back(r.to_recorded(p, stream.clone(), names.event_type(r.event_type)));
-                ControlFlow::Continue(())
-            })?;
-        if forward && visit.past_head {
-            // Not visible yet; later versions are not either.
-            self.next = None;
-        }
+        let backward = self.direction == Direction::Backward;
+        self.walk = Some(EntryWalk::new(entries, backward, head, max_age_us, now));
         Ok(())
     }
 }
@@ -280,66 +269,119 @@ impl StreamEvents {
 pub(crate) struct StreamVisit {
     /// `f` broke.
     pub stopped: bool,
-    /// Some entries were at or past the head (not visible yet), and were skipped.
-    pub past_head: bool,
 }
 
-/// Reads the record of each of `stream`'s index `entries` (from the last one back when
-/// `backward`) and calls `f(position, record)` for the visible ones, until it breaks. Entries
-/// of other streams that share the hash, placeholders of dropped events and events older than
-/// `max_age_us` (when not 0) at `now` are skipped; so are entries at or past `head`. The frames
-/// are fetched ahead (a stream's events are scattered through the log). An entry whose frame
+/// One batch of a stream's index entries, read in version order (or reverse): each call of
+/// [`EntryWalk::next_with`] reads the record of the next visible entry. Entries of other streams
+/// that share the hash, placeholders of dropped events and events older than `max_age_us` (when
+/// not 0) at `now` are skipped; so are entries at or past `head`. The frames are fetched ahead
+/// when the walk starts (a stream's events are scattered through the log). An entry whose frame
 /// does not hold its position is damage, never a silent skip.
-pub(crate) fn visit_stream_entries(
-    entries: &StreamEntries,
+pub(crate) struct EntryWalk {
+    entries: StreamEntries,
+    frames: FrameReader,
     backward: bool,
+    /// Entries walked so far.
+    done: usize,
+    head: u64,
+    max_age_us: u64,
+    now: u64,
+    /// Some entries were at or past the head (not visible yet), and were skipped.
+    past_head: bool,
+}
+
+impl EntryWalk {
+    pub(crate) fn new(
+        entries: StreamEntries,
+        backward: bool,
+        head: u64,
+        max_age_us: u64,
+        now: u64,
+    ) -> Self {
+        let mut frames = FrameReader::new();
+        frames.prefetch(
+            entries
+                .entries
+                .iter()
+                .map(|(s, e)| (&entries.segs[*s], u64::from(e.frame_offset))),
+        );
+        EntryWalk {
+            entries,
+            frames,
+            backward,
+            done: 0,
+            head,
+            max_age_us,
+            now,
+            past_head: false,
+        }
+    }
+
+    /// Calls `f(position, record)` with the next visible entry's record of `stream` and returns
+    /// what it returned; `None` when the batch is walked.
+    pub(crate) fn next_with<R>(
+        &mut self,
+        stream: &str,
+        mut f: impl FnMut(u64, &RecordView<'_>) -> R,
+    ) -> Result<Option<R>> {
+        let n = self.entries.entries.len();
+        while self.done < n {
+            let i = if self.backward {
+                n - 1 - self.done
+            } else {
+                self.done
+            };
+            self.done += 1;
+            let (seg, e) = self.entries.get(i);
+            let pos = seg.first_position() + u64::from(e.rel_pos);
+            if pos >= self.head {
+                self.past_head = true;
+                continue;
+            }
+            let offset = u64::from(e.frame_offset);
+            let (max_age_us, now) = (self.max_age_us, self.now);
+            let out = self.frames.with_frame(seg, offset, |bytes, h| {
+                let Some(r) = record_at(bytes, h, pos)
+                    .map_err(|err| Error::corrupted(seg.path(), offset, err))?
+                else {
+                    return Err(frame_misses(seg.path(), offset, pos, h));
+                };
+                if r.dropped
+                    || r.stream != stream
+                    || r.version != e.version
+                    || (max_age_us != 0 && r.timestamp_us.saturating_add(max_age_us) <= now)
+                {
+                    return Ok(None);
+                }
+                Ok(Some(f(pos, &r)))
+            })??;
+            if out.is_some() {
+                return Ok(out);
+            }
+        }
+        Ok(None)
+    }
+}
+
+/// Calls `f(position, record)` for the visible records of `stream`'s index `entries`, in
+/// version order, until it breaks (see [`EntryWalk`]).
+pub(crate) fn visit_stream_entries(
+    entries: StreamEntries,
     stream: &str,
     head: u64,
     max_age_us: u64,
     now: u64,
     mut f: impl FnMut(u64, &RecordView<'_>) -> ControlFlow<()>,
 ) -> Result<StreamVisit> {
-    let mut frames = FrameReader::new();
-    frames.prefetch(
-        entries
-            .entries
-            .iter()
-            .map(|(s, e)| (&entries.segs[*s], u64::from(e.frame_offset))),
-    );
-    let mut visit = StreamVisit {
-        stopped: false,
-        past_head: false,
-    };
-    let n = entries.entries.len();
-    for k in 0..n {
-        let (seg, e) = entries.get(if backward { n - 1 - k } else { k });
-        let pos = seg.first_position() + u64::from(e.rel_pos);
-        if pos >= head {
-            visit.past_head = true;
-            continue;
-        }
-        let offset = u64::from(e.frame_offset);
-        let flow = frames.with_frame(seg, offset, |bytes, h| {
-            let Some(r) = record_at(bytes, h, pos)
-                .map_err(|err| Error::corrupted(seg.path(), offset, err))?
-            else {
-                return Err(frame_misses(seg.path(), offset, pos, h));
-            };
-            if r.dropped
-                || r.stream != stream
-                || r.version != e.version
-                || (max_age_us != 0 && r.timestamp_us.saturating_add(max_age_us) <= now)
-            {
-                return Ok(ControlFlow::Continue(()));
-            }
-            Ok(f(pos, &r))
-        })??;
+    let mut walk = EntryWalk::new(entries, false, head, max_age_us, now);
+    let mut stopped = false;
+    while let Some(flow) = walk.next_with(stream, &mut f)? {
         if flow.is_break() {
-            visit.stopped = true;
+            stopped = true;
             break;
         }
     }
-    Ok(visit)
+    Ok(StreamVisit { stopped })
 }
 
 impl Iterator for StreamEvents {
@@ -347,9 +389,28 @@ impl Iterator for StreamEvents {
 
     fn next(&mut self) -> Option<Self::Item> {
         while self.left > 0 && !self.failed {
-            if let Some(e) = self.pending.pop_front() {
-                self.left -= 1;
-                return Some(Ok(e));
+            if let Some(walk) = &mut self.walk {
+                let (stream, names) = (&self.stream, &mut self.names);
+                match walk.next_with(stream, |p, r| {
+                    r.to_recorded(p, stream.clone(), names.event_type(r.event_type))
+                }) {
+                    Ok(Some(e)) => {
+                        self.left -= 1;
+                        return Some(Ok(e));
+                    }
+                    Ok(None) => {
+                        if self.direction == Direction::Forward && walk.past_head {
+                            // Not visible yet; later versions are not either.
+                            self.next = None;
+                        }
+                        self.walk = None;
+                    }
+                    Err(e) => {
+                        self.failed = true;
+                        self.walk = None;
+                        return Some(Err(e));
+                    }
+                }
             }
             self.next?;
             if let Err(e) = self.refill() {

@@ -377,21 +377,20 @@ impl Inner {
         };
         let max_age_us = settings.map_or(0, |s| s.max_age_us);
         let now = now_us();
-        let visit =
-            visit_stream_entries(&entries, false, stream, head, max_age_us, now, |p, r| {
-                end.events += 1;
-                end.next_position = r.version + 1;
-                f(&EventRef {
-                    position: p,
-                    version: r.version,
-                    timestamp_us: r.timestamp_us,
-                    id: r.id,
-                    stream: r.stream,
-                    event_type: r.event_type,
-                    payload: r.payload,
-                    record: *r,
-                })
-            })?;
+        let visit = visit_stream_entries(entries, stream, head, max_age_us, now, |p, r| {
+            end.events += 1;
+            end.next_position = r.version + 1;
+            f(&EventRef {
+                position: p,
+                version: r.version,
+                timestamp_us: r.timestamp_us,
+                id: r.id,
+                stream: r.stream,
+                event_type: r.event_type,
+                payload: r.payload,
+                record: *r,
+            })
+        })?;
         end.stopped = visit.stopped;
         Ok(end)
     }
