@@ -1257,7 +1257,11 @@ fn stream_read_stops_at_a_damaged_frame_with_its_error() {
         .find(|p| first_of(p) <= positions[5])
         .unwrap()
         .clone();
-    assert_ne!(&seg, segs.last().unwrap(), "version 5 must be in a sealed segment");
+    assert_ne!(
+        &seg,
+        segs.last().unwrap(),
+        "version 5 must be in a sealed segment"
+    );
     let (start, _) = frames_of(&seg)
         .into_iter()
         .find(|(start, _)| frame_first_position(&seg, *start) == positions[5])
@@ -1275,7 +1279,11 @@ fn stream_read_stops_at_a_damaged_frame_with_its_error() {
             .map_while(|r| r.as_ref().ok().map(|e| e.version))
             .collect();
         assert_eq!(versions, before, "{direction:?}");
-        assert_eq!(got.len(), before.len() + 1, "{direction:?}: nothing after the error");
+        assert_eq!(
+            got.len(),
+            before.len() + 1,
+            "{direction:?}: nothing after the error"
+        );
         let (file, _) = expect_corrupted(got.into_iter().last().unwrap(), "stream read");
         assert_eq!(file, seg, "{direction:?}");
     }

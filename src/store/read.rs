@@ -189,8 +189,12 @@ pub struct StreamEvents {
     next: Option<u64>,
     direction: Direction,
     left: usize,
-    /// The batch of index entries being read (events are decoded one at a time, as asked for).
-    walk: Option<EntryWalk>,
+    /// Events decoded and not handed out yet. A batch is decoded whole when it is read, so that
+    /// between calls the iterator holds no segment, map or image (a reader that keeps an
+    /// iterator for long must not keep segments that compaction replaced).
+    pending: VecDeque<RecordedEvent>,
+    /// The error that ended the read, handed out after the events decoded before it.
+    error: Option<Error>,
     names: Names,
     failed: bool,
 }
@@ -210,7 +214,8 @@ impl StreamEvents {
             next: Some(from),
             direction,
             left: limit,
-            walk: None,
+            pending: VecDeque::new(),
+            error: None,
             names: Names::default(),
             failed: false,
         }
@@ -259,8 +264,19 @@ impl StreamEvents {
         let max_age_us = settings.map_or(0, |s| s.max_age_us);
         let now = crate::store::now_us();
         // Entries are in version order, so the events come out in order.
-        let backward = self.direction == Direction::Backward;
-        self.walk = Some(EntryWalk::new(entries, backward, head, max_age_us, now));
+        let forward = self.direction == Direction::Forward;
+        let mut walk = EntryWalk::new(entries, !forward, head, max_age_us, now);
+        let (stream, names, pending) = (&self.stream, &mut self.names, &mut self.pending);
+        pending.reserve(walk.entries.entries.len());
+        while let Some(e) = walk.next_with(stream, |p, r| {
+            r.to_recorded(p, stream.clone(), names.event_type(r.event_type))
+        })? {
+            pending.push_back(e);
+        }
+        if forward && walk.past_head {
+            // Not visible yet; later versions are not either.
+            self.next = None;
+        }
         Ok(())
     }
 }
@@ -388,34 +404,22 @@ impl Iterator for StreamEvents {
     type Item = Result<RecordedEvent>;
 
     fn next(&mut self) -> Option<Self::Item> {
-        while self.left > 0 && !self.failed {
-            if let Some(walk) = &mut self.walk {
-                let (stream, names) = (&self.stream, &mut self.names);
-                match walk.next_with(stream, |p, r| {
-                    r.to_recorded(p, stream.clone(), names.event_type(r.event_type))
-                }) {
-                    Ok(Some(e)) => {
-                        self.left -= 1;
-                        return Some(Ok(e));
-                    }
-                    Ok(None) => {
-                        if self.direction == Direction::Forward && walk.past_head {
-                            // Not visible yet; later versions are not either.
-                            self.next = None;
-                        }
-                        self.walk = None;
-                    }
-                    Err(e) => {
-                        self.failed = true;
-                        self.walk = None;
-                        return Some(Err(e));
-                    }
-                }
+        while self.left > 0 {
+            if let Some(e) = self.pending.pop_front() {
+                self.left -= 1;
+                return Some(Ok(e));
+            }
+            if let Some(e) = self.error.take() {
+                self.failed = true;
+                return Some(Err(e));
+            }
+            if self.failed {
+                return None;
             }
             self.next?;
             if let Err(e) = self.refill() {
-                self.failed = true;
-                return Some(Err(e));
+                // Handed out after the events of the batch before the damage.
+                self.error = Some(e);
             }
         }
         None
