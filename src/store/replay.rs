@@ -41,7 +41,21 @@ pub struct EventRef<'a> {
     record: RecordView<'a>,
 }
 
-impl EventRef<'_> {
+impl<'a> EventRef<'a> {
+    /// The event of record `r`, at position `position`.
+    fn new(position: u64, r: RecordView<'a>) -> Self {
+        EventRef {
+            position,
+            version: r.version,
+            timestamp_us: r.timestamp_us,
+            id: r.id,
+            stream: r.stream,
+            event_type: r.event_type,
+            payload: r.payload,
+            record: r,
+        }
+    }
+
     /// The event's metadata (decoded on demand).
     pub fn metadata(&self) -> Metadata {
         self.record.metadata()
@@ -150,17 +164,7 @@ impl<F: FnMut(&EventRef<'_>) -> ControlFlow<()>> Ctx<'_, F> {
             return ControlFlow::Continue(());
         }
         self.events += 1;
-        let e = EventRef {
-            position: p,
-            version: r.version,
-            timestamp_us: r.timestamp_us,
-            id: r.id,
-            stream: r.stream,
-            event_type: r.event_type,
-            payload: r.payload,
-            record: r,
-        };
-        if (self.f)(&e).is_break() {
+        if (self.f)(&EventRef::new(p, r)).is_break() {
             self.next = p + 1;
             return ControlFlow::Break(());
         }
@@ -380,16 +384,7 @@ impl Inner {
         let visit = visit_stream_entries(entries, stream, head, max_age_us, now, |p, r| {
             end.events += 1;
             end.next_position = r.version + 1;
-            f(&EventRef {
-                position: p,
-                version: r.version,
-                timestamp_us: r.timestamp_us,
-                id: r.id,
-                stream: r.stream,
-                event_type: r.event_type,
-                payload: r.payload,
-                record: *r,
-            })
+            f(&EventRef::new(p, *r))
         })?;
         end.stopped = visit.stopped;
         Ok(end)
