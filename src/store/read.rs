@@ -196,7 +196,6 @@ pub struct StreamEvents {
     /// The error that ended the read, handed out after the events decoded before it.
     error: Option<Error>,
     names: Names,
-    failed: bool,
 }
 
 impl StreamEvents {
@@ -217,7 +216,6 @@ impl StreamEvents {
             pending: VecDeque::new(),
             error: None,
             names: Names::default(),
-            failed: false,
         }
     }
 
@@ -265,15 +263,15 @@ impl StreamEvents {
         let now = crate::store::now_us();
         // Entries are in version order, so the events come out in order.
         let forward = self.direction == Direction::Forward;
-        let mut walk = EntryWalk::new(entries, !forward, head, max_age_us, now);
         let (stream, names, pending) = (&self.stream, &mut self.names, &mut self.pending);
-        pending.reserve(walk.entries.entries.len());
-        while let Some(e) = walk.next_with(stream, |p, r| {
-            r.to_recorded(p, stream.clone(), names.event_type(r.event_type))
-        })? {
-            pending.push_back(e);
-        }
-        if forward && walk.past_head {
+        pending.reserve(entries.entries.len());
+        // On an error, the events before the damage stay queued, to be handed out before it.
+        let visit =
+            visit_stream_entries(&entries, !forward, stream, head, max_age_us, now, |p, r| {
+                pending.push_back(r.to_recorded(p, stream.clone(), names.event_type(r.event_type)));
+                ControlFlow::Continue(())
+            })?;
+        if forward && visit.past_head {
             // Not visible yet; later versions are not either.
             self.next = None;
         }
@@ -285,119 +283,66 @@ impl StreamEvents {
 pub(crate) struct StreamVisit {
     /// `f` broke.
     pub stopped: bool,
-}
-
-/// One batch of a stream's index entries, read in version order (or reverse): each call of
-/// [`EntryWalk::next_with`] reads the record of the next visible entry. Entries of other streams
-/// that share the hash, placeholders of dropped events and events older than `max_age_us` (when
-/// not 0) at `now` are skipped; so are entries at or past `head`. The frames are fetched ahead
-/// when the walk starts (a stream's events are scattered through the log). An entry whose frame
-/// does not hold its position is damage, never a silent skip.
-pub(crate) struct EntryWalk {
-    entries: StreamEntries,
-    frames: FrameReader,
-    backward: bool,
-    /// Entries walked so far.
-    done: usize,
-    head: u64,
-    max_age_us: u64,
-    now: u64,
     /// Some entries were at or past the head (not visible yet), and were skipped.
-    past_head: bool,
+    pub past_head: bool,
 }
 
-impl EntryWalk {
-    pub(crate) fn new(
-        entries: StreamEntries,
-        backward: bool,
-        head: u64,
-        max_age_us: u64,
-        now: u64,
-    ) -> Self {
-        let mut frames = FrameReader::new();
-        frames.prefetch(
-            entries
-                .entries
-                .iter()
-                .map(|(s, e)| (&entries.segs[*s], u64::from(e.frame_offset))),
-        );
-        EntryWalk {
-            entries,
-            frames,
-            backward,
-            done: 0,
-            head,
-            max_age_us,
-            now,
-            past_head: false,
-        }
-    }
-
-    /// Calls `f(position, record)` with the next visible entry's record of `stream` and returns
-    /// what it returned; `None` when the batch is walked.
-    pub(crate) fn next_with<R>(
-        &mut self,
-        stream: &str,
-        mut f: impl FnMut(u64, &RecordView<'_>) -> R,
-    ) -> Result<Option<R>> {
-        let n = self.entries.entries.len();
-        while self.done < n {
-            let i = if self.backward {
-                n - 1 - self.done
-            } else {
-                self.done
-            };
-            self.done += 1;
-            let (seg, e) = self.entries.get(i);
-            let pos = seg.first_position() + u64::from(e.rel_pos);
-            if pos >= self.head {
-                self.past_head = true;
-                continue;
-            }
-            let offset = u64::from(e.frame_offset);
-            let (max_age_us, now) = (self.max_age_us, self.now);
-            let out = self.frames.with_frame(seg, offset, |bytes, h| {
-                let Some(r) = record_at(bytes, h, pos)
-                    .map_err(|err| Error::corrupted(seg.path(), offset, err))?
-                else {
-                    return Err(frame_misses(seg.path(), offset, pos, h));
-                };
-                if r.dropped
-                    || r.stream != stream
-                    || r.version != e.version
-                    || (max_age_us != 0 && r.timestamp_us.saturating_add(max_age_us) <= now)
-                {
-                    return Ok(None);
-                }
-                Ok(Some(f(pos, &r)))
-            })??;
-            if out.is_some() {
-                return Ok(out);
-            }
-        }
-        Ok(None)
-    }
-}
-
-/// Calls `f(position, record)` for the visible records of `stream`'s index `entries`, in
-/// version order, until it breaks (see [`EntryWalk`]).
+/// Reads the record of each of `stream`'s index `entries` (from the last one back when
+/// `backward`) and calls `f(position, record)` for the visible ones, until it breaks. Entries
+/// of other streams that share the hash, placeholders of dropped events and events older than
+/// `max_age_us` (when not 0) at `now` are skipped; so are entries at or past `head`. The frames
+/// are fetched ahead (a stream's events are scattered through the log). An entry whose frame
+/// does not hold its position is damage, never a silent skip.
 pub(crate) fn visit_stream_entries(
-    entries: StreamEntries,
+    entries: &StreamEntries,
+    backward: bool,
     stream: &str,
     head: u64,
     max_age_us: u64,
     now: u64,
     mut f: impl FnMut(u64, &RecordView<'_>) -> ControlFlow<()>,
 ) -> Result<StreamVisit> {
-    let mut walk = EntryWalk::new(entries, false, head, max_age_us, now);
-    let mut stopped = false;
-    while let Some(flow) = walk.next_with(stream, &mut f)? {
+    let mut frames = FrameReader::new();
+    frames.prefetch(
+        entries
+            .entries
+            .iter()
+            .map(|(s, e)| (&entries.segs[*s], u64::from(e.frame_offset))),
+    );
+    let mut visit = StreamVisit {
+        stopped: false,
+        past_head: false,
+    };
+    let n = entries.entries.len();
+    for k in 0..n {
+        let (seg, e) = entries.get(if backward { n - 1 - k } else { k });
+        let pos = seg.first_position() + u64::from(e.rel_pos);
+        if pos >= head {
+            visit.past_head = true;
+            continue;
+        }
+        let offset = u64::from(e.frame_offset);
+        let flow = frames.with_frame(seg, offset, |bytes, h| {
+            let Some(r) = record_at(bytes, h, pos)
+                .map_err(|err| Error::corrupted(seg.path(), offset, err))?
+            else {
+                return Err(frame_misses(seg.path(), offset, pos, h));
+            };
+            if r.dropped
+                || r.stream != stream
+                || r.version != e.version
+                || (max_age_us != 0 && r.timestamp_us.saturating_add(max_age_us) <= now)
+            {
+                return Ok(ControlFlow::Continue(()));
+            }
+            Ok(f(pos, &r))
+        })??;
         if flow.is_break() {
-            stopped = true;
+            visit.stopped = true;
             break;
         }
     }
-    Ok(StreamVisit { stopped })
+    Ok(visit)
 }
 
 impl Iterator for StreamEvents {
@@ -410,16 +355,13 @@ impl Iterator for StreamEvents {
                 return Some(Ok(e));
             }
             if let Some(e) = self.error.take() {
-                self.failed = true;
                 return Some(Err(e));
-            }
-            if self.failed {
-                return None;
             }
             self.next?;
             if let Err(e) = self.refill() {
-                // Handed out after the events of the batch before the damage.
+                // Handed out after the events of the batch before the damage; nothing after.
                 self.error = Some(e);
+                self.next = None;
             }
         }
         None

@@ -381,11 +381,12 @@ impl Inner {
         };
         let max_age_us = settings.map_or(0, |s| s.max_age_us);
         let now = now_us();
-        let visit = visit_stream_entries(entries, stream, head, max_age_us, now, |p, r| {
-            end.events += 1;
-            end.next_position = r.version + 1;
-            f(&EventRef::new(p, *r))
-        })?;
+        let visit =
+            visit_stream_entries(&entries, false, stream, head, max_age_us, now, |p, r| {
+                end.events += 1;
+                end.next_position = r.version + 1;
+                f(&EventRef::new(p, *r))
+            })?;
         end.stopped = visit.stopped;
         Ok(end)
     }
