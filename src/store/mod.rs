@@ -3,6 +3,7 @@
 mod archive;
 mod compact;
 mod compress;
+mod event_ref;
 mod options;
 mod read;
 mod read_ahead;
@@ -25,9 +26,10 @@ use crate::event::{AppendResult, Direction, EventData, ExpectedVersion, ReadFilt
 pub use archive::ArchiveReport;
 pub use compact::CompactReport;
 pub use compress::CompressReport;
+pub use event_ref::EventRef;
 pub use options::{Durability, StoreOptions};
 pub use read::{AllEvents, StreamEvents};
-pub use replay::{EventRef, ReplayEnd};
+pub use replay::ReplayEnd;
 use state::State;
 pub use verify::{Problem, VerifyReport, verify_dir};
 use writer::{SyncState, Writer};

@@ -6,11 +6,10 @@ use std::ops::ControlFlow;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 
-use uuid::Uuid;
-
 use crate::error::{Error, Result};
-use crate::event::{Metadata, ReadFilter, RecordedEvent};
+use crate::event::ReadFilter;
 use crate::segment::SegRef;
+use crate::store::EventRef;
 use crate::store::read::{hidden_by_settings, visit_records, visit_stream_entries};
 use crate::store::read_ahead::ReadAhead;
 use crate::store::{Inner, Store, now_us};
@@ -20,56 +19,6 @@ use crate::wire::segment::SEGMENT_HEADER_BYTES;
 
 /// Bytes read from the active segment at a time.
 const ACTIVE_CHUNK: usize = 1 << 20;
-
-/// One event, borrowed from the log for the duration of a [`Store::replay`] callback.
-#[derive(Debug, Clone, Copy)]
-pub struct EventRef<'a> {
-    /// Global position.
-    pub position: u64,
-    /// Version in its stream.
-    pub version: u64,
-    /// Time of the append, µs since the Unix epoch.
-    pub timestamp_us: u64,
-    /// Event id.
-    pub id: Uuid,
-    /// Stream id.
-    pub stream: &'a str,
-    /// Event type.
-    pub event_type: &'a str,
-    /// Payload bytes.
-    pub payload: &'a [u8],
-    record: RecordView<'a>,
-}
-
-impl<'a> EventRef<'a> {
-    /// The event of record `r`, at position `position`.
-    fn new(position: u64, r: RecordView<'a>) -> Self {
-        EventRef {
-            position,
-            version: r.version,
-            timestamp_us: r.timestamp_us,
-            id: r.id,
-            stream: r.stream,
-            event_type: r.event_type,
-            payload: r.payload,
-            record: r,
-        }
-    }
-
-    /// The event's metadata (decoded on demand).
-    pub fn metadata(&self) -> Metadata {
-        self.record.metadata()
-    }
-
-    /// An owned copy, as [`Store::read_all`] returns it.
-    pub fn to_owned_event(&self) -> RecordedEvent {
-        self.record.to_recorded(
-            self.position,
-            Arc::from(self.stream),
-            Arc::from(self.record.event_type),
-        )
-    }
-}
 
 /// Where a [`Store::replay`] ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
