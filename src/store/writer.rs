@@ -145,6 +145,8 @@ pub(crate) struct Part<'a> {
     pub stream: &'a str,
     pub expected: ExpectedVersion,
     pub events: &'a [EventData],
+    /// Each event's timestamp (an import keeping the original times), instead of the append's.
+    pub timestamps: Option<&'a [u64]>,
 }
 
 /// Checks an append's arguments against the limits; nothing is written when this fails.
@@ -253,6 +255,7 @@ impl Inner {
             stream,
             expected,
             events,
+            timestamps: None,
         };
         let mut result = None;
         self.append_parts(&[part], timestamp_us, |r| result = Some(r))?;
@@ -316,6 +319,7 @@ impl Inner {
             let mut count = 0u32;
             for (p, first_version) in parts.iter().zip(&first_versions) {
                 for (i, e) in p.events.iter().enumerate() {
+                    let ts = p.timestamps.map_or(ts, |t| t[i]);
                     encode_record(&mut buf, p.stream, first_version + i as u64, ts, e);
                 }
                 count += p.events.len() as u32;
