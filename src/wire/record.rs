@@ -297,13 +297,18 @@ pub fn decode_record(buf: &[u8], base: usize) -> Result<(RecordView<'_>, usize),
     } else {
         None
     };
+    // Strings are taken as bytes here and checked for UTF-8 once their lengths are known (see
+    // `check_strings`).
+    let strings_start = c.offset() - (base + 4);
     let sl = c.u16("stream id length")? as usize;
-    let stream = c.str_with_limit(sl, MAX_STREAM_ID_BYTES, "stream id")?;
+    let stream_at = c.offset();
+    let stream = c.bytes_with_limit(sl, MAX_STREAM_ID_BYTES, "stream id")?;
     if stream.is_empty() {
         return Err(DecodeError::new(c.offset(), "empty stream id", 1, 0));
     }
     let tl = c.u16("event type length")? as usize;
-    let event_type = c.str_with_limit(tl, MAX_EVENT_TYPE_BYTES, "event type")?;
+    let type_at = c.offset();
+    let event_type = c.bytes_with_limit(tl, MAX_EVENT_TYPE_BYTES, "event type")?;
     if event_type.is_empty() != dropped {
         return Err(DecodeError::new(
             c.offset(),
@@ -330,12 +335,18 @@ pub fn decode_record(buf: &[u8], base: usize) -> Result<(RecordView<'_>, usize),
     let mut meta_bytes = 2usize;
     for _ in 0..meta_count {
         let kl = c.u16("metadata key length")? as usize;
-        c.str_with_limit(kl, MAX_METADATA_KEY_BYTES, "metadata key")?;
+        c.bytes_with_limit(kl, MAX_METADATA_KEY_BYTES, "metadata key")?;
         let vl = c.u32("metadata value length")? as usize;
-        c.str_with_limit(vl, MAX_EVENT_BYTES, "metadata value")?;
+        c.bytes_with_limit(vl, MAX_EVENT_BYTES, "metadata value")?;
         meta_bytes += 6 + kl + vl;
     }
     let raw_end = c.offset() - (base + 4);
+    let (stream, event_type) = check_strings(
+        &body[strings_start..raw_end],
+        (stream, stream_at),
+        (event_type, type_at),
+        (&body[raw_start..raw_end], base + 4 + raw_start, meta_count),
+    )?;
     let opaque = if flags & FLAG_META_BYTES != 0 {
         let at = c.offset();
         let bl = c.u32("metadata bytes length")? as usize;
@@ -391,6 +402,47 @@ pub fn decode_record(buf: &[u8], base: usize) -> Result<(RecordView<'_>, usize),
         },
         4 + len,
     ))
+}
+
+/// Checks that a record's stream id, event type and metadata keys and values are UTF-8, and
+/// returns the first two as strings. `region` runs from the stream id's length field to the end
+/// of the metadata entries; each string comes with the offset of its first byte (for errors);
+/// `meta` is the entries, their offset and count (lengths already checked). When the whole
+/// region is ASCII (as it is for most records: ASCII strings, and lengths and counts below 128)
+/// one check covers every string; otherwise each is checked on its own, in record order.
+fn check_strings<'a>(
+    region: &'a [u8],
+    (stream, stream_at): (&'a [u8], usize),
+    (event_type, type_at): (&'a [u8], usize),
+    (meta, meta_at, count): (&'a [u8], usize, u16),
+) -> Result<(&'a str, &'a str), DecodeError> {
+    let utf8 = |b: &'a [u8], at: usize, what: &'static str| {
+        std::str::from_utf8(b).map_err(|e| DecodeError::new(at, what, 0, e.valid_up_to() as u64))
+    };
+    if region.is_ascii()
+        && let Ok(text) = std::str::from_utf8(region)
+    {
+        // An ASCII region is UTF-8, and so is every piece of it: the stream id follows its
+        // 2-byte length, the type its own after that.
+        let t = 2 + stream.len() + 2;
+        if let (Some(s), Some(ty)) = (
+            text.get(2..2 + stream.len()),
+            text.get(t..t + event_type.len()),
+        ) {
+            debug_assert!(s.as_bytes() == stream && ty.as_bytes() == event_type);
+            return Ok((s, ty));
+        }
+    }
+    let stream = utf8(stream, stream_at, "stream id")?;
+    let event_type = utf8(event_type, type_at, "event type")?;
+    let mut c = Cursor::new(meta, meta_at);
+    for _ in 0..count {
+        let kl = c.u16("metadata key length")? as usize;
+        c.str_with_limit(kl, MAX_METADATA_KEY_BYTES, "metadata key")?;
+        let vl = c.u32("metadata value length")? as usize;
+        c.str_with_limit(vl, MAX_EVENT_BYTES, "metadata value")?;
+    }
+    Ok((stream, event_type))
 }
 
 /// The stream id and type bytes of the record at the start of `buf`, and the bytes the record
@@ -461,5 +513,54 @@ impl<'a> Iterator for Records<'a> {
                 Some(Err(e))
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::event::Metadata;
+    use proptest::prelude::*;
+
+    proptest! {
+        /// Records with any strings (ASCII or not, short or long enough that their lengths are
+        /// not ASCII bytes) decode to what was encoded, whichever way their strings are checked.
+        #[test]
+        fn strings_decode_as_encoded(
+            stream in "[a-z]{1,3}|[a-zé€]{1,200}",
+            ty in "[A-Z]{1,3}|[A-Zü]{1,150}",
+            meta in proptest::collection::vec(("[a-c]{1,3}|ключ", ".{0,140}"), 0..4),
+        ) {
+            let mut m = Metadata::new();
+            for (k, v) in &meta {
+                m = m.with(k.as_str(), v.as_str());
+            }
+            let e = EventData::new(ty.clone(), b"{}".to_vec()).with_metadata(m.clone());
+            let mut buf = Vec::new();
+            encode_record(&mut buf, &stream, 3, 4, &e);
+            let (r, n) = decode_record(&buf, 0).unwrap();
+            prop_assert_eq!(n, buf.len());
+            prop_assert_eq!((r.stream, r.event_type), (stream.as_str(), ty.as_str()));
+            prop_assert_eq!(r.metadata(), m);
+        }
+    }
+
+    #[test]
+    fn a_string_that_is_not_utf8_is_refused_where_it_is() {
+        let e = EventData::new("T", b"{}".to_vec()).with_metadata(Metadata::new().with("k", "vv"));
+        let mut buf = Vec::new();
+        encode_record(&mut buf, "s", 0, 0, &e);
+        // The value's first byte: record_len 4, version 8, timestamp 8, id 16, flags 1,
+        // stream 2+1, type 2+1, count 2, key 2+1, value length 4.
+        let at = 4 + 8 + 8 + 16 + 1 + 3 + 3 + 2 + 3 + 4;
+        assert_eq!(&buf[at..at + 2], b"vv");
+        buf[at] = 0xff;
+        let err = decode_record(&buf, 0).unwrap_err();
+        assert_eq!((err.at, err.what), (at, "metadata value"));
+        let mut buf2 = Vec::new();
+        encode_record(&mut buf2, "s", 0, 0, &e);
+        buf2[4 + 8 + 8 + 16 + 1 + 2] = 0xc3;
+        let err = decode_record(&buf2, 0).unwrap_err();
+        assert_eq!(err.what, "stream id");
     }
 }
