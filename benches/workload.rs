@@ -33,8 +33,7 @@ use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
 use evlog::workload::{Rng, STANDARD_STREAMS, Workload};
 use evlog::{
-    Durability, EventData, EventRef, ExpectedVersion, Metadata, ReadFilter, Store, StoreOptions,
-    Uuid,
+    Durability, EventData, ExpectedVersion, Metadata, ReadFilter, Store, StoreOptions, Uuid,
 };
 use rusqlite::{Connection, TransactionBehavior, params};
 
@@ -165,27 +164,25 @@ fn touch(fields: [u64; 3], id: &[u8], texts: [&str; 2], payload: &[u8], meta: &s
         + meta.as_bytes().last().copied().map_or(0, u64::from)
 }
 
-/// The metadata value of a replayed event.
-fn evlog_meta(e: &EventRef<'_>) -> String {
-    e.metadata().extra.get(META).unwrap().to_string()
-}
-
 /// Replays `filter` through `Store::replay`; returns (events, checksum).
 fn evlog_replay(store: &Store, filter: &ReadFilter, read_meta: bool) -> (u64, u64) {
     let mut sum = 0u64;
     let end = store
         .replay(0, u64::MAX, filter, |e| {
+            // Owned metadata until `EventRef::metadata_value` lands.
+            let owned;
             let meta = if read_meta {
-                evlog_meta(e)
+                owned = e.metadata();
+                owned.extra.get(META).unwrap()
             } else {
-                String::new()
+                ""
             };
             sum = sum.wrapping_add(touch(
                 [e.position, e.version, e.timestamp_us],
                 e.id.as_bytes(),
                 [e.stream, e.event_type],
                 e.payload,
-                &meta,
+                meta,
             ));
             ControlFlow::Continue(())
         })
