@@ -14,6 +14,10 @@ pub struct Metadata {
     pub causation_id: Option<Uuid>,
     /// User key/values ("user_id", "source", ...).
     pub extra: Extra,
+    /// Opaque metadata bytes, stored and read back as they are (JSON text, protobuf, ...), for
+    /// users who keep their metadata in one encoded value; empty when there are none. A reader
+    /// gets them borrowed from [`crate::EventRef::metadata_bytes`].
+    pub bytes: Vec<u8>,
 }
 
 impl Metadata {
@@ -31,6 +35,12 @@ impl Metadata {
     /// Sets the causation id.
     pub fn with_causation_id(mut self, id: Uuid) -> Self {
         self.causation_id = Some(id);
+        self
+    }
+
+    /// Sets the opaque metadata bytes.
+    pub fn with_bytes(mut self, bytes: impl Into<Vec<u8>>) -> Self {
+        self.bytes = bytes.into();
         self
     }
 

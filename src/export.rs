@@ -12,7 +12,8 @@
 //! (shown on several lines here; a real line has no line break). The payload goes in `data`,
 //! verbatim, when it is JSON text that a line can carry byte for byte (valid UTF-8 JSON, no line
 //! break, no leading or trailing whitespace); otherwise it goes in `data_base64` (standard
-//! alphabet, padded). So whitespace and key order of JSON payloads are kept, and
+//! alphabet, padded). Opaque metadata bytes ([`crate::Metadata::bytes`]), when an event has
+//! them, go in `metadata.bytes_base64`. So whitespace and key order of JSON payloads are kept, and
 //! [`import_events`] reproduces every payload byte for byte.
 //!
 //! Import appends each line with `ExpectedVersion::Exact(version - 1)` (`NoStream` for version
@@ -116,7 +117,13 @@ fn push_head(s: &mut String, e: &RecordedEvent) {
         s.push(':');
         push_json_str(s, v);
     }
-    s.push_str("}}");
+    s.push('}');
+    if !e.metadata.bytes.is_empty() {
+        s.push_str(",\"bytes_base64\":\"");
+        s.push_str(&BASE64.encode(&e.metadata.bytes));
+        s.push('"');
+    }
+    s.push('}');
 }
 
 fn push_json_str(s: &mut String, v: &str) {
@@ -241,7 +248,7 @@ pub fn parse_json_line(line: &str) -> std::result::Result<ImportLine, String> {
 fn parse_metadata(raw: &RawValue) -> std::result::Result<Metadata, String> {
     let fields: BTreeMap<String, &RawValue> = serde_json::from_str(raw.get())
         .map_err(|e| format!("field \"metadata\": not an object: {e}"))?;
-    const KNOWN: [&str; 3] = ["correlation_id", "causation_id", "extra"];
+    const KNOWN: [&str; 4] = ["correlation_id", "causation_id", "extra", "bytes_base64"];
     if let Some(k) = fields.keys().find(|k| !KNOWN.contains(&k.as_str())) {
         return Err(format!(
             "unknown field \"metadata.{k}\" (known: {})",
@@ -256,10 +263,19 @@ fn parse_metadata(raw: &RawValue) -> std::result::Result<Metadata, String> {
     };
     let extra = optional!(fields, BTreeMap<String, String>, "extra")
         .map_err(|e| format!("metadata: {e} (\"metadata.extra\" must map strings to strings)"))?;
+    let bytes = optional!(fields, String, "bytes_base64")
+        .map_err(|e| format!("metadata: {e}"))?
+        .map(|b| {
+            BASE64
+                .decode(b)
+                .map_err(|e| format!("field \"metadata.bytes_base64\": not base64: {e}"))
+        })
+        .transpose()?;
     Ok(Metadata {
         correlation_id: uuid("correlation_id")?,
         causation_id: uuid("causation_id")?,
         extra: extra.unwrap_or_default().into(),
+        bytes: bytes.unwrap_or_default(),
     })
 }
 

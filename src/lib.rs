@@ -65,3 +65,4 @@ pub use store::{
     ReplayEnd, Store, StoreOptions, StreamEvents, VerifyReport, verify_dir,
 };
 pub use uuid::Uuid;
+pub use wire::record::MetaEntries;

@@ -29,11 +29,42 @@ fn opts(fs: &FaultFs) -> StoreOptions {
         .vfs(Arc::new(fs.clone()))
 }
 
-/// One append of the workload.
+/// One append of the workload: one stream's events, or several streams' (`append_multi`).
 #[derive(Clone)]
 struct Append {
-    stream: String,
-    events: Vec<EventData>,
+    parts: Vec<(String, Vec<EventData>)>,
+}
+
+impl Append {
+    /// The events in the order the append stores them, each with its stream.
+    fn events(&self) -> impl Iterator<Item = (&str, &EventData)> {
+        self.parts
+            .iter()
+            .flat_map(|(s, events)| events.iter().map(move |e| (s.as_str(), e)))
+    }
+
+    fn len(&self) -> usize {
+        self.parts.iter().map(|(_, e)| e.len()).sum()
+    }
+
+    /// Appends it: `Store::append` for one stream, `Store::append_multi` for several; the
+    /// result covers all its events.
+    fn run(&self, store: &Store) -> evlog::Result<AppendResult> {
+        if let [(stream, events)] = &self.parts[..] {
+            return store.append(stream, ExpectedVersion::Any, events);
+        }
+        let batch: Vec<_> = self
+            .parts
+            .iter()
+            .map(|(s, events)| (s.as_str(), ExpectedVersion::Any, events.as_slice()))
+            .collect();
+        let rs = store.append_multi(&batch)?;
+        Ok(AppendResult {
+            first_position: rs[0].first_position,
+            last_position: rs[rs.len() - 1].last_position,
+            next_expected_version: rs[0].next_expected_version,
+        })
+    }
 }
 
 fn event(i: u64, k: u64) -> EventData {
@@ -49,14 +80,31 @@ fn event(i: u64, k: u64) -> EventData {
     .with_metadata(Metadata::new().with("i", i.to_string()))
 }
 
-/// The workload: `n` appends to 4 streams, every third one a batch of 3.
+/// The workload: `n` appends to 4 streams, every third one a batch of 3, every fifth one an
+/// `append_multi` over 3 streams (one event of it with opaque metadata bytes).
 fn plan(n: u64) -> Vec<Append> {
     (0..n)
-        .map(|i| Append {
-            stream: format!("agg-{}", i % 4),
-            events: (0..if i % 3 == 2 { 3 } else { 1 })
-                .map(|k| event(i, k))
-                .collect(),
+        .map(|i| {
+            if i % 5 == 4 {
+                let parts = (0..3)
+                    .map(|k| {
+                        let mut e = event(i, k);
+                        if k == 1 {
+                            e.metadata.bytes = vec![k as u8; 3 + (i % 5) as usize];
+                        }
+                        (format!("agg-{}", (i + k) % 4), vec![e])
+                    })
+                    .collect();
+                return Append { parts };
+            }
+            Append {
+                parts: vec![(
+                    format!("agg-{}", i % 4),
+                    (0..if i % 3 == 2 { 3 } else { 1 })
+                        .map(|k| event(i, k))
+                        .collect(),
+                )],
+            }
         })
         .collect()
 }
@@ -66,7 +114,7 @@ fn plan(n: u64) -> Vec<Append> {
 fn run(store: &Store, plan: &[Append]) -> Vec<(usize, AppendResult)> {
     let mut acked = Vec::new();
     for (i, a) in plan.iter().enumerate() {
-        match store.append(&a.stream, ExpectedVersion::Any, &a.events) {
+        match a.run(store) {
             Ok(r) => acked.push((i, r)),
             Err(_) => break,
         }
@@ -90,11 +138,11 @@ fn check(ctx: &str, store: &Store, plan: &[Append], acked: &[(usize, AppendResul
     // Every acknowledged append is there, byte for byte, at its positions.
     for (i, r) in acked {
         let a = &plan[*i];
-        for (k, want) in a.events.iter().enumerate() {
+        for (k, (stream, want)) in a.events().enumerate() {
             let got = all
                 .get((r.first_position + k as u64) as usize)
                 .unwrap_or_else(|| panic!("{ctx}: acknowledged append {i} is missing"));
-            assert_eq!(&*got.stream, a.stream, "{ctx}: append {i}");
+            assert_eq!(&*got.stream, stream, "{ctx}: append {i}");
             assert_eq!(got.id, want.id, "{ctx}: append {i}");
             assert_eq!(*got.event_type, *want.event_type, "{ctx}: append {i}");
             assert_eq!(got.payload, want.payload, "{ctx}: append {i}");
@@ -106,10 +154,9 @@ fn check(ctx: &str, store: &Store, plan: &[Append], acked: &[(usize, AppendResul
         .iter()
         .enumerate()
         .flat_map(|(i, a)| {
-            a.events
-                .iter()
+            a.events()
                 .enumerate()
-                .map(move |(k, e)| (e.id, (i, k)))
+                .map(move |(k, (_, e))| (e.id, (i, k)))
         })
         .collect();
     let mut p = 0;
@@ -120,9 +167,9 @@ fn check(ctx: &str, store: &Store, plan: &[Append], acked: &[(usize, AppendResul
             .unwrap_or_else(|| panic!("{ctx}: unknown event at {p}"));
         assert_eq!(k, 0, "{ctx}: append {i} starts in its middle at {p}");
         assert!(last_append < Some(i), "{ctx}: appends out of order");
-        let n = plan[i].events.len();
+        let n = plan[i].len();
         assert!(p + n <= all.len(), "{ctx}: append {i} is partly there");
-        for (k, e) in plan[i].events.iter().enumerate() {
+        for (k, (_, e)) in plan[i].events().enumerate() {
             assert_eq!(all[p + k].id, e.id, "{ctx}: append {i} is partly there");
         }
         last_append = Some(i);

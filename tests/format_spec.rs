@@ -221,6 +221,7 @@ fn code_constants() -> BTreeMap<&'static str, Val> {
             "FRAME_VERSION_COMPACTED",
             n(frame::FRAME_VERSION_COMPACTED.into()),
         ),
+        ("FRAME_VERSION_MULTI", n(frame::FRAME_VERSION_MULTI.into())),
         ("ZSEG_MAGIC", Bytes(zseg::ZSEG_MAGIC.to_vec())),
         ("ZSEG_VERSION", n(zseg::ZSEG_VERSION.into())),
         ("ZSEG_HEADER_BYTES", z(zseg::ZSEG_HEADER_BYTES)),
@@ -460,7 +461,9 @@ fn frame_header_and_trailer_fields_are_where_the_spec_says() {
 fn check_record(rec: &[u8], stream: &str, version: u64, ts: u64, e: &EventData) {
     let rows = table("record");
     let m = &e.metadata;
-    let flags = u8::from(m.correlation_id.is_some()) | (u8::from(m.causation_id.is_some()) << 1);
+    let flags = u8::from(m.correlation_id.is_some())
+        | (u8::from(m.causation_id.is_some()) << 1)
+        | (u8::from(!m.bytes.is_empty()) << 3);
     let value = |name: &str| -> Vec<u8> {
         match name {
             "record_len" => le((rec.len() - 4) as u64, 4),
@@ -475,6 +478,8 @@ fn check_record(rec: &[u8], stream: &str, version: u64, ts: u64, e: &EventData) 
             "type_len" => le(e.event_type.len() as u64, 2),
             "type" => e.event_type.as_bytes().to_vec(),
             "meta_count" => le(m.extra.len() as u64, 2),
+            "meta_bytes_len" => le(m.bytes.len() as u64, 4),
+            "meta_bytes" => m.bytes.clone(),
             "payload_len" => le(e.payload.len() as u64, 4),
             "payload" => e.payload.clone(),
             other => panic!("record table: unknown field {other}"),
@@ -512,6 +517,7 @@ fn check_record(rec: &[u8], stream: &str, version: u64, ts: u64, e: &EventData) 
         let present = match r[3].as_str() {
             p if p.starts_with("if flags & 1") => flags & 1 != 0,
             p if p.starts_with("if flags & 2") => flags & 2 != 0,
+            p if p.starts_with("if flags & 8") => flags & 8 != 0,
             p => {
                 assert!(p.starts_with("always"), "record table: {p}");
                 true
@@ -538,6 +544,12 @@ fn record_fields_are_where_the_spec_says() {
     assert_eq!(flags["FLAG_CORRELATION"], 1);
     assert_eq!(flags["FLAG_CAUSATION"], 2);
     assert_eq!(flags["FLAG_DROPPED"], evlog::wire::record::FLAG_DROPPED);
+    assert_eq!(
+        flags["FLAG_META_BYTES"],
+        evlog::wire::record::FLAG_META_BYTES
+    );
+    let with_bytes = EventData::new("T", b"x".to_vec())
+        .with_metadata(Metadata::new().with("k", "v").with_bytes(vec![0, 0xff, 7]));
     let only_corr = EventData::new("T", b"x".to_vec())
         .with_metadata(Metadata::new().with_correlation_id(Uuid::from_u128(9)));
     let only_cause = EventData::new("T", b"x".to_vec())
@@ -547,6 +559,7 @@ fn record_fields_are_where_the_spec_says() {
         ("s", bare_event()),
         ("s", only_corr),
         ("s", only_cause),
+        ("s", with_bytes),
     ] {
         let mut rec = Vec::new();
         encode_record(&mut rec, stream, 17, 0x1122_3344_5566_7788, &e);

@@ -22,7 +22,7 @@ use std::path::{Path, PathBuf};
 use evlog::wire::archive::encode_archive_marker;
 use evlog::wire::checkpoint::decode_checkpoint;
 use evlog::wire::frame::{
-    FRAME_VERSION_COMPACTED, begin_frame, finish_frame, finish_frame_version,
+    FRAME_VERSION_COMPACTED, FRAME_VERSION_MULTI, begin_frame, finish_frame, finish_frame_version,
 };
 use evlog::wire::index_file::IndexView;
 use evlog::wire::record::{Records, encode_dropped_record, encode_record};
@@ -481,6 +481,25 @@ fn rich_frame() -> Vec<u8> {
     out
 }
 
+/// A version-3 frame (`append_multi`): records of two streams, one with opaque metadata bytes.
+fn multi_frame() -> Vec<u8> {
+    let mut out = Vec::new();
+    let start = begin_frame(&mut out);
+    let a = EventData::new("AIResultCreated", br#"{"score":0.9}"#.to_vec())
+        .with_id(Uuid::from_u128(7))
+        .with_metadata(
+            Metadata::new()
+                .with_correlation_id(Uuid::from_u128(8))
+                .with("meta", r#"{"ts":1}"#)
+                .with_bytes(vec![0x08, 0x96, 0x01]),
+        );
+    let b = EventData::new("$checkpoint", b"42".to_vec()).with_id(Uuid::from_u128(9));
+    encode_record(&mut out, "ai-1", 0, 1_700_000_000_000_000, &a);
+    encode_record(&mut out, "$checkpoint-h", 3, 1_700_000_000_000_000, &b);
+    finish_frame_version(&mut out, start, 50, 2, 50, FRAME_VERSION_MULTI);
+    out
+}
+
 /// [`rich_frame`] as compaction leaves it when its second event is dropped: a version-2 frame
 /// of the first record, the second's placeholder and the third record.
 fn compacted_frame() -> Vec<u8> {
@@ -560,6 +579,14 @@ fn generate_fuzz_seeds() {
     let placeholder = &body[second.0..];
     let len = 4 + u32::from_le_bytes(placeholder[..4].try_into().unwrap()) as usize;
     write_seed("record", "dropped", &with_mode(1, &placeholder[..len]));
+    // append_multi: a version-3 frame of two streams, one record with opaque metadata bytes.
+    let multi = multi_frame();
+    write_seed("frame", "multi", &with_mode(0, &multi));
+    write_seed(
+        "record",
+        "multi-2",
+        &with_mode(2, &multi[32..multi.len() - 8]),
+    );
     let valid = golden("valid");
     let mut n_frames = 0;
     for p in sorted_files(&valid) {

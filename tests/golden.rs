@@ -728,7 +728,7 @@ fn a_whole_frame_after_the_checkpoint_is_kept() {
 #[test]
 fn unknown_frame_version_at_the_tail_is_refused_not_cut() {
     let mut frame = next_frame();
-    frame[4] = 3; // frame version 3 (1 is written by appends, 2 by compaction)
+    frame[4] = 4; // frame version 4 (1 and 3 are written by appends, 2 by compaction)
     let header_crc = crc32fast::hash(&frame[0..28]);
     frame[28..32].copy_from_slice(&header_crc.to_le_bytes());
     let n = frame.len();

@@ -66,6 +66,9 @@ const STREAMS: [&str; 6] = [
 /// Event tags: `round * TAG_ROUND + thread * TAG_THREAD + counter`.
 const TAG_ROUND: u64 = 1 << 32;
 const TAG_THREAD: u64 = 1 << 28;
+/// Set in the tags of the events of an `append_multi`: 4 events (2 streams, 2 each) whose tags
+/// run from a multiple of 4, so the parent can tell whether a batch is there whole.
+const TAG_MULTI: u64 = 1 << 27;
 
 /// Name of the test function, which the child runs.
 const TEST_NAME: &str = "kill9_every_acknowledged_append_survives";
@@ -110,6 +113,10 @@ fn event_for(tag: u64, stream: usize) -> EventData {
             m = m.with_causation_id(Uuid::from_u64_pair(tag, splitmix(&mut r)));
         }
         e = e.with_metadata(m);
+    }
+    if tag & TAG_MULTI != 0 && tag.is_multiple_of(2) {
+        // Opaque metadata bytes: written only in frames of version 3, as append_multi's are.
+        e.metadata.bytes = tag.to_le_bytes().to_vec();
     }
     e
 }
@@ -182,6 +189,50 @@ fn child_thread(store: &Store, round: u64, t: usize, threads: usize, seed: u64) 
                 again, *result,
                 "child: a re-send must return the original result"
             );
+            continue;
+        }
+        if mine.len() >= 2 && rng.gen_ratio(1, 6) {
+            // Two of this thread's streams in one append_multi, 2 events each, every expected
+            // version checked.
+            let a = rng.gen_range(0..mine.len());
+            let b = (a + rng.gen_range(1..mine.len())) % mine.len();
+            counter = counter.next_multiple_of(4);
+            let tag0 = round * TAG_ROUND + t as u64 * TAG_THREAD + TAG_MULTI + counter;
+            counter += 4;
+            let batch: Vec<(&str, ExpectedVersion, Vec<EventData>)> = [mine[a], mine[b]]
+                .iter()
+                .enumerate()
+                .map(|(k, &s)| {
+                    let expected = store
+                        .stream_version(STREAMS[s])
+                        .map_or(ExpectedVersion::NoStream, ExpectedVersion::Exact);
+                    let tag = tag0 + 2 * k as u64;
+                    (
+                        STREAMS[s],
+                        expected,
+                        vec![event_for(tag, s), event_for(tag + 1, s)],
+                    )
+                })
+                .collect();
+            let rs = match store.append_multi(&batch) {
+                Ok(rs) => rs,
+                Err(e) => {
+                    eprintln!("child: append_multi failed: {e}");
+                    std::process::exit(4);
+                }
+            };
+            let mut line = String::new();
+            for (k, (&s, r)) in [mine[a], mine[b]].iter().zip(&rs).enumerate() {
+                line.push_str(&format!(
+                    "@@A {s} {} {} {} {} 2\n",
+                    r.first_position,
+                    r.last_position,
+                    r.next_expected_version,
+                    tag0 + 2 * k as u64
+                ));
+            }
+            report(&line);
+            last = None;
             continue;
         }
         let s = mine[rng.gen_range(0..mine.len())];
@@ -384,6 +435,23 @@ fn check_store(
             "round {round}: payload of tag {tag}"
         );
         assert_eq!(e.metadata, want.metadata, "round {round}: tag {tag}");
+    }
+    // An append_multi is there whole or not at all: its 4 events in a row.
+    for (i, e) in all.iter().enumerate() {
+        let (_, tag) = tag_of(e.id);
+        if tag & TAG_MULTI == 0 {
+            continue;
+        }
+        let k = (tag % 4) as usize;
+        for j in 0..4 {
+            let other = i.checked_sub(k).and_then(|at| all.get(at + j));
+            assert_eq!(
+                other.map(|o| tag_of(o.id).1),
+                Some(tag - k as u64 + j as u64),
+                "round {round}: an append_multi is partly there (event {j} of the batch of the \
+                 event at position {i})"
+            );
+        }
     }
     for s in STREAMS {
         assert_eq!(

@@ -405,6 +405,30 @@ pub fn record(data: &[u8]) {
             "peek_record disagrees with decode_record"
         );
         let m = rec.metadata();
+        // The borrowed metadata says what the owned decode says.
+        for (k, v) in m.extra.iter() {
+            assert_eq!(
+                rec.meta_value(k),
+                Some(v),
+                "borrowed metadata value of {k:?}"
+            );
+        }
+        let keys: std::collections::BTreeSet<&str> = rec.meta_entries().map(|(k, _)| k).collect();
+        assert!(
+            keys.iter().copied().eq(m.extra.keys()),
+            "borrowed metadata keys"
+        );
+        if rec.meta_entries().count() == m.extra.len() {
+            assert!(
+                rec.meta_entries().eq(m.extra.iter()),
+                "borrowed metadata entries"
+            );
+        }
+        assert_eq!(
+            rec.meta_bytes,
+            m.bytes.as_slice(),
+            "borrowed metadata bytes"
+        );
         let owned = rec.to_recorded(7, Arc::from(rec.stream), Arc::from(rec.event_type));
         assert_eq!(owned.payload, rec.payload);
         assert_eq!(owned.metadata, m);

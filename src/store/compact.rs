@@ -147,7 +147,9 @@ impl Inner {
                 h.first_position,
                 h.count,
                 h.end_position(),
-                FRAME_VERSION_COMPACTED,
+                // A frame of several streams or with opaque metadata bytes keeps its version
+                // (which allows placeholders too); any other becomes a compacted frame.
+                h.version.max(FRAME_VERSION_COMPACTED),
             );
             at += h.frame_len();
         }

@@ -304,6 +304,57 @@ impl Store {
         self.inner.append(stream, expected, events, None)
     }
 
+    /// Appends to several streams atomically: one frame and, with [`Durability::Always`], one
+    /// fsync for the whole batch. Each entry is a stream, the version it must be at, and its
+    /// events. Every expected version is checked before anything is written: if one does not
+    /// match, nothing is written and the error names that stream. All the events are durable
+    /// together or not at all (a crash never leaves part of the batch). Returns one
+    /// [`AppendResult`] per entry, in order; the events get dense positions in the order given.
+    ///
+    /// A handler commits its output events and its checkpoint this way, so that both or neither
+    /// are stored. Re-sending the same batch (same streams, ids and content, in the same order)
+    /// returns the original results and writes nothing, as for [`Store::append`].
+    ///
+    /// Errors: as for [`Store::append`], plus [`Error::InvalidArgument`] for an empty batch, an
+    /// entry without events, or a stream named twice (give all of a stream's events in one
+    /// entry). The limits (`MAX_BATCH_EVENTS`, `MAX_BATCH_BYTES`) apply to the whole batch.
+    ///
+    /// ```
+    /// use evlog::{EventData, ExpectedVersion, Store};
+    /// # let dir = tempfile::tempdir()?;
+    /// let store = Store::open(dir.path())?;
+    /// let results = store.append_multi(&[
+    ///     ("order-1", ExpectedVersion::NoStream, vec![EventData::new("OrderPlaced", b"{}".to_vec())]),
+    ///     ("stock-7", ExpectedVersion::Any, vec![EventData::new("StockReserved", b"{}".to_vec())]),
+    /// ])?;
+    /// assert_eq!((results[0].first_position, results[1].first_position), (0, 1));
+    ///
+    /// // One stale expected version, and nothing of the batch is written.
+    /// let stale = store.append_multi(&[
+    ///     ("order-1", ExpectedVersion::NoStream, vec![EventData::new("OrderPlaced", b"{}".to_vec())]),
+    ///     ("stock-8", ExpectedVersion::Any, vec![EventData::new("StockReserved", b"{}".to_vec())]),
+    /// ]);
+    /// assert!(matches!(stale, Err(evlog::Error::WrongExpectedVersion { .. })));
+    /// assert_eq!(store.stream_version("stock-8"), None);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn append_multi<S: AsRef<str>, E: AsRef<[EventData]>>(
+        &self,
+        batch: &[(S, ExpectedVersion, E)],
+    ) -> Result<Vec<AppendResult>> {
+        let parts: Vec<writer::Part<'_>> = batch
+            .iter()
+            .map(|(stream, expected, events)| writer::Part {
+                stream: stream.as_ref(),
+                expected: *expected,
+                events: events.as_ref(),
+            })
+            .collect();
+        let mut results = Vec::with_capacity(parts.len());
+        self.inner.append_parts(&parts, None, |r| results.push(r))?;
+        Ok(results)
+    }
+
     /// [`Store::append`] with the events' timestamp given instead of the time of the append:
     /// for imports and migrations that must keep the original times (`evlog import` uses it).
     /// Everything else is as for `append`.

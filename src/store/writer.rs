@@ -18,7 +18,7 @@ use crate::store::state::State;
 use crate::store::{Durability, Inner, now_us};
 use crate::wire::bytes::stream_hash;
 use crate::wire::checkpoint::{CHECKPOINT_FILE_NAME, encode_checkpoint};
-use crate::wire::frame::{begin_frame, finish_frame};
+use crate::wire::frame::{FRAME_VERSION, FRAME_VERSION_MULTI, begin_frame, finish_frame_version};
 use crate::wire::index_file::StreamEntry;
 use crate::wire::limits::{
     MAX_BATCH_BYTES, MAX_BATCH_EVENTS, MAX_EVENT_BYTES, MAX_EVENT_TYPE_BYTES, MAX_METADATA_ENTRIES,
@@ -135,68 +135,102 @@ pub(crate) fn validate_stream_id(stream: &str) -> Result<()> {
     Ok(())
 }
 
+/// One stream's part of an append: the stream, the version it must be at, and its events.
+#[derive(Clone, Copy)]
+pub(crate) struct Part<'a> {
+    pub stream: &'a str,
+    pub expected: ExpectedVersion,
+    pub events: &'a [EventData],
+}
+
 /// Checks an append's arguments against the limits; nothing is written when this fails.
-pub(crate) fn validate(stream: &str, events: &[EventData]) -> Result<()> {
+pub(crate) fn validate(parts: &[Part<'_>]) -> Result<()> {
     let bad = |m: String| Err(Error::InvalidArgument(m));
-    validate_stream_id(stream)?;
-    if events.is_empty() {
-        return bad("an append needs at least one event".into());
+    if parts.is_empty() {
+        return bad("an append needs at least one stream".into());
     }
-    if events.len() > MAX_BATCH_EVENTS {
+    let count: usize = parts.iter().map(|p| p.events.len()).sum();
+    if count > MAX_BATCH_EVENTS {
         return bad(format!(
-            "{} events in one append, more than MAX_BATCH_EVENTS ({MAX_BATCH_EVENTS})",
-            events.len()
+            "{count} events in one append, more than MAX_BATCH_EVENTS ({MAX_BATCH_EVENTS})"
         ));
     }
+    // Duplicate ids (and streams) inside one append: a scan for small batches, a set for large
+    // ones.
+    let mut seen = (count > 16).then(|| std::collections::HashSet::with_capacity(count));
     let mut total = 0usize;
-    // Duplicate ids inside one append: a scan for small batches, a set for large ones.
-    let mut seen =
-        (events.len() > 16).then(|| std::collections::HashSet::with_capacity(events.len()));
-    for (i, e) in events.iter().enumerate() {
-        if e.event_type.is_empty() {
-            return bad(format!("event {i} has an empty event type"));
-        }
-        if e.event_type.len() > MAX_EVENT_TYPE_BYTES {
+    let mut i = 0;
+    for (pi, part) in parts.iter().enumerate() {
+        let stream = part.stream;
+        validate_stream_id(stream)?;
+        if part.events.is_empty() {
             return bad(format!(
-                "event {i}: event type is {} bytes, more than MAX_EVENT_TYPE_BYTES ({MAX_EVENT_TYPE_BYTES})",
-                e.event_type.len()
+                "stream {stream:?}: an append needs at least one event"
             ));
         }
-        if e.metadata.extra.len() > MAX_METADATA_ENTRIES {
+        if parts[..pi].iter().any(|p| p.stream == stream) {
             return bad(format!(
-                "event {i} has {} metadata entries, more than MAX_METADATA_ENTRIES ({MAX_METADATA_ENTRIES})",
-                e.metadata.extra.len()
+                "stream {stream:?} appears twice in one append: give all its events in one part"
             ));
         }
-        if let Some(k) = e
-            .metadata
-            .extra
-            .keys()
-            .find(|k| k.len() > MAX_METADATA_KEY_BYTES)
-        {
-            return bad(format!(
-                "event {i}: metadata key of {} bytes, more than MAX_METADATA_KEY_BYTES ({MAX_METADATA_KEY_BYTES})",
-                k.len()
-            ));
+        for e in part.events {
+            validate_event(i, e)?;
+            let dup = match &mut seen {
+                Some(set) => !set.insert(e.id),
+                None => parts[..=pi]
+                    .iter()
+                    .flat_map(|p| p.events)
+                    .take(i)
+                    .any(|p| p.id == e.id),
+            };
+            if dup {
+                return bad(format!("event id {} appears twice in one append", e.id));
+            }
+            total += event_len(e) + stream.len() + e.event_type.len() + 96;
+            i += 1;
         }
-        let n = event_len(e);
-        if n > MAX_EVENT_BYTES {
-            return bad(format!(
-                "event {i} is {n} bytes (payload and metadata), more than MAX_EVENT_BYTES ({MAX_EVENT_BYTES})"
-            ));
-        }
-        let dup = match &mut seen {
-            Some(set) => !set.insert(e.id),
-            None => events[..i].iter().any(|p| p.id == e.id),
-        };
-        if dup {
-            return bad(format!("event id {} appears twice in one append", e.id));
-        }
-        total += n + stream.len() + e.event_type.len() + 96;
     }
     if total > MAX_BATCH_BYTES {
         return bad(format!(
             "append of about {total} bytes, more than MAX_BATCH_BYTES ({MAX_BATCH_BYTES})"
+        ));
+    }
+    Ok(())
+}
+
+/// Checks event `i` of an append against the limits.
+fn validate_event(i: usize, e: &EventData) -> Result<()> {
+    let bad = |m: String| Err(Error::InvalidArgument(m));
+    if e.event_type.is_empty() {
+        return bad(format!("event {i} has an empty event type"));
+    }
+    if e.event_type.len() > MAX_EVENT_TYPE_BYTES {
+        return bad(format!(
+            "event {i}: event type is {} bytes, more than MAX_EVENT_TYPE_BYTES ({MAX_EVENT_TYPE_BYTES})",
+            e.event_type.len()
+        ));
+    }
+    if e.metadata.extra.len() > MAX_METADATA_ENTRIES {
+        return bad(format!(
+            "event {i} has {} metadata entries, more than MAX_METADATA_ENTRIES ({MAX_METADATA_ENTRIES})",
+            e.metadata.extra.len()
+        ));
+    }
+    if let Some(k) = e
+        .metadata
+        .extra
+        .keys()
+        .find(|k| k.len() > MAX_METADATA_KEY_BYTES)
+    {
+        return bad(format!(
+            "event {i}: metadata key of {} bytes, more than MAX_METADATA_KEY_BYTES ({MAX_METADATA_KEY_BYTES})",
+            k.len()
+        ));
+    }
+    let n = event_len(e);
+    if n > MAX_EVENT_BYTES {
+        return bad(format!(
+            "event {i} is {n} bytes (payload and metadata), more than MAX_EVENT_BYTES ({MAX_EVENT_BYTES})"
         ));
     }
     Ok(())
@@ -211,8 +245,26 @@ impl Inner {
         events: &[EventData],
         timestamp_us: Option<u64>,
     ) -> Result<AppendResult> {
-        validate(stream, events)?;
-        let (result, target) = {
+        let part = Part {
+            stream,
+            expected,
+            events,
+        };
+        let mut result = None;
+        self.append_parts(&[part], timestamp_us, |r| result = Some(r))?;
+        Ok(result.expect("one part, one result"))
+    }
+
+    /// Appends every part in one frame, if every stream is at its expected version; calls
+    /// `result` with each part's result, in order. See [`crate::Store::append_multi`].
+    pub(crate) fn append_parts(
+        &self,
+        parts: &[Part<'_>],
+        timestamp_us: Option<u64>,
+        mut result: impl FnMut(AppendResult),
+    ) -> Result<()> {
+        validate(parts)?;
+        let target = {
             let mut guard = self.writer.lock();
             let w = match guard.as_mut() {
                 Some(w) => w,
@@ -224,58 +276,87 @@ impl Inner {
             }
             if let settings = &self.state.read().settings
                 && !settings.is_empty()
-                && settings.get(stream).is_some_and(|s| s.tombstone)
+                && let Some(p) = parts
+                    .iter()
+                    .find(|p| settings.get(p.stream).is_some_and(|s| s.tombstone))
             {
                 return Err(Error::StreamDeleted {
-                    stream: stream.to_owned(),
+                    stream: p.stream.to_owned(),
                 });
             }
-            if let Some(r) = self.find_resend(w, stream, events)? {
+            if let Some(last) = self.find_resend(w, parts, &mut result)? {
                 drop(guard);
-                self.wait_visible(r.last_position)?;
-                return Ok(r);
+                self.wait_visible(last)?;
+                return Ok(());
             }
-            let actual = self.state.read().streams.get(stream).copied();
-            if !expected.matches(actual) {
-                return Err(Error::WrongExpectedVersion {
-                    stream: stream.to_owned(),
-                    expected,
-                    actual,
-                });
+            // Every expected version is checked before anything is written.
+            let mut first_versions = Vec::with_capacity(parts.len());
+            {
+                let st = self.state.read();
+                for p in parts {
+                    let actual = st.streams.get(p.stream).copied();
+                    if !p.expected.matches(actual) {
+                        return Err(Error::WrongExpectedVersion {
+                            stream: p.stream.to_owned(),
+                            expected: p.expected,
+                            actual,
+                        });
+                    }
+                    first_versions.push(actual.map_or(0, |v| v + 1));
+                }
             }
-            let first_version = actual.map_or(0, |v| v + 1);
             let ts = timestamp_us.unwrap_or_else(now_us);
             let mut buf = std::mem::take(&mut w.buf);
             buf.clear();
             let start = begin_frame(&mut buf);
-            for (i, e) in events.iter().enumerate() {
-                encode_record(&mut buf, stream, first_version + i as u64, ts, e);
+            let mut count = 0u32;
+            for (p, first_version) in parts.iter().zip(&first_versions) {
+                for (i, e) in p.events.iter().enumerate() {
+                    encode_record(&mut buf, p.stream, first_version + i as u64, ts, e);
+                }
+                count += p.events.len() as u32;
             }
             let first_position = w.next_position;
-            finish_frame(
+            // Version 1 unless the frame holds what only version 3 may (several streams,
+            // opaque metadata bytes), so that stores using neither stay readable by builds
+            // that do not know version 3.
+            let version = if parts.len() > 1
+                || parts
+                    .iter()
+                    .flat_map(|p| p.events)
+                    .any(|e| !e.metadata.bytes.is_empty())
+            {
+                FRAME_VERSION_MULTI
+            } else {
+                FRAME_VERSION
+            };
+            finish_frame_version(
                 &mut buf,
                 start,
                 first_position,
-                events.len() as u32,
+                count,
                 self.durable_next.load(Ordering::Acquire),
+                version,
             );
-            let r = self.write_frame(w, stream, events, first_version, &buf);
+            let r = self.write_frame(w, parts, &first_versions, &buf);
             w.buf = buf;
             let target = r?;
-            let n = events.len() as u64;
-            (
-                AppendResult {
-                    first_position,
-                    last_position: first_position + n - 1,
+            let mut at = first_position;
+            for (p, first_version) in parts.iter().zip(&first_versions) {
+                let n = p.events.len() as u64;
+                result(AppendResult {
+                    first_position: at,
+                    last_position: at + n - 1,
                     next_expected_version: first_version + n - 1,
-                },
-                target,
-            )
+                });
+                at += n;
+            }
+            target
         };
         if self.opts.durability == Durability::Always {
             self.wait_durable(target)?;
         }
-        Ok(result)
+        Ok(())
     }
 
     /// Writes one encoded frame (rolling first if it does not fit), updates the indexes and
@@ -283,9 +364,8 @@ impl Inner {
     fn write_frame(
         &self,
         w: &mut Writer,
-        stream: &str,
-        events: &[EventData],
-        first_version: u64,
+        parts: &[Part<'_>],
+        first_versions: &[u64],
         frame: &[u8],
     ) -> Result<u64> {
         let header_len = SEGMENT_HEADER_BYTES as u64;
@@ -308,7 +388,7 @@ impl Inner {
         w.last_header_crc = u32::from_le_bytes(frame[28..32].try_into().expect("4 bytes"));
         let first = w.header.first_position;
         let first_position = w.next_position;
-        let hash = stream_hash(stream);
+        let mut count = 0u64;
         {
             let mut st = self.state.write();
             if let Some(a) = &st.active {
@@ -316,27 +396,31 @@ impl Inner {
             }
             let rel_first = (first_position - first) as u32;
             st.active_index.push_frame(rel_first, offset as u32);
-            for (i, e) in events.iter().enumerate() {
-                let entry = StreamEntry {
-                    hash,
-                    version: first_version + i as u64,
-                    rel_pos: rel_first + i as u32,
-                    frame_offset: offset as u32,
-                };
-                st.active_index.push_event(entry, *e.id.as_bytes());
-            }
-            let last_version = first_version + events.len() as u64 - 1;
-            match st.streams.get_mut(stream) {
-                Some(v) => *v = last_version,
-                None => {
-                    st.streams.insert(Arc::from(stream), last_version);
+            for (p, &first_version) in parts.iter().zip(first_versions) {
+                let hash = stream_hash(p.stream);
+                for (i, e) in p.events.iter().enumerate() {
+                    let entry = StreamEntry {
+                        hash,
+                        version: first_version + i as u64,
+                        rel_pos: rel_first + (count + i as u64) as u32,
+                        frame_offset: offset as u32,
+                    };
+                    st.active_index.push_event(entry, *e.id.as_bytes());
                 }
+                let last_version = first_version + p.events.len() as u64 - 1;
+                match st.streams.get_mut(p.stream) {
+                    Some(v) => *v = last_version,
+                    None => {
+                        st.streams.insert(Arc::from(p.stream), last_version);
+                    }
+                }
+                count += p.events.len() as u64;
             }
         }
-        for (i, e) in events.iter().enumerate() {
+        for (i, e) in parts.iter().flat_map(|p| p.events).enumerate() {
             w.ids.insert(e.id, first_position + i as u64);
         }
-        w.next_position += events.len() as u64;
+        w.next_position += count;
         w.written += frame.len() as u64;
         if w.unwritten.len() >= MAX_UNWRITTEN_BYTES {
             self.write_unwritten(w)?;
@@ -410,14 +494,15 @@ impl Inner {
         Ok(())
     }
 
-    /// Finds an earlier append of the same events (a re-send after a timeout). Returns its
-    /// result, or an error if some of the ids are stored with other content.
+    /// Finds an earlier append of the same parts (a re-send after a timeout): calls `result`
+    /// with each part's original result and returns the position of its last event. An error
+    /// if some of the ids are stored with other content or in another append.
     fn find_resend(
         &self,
         w: &mut Writer,
-        stream: &str,
-        events: &[EventData],
-    ) -> Result<Option<AppendResult>> {
+        parts: &[Part<'_>],
+        result: &mut impl FnMut(AppendResult),
+    ) -> Result<Option<u64>> {
         let lookup = |id: &Uuid| -> Result<Option<u64>> {
             if let Some(p) = w.ids.get(id) {
                 return Ok(Some(*p));
@@ -434,8 +519,12 @@ impl Inner {
             }
             Ok(None)
         };
-        let Some(p0) = lookup(&events[0].id)? else {
-            for e in &events[1..] {
+        let first_id = parts[0].events[0].id;
+        let mut events = parts
+            .iter()
+            .flat_map(|p| p.events.iter().map(move |e| (p.stream, e)));
+        let Some(p0) = lookup(&first_id)? else {
+            for (_, e) in events.skip(1) {
                 if lookup(&e.id)?.is_some() {
                     return Err(Error::DuplicateEventId { id: e.id });
                 }
@@ -444,21 +533,24 @@ impl Inner {
         };
         // The earlier frame may still be waiting for its write.
         self.write_unwritten(w)?;
-        let mut last_version = 0;
+        let total: usize = parts.iter().map(|p| p.events.len()).sum();
+        let mut versions = Vec::with_capacity(total);
         let mut frame_ok = true;
         let mut scratch = Vec::new();
         let st = self.state.read();
         let (seg, offset) = st
             .locate(p0)?
-            .ok_or(Error::DuplicateEventId { id: events[0].id })?;
+            .ok_or(Error::DuplicateEventId { id: first_id })?;
         drop(st);
         let same = seg.with_frame(offset, &mut scratch, |bytes, h| {
-            if h.first_position != p0 || h.count as usize != events.len() {
+            if h.first_position != p0 || h.count as usize != total {
                 frame_ok = false;
                 return Ok(None);
             }
             let body = crate::wire::frame::frame_body(bytes, h);
-            for (r, e) in crate::wire::record::Records::new(body, h.count).zip(events) {
+            for (r, (stream, e)) in
+                crate::wire::record::Records::new(body, h.count).zip(&mut events)
+            {
                 let (_, r) = r.map_err(|e| Error::corrupted(seg.path(), offset, e))?;
                 // A placeholder of an event compaction dropped keeps only the id to compare.
                 let same = if r.dropped {
@@ -469,7 +561,7 @@ impl Inner {
                 if r.stream != stream || !same {
                     return Ok(Some(e.id));
                 }
-                last_version = r.version;
+                versions.push(r.version);
             }
             Ok(None)
         })??;
@@ -477,14 +569,19 @@ impl Inner {
             return Err(Error::DuplicateEventId { id });
         }
         if !frame_ok {
-            return Err(Error::DuplicateEventId { id: events[0].id });
+            return Err(Error::DuplicateEventId { id: first_id });
         }
-        let n = events.len() as u64;
-        Ok(Some(AppendResult {
-            first_position: p0,
-            last_position: p0 + n - 1,
-            next_expected_version: last_version,
-        }))
+        let mut at = 0;
+        for p in parts {
+            let n = p.events.len();
+            result(AppendResult {
+                first_position: p0 + at as u64,
+                last_position: p0 + (at + n) as u64 - 1,
+                next_expected_version: versions[at + n - 1],
+            });
+            at += n;
+        }
+        Ok(Some(p0 + total as u64 - 1))
     }
 
     /// Seals the active segment and starts the next one.

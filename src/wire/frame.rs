@@ -17,6 +17,13 @@ pub const FRAME_VERSION: u8 = 1;
 /// Version of the frames compaction rewrites: like version 1, but records may be dropped
 /// placeholders (record flag `FLAG_DROPPED`). Builds that only know version 1 refuse them.
 pub const FRAME_VERSION_COMPACTED: u8 = 2;
+/// Version of the frames that may hold records of several streams (one
+/// `Store::append_multi`, each stream's records together and in version order) or records
+/// with opaque metadata bytes (record flag `FLAG_META_BYTES`); compaction keeps the version,
+/// and such frames may then also hold dropped placeholders. Appends that use neither are
+/// written as version 1, so a store that never uses them stays readable by builds that only
+/// know versions 1 and 2: they refuse version 3 as a newer format (`Error::UnsupportedFormat`).
+pub const FRAME_VERSION_MULTI: u8 = 3;
 /// Size of a frame header.
 pub const FRAME_HEADER_BYTES: usize = 32;
 /// Size of a frame trailer.
@@ -27,6 +34,9 @@ pub const FRAME_OVERHEAD_BYTES: usize = FRAME_HEADER_BYTES + FRAME_TRAILER_BYTES
 /// A decoded and checked frame header.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct FrameHeader {
+    /// Frame version: [`FRAME_VERSION`], [`FRAME_VERSION_COMPACTED`] or
+    /// [`FRAME_VERSION_MULTI`].
+    pub version: u8,
     /// Length of the body in bytes.
     pub body_len: u32,
     /// Number of records in the body (at least 1).
@@ -75,11 +85,11 @@ impl FrameHeader {
             },
         )?;
         let header_crc = u32_at(buf, 28);
-        if buf[4] != FRAME_VERSION && buf[4] != FRAME_VERSION_COMPACTED {
+        if ![FRAME_VERSION, FRAME_VERSION_COMPACTED, FRAME_VERSION_MULTI].contains(&buf[4]) {
             return Err(DecodeError::unsupported(
                 4,
                 "frame version",
-                FRAME_VERSION.into(),
+                FRAME_VERSION_MULTI.into(),
                 buf[4].into(),
             ));
         }
@@ -115,6 +125,7 @@ impl FrameHeader {
             ));
         }
         Ok(FrameHeader {
+            version: buf[4],
             body_len,
             count,
             first_position,

@@ -5,7 +5,7 @@
 //! [correlation id [16] if flags&1] | [causation id [16] if flags&2] |
 //! stream_len u16 | stream | type_len u16 | type |
 //! meta_count u16 | meta_count x (key_len u16 | key | value_len u32 | value) |
-//! payload_len u32 | payload
+//! [meta_bytes_len u32 | meta_bytes if flags&8] | payload_len u32 | payload
 //! ```
 
 use std::sync::Arc;
@@ -25,6 +25,11 @@ const FLAG_CAUSATION: u8 = 2;
 /// dropped: it keeps the version, timestamp, id and stream (so positions, versions and the
 /// idempotency window stay dense), with an empty type, no metadata and an empty payload.
 pub const FLAG_DROPPED: u8 = 4;
+/// The record carries opaque metadata bytes (JSON text, protobuf, ...) after its metadata
+/// entries. Only frames of version 3 ([`super::frame::FRAME_VERSION_MULTI`]) hold such records,
+/// so builds that do not know the flag refuse the frame as a newer format instead of calling
+/// it damaged.
+pub const FLAG_META_BYTES: u8 = 8;
 
 /// Appends the placeholder of a dropped event to `out` (see [`FLAG_DROPPED`]).
 pub fn encode_dropped_record(out: &mut Vec<u8>, r: &RecordView<'_>) {
@@ -50,6 +55,11 @@ pub fn metadata_len(m: &Metadata) -> usize {
         .iter()
         .map(|(k, v)| 2 + k.len() + 4 + v.len())
         .sum::<usize>()
+        + if m.bytes.is_empty() {
+            0
+        } else {
+            4 + m.bytes.len()
+        }
 }
 
 /// Bytes of the event counted against [`MAX_EVENT_BYTES`]: payload plus encoded metadata.
@@ -72,7 +82,8 @@ pub fn encode_record(
     out.extend_from_slice(e.id.as_bytes());
     let m = &e.metadata;
     let flags = u8::from(m.correlation_id.is_some()) * FLAG_CORRELATION
-        + u8::from(m.causation_id.is_some()) * FLAG_CAUSATION;
+        + u8::from(m.causation_id.is_some()) * FLAG_CAUSATION
+        + u8::from(!m.bytes.is_empty()) * FLAG_META_BYTES;
     out.push(flags);
     if let Some(id) = m.correlation_id {
         out.extend_from_slice(id.as_bytes());
@@ -90,6 +101,10 @@ pub fn encode_record(
         out.extend_from_slice(k.as_bytes());
         out.extend_from_slice(&(v.len() as u32).to_le_bytes());
         out.extend_from_slice(v.as_bytes());
+    }
+    if !m.bytes.is_empty() {
+        out.extend_from_slice(&(m.bytes.len() as u32).to_le_bytes());
+        out.extend_from_slice(&m.bytes);
     }
     out.extend_from_slice(&(e.payload.len() as u32).to_le_bytes());
     out.extend_from_slice(&e.payload);
@@ -116,6 +131,8 @@ pub struct RecordView<'a> {
     pub event_type: &'a str,
     meta_count: u16,
     meta_raw: &'a [u8],
+    /// Opaque metadata bytes (empty when the record has none: [`FLAG_META_BYTES`]).
+    pub meta_bytes: &'a [u8],
     /// Payload bytes.
     pub payload: &'a [u8],
     /// A placeholder for an event compaction dropped: no type, metadata or payload. Readers
@@ -124,6 +141,30 @@ pub struct RecordView<'a> {
 }
 
 impl<'a> RecordView<'a> {
+    /// The metadata entries as they are encoded in the record (`meta_count` times key length
+    /// u16, key, value length u32, value; checked by [`decode_record`]).
+    pub fn meta_raw(&self) -> &'a [u8] {
+        self.meta_raw
+    }
+
+    /// The metadata entries, borrowed, in the order the record holds them (key order, as
+    /// writers write them), without allocating.
+    pub fn meta_entries(&self) -> MetaEntries<'a> {
+        MetaEntries {
+            raw: self.meta_raw,
+            left: self.meta_count,
+        }
+    }
+
+    /// The value of metadata key `key`, borrowed (the last one if a damaged or foreign record
+    /// holds the key twice, as the owned decode keeps it).
+    pub fn meta_value(&self, key: &str) -> Option<&'a str> {
+        self.meta_entries()
+            .filter(|(k, _)| *k == key)
+            .last()
+            .map(|(_, v)| v)
+    }
+
     /// Decodes the user metadata (already checked by [`decode_record`]).
     pub fn extra(&self) -> Extra {
         let count = usize::from(self.meta_count);
@@ -156,6 +197,7 @@ impl<'a> RecordView<'a> {
             correlation_id: self.correlation_id,
             causation_id: self.causation_id,
             extra: self.extra(),
+            bytes: self.meta_bytes.to_vec(),
         }
     }
 
@@ -185,7 +227,39 @@ impl<'a> RecordView<'a> {
             && self.payload == e.payload.as_slice()
             && self.correlation_id == e.metadata.correlation_id
             && self.causation_id == e.metadata.causation_id
+            && self.meta_bytes == e.metadata.bytes.as_slice()
             && self.extra() == e.metadata.extra
+    }
+}
+
+/// The metadata entries of a record, borrowed: see [`RecordView::meta_entries`].
+#[derive(Debug, Clone)]
+pub struct MetaEntries<'a> {
+    raw: &'a [u8],
+    left: u16,
+}
+
+impl<'a> Iterator for MetaEntries<'a> {
+    type Item = (&'a str, &'a str);
+
+    fn next(&mut self) -> Option<Self::Item> {
+        if self.left == 0 {
+            return None;
+        }
+        self.left -= 1;
+        // The record decoder checked every length and that keys and values are UTF-8; a
+        // shorter `raw` (never handed out) would end the entries instead of panicking.
+        let kl = usize::from(u16::from_le_bytes(self.raw.get(..2)?.try_into().ok()?));
+        let key = std::str::from_utf8(self.raw.get(2..2 + kl)?).ok()?;
+        let at = 2 + kl;
+        let vl = u32::from_le_bytes(self.raw.get(at..at + 4)?.try_into().ok()?) as usize;
+        let value = std::str::from_utf8(self.raw.get(at + 4..at + 4 + vl)?).ok()?;
+        self.raw = &self.raw[at + 4 + vl..];
+        Some((key, value))
+    }
+
+    fn size_hint(&self) -> (usize, Option<usize>) {
+        (0, Some(usize::from(self.left)))
     }
 }
 
@@ -207,10 +281,10 @@ pub fn decode_record(buf: &[u8], base: usize) -> Result<(RecordView<'_>, usize),
     let id = uuid(&mut c, "record event id")?;
     let flags_at = c.offset();
     let flags = c.u8("record flags")?;
-    if flags & !(FLAG_CORRELATION | FLAG_CAUSATION | FLAG_DROPPED) != 0
+    if flags & !(FLAG_CORRELATION | FLAG_CAUSATION | FLAG_DROPPED | FLAG_META_BYTES) != 0
         || (flags & FLAG_DROPPED != 0 && flags != FLAG_DROPPED)
     {
-        return Err(DecodeError::new(flags_at, "record flags", 7, flags.into()));
+        return Err(DecodeError::new(flags_at, "record flags", 15, flags.into()));
     }
     let dropped = flags == FLAG_DROPPED;
     let correlation_id = if flags & FLAG_CORRELATION != 0 {
@@ -262,6 +336,18 @@ pub fn decode_record(buf: &[u8], base: usize) -> Result<(RecordView<'_>, usize),
         meta_bytes += 6 + kl + vl;
     }
     let raw_end = c.offset() - (base + 4);
+    let opaque = if flags & FLAG_META_BYTES != 0 {
+        let at = c.offset();
+        let bl = c.u32("metadata bytes length")? as usize;
+        if bl == 0 {
+            // Writers set the flag only for bytes, so that one encoding stands for "none".
+            return Err(DecodeError::new(at, "metadata bytes length", 1, 0));
+        }
+        meta_bytes += 4 + bl;
+        c.bytes_with_limit(bl, MAX_EVENT_BYTES, "metadata bytes")?
+    } else {
+        &[]
+    };
     let pl = c.u32("payload length")? as usize;
     let payload = c.bytes_with_limit(pl, MAX_EVENT_BYTES, "payload")?;
     if pl + meta_bytes > MAX_EVENT_BYTES {
@@ -299,6 +385,7 @@ pub fn decode_record(buf: &[u8], base: usize) -> Result<(RecordView<'_>, usize),
             event_type,
             meta_count,
             meta_raw: &body[raw_start..raw_end],
+            meta_bytes: opaque,
             payload,
             dropped,
         },
