@@ -127,6 +127,31 @@ impl Events {
             .with_id(Uuid::from_u128(id))
             .with_metadata(Metadata::new().with(META, meta))
     }
+
+    /// `size` events, each to another of `size` distinct random streams.
+    fn batch(&mut self, size: usize) -> Vec<(String, Vec<EventData>)> {
+        let mut streams = std::collections::HashSet::new();
+        while streams.len() < size {
+            streams.insert(self.rng.below(STANDARD_STREAMS));
+        }
+        let mut streams: Vec<u64> = streams.into_iter().collect();
+        streams.sort_unstable();
+        streams
+            .into_iter()
+            .map(|s| (Workload::stream_name(s), vec![self.event()]))
+            .collect()
+    }
+}
+
+/// Notes the last versions `versions` of the streams of `batch`.
+fn note(
+    last: &mut HashMap<String, Option<u64>>,
+    batch: &[(String, Vec<EventData>)],
+    versions: impl Iterator<Item = u64>,
+) {
+    for ((s, _), v) in batch.iter().zip(versions) {
+        last.insert(s.clone(), Some(v));
+    }
 }
 
 fn meta_of(e: &EventData) -> &str {
@@ -169,11 +194,8 @@ fn evlog_replay(store: &Store, filter: &ReadFilter, read_meta: bool) -> (u64, u6
     let mut sum = 0u64;
     let end = store
         .replay(0, u64::MAX, filter, |e| {
-            // Owned metadata until `EventRef::metadata_value` lands.
-            let owned;
             let meta = if read_meta {
-                owned = e.metadata();
-                owned.extra.get(META).unwrap()
+                e.metadata_value(META).unwrap()
             } else {
                 ""
             };
@@ -213,11 +235,13 @@ fn sqlite_open(path: &Path, durable: bool) -> Connection {
 }
 
 /// One `BEGIN IMMEDIATE` transaction: for each (stream, expected last version, events), checks
-/// the stream's last version and inserts the events after it.
-fn sqlite_append(c: &mut Connection, batch: &[(&str, Option<u64>, &[EventData])]) {
+/// the stream's last version and inserts the events after it. Returns each stream's new last
+/// version.
+fn sqlite_append(c: &mut Connection, batch: &[(&str, Option<u64>, &[EventData])]) -> Vec<u64> {
     let tx = c
         .transaction_with_behavior(TransactionBehavior::Immediate)
         .unwrap();
+    let mut versions = Vec::with_capacity(batch.len());
     {
         let mut cur = tx
             .prepare_cached("SELECT max(version) FROM events WHERE stream = ?1")
@@ -228,7 +252,9 @@ fn sqlite_append(c: &mut Connection, batch: &[(&str, Option<u64>, &[EventData])]
             let v: Option<i64> = cur.query_row([stream], |r| r.get(0)).unwrap();
             // The optimistic check: a real caller would roll back and report the conflict.
             assert_eq!(v.map(|v| v as u64), last, "wrong expected version");
-            for (v, e) in (v.map_or(0, |v| v + 1)..).zip(evs) {
+            let first = v.map_or(0, |v| v + 1);
+            versions.push((first + evs.len() as i64 - 1) as u64);
+            for (v, e) in (first..).zip(evs) {
                 ins.execute(params![
                     stream,
                     v,
@@ -243,6 +269,7 @@ fn sqlite_append(c: &mut Connection, batch: &[(&str, Option<u64>, &[EventData])]
         }
     }
     tx.commit().unwrap();
+    versions
 }
 
 /// Replays every event (or those of `event_type`) in position order, reading every column;
@@ -324,6 +351,17 @@ fn num(v: f64, unit: &str) -> String {
     }
 }
 
+/// Events per second of appending `batches`, each with one call of `append`.
+fn batch_rate(
+    batches: &[Vec<(String, Vec<EventData>)>],
+    mut append: impl FnMut(&[(String, Vec<EventData>)]),
+) -> f64 {
+    per_sec(|| {
+        batches.iter().for_each(|b| append(b));
+        batches.iter().flatten().map(|(_, e)| e.len() as u64).sum()
+    })
+}
+
 fn fmt(v: f64, unit: &str) -> String {
     format!(
         "{} {}",
@@ -386,10 +424,10 @@ fn drop_page_cache(dirs: &[&Path]) -> &'static str {
 
 fn main() {
     let quick = std::env::args().any(|a| a == "--quick");
-    let (n, rounds, cold_rounds, open_rounds) = if quick {
-        (100_000u64, 3, 2, 5)
+    let (n, rounds, cold_rounds, open_rounds, n_batches, batch_rounds) = if quick {
+        (100_000u64, 3, 2, 5, 100, 5)
     } else {
-        (1_000_000u64, 5, 3, 7)
+        (1_000_000u64, 5, 3, 7, 500, 10)
     };
     let t_all = Instant::now();
     println!(
@@ -583,9 +621,52 @@ fn main() {
         "",
     );
 
-    // 4: durable batches of 100 events to 100 distinct streams.
-    println!(
-        "4. durable batches of 100 (100 streams each)     | not yet available (needs Store::append_multi)"
+    // 4: durable batches of 100 events, each to another of 100 distinct streams, one fsync per
+    // batch, every stream's version checked; into the loaded stores.
+    let mut g = Events::new(44);
+    let batches: Vec<_> = (0..n_batches).map(|_| g.batch(100)).collect();
+    let store = evlog_options(Durability::Always)
+        .open(evlog_dir.path())
+        .unwrap();
+    let mut conn = sqlite_open(&db, true);
+    let last: HashMap<String, Option<u64>> = (0..STANDARD_STREAMS)
+        .map(Workload::stream_name)
+        .map(|s| (s.clone(), store.stream_version(&s)))
+        .collect();
+    let (mut ev_last, mut sql_last) = (last.clone(), last);
+    let mut ev_chunks = batches.chunks(n_batches / batch_rounds);
+    let mut sql_chunks = ev_chunks.clone();
+    let [ev, sql] = interleaved(
+        batch_rounds,
+        [
+            &mut || {
+                batch_rate(ev_chunks.next().unwrap(), |b| {
+                    let req: Vec<_> = b
+                        .iter()
+                        .map(|(s, e)| (s, expected(ev_last[s]), e))
+                        .collect();
+                    let r = store.append_multi(&req).unwrap();
+                    note(&mut ev_last, b, r.iter().map(|r| r.next_expected_version));
+                })
+            },
+            &mut || {
+                batch_rate(sql_chunks.next().unwrap(), |b| {
+                    let req: Vec<_> = b
+                        .iter()
+                        .map(|(s, e)| (s.as_str(), sql_last[s], e.as_slice()))
+                        .collect();
+                    note(&mut sql_last, b, sqlite_append(&mut conn, &req).into_iter());
+                })
+            },
+        ],
+    );
+    report(
+        "4. durable batches of 100 (100 streams each)",
+        "",
+        ev,
+        sql,
+        ">= 10",
+        &format!(" | {n_batches} batches in {batch_rounds} rounds"),
     );
 
     println!(
