@@ -106,6 +106,19 @@ pub enum Error {
     /// The store was opened read-only.
     #[error("store is opened read-only; open it with Store::open to append")]
     ReadOnly,
+    /// A subscription's checkpoint stream holds an event that is not a checkpoint.
+    #[error(
+        "checkpoint stream {stream:?} holds an event that is not a checkpoint at version \
+         {version}: {reason}; give the subscription another name, or delete the stream to start over"
+    )]
+    BadCheckpoint {
+        /// The checkpoint stream (`$checkpoint-NAME`).
+        stream: String,
+        /// Version of the event that is not a checkpoint.
+        version: u64,
+        /// What is wrong with it.
+        reason: String,
+    },
 }
 
 /// Shorthand for results of this crate.

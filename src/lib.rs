@@ -51,6 +51,7 @@ pub mod segment;
 pub mod snapshot;
 pub mod stats;
 pub mod store;
+pub mod subscription;
 pub mod wire;
 pub mod workload;
 

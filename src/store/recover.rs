@@ -1040,11 +1040,15 @@ fn recover_once(
             // Cut a torn tail (an incomplete last write) back to the last whole frame, and make
             // what remains durable: appends after this open record everything before them as
             // durable (see `durable_frame_after`).
+            // A file that ends where the checkpoint's covered prefix ends (a clean close) needs
+            // no fsync: a checkpoint is written only once what it covers is durable.
             if end.error.is_some() {
                 f.set_len(end.good_end)
                     .map_err(Error::io("truncate", &m.path))?;
             }
-            fsync_data(&*f, &m.path)?;
+            if end.error.is_some() || !data.is_empty() {
+                fsync_data(&*f, &m.path)?;
+            }
         }
         next_position = end.next_position;
         active_index = idx;

@@ -84,6 +84,10 @@ fn waiters_to_wake(st: &mut SyncState) -> Vec<std::thread::Thread> {
 
 /// Zeros written ahead of the frames with `Durability::Always` (see [`Inner::zero_ahead`]).
 const ZERO_AHEAD_BYTES: u64 = 1 << 20;
+/// The fewest zeros written ahead: right after open, the zeros ahead are twice the bytes
+/// written since, at least this and at most [`ZERO_AHEAD_BYTES`], so that the first durable
+/// append after an open does not wait for the flush of a whole MiB of zeros.
+const ZERO_AHEAD_MIN_BYTES: u64 = 4 << 10;
 
 static ZEROS: [u8; 64 << 10] = [0; 64 << 10];
 
@@ -456,8 +460,9 @@ impl Inner {
         Ok(())
     }
 
-    /// Writes zeros after the frames, up to [`ZERO_AHEAD_BYTES`] past them, when the frames
-    /// reach the end of the zeros written before (only with `Durability::Always`). An fsync of
+    /// Writes zeros after the frames, up to [`ZERO_AHEAD_BYTES`] past them (less right after
+    /// open: [`ZERO_AHEAD_MIN_BYTES`]), when the frames reach the end of the zeros written
+    /// before (only with `Durability::Always`). An fsync of
     /// frames that extend the file must also commit the file's new size and blocks (a journal
     /// commit); frames written over zeros already on disk need only their data flushed. The
     /// fsync after the first frames in new zeros makes the zeros durable too. Zeros after the
@@ -468,7 +473,11 @@ impl Inner {
         if self.opts.durability != Durability::Always || w.len < w.zeroed_to {
             return;
         }
-        let to = (w.len + ZERO_AHEAD_BYTES).min(self.opts.segment_bytes.max(w.len));
+        let ahead = w
+            .written
+            .saturating_mul(2)
+            .clamp(ZERO_AHEAD_MIN_BYTES, ZERO_AHEAD_BYTES);
+        let to = (w.len + ahead).min(self.opts.segment_bytes.max(w.len));
         let mut at = w.len;
         while at < to {
             let n = (to - at).min(ZEROS.len() as u64) as usize;

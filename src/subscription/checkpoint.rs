@@ -1,0 +1,133 @@
+//! Durable checkpoints of named subscriptions, kept in the log itself: each is an event of type
+//! [`CHECKPOINT_EVENT_TYPE`] in the system stream `$checkpoint-NAME`, whose JSON payload
+//! `{"position":N}` says that every event before position `N` was handled. So a checkpoint has
+//! every promise of the log (durable when acknowledged, recovered after a crash, verified,
+//! exported), and a handler can store its output and its checkpoint in one
+//! [`Store::append_multi`].
+
+use std::time::Instant;
+
+use crate::error::{Error, Result};
+use crate::event::{Direction, EventData, ExpectedVersion};
+use crate::store::Store;
+
+/// Prefix of the checkpoint streams: `$checkpoint-NAME`.
+pub const CHECKPOINT_STREAM_PREFIX: &str = "$checkpoint-";
+/// Type of the checkpoint events.
+pub const CHECKPOINT_EVENT_TYPE: &str = "CheckpointStored";
+/// Checkpoint events left visible per subscription (older ones are hidden by the stream's
+/// retention and dropped by compaction): the last one is all a subscription reads; a few more
+/// show its recent progress.
+pub const CHECKPOINT_EVENTS_KEPT: u64 = 16;
+
+/// The checkpoint stream of the subscription named `name`.
+pub fn checkpoint_stream(name: &str) -> String {
+    format!("{CHECKPOINT_STREAM_PREFIX}{name}")
+}
+
+/// A checkpoint event saying that every event before `position` was handled.
+pub fn checkpoint_event(position: u64) -> EventData {
+    EventData::new(
+        CHECKPOINT_EVENT_TYPE,
+        format!(r#"{{"position":{position}}}"#).into_bytes(),
+    )
+}
+
+/// The position a checkpoint event's payload holds.
+fn decode(payload: &[u8]) -> std::result::Result<u64, String> {
+    #[derive(serde::Deserialize)]
+    #[serde(deny_unknown_fields)]
+    struct Payload {
+        position: u64,
+    }
+    serde_json::from_slice::<Payload>(payload)
+        .map(|p| p.position)
+        .map_err(|e| format!("payload is not {{\"position\":N}}: {e}"))
+}
+
+/// What a named subscription knows of its checkpoint stream.
+#[derive(Debug, Clone)]
+pub(crate) struct Checkpoint {
+    pub stream: String,
+    /// The position stored last (`None`: no checkpoint yet).
+    pub position: Option<u64>,
+    /// Version of the stream's last event (for the next write's expected version).
+    pub version: Option<u64>,
+    /// When it was last written (or loaded).
+    pub at: Instant,
+}
+
+impl Checkpoint {
+    /// Loads the last checkpoint of `name`.
+    pub fn load(store: &Store, name: &str, now: Instant) -> Result<Checkpoint> {
+        if name.is_empty() {
+            return Err(Error::InvalidArgument(
+                "a subscription name must not be empty".into(),
+            ));
+        }
+        let stream = checkpoint_stream(name);
+        let last = store
+            .read_stream(&stream, u64::MAX, Direction::Backward, 1)
+            .next()
+            .transpose()?;
+        let (position, version) = match last {
+            None => (None, store.stream_version(&stream)),
+            Some(e) => {
+                let bad = |reason: String| Error::BadCheckpoint {
+                    stream: stream.clone(),
+                    version: e.version,
+                    reason,
+                };
+                if &*e.event_type != CHECKPOINT_EVENT_TYPE {
+                    return Err(bad(format!("event type {:?}", e.event_type)));
+                }
+                (Some(decode(&e.payload).map_err(bad)?), Some(e.version))
+            }
+        };
+        Ok(Checkpoint {
+            stream,
+            position,
+            version,
+            at: now,
+        })
+    }
+
+    /// The expected version of the next checkpoint write.
+    pub fn expected(&self) -> ExpectedVersion {
+        self.version
+            .map_or(ExpectedVersion::NoStream, ExpectedVersion::Exact)
+    }
+
+    /// Records a write of `position` that left the stream at `version`.
+    pub fn written(&mut self, position: u64, version: u64, now: Instant) {
+        self.position = Some(position);
+        self.version = Some(version);
+        self.at = now;
+    }
+
+    /// Writes `position` (alone: see `Subscription::commit_with` for a write together with
+    /// output events). The first write also sets the stream's retention.
+    pub fn write(&mut self, store: &Store, position: u64, now: Instant) -> Result<()> {
+        if self.version.is_none() {
+            store.set_retention(&self.stream, None, Some(CHECKPOINT_EVENTS_KEPT))?;
+        }
+        let r = store.append(&self.stream, self.expected(), &[checkpoint_event(position)])?;
+        self.written(position, r.next_expected_version, now);
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn payloads_decode_or_say_why_not() {
+        let e = checkpoint_event(42);
+        assert_eq!(decode(&e.payload), Ok(42));
+        assert!(decode(b"{}").is_err());
+        assert!(decode(br#"{"position":-1}"#).is_err());
+        assert!(decode(br#"{"position":1,"x":2}"#).is_err());
+        assert!(decode(b"not json").is_err());
+    }
+}

@@ -1,0 +1,12 @@
+//! Catch-up subscriptions (layer 6, no async runtime): read the log's history from a position,
+//! then follow new appends, with durable checkpoints kept in the store itself.
+//!
+//! - [`Subscription`]: delivery in position order, filters by event type and stream prefix, a
+//!   bounded read per poll, named subscriptions resuming from their checkpoint (at least once;
+//!   exactly once through [`Subscription::commit_with`]).
+//! - [`checkpoint`]: the `$checkpoint-NAME` system streams.
+
+mod catch_up;
+pub mod checkpoint;
+
+pub use catch_up::{Clock, Polled, Start, Subscription, SubscriptionOptions};
