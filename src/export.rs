@@ -17,7 +17,10 @@
 //! [`import_events`] reproduces every payload byte for byte.
 //!
 //! Import appends each line with `ExpectedVersion::Exact(version - 1)` (`NoStream` for version
-//! 0), the line's event id and metadata. It is idempotent: a line whose stream already holds
+//! 0), the line's event id and metadata, up to 100 consecutive lines in one
+//! [`Store::append_multi`] (one frame, one fsync; the lines keep their order and their own
+//! timestamps; if the store refuses the batch, its lines are appended one by one so that only
+//! the refused lines are rejected). It is idempotent: a line whose stream already holds
 //! that version with the same id and content is skipped. A line that cannot be appended is
 //! rejected with its line number and nothing of it is written; import goes on with the next.
 //!
@@ -380,6 +383,7 @@ pub fn import_events(
     progress: &mut dyn FnMut(u64),
 ) -> Result<ImportReport> {
     let mut rep = ImportReport::default();
+    let mut batch = Batch::default();
     let mut buf = Vec::new();
     let mut read = 0u64;
     let read_err = |source| Error::Io {
@@ -414,13 +418,14 @@ pub fn import_events(
             continue;
         }
         match parse_json_line(text) {
-            Ok(line) => import_line(store, line, opts, no, &mut rep)?,
+            Ok(line) => import_line(store, line, opts, no, &mut rep, &mut batch)?,
             Err(reason) => rep.reject(no, reason),
         }
         if rep.lines.is_multiple_of(256) {
             progress(read);
         }
     }
+    batch.flush(store, &mut rep)?;
     progress(read);
     Ok(rep)
 }
@@ -452,12 +457,113 @@ fn read_line(input: &mut impl BufRead, buf: &mut Vec<u8>) -> std::io::Result<usi
     }
 }
 
+/// Events of consecutive lines appended together: one `append_multi` (one frame, one fsync)
+/// per [`IMPORT_BATCH_EVENTS`] lines instead of one append per line. A batch keeps the lines'
+/// order (so importing a whole-store export into an empty store reproduces its positions): a
+/// line of a stream that is in the batch but not its last part ends the batch first.
+#[derive(Default)]
+struct Batch {
+    /// (line number, stream, version, timestamp, event), in line order.
+    lines: Vec<(u64, String, u64, Option<u64>, EventData)>,
+}
+
+/// Lines appended together by [`import_events`] (see `Batch`).
+const IMPORT_BATCH_EVENTS: usize = 100;
+
+impl Batch {
+    /// The version of `stream`'s last line in the batch, and whether that line is the batch's
+    /// last (so a line of the stream can join its part).
+    fn last_of(&self, stream: &str) -> Option<(u64, bool)> {
+        let i = self.lines.iter().rposition(|l| l.1 == stream)?;
+        Some((self.lines[i].2, i + 1 == self.lines.len()))
+    }
+
+    /// Appends the batch: one `append_multi` of its runs of one stream. If the store refuses
+    /// it for a reason of one line, the lines are appended one by one, so that only those
+    /// lines are rejected.
+    fn flush(&mut self, store: &Store, rep: &mut ImportReport) -> Result<()> {
+        if self.lines.is_empty() {
+            return Ok(());
+        }
+        let (lines, events): (Vec<_>, Vec<EventData>) = std::mem::take(&mut self.lines)
+            .into_iter()
+            .map(|(no, stream, version, ts, e)| ((no, stream, version, ts), e))
+            .unzip();
+        let now = crate::store::now_us();
+        let stamps: Vec<u64> = lines.iter().map(|l| l.3.unwrap_or(now)).collect();
+        let mut parts = Vec::new();
+        let mut start = 0;
+        for i in 1..=lines.len() {
+            if i == lines.len() || lines[i].1 != lines[start].1 {
+                let (_, stream, version, _) = &lines[start];
+                parts.push(crate::store::Part {
+                    stream,
+                    expected: version
+                        .checked_sub(1)
+                        .map_or(ExpectedVersion::NoStream, ExpectedVersion::Exact),
+                    events: &events[start..i],
+                    timestamps: Some(&stamps[start..i]),
+                });
+                start = i;
+            }
+        }
+        let result = store.append_parts(&parts);
+        drop(parts);
+        match result {
+            Ok(_) => rep.appended += lines.len() as u64,
+            Err(
+                Error::InvalidArgument(_)
+                | Error::DuplicateEventId { .. }
+                | Error::WrongExpectedVersion { .. }
+                | Error::StreamDeleted { .. },
+            ) => {
+                for ((no, stream, version, ts), event) in lines.into_iter().zip(events) {
+                    append_one(store, &stream, version, ts, event, no, rep)?;
+                }
+            }
+            Err(e) => return Err(e),
+        }
+        Ok(())
+    }
+}
+
+/// Appends one line's event alone; a refusal rejects the line.
+fn append_one(
+    store: &Store,
+    stream: &str,
+    version: u64,
+    timestamp_us: Option<u64>,
+    event: EventData,
+    no: u64,
+    rep: &mut ImportReport,
+) -> Result<()> {
+    let expected = version
+        .checked_sub(1)
+        .map_or(ExpectedVersion::NoStream, ExpectedVersion::Exact);
+    let appended = match timestamp_us {
+        Some(t) => store.append_at(stream, expected, std::slice::from_ref(&event), t),
+        None => store.append(stream, expected, std::slice::from_ref(&event)),
+    };
+    match appended {
+        Ok(_) => rep.appended += 1,
+        Err(
+            e @ (Error::InvalidArgument(_)
+            | Error::DuplicateEventId { .. }
+            | Error::WrongExpectedVersion { .. }
+            | Error::StreamDeleted { .. }),
+        ) => rep.reject(no, e.to_string()),
+        Err(e) => return Err(e),
+    }
+    Ok(())
+}
+
 fn import_line(
     store: &Store,
     line: ImportLine,
     opts: &ImportOptions,
     no: u64,
     rep: &mut ImportReport,
+    batch: &mut Batch,
 ) -> Result<()> {
     let ImportLine {
         stream,
@@ -475,10 +581,19 @@ fn import_line(
             .extra
             .insert(ORIGINAL_TIMESTAMP_KEY, t.to_string());
     }
-    let last = store.stream_version(&stream);
-    let expected = match (version, last) {
-        (0, None) => ExpectedVersion::NoStream,
-        (v, Some(l)) if l.checked_add(1) == Some(v) => ExpectedVersion::Exact(l),
+    // The stream's last version, counting the lines waiting in the batch; a line that must
+    // read what is stored, or that cannot join its stream's part, ends the batch first.
+    let last = match batch.last_of(&stream) {
+        Some((v, true)) if version == v + 1 => Some(v),
+        Some(_) => {
+            batch.flush(store, rep)?;
+            store.stream_version(&stream)
+        }
+        None => store.stream_version(&stream),
+    };
+    match (version, last) {
+        (0, None) => {}
+        (v, Some(l)) if l.checked_add(1) == Some(v) => {}
         (v, Some(l)) if v <= l => {
             // Already there? Then an earlier import wrote it: skip, if it is the same event.
             let stored = store
@@ -516,19 +631,10 @@ fn import_line(
             );
             return Ok(());
         }
-    };
-    let appended = match timestamp_us {
-        Some(t) => store.append_at(&stream, expected, std::slice::from_ref(&event), t),
-        None => store.append(&stream, expected, std::slice::from_ref(&event)),
-    };
-    match appended {
-        Ok(_) => rep.appended += 1,
-        Err(
-            e @ (Error::InvalidArgument(_)
-            | Error::DuplicateEventId { .. }
-            | Error::WrongExpectedVersion { .. }),
-        ) => rep.reject(no, e.to_string()),
-        Err(e) => return Err(e),
+    }
+    batch.lines.push((no, stream, version, timestamp_us, event));
+    if batch.lines.len() >= IMPORT_BATCH_EVENTS {
+        batch.flush(store, rep)?;
     }
     Ok(())
 }

@@ -27,7 +27,7 @@ use std::io::{Read, Seek, SeekFrom};
 use std::path::{Path, PathBuf};
 
 use crate::error::{Error, Result};
-use crate::event::{Direction, ReadFilter};
+use crate::event::ReadFilter;
 use crate::store::Store;
 use crate::wire::segment::{
     FOOTER_BYTES, SEGMENT_HEADER_BYTES, SegmentFooter, parse_segment_file_name,
@@ -71,8 +71,8 @@ pub struct StoreStats {
     /// in `segment_bytes` and `index_bytes`).
     pub archive_bytes: u64,
     /// Bytes of the events as an application sees them: payloads, event types, stream ids and
-    /// user metadata (key and value bytes), plus 16 per id (and per correlation and causation
-    /// id) and 16 for version and timestamp.
+    /// user metadata (key and value bytes, and opaque metadata bytes), plus 16 per id (and per
+    /// correlation and causation id) and 16 for version and timestamp.
     pub raw_event_bytes: u64,
     /// Number of events of each event type.
     pub event_types: BTreeMap<String, u64>,
@@ -116,16 +116,24 @@ pub fn stats_dir(dir: &Path) -> Result<StoreStats> {
         head_position: store.head_position(),
         ..StoreStats::default()
     };
-    for e in store.read_all(0, Direction::Forward, ReadFilter::all()) {
-        let e = e?;
+    // Borrowed events and metadata: nothing is allocated per event.
+    store.replay(0, u64::MAX, &ReadFilter::all(), |e| {
         s.events += 1;
-        let m = &e.metadata;
         let ids =
-            1 + usize::from(m.correlation_id.is_some()) + usize::from(m.causation_id.is_some());
-        let extra: usize = m.extra.iter().map(|(k, v)| k.len() + v.len()).sum();
+            1 + usize::from(e.correlation_id().is_some()) + usize::from(e.causation_id().is_some());
+        let extra: usize = e
+            .metadata_entries()
+            .map(|(k, v)| k.len() + v.len())
+            .sum::<usize>()
+            + e.metadata_bytes().len();
         s.raw_event_bytes +=
             (e.payload.len() + e.event_type.len() + e.stream.len() + extra + 16 * ids + 16) as u64;
-        *s.event_types.entry(e.event_type.to_string()).or_default() += 1;
+        match s.event_types.get_mut(e.event_type) {
+            Some(n) => *n += 1,
+            None => {
+                s.event_types.insert(e.event_type.to_owned(), 1);
+            }
+        }
         s.oldest_timestamp_us = Some(
             s.oldest_timestamp_us
                 .map_or(e.timestamp_us, |t| t.min(e.timestamp_us)),
@@ -134,7 +142,8 @@ pub fn stats_dir(dir: &Path) -> Result<StoreStats> {
             s.newest_timestamp_us
                 .map_or(e.timestamp_us, |t| t.max(e.timestamp_us)),
         );
-    }
+        std::ops::ControlFlow::Continue(())
+    })?;
     s.archive_dir = store.archive_dir()?;
     drop(store);
     // The store directory first, then the archive: a segment being archived meanwhile is copied

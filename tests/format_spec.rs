@@ -700,19 +700,26 @@ fn index_file_fields_are_where_the_spec_says() {
 fn checkpoint_fields_are_where_the_spec_says() {
     let (index, ..) = sample_index();
     let streams = [("order-1", 0x0102_0304_0506_0708u64), ("saga-ü", 0)];
+    let filter: Vec<u8> = (0..128u8).collect();
     let b = encode_checkpoint(
         0x4142_4344_4546_4748,
         0x5152_5354,
         streams.iter().copied(),
         &index,
+        Some(checkpoint::IdFilter {
+            segment_first_position: 0x6162_6364_6566_6768,
+            blocks: &filter,
+        }),
     );
     let h = &b[0..64];
     let values = HashMap::from([
         ("magic", b"EVLOGCKP".to_vec()),
-        ("version", le(1, 2)),
+        ("version", le(2, 2)),
         ("stream_count", le(2, 4)),
         ("next_position", le(0x4142_4344_4546_4748, 8)),
         ("last_frame_header_crc", le(0x5152_5354, 4)),
+        ("id_filter_blocks", le(2, 4)),
+        ("id_filter_segment", le(0x6162_6364_6566_6768, 8)),
         ("body_len", le((b.len() - 64) as u64, 8)),
         ("body_crc", le(crc(&b[64..]).into(), 4)),
         ("header_crc", le(crc(&h[0..60]).into(), 4)),
@@ -729,10 +736,33 @@ fn checkpoint_fields_are_where_the_spec_says() {
         assert_eq!(&b[at + 2 + s.len()..at + 10 + s.len()], &le(v, 8)[..]);
         at += 10 + s.len();
     }
-    assert_eq!(&b[at..], &index[..]);
+    assert_eq!(&b[at..at + 128], &filter[..]);
+    assert_eq!(&b[at + 128..], &index[..]);
     let c = decode_checkpoint(&b).unwrap();
     assert_eq!(c.streams, streams.to_vec());
     assert_eq!(c.index, &index[..]);
+    let f = c.id_filter.unwrap();
+    assert_eq!(
+        (f.segment_first_position, f.blocks),
+        (0x6162_6364_6566_6768, &filter[..])
+    );
+    // Version 1 (no filter: its bytes 28..32 and 44..52 are reserved) is still read.
+    let v1 = encode_checkpoint(1, 2, streams.iter().copied(), &index, None);
+    let mut old = v1.clone();
+    old[8..10].copy_from_slice(&1u16.to_le_bytes());
+    let crc_h = crc(&old[0..60]);
+    old[60..64].copy_from_slice(&crc_h.to_le_bytes());
+    let c = decode_checkpoint(&old).unwrap();
+    assert_eq!((c.id_filter, c.index), (None, &index[..]));
+    // A filter longer than the body is refused.
+    let mut bad = b.clone();
+    bad[28..32].copy_from_slice(&u32::MAX.to_le_bytes());
+    let crc_h = crc(&bad[0..60]);
+    bad[60..64].copy_from_slice(&crc_h.to_le_bytes());
+    assert_eq!(
+        decode_checkpoint(&bad).unwrap_err().what,
+        "checkpoint id filter blocks"
+    );
 }
 
 /// The id Bloom filter as § 8.3 describes it, written independently of the code.

@@ -644,6 +644,7 @@ fn strip_bloom_filters(dir: &Path) {
                 c.last_frame_header_crc,
                 c.streams.iter().copied(),
                 &strip(c.index),
+                None,
             );
             fs::write(&p, nb).unwrap();
         } else if name.ends_with(".idx") {

@@ -202,6 +202,14 @@ pub fn read_ahead_threads() -> u64 {
     READ_AHEAD_THREADS.load(std::sync::atomic::Ordering::Relaxed)
 }
 
+static INDEX_CHECKS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+
+/// Index files of sealed segments this process has read and checked whole (body checksum and
+/// tables, on a segment's first index lookup), since it started: a counter, for monitoring.
+pub fn index_checks() -> u64 {
+    INDEX_CHECKS.load(std::sync::atomic::Ordering::Relaxed)
+}
+
 /// Counts a thread started by a read-ahead.
 pub(crate) fn count_read_ahead_thread() {
     READ_AHEAD_THREADS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
@@ -450,6 +458,7 @@ impl SealedSegment {
                 // Only what the bytes say is kept: an error reading or mapping them (a map
                 // limit, a file replaced meanwhile) is returned, and the next use tries again.
                 let bytes = ix.bytes()?;
+                INDEX_CHECKS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
                 let c = if check_index_body(&bytes, &ix.header).is_ok()
                     && check_index_tables(&bytes, &ix.header).is_ok()
                 {

@@ -32,6 +32,7 @@ pub use read::{AllEvents, StreamEvents};
 pub use replay::ReplayEnd;
 use state::State;
 pub use verify::{Problem, VerifyReport, verify_dir};
+pub(crate) use writer::Part;
 use writer::{SyncState, Writer};
 
 /// Name of the lock file in a store directory.
@@ -342,16 +343,22 @@ impl Store {
         &self,
         batch: &[(S, ExpectedVersion, E)],
     ) -> Result<Vec<AppendResult>> {
-        let parts: Vec<writer::Part<'_>> = batch
+        let parts: Vec<Part<'_>> = batch
             .iter()
-            .map(|(stream, expected, events)| writer::Part {
+            .map(|(stream, expected, events)| Part {
                 stream: stream.as_ref(),
                 expected: *expected,
                 events: events.as_ref(),
+                timestamps: None,
             })
             .collect();
+        self.append_parts(&parts)
+    }
+
+    /// [`Store::append_multi`] of parts that may carry each event's timestamp (the importer).
+    pub(crate) fn append_parts(&self, parts: &[Part<'_>]) -> Result<Vec<AppendResult>> {
         let mut results = Vec::with_capacity(parts.len());
-        self.inner.append_parts(&parts, None, |r| results.push(r))?;
+        self.inner.append_parts(parts, None, |r| results.push(r))?;
         Ok(results)
     }
 

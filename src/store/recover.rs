@@ -684,6 +684,8 @@ struct Start {
     streams: FastMap<Arc<str>, u64>,
     /// Index of the covered prefix of `seg` and the CRC of that prefix, when `seg` is active.
     active: Option<(ActiveIndex, crc32fast::Hasher, u32)>,
+    /// The checkpoint's copy of a sealed segment's id filter.
+    id_filter: Option<(u64, Arc<[u8]>)>,
 }
 
 /// Reads the checkpoint. `Ok(None)` when there is none or it fails its own checksums (it is
@@ -844,12 +846,16 @@ fn start_from_checkpoint(
             )
         }),
     };
+    let id_filter = c
+        .id_filter
+        .map(|f| (f.segment_first_position, Arc::<[u8]>::from(f.blocks)));
     Ok(Some(Start {
         seg: k,
         offset: covered,
         next_position,
         streams,
         active,
+        id_filter,
     }))
 }
 
@@ -918,6 +924,7 @@ fn recover_once(
                     active: None,
                     active_index: ActiveIndex::new(0),
                     streams: FastMap::default(),
+                    id_filter: None,
                 },
                 tail: None,
                 next_position: 0,
@@ -949,8 +956,10 @@ fn recover_once(
             next_position: metas[0].header.first_position,
             streams: FastMap::default(),
             active: None,
+            id_filter: None,
         },
     };
+    let id_filter = start.id_filter;
     let mut streams = start.streams;
     let mut next_position = start.next_position;
     let mut tail = None;
@@ -1116,6 +1125,13 @@ fn recover_once(
             t.len,
         ))
     });
+    // The checkpoint's copy of a sealed segment's id filter serves while that segment is the
+    // last sealed one (compaction and compression keep its ids).
+    let id_filter = id_filter.filter(|(first, _)| {
+        sealed
+            .last()
+            .is_some_and(|s| s.header.first_position == *first)
+    });
     Ok(Recovered {
         state: State {
             settings: Arc::new(load_settings(vfs, dir)?),
@@ -1123,6 +1139,7 @@ fn recover_once(
             active,
             active_index,
             streams,
+            id_filter,
         },
         tail,
         next_position,

@@ -24,6 +24,11 @@ pub(crate) struct State {
     /// Retention rules and deletions, for the streams that have any (replaced whole on change,
     /// so readers keep a cheap snapshot).
     pub settings: Arc<FastMap<Arc<str>, StreamSettings>>,
+    /// A copy of the id Bloom filter of a sealed segment (the first position of the segment,
+    /// the filter's blocks): the writer asks it before reading the last sealed segment's index
+    /// for an id (idempotency), and writes it into every checkpoint, so that the first append
+    /// after an open does not read and check that whole index.
+    pub id_filter: Option<(u64, Arc<[u8]>)>,
 }
 
 impl State {

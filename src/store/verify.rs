@@ -72,6 +72,8 @@ struct Ckpt {
     covered_len: u64,
     index: Vec<u8>,
     streams: HashMap<String, u64>,
+    /// The copy of a sealed segment's id filter: its first position and blocks.
+    id_filter: Option<(u64, Vec<u8>)>,
 }
 
 /// Verifies the store in `dir` without opening it (no lock is taken; nothing is written).
@@ -117,6 +119,9 @@ pub fn verify_dir_with(vfs: &dyn Vfs, dir: &Path) -> Result<VerifyReport> {
                     covered_len: u64::from(v.header.covered_len),
                     index: c.index.to_vec(),
                     streams: c.streams.iter().map(|(s, v)| (s.to_string(), *v)).collect(),
+                    id_filter: c
+                        .id_filter
+                        .map(|f| (f.segment_first_position, f.blocks.to_vec())),
                 }),
             },
         },
@@ -334,6 +339,23 @@ pub fn verify_dir_with(vfs: &dyn Vfs, dir: &Path) -> Result<VerifyReport> {
                 )),
                 Some(b) => {
                     let expect = idx.encode(end as u32, crc);
+                    if let Some((_, filter)) = ckpt
+                        .as_ref()
+                        .and_then(|c| c.id_filter.as_ref())
+                        .filter(|(f, _)| *f == first)
+                        && scan.error.is_none()
+                        && IndexView::new(&expect).is_ok_and(|v| v.bloom() != &filter[..])
+                    {
+                        problem(
+                            &mut rep,
+                            &ckpt_path,
+                            0,
+                            format!(
+                                "checkpoint's copy of the id filter of segment {first} does not \
+                                 match the segment"
+                            ),
+                        );
+                    }
                     if scan.error.is_none() && b != expect {
                         let at = b
                             .iter()

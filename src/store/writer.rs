@@ -17,9 +17,10 @@ use crate::store::recover::{ActiveTail, create_segment};
 use crate::store::state::State;
 use crate::store::{Durability, Inner, now_us};
 use crate::wire::bytes::stream_hash;
-use crate::wire::checkpoint::{CHECKPOINT_FILE_NAME, encode_checkpoint};
+use crate::wire::checkpoint::{CHECKPOINT_FILE_NAME, IdFilter, encode_checkpoint};
 use crate::wire::frame::{FRAME_VERSION, FRAME_VERSION_MULTI, begin_frame, finish_frame_version};
 use crate::wire::index_file::StreamEntry;
+use crate::wire::index_file::{IndexView, bloom_may_contain};
 use crate::wire::limits::{
     MAX_BATCH_BYTES, MAX_BATCH_EVENTS, MAX_EVENT_BYTES, MAX_EVENT_TYPE_BYTES, MAX_METADATA_ENTRIES,
     MAX_METADATA_KEY_BYTES, MAX_STREAM_ID_BYTES,
@@ -145,6 +146,8 @@ pub(crate) struct Part<'a> {
     pub stream: &'a str,
     pub expected: ExpectedVersion,
     pub events: &'a [EventData],
+    /// Each event's timestamp (an import keeping the original times), instead of the append's.
+    pub timestamps: Option<&'a [u64]>,
 }
 
 /// Checks an append's arguments against the limits; nothing is written when this fails.
@@ -253,6 +256,7 @@ impl Inner {
             stream,
             expected,
             events,
+            timestamps: None,
         };
         let mut result = None;
         self.append_parts(&[part], timestamp_us, |r| result = Some(r))?;
@@ -316,6 +320,7 @@ impl Inner {
             let mut count = 0u32;
             for (p, first_version) in parts.iter().zip(&first_versions) {
                 for (i, e) in p.events.iter().enumerate() {
+                    let ts = p.timestamps.map_or(ts, |t| t[i]);
                     encode_record(&mut buf, p.stream, first_version + i as u64, ts, e);
                 }
                 count += p.events.len() as u32;
@@ -521,6 +526,13 @@ impl Inner {
                 return Ok(Some(w.header.first_position + u64::from(rel)));
             }
             if let Some(s) = st.sealed.last() {
+                // The copy of its id filter answers most lookups without its index.
+                if let Some((first, filter)) = &st.id_filter
+                    && *first == s.header.first_position
+                    && !bloom_may_contain(filter, id.as_bytes())
+                {
+                    return Ok(None);
+                }
                 let ix = s.index()?;
                 if let Some(rel) = ix.view().find_id(id.as_bytes()) {
                     return Ok(Some(s.header.first_position + u64::from(rel)));
@@ -624,6 +636,10 @@ impl Inner {
             .encode(w.len as u32, footer.data_crc);
         let idx_name = index_file_name(w.header.first_position);
         write_file_atomic(vfs, &self.dir, &idx_name, &index_bytes)?;
+        let id_filter: Arc<[u8]> = IndexView::new(&index_bytes)
+            .map(|v| Arc::from(v.bloom()))
+            .unwrap_or_else(|_| Arc::from(Vec::new()));
+        let sealed_first = w.header.first_position;
         let header = SegmentHeader {
             seq: w
                 .header
@@ -659,6 +675,7 @@ impl Inner {
         {
             let mut st = self.state.write();
             st.sealed.push(Arc::new(sealed));
+            st.id_filter = Some((sealed_first, id_filter));
             st.active = Some(Arc::new(ActiveFile::new(
                 path.clone(),
                 header,
@@ -682,9 +699,33 @@ impl Inner {
         self.write_checkpoint(w)
     }
 
-    /// Writes the checkpoint: the stream table and the active segment's index up to `w.len`.
-    /// The covered bytes must be durable already.
+    /// Writes the checkpoint: the stream table, the active segment's index up to `w.len`, and a
+    /// copy of the last sealed segment's id filter (read from its index if the store has none
+    /// yet, as after an open from a checkpoint without one). The covered bytes must be durable
+    /// already.
     pub(crate) fn write_checkpoint(&self, w: &Writer) -> Result<()> {
+        let last_sealed = self.state.read().sealed.last().cloned();
+        let filter = match last_sealed {
+            None => None,
+            Some(s) => {
+                let first = s.header.first_position;
+                let known = self
+                    .state
+                    .read()
+                    .id_filter
+                    .clone()
+                    .filter(|(f, _)| *f == first);
+                match known {
+                    Some(f) => Some(f),
+                    None => {
+                        let ix = s.index()?;
+                        let f: (u64, Arc<[u8]>) = (first, Arc::from(ix.view().bloom()));
+                        self.state.write().id_filter = Some(f.clone());
+                        Some(f)
+                    }
+                }
+            }
+        };
         let bytes = {
             let st: &State = &self.state.read();
             let idx = st
@@ -695,6 +736,10 @@ impl Inner {
                 w.last_header_crc,
                 st.streams.iter().map(|(k, v)| (&**k, *v)),
                 &idx,
+                filter.as_ref().map(|(first, blocks)| IdFilter {
+                    segment_first_position: *first,
+                    blocks,
+                }),
             )
         };
         write_file_atomic(&*self.vfs, &self.dir, CHECKPOINT_FILE_NAME, &bytes)

@@ -383,16 +383,15 @@ impl<'a> IndexView<'a> {
         super::bytes::prefetch(self.buf, self.streams_at() + i * STREAM_ENTRY_BYTES);
     }
 
+    /// The ids' Bloom filter: `bloom_blocks` blocks of [`BLOOM_BLOCK_BYTES`].
+    pub fn bloom(&self) -> &'a [u8] {
+        let at = self.ids_at() + self.header.event_count as usize * ID_ENTRY_BYTES;
+        &self.buf[at..at + self.header.bloom_blocks as usize * BLOOM_BLOCK_BYTES]
+    }
+
     /// False when the Bloom filter shows that `id` is not indexed here (true: it may be).
     pub fn may_contain_id(&self, id: &[u8; 16]) -> bool {
-        let blocks = self.header.bloom_blocks;
-        if blocks == 0 {
-            return true;
-        }
-        let at = self.ids_at() + self.header.event_count as usize * ID_ENTRY_BYTES;
-        let (block, bits) = bloom_bits(id, blocks);
-        bits.into_iter()
-            .all(|bit| self.buf[at + block + bit / 8] & (1 << (bit % 8)) != 0)
+        bloom_may_contain(self.bloom(), id)
     }
 
     /// Relative position of the event with `id`, if indexed here.
@@ -441,6 +440,18 @@ pub fn lower_bounds(views: &[IndexView<'_>], hash: u64, version: u64) -> Vec<usi
         }
     }
     lo
+}
+
+/// False when the Bloom filter `blocks` (whole blocks of [`BLOOM_BLOCK_BYTES`], as an index
+/// holds them) shows that `id` is not in it; true when it may be, and for an empty filter.
+pub fn bloom_may_contain(blocks: &[u8], id: &[u8; 16]) -> bool {
+    let n = (blocks.len() / BLOOM_BLOCK_BYTES) as u32;
+    if n == 0 {
+        return true;
+    }
+    let (block, bits) = bloom_bits(id, n);
+    bits.into_iter()
+        .all(|bit| blocks[block + bit / 8] & (1 << (bit % 8)) != 0)
 }
 
 /// Blocks of Bloom filter for `n` ids.
