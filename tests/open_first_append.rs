@@ -17,7 +17,11 @@ fn the_first_append_after_an_open_reads_no_sealed_index_and_resends_are_still_fo
     for i in 0..2_000u128 {
         let e = EventData::new("T", vec![7; 40]).with_id(Uuid::from_u128(i + 1));
         let r = store
-            .append(&format!("s-{}", i % 50), ExpectedVersion::Any, &[e.clone()])
+            .append(
+                &format!("s-{}", i % 50),
+                ExpectedVersion::Any,
+                std::slice::from_ref(&e),
+            )
             .unwrap();
         last = Some((format!("s-{}", i % 50), e, r));
     }
