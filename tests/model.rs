@@ -62,7 +62,8 @@ struct Ev {
     ty: u8,
     payload_len: u16,
     seed: u8,
-    /// Bit 0: correlation id; bit 1: causation id; bit 2: one user key; bit 3: a second one.
+    /// Bit 0: correlation id; bit 1: causation id; bit 2: one user key; bit 3: a second one;
+    /// bit 4: opaque metadata bytes (a version-3 frame).
     meta: u8,
 }
 
@@ -142,7 +143,7 @@ fn ev() -> impl Strategy<Value = Ev> {
         2 => 200u16..1200,
         1 => 1200u16..4500,
     ];
-    (0u8..3, len, any::<u8>(), 0u8..16).prop_map(|(ty, payload_len, seed, meta)| Ev {
+    (0u8..3, len, any::<u8>(), 0u8..32).prop_map(|(ty, payload_len, seed, meta)| Ev {
         ty,
         payload_len,
         seed,
@@ -531,6 +532,9 @@ impl Case {
         if e.meta & 8 != 0 {
             m = m.with("source", "model-ü");
         }
+        if e.meta & 16 != 0 {
+            m = m.with_bytes(vec![e.seed, 0xff, 0]);
+        }
         EventData::new(TYPES[e.ty as usize], payload)
             .with_id(id)
             .with_metadata(m)
@@ -767,6 +771,42 @@ impl Case {
             .unwrap();
         let want = self.model.read_all(0, false, &ReadFilter::all());
         check_list(got, &want, what);
+        // The borrowed metadata of every event says what the model's owned metadata says.
+        let mut n = 0;
+        s.replay(0, u64::MAX, &ReadFilter::all(), |e| {
+            let (_, w) = want[n];
+            let m = &w.data.metadata;
+            assert_eq!(
+                e.correlation_id(),
+                m.correlation_id,
+                "{what}: at {}",
+                e.position
+            );
+            assert_eq!(
+                e.causation_id(),
+                m.causation_id,
+                "{what}: at {}",
+                e.position
+            );
+            assert!(
+                e.metadata_entries().eq(m.extra.iter()),
+                "{what}: at {}",
+                e.position
+            );
+            for (k, v) in m.extra.iter() {
+                assert_eq!(e.metadata_value(k), Some(v), "{what}: at {}", e.position);
+            }
+            assert_eq!(
+                e.metadata_bytes(),
+                m.bytes.as_slice(),
+                "{what}: at {}",
+                e.position
+            );
+            n += 1;
+            std::ops::ControlFlow::Continue(())
+        })
+        .unwrap();
+        assert_eq!(n, want.len(), "{what}: replay");
         for st in STREAMS {
             assert_eq!(
                 s.stream_version(st),
