@@ -104,22 +104,36 @@ impl SnapshotStore {
     /// Errors: [`Error::Io`] (reading the snapshot directory or the log), and whatever reading
     /// the stream returns.
     pub fn load<A: Aggregate>(&self, store: &Store, stream: &str) -> Result<Loaded<A>> {
-        let current = store.stream_version(stream);
-        let super::store::Found { found, ignored } = self.find(
-            stream,
-            A::SCHEMA_VERSION,
-            current,
-            |_: &SnapshotInfo, bytes| decode_state::<A>(&bytes),
-        )?;
+        self.load_to(store, stream, store.stream_version(stream))
+    }
+
+    /// The state of aggregate `A` of `stream` after its event `to` (`None`: no event), from the
+    /// newest usable snapshot at or before `to` and the events after it up to `to`.
+    pub(super) fn load_to<A: Aggregate>(
+        &self,
+        store: &Store,
+        stream: &str,
+        to: Option<u64>,
+    ) -> Result<Loaded<A>> {
+        let super::store::Found { found, ignored } =
+            self.find(stream, A::SCHEMA_VERSION, to, |_: &SnapshotInfo, bytes| {
+                decode_state::<A>(&bytes)
+            })?;
         let (mut state, snapshot_version) = match found {
             Some((info, state)) => (state, Some(info.version)),
             None => (A::default(), None),
         };
         let mut version = snapshot_version;
         let mut events_applied = 0;
-        if let Some(from) = version.map_or(Some(0), |v| v.checked_add(1)) {
-            for event in store.read_stream(stream, from, Direction::Forward, usize::MAX) {
+        if let (Some(from), Some(to)) = (version.map_or(Some(0), |v| v.checked_add(1)), to)
+            && from <= to
+        {
+            let limit = usize::try_from(to - from + 1).unwrap_or(usize::MAX);
+            for event in store.read_stream(stream, from, Direction::Forward, limit) {
                 let event = event?;
+                if event.version > to {
+                    break;
+                }
                 debug_assert_eq!(event.version, version.map_or(0, |v| v + 1));
                 state.apply(&event);
                 version = Some(event.version);

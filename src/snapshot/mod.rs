@@ -46,6 +46,7 @@ mod policy;
 mod prune;
 mod reason;
 mod store;
+mod time_travel;
 
 pub use aggregate::{Aggregate, Loaded, decode_state, encode_state};
 pub use format::{
@@ -63,3 +64,4 @@ pub use policy::{
 pub use prune::PruneReport;
 pub use reason::{IgnoredReason, IgnoredSnapshot};
 pub use store::{Lookup, Snapshot, SnapshotEntry, SnapshotInfo, SnapshotStore};
+pub use time_travel::At;
