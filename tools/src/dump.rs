@@ -1,5 +1,6 @@
-//! `evlog dump DIR`: print events, filtered (read-only open; `Store::read_all` with a
-//! `ReadFilter`, or `Store::read_stream`).
+//! `evlog dump DIR` (and `evlog replay DIR`, the same): print events, filtered by stream, type,
+//! position range and time range (read-only open; `Store::read_all` with a `ReadFilter`, or
+//! `Store::read_stream`).
 
 use std::io::{BufWriter, Write};
 use std::path::PathBuf;
@@ -38,6 +39,12 @@ pub struct Args {
     /// Only events at this global position or earlier.
     #[arg(long, value_name = "POS")]
     pub to: Option<u64>,
+    /// Only events appended at this time or later (microseconds since the Unix epoch).
+    #[arg(long, value_name = "US")]
+    pub since_us: Option<u64>,
+    /// Only events appended at this time or earlier (microseconds since the Unix epoch).
+    #[arg(long, value_name = "US")]
+    pub until_us: Option<u64>,
     /// Print at most this many events.
     #[arg(long, value_name = "N")]
     pub limit: Option<u64>,
@@ -52,6 +59,13 @@ const PREVIEW_CHARS: usize = 60;
 /// Runs the subcommand.
 pub fn run(a: &Args) -> Result<Outcome, Failure> {
     require_dir(&a.dir)?;
+    if let (Some(f), Some(t)) = (a.since_us, a.until_us)
+        && f > t
+    {
+        return Err(Failure::usage(format!(
+            "--since-us {f} is after --until-us {t}: no event can match"
+        )));
+    }
     if let (Some(f), Some(t)) = (a.from, a.to)
         && f > t
     {
@@ -94,7 +108,11 @@ pub fn run(a: &Args) -> Result<Outcome, Failure> {
             }
             continue;
         }
-        if e.position < from || !filter.matches(&e.stream, &e.event_type) {
+        if e.position < from
+            || !filter.matches(&e.stream, &e.event_type)
+            || a.since_us.is_some_and(|t| e.timestamp_us < t)
+            || a.until_us.is_some_and(|t| e.timestamp_us > t)
+        {
             continue;
         }
         match a.format {

@@ -62,6 +62,9 @@ enum Command {
     /// Print events, filtered by stream, type and position (opens the store read-only).
     #[command(after_help = EXIT_CODES)]
     Dump(dump::Args),
+    /// Replay events of a range (positions, times, a stream, types) and print them as dump does.
+    #[command(after_help = EXIT_CODES)]
+    Replay(dump::Args),
     /// Open a store with repair: cut a torn tail or damage, rebuild indexes, and say what changed.
     #[command(after_help = EXIT_CODES)]
     Repair(repair::Args),
@@ -223,7 +226,7 @@ fn main() -> ExitCode {
         Command::Verify(a) => verify::run(&a),
         Command::Stats(a) => stats::run(&a),
         Command::Inspect(a) => inspect::run(&a),
-        Command::Dump(a) => dump::run(&a),
+        Command::Dump(a) | Command::Replay(a) => dump::run(&a),
         Command::Repair(a) => repair::run(&a),
         Command::Compress(a) => compress::run(&a),
         Command::Compact(a) => compact::run(&a),
