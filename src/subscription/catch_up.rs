@@ -259,7 +259,21 @@ impl<S: AsRef<Store>> Subscription<S> {
     /// appended (`Duration::ZERO`: not at all). `f` returning `Break` ends the poll after that
     /// event (which counts as delivered). A named subscription then writes its checkpoint if
     /// it is due.
-    pub fn poll<F>(&mut self, max: usize, wait: Duration, mut f: F) -> Result<Polled>
+    pub fn poll<F>(&mut self, max: usize, wait: Duration, f: F) -> Result<Polled>
+    where
+        F: FnMut(&EventRef<'_>) -> ControlFlow<()>,
+    {
+        self.poll_before(max, wait, u64::MAX, f)
+    }
+
+    /// [`Subscription::poll`] of the events before position `to` only.
+    pub(crate) fn poll_before<F>(
+        &mut self,
+        max: usize,
+        wait: Duration,
+        to: u64,
+        mut f: F,
+    ) -> Result<Polled>
     where
         F: FnMut(&EventRef<'_>) -> ControlFlow<()>,
     {
@@ -270,6 +284,7 @@ impl<S: AsRef<Store>> Subscription<S> {
                 .wait_for_head_after(self.next.checked_sub(1), wait)
                 .map_or(0, |h| h + 1);
         }
+        let end = end.min(to);
         let mut polled = Polled {
             delivered: 0,
             next_position: self.next,

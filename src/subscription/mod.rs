@@ -5,8 +5,11 @@
 //!   bounded read per poll, named subscriptions resuming from their checkpoint (at least once;
 //!   exactly once through [`Subscription::commit_with`]).
 //! - [`checkpoint`]: the `$checkpoint-NAME` system streams.
+//! - [`rebuild`]: a read model rebuilt from zero: a type, a stream, a prefix or a time range
+//!   replayed to a handler in batches with progress, into a fresh checkpoint.
 
 mod catch_up;
 pub mod checkpoint;
+pub mod rebuild;
 
 pub use catch_up::{Clock, Polled, Start, Subscription, SubscriptionOptions};
