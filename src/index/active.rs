@@ -9,6 +9,7 @@ use crate::io::FileBytes;
 use crate::wire::index_file::{
     FrameEntry, IdEntry, IndexHeader, IndexView, StreamEntry, encode_index, partition_point,
 };
+use crate::wire::index_names::NamesBuilder;
 
 /// An index file held in memory or mapped, whose header and body checksum were checked.
 #[derive(Clone)]
@@ -150,8 +151,19 @@ impl ActiveIndex {
             .map(|(i, id)| (self.base_events + i as u32, id))
     }
 
-    /// Encodes the index as an index file covering `covered_len` bytes with CRC `covered_crc`.
+    /// Encodes the index as an index file covering `covered_len` bytes with CRC `covered_crc`,
+    /// without name tables (as the checkpoint holds it).
     pub fn encode(&self, covered_len: u32, covered_crc: u32) -> Vec<u8> {
+        self.encode_with_names(covered_len, covered_crc, None)
+    }
+
+    /// [`ActiveIndex::encode`] with the name tables `names` (a sealed segment's index).
+    pub fn encode_with_names(
+        &self,
+        covered_len: u32,
+        covered_crc: u32,
+        names: Option<&NamesBuilder>,
+    ) -> Vec<u8> {
         let mut frames = Vec::with_capacity(self.frame_count() as usize);
         let mut entries = Vec::with_capacity(self.event_count() as usize);
         let mut ids = Vec::with_capacity(self.event_count() as usize);
@@ -176,6 +188,7 @@ impl ActiveIndex {
             &frames,
             &entries,
             &ids,
+            names,
         )
     }
 }

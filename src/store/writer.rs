@@ -511,11 +511,8 @@ impl Inner {
         fsync_data(&*w.file, &w.path)?;
         // Everything written so far is durable now.
         self.mark_synced(w.written, w.next_position);
-        let index_bytes = self
-            .state
-            .read()
-            .active_index
-            .encode(w.len as u32, footer.data_crc);
+        let index_bytes =
+            crate::segment::sealed_index(vfs, &w.path, w.header.first_position, w.len)?;
         let idx_name = index_file_name(w.header.first_position);
         write_file_atomic(vfs, &self.dir, &idx_name, &index_bytes)?;
         let header = SegmentHeader {
