@@ -659,7 +659,7 @@ impl SegRef {
 }
 
 /// Checks the frame at `offset` of a sealed segment's `bytes` and gives its bytes to `f`.
-fn sealed_frame<R>(
+pub(crate) fn sealed_frame<R>(
     path: &Path,
     bytes: &SegBytes,
     offset: u64,
