@@ -8,7 +8,7 @@ use std::sync::Arc;
 
 use crate::error::Result;
 use crate::event::ReadFilter;
-use crate::segment::{SealedSegment, SegBytes, sealed_frame};
+use crate::segment::{SealedSegment, SegBytes, prefetch_frame, sealed_frame};
 use crate::store::read::frame_misses;
 use crate::wire::bytes::stream_hash;
 use crate::wire::frame::FrameHeader;
@@ -154,6 +154,26 @@ fn intersect(a: &[EventAt], b: &[EventAt]) -> Vec<EventAt> {
         }
     }
     out
+}
+
+/// Planned frames asked for ahead of the one being read: their cache misses overlap with the
+/// reading of the frames before them (the frames of a plan are scattered through the
+/// segment, so the hardware's sequential prefetching does not find them).
+const PREFETCH_AHEAD: usize = 8;
+
+/// Asks the processor for the frames of `frames` that the read of entry `k` goes ahead of
+/// (the first ones too when `k` is 0). Only a hint.
+pub(crate) fn prefetch_planned(data: &[u8], frames: &[EventAt], k: usize) {
+    let ahead = if k == 0 {
+        &frames[..frames.len().min(PREFETCH_AHEAD + 1)]
+    } else {
+        frames
+            .get(k + PREFETCH_AHEAD..=k + PREFETCH_AHEAD)
+            .unwrap_or(&[])
+    };
+    for e in ahead {
+        prefetch_frame(data, u64::from(e.frame_offset));
+    }
 }
 
 /// The planned frame `e` of `s` (whose bytes are `data`), checked, and its bytes: the frame

@@ -11,7 +11,7 @@ use crate::event::{Direction, ReadFilter, RecordedEvent};
 use crate::index::FastMap;
 use crate::segment::{FrameReader, SealedSegment, SegRef};
 use crate::store::Inner;
-use crate::store::filtered::{Plan, plan, planned_frame};
+use crate::store::filtered::{Plan, plan, planned_frame, prefetch_planned};
 use crate::store::read_ahead::ReadAhead;
 use crate::store::state::StreamEntries;
 use crate::wire::DecodeError;
@@ -664,7 +664,9 @@ impl AllEvents {
         if from < frames.len() {
             let data = self.ahead.bytes(&self.inner, s, head)?;
             let sealed = SealedBatch::new(&self.inner, &self.filter, next, head);
-            for &e in &frames[from..] {
+            let frames = &frames[from..];
+            for (k, &e) in frames.iter().enumerate() {
+                prefetch_planned(&data, frames, k);
                 let offset = u64::from(e.frame_offset);
                 if first + u64::from(e.rel_pos) >= head {
                     // Not visible yet: no match before the head is left.

@@ -10,7 +10,7 @@ use crate::error::{Error, Result};
 use crate::event::ReadFilter;
 use crate::segment::{SealedSegment, SegRef};
 use crate::store::EventRef;
-use crate::store::filtered::{Plan, plan, planned_frame};
+use crate::store::filtered::{Plan, plan, planned_frame, prefetch_planned};
 use crate::store::read::{hidden_by_settings, visit_records, visit_stream_entries};
 use crate::store::read_ahead::ReadAhead;
 use crate::store::{Inner, Store, now_us};
@@ -174,7 +174,8 @@ impl<F: FnMut(&EventRef<'_>) -> ControlFlow<()>> Ctx<'_, F> {
         let frames = &frames[from..];
         if !frames.is_empty() {
             let data = ahead.bytes(self.inner, s, self.end)?;
-            for &e in frames {
+            for (k, &e) in frames.iter().enumerate() {
+                prefetch_planned(&data, frames, k);
                 if first + u64::from(e.rel_pos) >= self.end {
                     break;
                 }
