@@ -11,6 +11,9 @@ use evlog::{
 };
 use proptest::prelude::*;
 
+mod common;
+use common::replayed;
+
 /// Stream ids chosen so that prefixes select none, some or all of them, and some share a
 /// prefix that is itself a stream id ("c", "order-1").
 const STREAMS: [&str; 8] = [
@@ -189,19 +192,6 @@ fn filters() -> Vec<ReadFilter> {
         );
     }
     out
-}
-
-fn replayed(store: &Store, from: u64, to: u64, filter: &ReadFilter) -> (Vec<RecordedEvent>, u64) {
-    let mut out = Vec::new();
-    let end = store
-        .replay(from, to, filter, |e| {
-            out.push(e.to_owned_event());
-            ControlFlow::Continue(())
-        })
-        .unwrap();
-    assert_eq!(end.events as usize, out.len());
-    assert!(!end.stopped);
-    (out, end.next_position)
 }
 
 fn by_hand(all: &[RecordedEvent], filter: &ReadFilter) -> Vec<RecordedEvent> {

@@ -658,6 +658,17 @@ impl SegRef {
     }
 }
 
+/// The error for an index offset at or past the end of a sealed segment's `data_len` bytes.
+pub(crate) fn points_past_data(file: &Path, offset: u64, data_len: usize) -> Error {
+    Error::Corrupted {
+        file: file.to_path_buf(),
+        offset,
+        what: "index points past the segment's data",
+        expected: data_len as u64,
+        found: offset,
+    }
+}
+
 /// Checks the frame at `offset` of a sealed segment's `bytes` and gives its bytes to `f`.
 pub(crate) fn sealed_frame<R>(
     path: &Path,
@@ -668,13 +679,7 @@ pub(crate) fn sealed_frame<R>(
     let data = &**bytes;
     let at = offset as usize;
     if at >= data.len() {
-        return Err(Error::Corrupted {
-            file: path.to_path_buf(),
-            offset,
-            what: "index points past the segment's data",
-            expected: data.len() as u64,
-            found: offset,
-        });
+        return Err(points_past_data(path, offset, data.len()));
     }
     // An image checked whole against its footer needs no frame body checksums.
     let h = check_frame_with(&data[at..], !bytes.checked_whole())

@@ -9,7 +9,7 @@ use std::sync::atomic::Ordering;
 use crate::error::{Error, Result};
 use crate::event::{Direction, ReadFilter, RecordedEvent};
 use crate::index::FastMap;
-use crate::segment::{FrameReader, SealedSegment, SegRef};
+use crate::segment::{FrameReader, SealedSegment, SegRef, points_past_data};
 use crate::store::Inner;
 use crate::store::filtered::{Plan, plan, planned_frame, prefetch_planned};
 use crate::store::read_ahead::ReadAhead;
@@ -627,13 +627,7 @@ impl AllEvents {
         }
         if frames == 0 {
             self.failed = true;
-            return Err(Error::Corrupted {
-                file: s.path.clone(),
-                offset,
-                what: "index points past the segment's data",
-                expected: data.len() as u64,
-                found: offset,
-            });
+            return Err(points_past_data(&s.path, offset, data.len()));
         }
         drop(data);
         self.batch_frames = frames;

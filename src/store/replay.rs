@@ -8,7 +8,7 @@ use std::sync::atomic::Ordering;
 
 use crate::error::{Error, Result};
 use crate::event::ReadFilter;
-use crate::segment::{SealedSegment, SegRef};
+use crate::segment::{SealedSegment, SegRef, points_past_data};
 use crate::store::EventRef;
 use crate::store::filtered::{Plan, plan, planned_frame, prefetch_planned};
 use crate::store::read::{hidden_by_settings, visit_records, visit_stream_entries};
@@ -147,13 +147,7 @@ impl<F: FnMut(&EventRef<'_>) -> ControlFlow<()>> Ctx<'_, F> {
             }
         }
         if first {
-            return Err(Error::Corrupted {
-                file: s.path.clone(),
-                offset,
-                what: "index points past the segment's data",
-                expected: data.len() as u64,
-                found: offset,
-            });
+            return Err(points_past_data(&s.path, offset, data.len()));
         }
         Ok(flow)
     }
