@@ -3,7 +3,8 @@
 //! one event type as filter when given `typed`; from a cold page cache with `cold`), or
 //! with `streams` reads 20,000 random whole streams through Store::replay_stream (through
 //! Store::read_stream, owned events, with `owned`), for profiling. `SEG_MIB` sets the segment
-//! size (4 MiB unless set), `RUNS` the number of replays (5 unless set). The outside benchmark's shape (1,000,000 events, one per append, to
+//! size (4 MiB unless set), `RUNS` the number of replays (5 unless set); `TYPES=k` filters on
+//! the first k event types instead, `PREFIX=p` on the streams whose id starts with p. The outside benchmark's shape (1,000,000 events, one per append, to
 //! 10,000 random streams, 7 types, 64 MiB segments sealed and compressed after the load), full
 //! and one type in seven:
 //!
@@ -42,11 +43,18 @@ fn main() {
         s.seal_active().unwrap();
         s.compress_sealed().unwrap();
     }
-    let filter = if typed {
+    let mut filter = if typed {
         ReadFilter::all().event_types([EVENT_TYPES[4]])
     } else {
         ReadFilter::all()
     };
+    if let Ok(k) = std::env::var("TYPES") {
+        let k: usize = k.parse().unwrap();
+        filter = filter.event_types(EVENT_TYPES[..k].iter().copied());
+    }
+    if let Ok(p) = std::env::var("PREFIX") {
+        filter = filter.stream_prefix(p);
+    }
     if args.iter().any(|a| a == "streams") {
         let mut rng = evlog::workload::Rng::new(5);
         for _ in 0..5 {
