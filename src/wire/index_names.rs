@@ -335,7 +335,7 @@ pub(crate) fn check_names_tables(buf: &[u8], h: &IndexHeader) -> Result<(), Deco
         let want_first = if i == 0 {
             0
         } else {
-            v.type_field(i - 1, 2) + 1
+            v.type_field(i - 1, 2).saturating_add(1)
         };
         if (i == 0 && first != 0) || first < want_first || first >= n.typed_count {
             return bad(
@@ -407,4 +407,101 @@ pub(crate) fn check_names_tables(buf: &[u8], h: &IndexHeader) -> Result<(), Deco
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::wire::index_file::{
+        FrameEntry, IdEntry, StreamEntry, check_index_tables, encode_index,
+    };
+    use crate::workload::Rng;
+
+    #[test]
+    fn every_type_and_stream_is_found_with_exactly_its_events() {
+        let mut r = Rng::new(7);
+        for _ in 0..50 {
+            let streams: Vec<String> = (0..1 + r.below(40))
+                .map(|i| format!("{}-{i}", ["a", "ab", "b", "é"][r.below(4) as usize]))
+                .collect();
+            let types = ["T", "Tb", "Ta", "U", "ü"];
+            let mut nb = NamesBuilder::new();
+            let mut want: Vec<(String, String)> = Vec::new();
+            let n = 1 + r.below(300) as u32;
+            for rel_pos in 0..n {
+                let s = &streams[r.below(streams.len() as u64) as usize];
+                // Some placeholders of dropped events: no type.
+                let t = if r.below(10) == 0 {
+                    ""
+                } else {
+                    types[r.below(types.len() as u64) as usize]
+                };
+                let at = EventAt {
+                    rel_pos,
+                    frame_offset: 64 + rel_pos,
+                };
+                nb.push(s, t, at);
+                want.push((s.clone(), t.to_string()));
+            }
+            // One event per frame, at offset 64 + position.
+            let frames: Vec<FrameEntry> = (0..n)
+                .map(|p| FrameEntry {
+                    rel_first: p,
+                    offset: 64 + p,
+                })
+                .collect();
+            let mut versions: HashMap<&str, u64> = HashMap::new();
+            let mut entries: Vec<StreamEntry> = want
+                .iter()
+                .zip(0..n)
+                .map(|((s, _), p)| {
+                    let v = versions.entry(s).or_insert(0);
+                    *v += 1;
+                    StreamEntry {
+                        hash: crate::wire::stream_hash(s),
+                        version: *v - 1,
+                        rel_pos: p,
+                        frame_offset: 64 + p,
+                    }
+                })
+                .collect();
+            entries.sort_unstable();
+            let ids: Vec<IdEntry> = (0..n)
+                .map(|p| IdEntry {
+                    id: u128::from(p).to_be_bytes(),
+                    rel_pos: p,
+                })
+                .collect();
+            let b = encode_index(0, 64 + n, 0, &frames, &entries, &ids, Some(&nb));
+            let h = IndexHeader::decode(&b).unwrap();
+            let v = IndexView::with_header(&b, h);
+            check_index_tables(&b, &h).unwrap();
+            for t in types {
+                let events: Vec<u32> = (0..n).filter(|&p| want[p as usize].1 == t).collect();
+                match v.find_type(t.as_bytes()) {
+                    Some(i) => {
+                        let got: Vec<u32> =
+                            v.type_events(i).map(|j| v.type_event(j).rel_pos).collect();
+                        assert_eq!(got, events, "{t}");
+                    }
+                    None => assert!(events.is_empty(), "{t}"),
+                }
+            }
+            for prefix in ["", "a", "ab", "b-1", "é", "z"] {
+                let mut names: Vec<&[u8]> = v
+                    .streams_with_prefix(prefix.as_bytes())
+                    .map(|i| v.stream_name(i))
+                    .collect();
+                let mut expect: Vec<&[u8]> = want
+                    .iter()
+                    .map(|(s, _)| s.as_bytes())
+                    .filter(|s| s.starts_with(prefix.as_bytes()))
+                    .collect();
+                expect.sort_unstable();
+                expect.dedup();
+                names.dedup();
+                assert_eq!(names, expect, "{prefix}");
+            }
+        }
+    }
 }
