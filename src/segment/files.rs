@@ -743,7 +743,7 @@ impl FrameReader {
     }
 
     /// Asks the processor to fetch the start of each frame at `frames` (segment and offset)
-    /// of sealed segments into its caches (see [`prefetch_frame`]). Only a hint: it skips
+    /// of sealed segments into its caches (see `prefetch_frame`). Only a hint: it skips
     /// what it cannot look up; frames of the active segment are read with pread or a map that
     /// may not cover them yet, and are left alone.
     pub fn prefetch<'a>(&mut self, frames: impl Iterator<Item = (&'a SegRef, u64)>) {
