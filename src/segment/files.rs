@@ -14,30 +14,6 @@ pub fn map_file(vfs: &dyn Vfs, path: &Path) -> Result<FileBytes> {
     vfs.map(path).map_err(Error::io("map", path))
 }
 
-/// The index file of the segment at `path` that is being sealed, whose first `data_end` bytes
-/// (header and frames) are written and durable: built from those bytes, as an index rebuild
-/// builds it, so that it holds the name tables the writer's in-memory index does not keep.
-pub fn sealed_index(
-    vfs: &dyn Vfs,
-    path: &Path,
-    first_position: u64,
-    data_end: u64,
-) -> Result<Vec<u8>> {
-    let map = map_file(vfs, path)?;
-    let data = map
-        .get(..data_end as usize)
-        .ok_or_else(|| Error::Corrupted {
-            file: path.to_path_buf(),
-            offset: map.len() as u64,
-            what: "segment being sealed is shorter than its frames",
-            expected: data_end,
-            found: map.len() as u64,
-        })?;
-    crate::segment::build_index(data, first_position)
-        .map(|(bytes, _, _)| bytes)
-        .map_err(|(_, e)| Error::corrupted(path, 0, e))
-}
-
 /// Maps of sealed segment and index files kept alive, oldest dropped first once there are more
 /// than [`map_cache_maps`] (process-wide). A map nobody holds is unmapped, and mapped again on
 /// its next use, so a store of any number of segments stays under the kernel's limit on maps

@@ -512,7 +512,10 @@ impl Inner {
         // Everything written so far is durable now.
         self.mark_synced(w.written, w.next_position);
         let index_bytes =
-            crate::segment::sealed_index(vfs, &w.path, w.header.first_position, w.len)?;
+            self.state
+                .read()
+                .active_index
+                .encode_sealed(vfs, &w.path, w.len, footer.data_crc)?;
         let idx_name = index_file_name(w.header.first_position);
         write_file_atomic(vfs, &self.dir, &idx_name, &index_bytes)?;
         let header = SegmentHeader {

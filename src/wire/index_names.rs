@@ -13,10 +13,10 @@
 //! The tables follow the Bloom filter; the header's flag `INDEX_FLAG_NAMES` says they are
 //! there. The index embedded in the checkpoint (the active segment's) has none.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::ops::Range;
 
-use super::bytes::{DecodeError, u32_at};
+use super::bytes::{DecodeError, stream_hash, u32_at};
 use super::index_file::{IndexHeader, IndexView, partition_point};
 use super::limits::{MAX_EVENT_TYPE_BYTES, MAX_STREAM_ID_BYTES};
 
@@ -118,12 +118,22 @@ impl NamesHeader {
     }
 }
 
-/// Collects the name tables of a segment's events, given in position order.
+/// Collects the name tables of a segment's events, given in position order. Built at each
+/// seal from every event of the segment, so a lookup per event is kept cheap: the few types
+/// of a segment are searched in a short list (a map once there are many), and stream ids are
+/// found by their FNV hash (an integer key) and then compared.
 #[derive(Debug, Default)]
 pub struct NamesBuilder {
-    types: HashMap<Box<str>, Vec<EventAt>>,
-    streams: HashSet<Box<str>>,
+    /// Each type met, with its events.
+    types: Vec<(Box<str>, Vec<EventAt>)>,
+    /// Where each type is in `types`, once there are more than `LINEAR_TYPES`.
+    type_at: HashMap<Box<str>, usize>,
+    /// Stream ids by their `stream_hash` (ids sharing a hash share the list).
+    streams: HashMap<u64, Vec<Box<str>>>,
 }
+
+/// Types searched in a list before a map is kept.
+const LINEAR_TYPES: usize = 16;
 
 impl NamesBuilder {
     /// A builder holding nothing.
@@ -134,16 +144,30 @@ impl NamesBuilder {
     /// Adds the next event: its stream, its type (empty for a placeholder of a dropped event,
     /// which is in no type's list) and where it is.
     pub fn push(&mut self, stream: &str, event_type: &str, at: EventAt) {
-        if !self.streams.contains(stream) {
-            self.streams.insert(stream.into());
+        let ids = self.streams.entry(stream_hash(stream)).or_default();
+        if !ids.iter().any(|s| **s == *stream) {
+            ids.push(stream.into());
         }
         if event_type.is_empty() {
             return;
         }
-        match self.types.get_mut(event_type) {
-            Some(list) => list.push(at),
+        let found = if self.types.len() <= LINEAR_TYPES {
+            self.types.iter().position(|(t, _)| **t == *event_type)
+        } else {
+            self.type_at.get(event_type).copied()
+        };
+        match found {
+            Some(i) => self.types[i].1.push(at),
             None => {
-                self.types.insert(event_type.into(), vec![at]);
+                self.types.push((event_type.into(), vec![at]));
+                if self.types.len() > LINEAR_TYPES {
+                    if self.type_at.is_empty() {
+                        let all = self.types.iter().enumerate();
+                        self.type_at = all.map(|(i, (t, _))| (t.clone(), i)).collect();
+                    } else {
+                        self.type_at.insert(event_type.into(), self.types.len() - 1);
+                    }
+                }
             }
         }
     }
@@ -153,7 +177,7 @@ impl NamesBuilder {
         let mut types: Vec<(&str, &Vec<EventAt>)> =
             self.types.iter().map(|(k, v)| (&**k, v)).collect();
         types.sort_unstable_by_key(|(k, _)| *k);
-        let mut streams: Vec<&str> = self.streams.iter().map(|s| &**s).collect();
+        let mut streams: Vec<&str> = self.streams.values().flatten().map(|s| &**s).collect();
         streams.sort_unstable();
         let mut name_at = 0u32;
         let mut first = 0u32;
@@ -424,7 +448,10 @@ mod tests {
             let streams: Vec<String> = (0..1 + r.below(40))
                 .map(|i| format!("{}-{i}", ["a", "ab", "b", "é"][r.below(4) as usize]))
                 .collect();
-            let types = ["T", "Tb", "Ta", "U", "ü"];
+            // A few types (searched in a list) or many (in a map).
+            let many: Vec<String> = (0..40).map(|i| format!("T{i}")).collect();
+            let few = ["T", "Tb", "Ta", "U", "ü"].map(String::from).to_vec();
+            let types = if r.below(2) == 0 { few } else { many };
             let mut nb = NamesBuilder::new();
             let mut want: Vec<(String, String)> = Vec::new();
             let n = 1 + r.below(300) as u32;
@@ -434,7 +461,7 @@ mod tests {
                 let t = if r.below(10) == 0 {
                     ""
                 } else {
-                    types[r.below(types.len() as u64) as usize]
+                    &types[r.below(types.len() as u64) as usize]
                 };
                 let at = EventAt {
                     rel_pos,
@@ -476,8 +503,8 @@ mod tests {
             let h = IndexHeader::decode(&b).unwrap();
             let v = IndexView::with_header(&b, h);
             check_index_tables(&b, &h).unwrap();
-            for t in types {
-                let events: Vec<u32> = (0..n).filter(|&p| want[p as usize].1 == t).collect();
+            for t in &types {
+                let events: Vec<u32> = (0..n).filter(|&p| want[p as usize].1 == *t).collect();
                 match v.find_type(t.as_bytes()) {
                     Some(i) => {
                         let got: Vec<u32> =
