@@ -40,7 +40,9 @@ fn main() {
     }
     let s = opts.open(&dir).unwrap();
     if args.iter().any(|a| a == "seal") {
+        let t = std::time::Instant::now();
         s.seal_active().unwrap();
+        eprintln!("seal_active: {:.1} ms", t.elapsed().as_secs_f64() * 1e3);
         s.compress_sealed().unwrap();
     }
     let mut filter = if typed {
