@@ -2,7 +2,16 @@
 //! replays it through Store::replay (through Store::read_all, owned events, with `owned`; with
 //! one event type as filter when given `typed`; from a cold page cache with `cold`), or
 //! with `streams` reads 20,000 random whole streams through Store::replay_stream (through
-//! Store::read_stream, owned events, with `owned`), for profiling.
+//! Store::read_stream, owned events, with `owned`), for profiling. `SEG_MIB` sets the segment
+//! size (4 MiB unless set), `RUNS` the number of replays (5 unless set); `TYPES=k` filters on
+//! the first k event types instead, `PREFIX=p` on the streams whose id starts with p. The outside benchmark's shape (1,000,000 events, one per append, to
+//! 10,000 random streams, 7 types, 64 MiB segments sealed and compressed after the load), full
+//! and one type in seven:
+//!
+//! ```text
+//! SEG_MIB=64 cargo run --release --example replay_probe -- DIR 1000000 seal
+//! SEG_MIB=64 cargo run --release --example replay_probe -- DIR 1000000 typed seal
+//! ```
 use evlog::workload::{EVENT_TYPES, Workload};
 use evlog::*;
 fn main() {
@@ -31,14 +40,23 @@ fn main() {
     }
     let s = opts.open(&dir).unwrap();
     if args.iter().any(|a| a == "seal") {
+        let t = std::time::Instant::now();
         s.seal_active().unwrap();
+        eprintln!("seal_active: {:.1} ms", t.elapsed().as_secs_f64() * 1e3);
         s.compress_sealed().unwrap();
     }
-    let filter = if typed {
+    let mut filter = if typed {
         ReadFilter::all().event_types([EVENT_TYPES[4]])
     } else {
         ReadFilter::all()
     };
+    if let Ok(k) = std::env::var("TYPES") {
+        let k: usize = k.parse().unwrap();
+        filter = filter.event_types(EVENT_TYPES[..k].iter().copied());
+    }
+    if let Ok(p) = std::env::var("PREFIX") {
+        filter = filter.stream_prefix(p);
+    }
     if args.iter().any(|a| a == "streams") {
         let mut rng = evlog::workload::Rng::new(5);
         for _ in 0..5 {
@@ -72,7 +90,8 @@ fn main() {
         }
         return;
     }
-    for _ in 0..5 {
+    let runs = std::env::var("RUNS").map_or(5, |v| v.parse().unwrap());
+    for _ in 0..runs {
         let t = std::time::Instant::now();
         let events = if args.iter().any(|a| a == "owned") {
             s.read_all(0, Direction::Forward, filter.clone())
@@ -88,9 +107,11 @@ fn main() {
             .unwrap()
             .events
         };
+        let secs = t.elapsed().as_secs_f64();
         println!(
-            "{events} events in {:.1} ms",
-            t.elapsed().as_secs_f64() * 1e3
+            "{events} events in {:.1} ms: {:.3} M events/s",
+            secs * 1e3,
+            events as f64 / secs / 1e6
         );
     }
 }

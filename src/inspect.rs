@@ -42,7 +42,8 @@ use crate::segment::{durable_frame_after, scan_frames};
 use crate::wire::DecodeError;
 use crate::wire::archive::{ARCHIVE_FILE_NAME, decode_archive_marker};
 use crate::wire::checkpoint::{CHECKPOINT_FILE_NAME, decode_checkpoint};
-use crate::wire::index_file::{IndexHeader, IndexView, check_index_body};
+use crate::wire::index_file::{IndexHeader, IndexView, check_index_body, check_index_tables};
+use crate::wire::index_names::INDEX_FLAG_NAMES;
 use crate::wire::segment::{
     FOOTER_BYTES, SEGMENT_HEADER_BYTES, SegmentFooter, SegmentHeader, parse_segment_file_name,
 };
@@ -774,6 +775,10 @@ pub fn inspect_index(path: &Path) -> Result<IndexInspection> {
         notes: Vec::new(),
     };
     match &i.header {
+        Err(e) if e.unsupported => i.notes.push(format!(
+            "index of another version: {} (open rebuilds it)",
+            describe(e, 0)
+        )),
         Err(e) => i.problems.push(format!("index header: {}", describe(e, 0))),
         Ok(h) => {
             let ok = check_index_body(&buf, h).is_ok();
@@ -781,6 +786,17 @@ pub fn inspect_index(path: &Path) -> Result<IndexInspection> {
             if !ok {
                 i.problems.push(
                     "index body checksum does not match (open rebuilds the index)".to_string(),
+                );
+            } else if let Err(e) = check_index_tables(&buf, h) {
+                i.problems.push(format!(
+                    "index tables: {} (open rebuilds the index)",
+                    describe(&e, 0)
+                ));
+            }
+            if h.flags & INDEX_FLAG_NAMES == 0 {
+                i.notes.push(
+                    "no name tables (a sealed segment's index has them: open rebuilds it)"
+                        .to_string(),
                 );
             }
         }

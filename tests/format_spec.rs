@@ -10,6 +10,7 @@ use evlog::wire::frame::{self, FrameHeader, begin_frame, check_frame, finish_fra
 use evlog::wire::index_file::{
     self, FrameEntry, IdEntry, IndexHeader, StreamEntry, check_index_body, encode_index,
 };
+use evlog::wire::index_names::{self, EventAt, NamesBuilder};
 use evlog::wire::limits;
 use evlog::wire::record::encode_record;
 use evlog::wire::segment::{self, SegmentFooter, SegmentHeader};
@@ -185,6 +186,16 @@ fn code_constants() -> BTreeMap<&'static str, Val> {
         ("BLOOM_BLOCK_BYTES", z(index_file::BLOOM_BLOCK_BYTES)),
         ("BLOOM_BITS_PER_ID", z(index_file::BLOOM_BITS_PER_ID)),
         ("BLOOM_BITS_SET", n(index_file::BLOOM_BITS_SET.into())),
+        ("INDEX_FLAG_NAMES", n(index_names::INDEX_FLAG_NAMES.into())),
+        ("TYPE_ENTRY_BYTES", z(index_names::TYPE_ENTRY_BYTES)),
+        (
+            "TYPE_EVENT_ENTRY_BYTES",
+            z(index_names::TYPE_EVENT_ENTRY_BYTES),
+        ),
+        (
+            "STREAM_NAME_ENTRY_BYTES",
+            z(index_names::STREAM_NAME_ENTRY_BYTES),
+        ),
         (
             "CHECKPOINT_MAGIC",
             Bytes(checkpoint::CHECKPOINT_MAGIC.to_vec()),
@@ -574,7 +585,10 @@ fn record_fields_are_where_the_spec_says() {
 // ---------------------------------------------------------------------------------------------
 // Index files and the checkpoint.
 
-fn sample_index() -> (Vec<u8>, Vec<FrameEntry>, Vec<StreamEntry>, Vec<IdEntry>) {
+/// Three events in two frames: rel 0 and 1 of stream "b" (types "Paid", "Placed") in the frame
+/// at 64, rel 2 of stream "a" (type "Paid") in the frame at 0x01020304; with the name tables
+/// when `names`.
+fn sample_index(names: bool) -> (Vec<u8>, Vec<FrameEntry>, Vec<StreamEntry>, Vec<IdEntry>) {
     let frames = vec![
         FrameEntry {
             rel_first: 0,
@@ -621,6 +635,18 @@ fn sample_index() -> (Vec<u8>, Vec<FrameEntry>, Vec<StreamEntry>, Vec<IdEntry>) 
         },
     ];
     ids.sort();
+    let mut nb = NamesBuilder::new();
+    for (stream, event_type, rel_pos, frame_offset) in [
+        ("b", "Paid", 0, 64),
+        ("b", "Placed", 1, 64),
+        ("a", "Paid", 2, 0x0102_0304),
+    ] {
+        let at = EventAt {
+            rel_pos,
+            frame_offset,
+        };
+        nb.push(stream, event_type, at);
+    }
     let b = encode_index(
         0x1112_1314_1516_1718,
         0x2122_2324,
@@ -628,17 +654,23 @@ fn sample_index() -> (Vec<u8>, Vec<FrameEntry>, Vec<StreamEntry>, Vec<IdEntry>) 
         &frames,
         &entries,
         &ids,
+        names.then_some(&nb),
     );
     (b, frames, entries, ids)
 }
 
 #[test]
 fn index_file_fields_are_where_the_spec_says() {
-    let (b, frames, entries, ids) = sample_index();
+    let (b, frames, entries, ids) = sample_index(true);
     let h = &b[0..64];
     let values = HashMap::from([
         ("magic", b"EVLOGIDX".to_vec()),
-        ("version", le(1, 2)),
+        ("version", le(2, 2)),
+        ("flags", le(1, 2)),
+        ("type_count", le(2, 4)),
+        ("typed_count", le(3, 4)),
+        ("stream_count", le(2, 4)),
+        ("names_len", le(12, 4)),
         ("frame_count", le(2, 4)),
         ("first_position", le(0x1112_1314_1516_1718, 8)),
         ("event_count", le(3, 4)),
@@ -651,8 +683,9 @@ fn index_file_fields_are_where_the_spec_says() {
     check_fields("index-header", h, &values);
     assert_eq!(
         b.len(),
-        64 + 8 * 2 + 44 * 3 + 64,
-        "64 + 8·frame_count + 44·event_count + 64·bloom_blocks"
+        64 + 8 * 2 + 44 * 3 + 64 + 12 * 2 + 8 * 3 + 8 * 2 + 12,
+        "64 + 8·frame_count + 44·event_count + 64·bloom_blocks \
+         + 12·type_count + 8·typed_count + 8·stream_count + names_len"
     );
     let mut at = 64;
     for f in &frames {
@@ -679,13 +712,50 @@ fn index_file_fields_are_where_the_spec_says() {
         at += 20;
     }
     assert_eq!(
-        &b[at..],
+        &b[at..at + 64],
         &spec_bloom_filter(&ids, 1)[..],
         "the Bloom filter, per § 8.3"
     );
+    at += 64;
+    // § 8.4: types sorted by name, each with its run; then the runs; then the stream ids
+    // sorted; then the names back to back.
+    for (name_at, name_len, first) in [(0u64, 4u64, 0u64), (4, 6, 2)] {
+        let v = HashMap::from([
+            ("name_at", le(name_at, 4)),
+            ("name_len", le(name_len, 4)),
+            ("first", le(first, 4)),
+        ]);
+        check_fields("index-type-entry", &b[at..at + 12], &v);
+        at += 12;
+    }
+    for (rel_pos, frame_offset) in [(0u64, 64u64), (2, 0x0102_0304), (1, 64)] {
+        let v = HashMap::from([
+            ("rel_pos", le(rel_pos, 4)),
+            ("frame_offset", le(frame_offset, 4)),
+        ]);
+        check_fields("index-type-event-entry", &b[at..at + 8], &v);
+        at += 8;
+    }
+    for (name_at, name_len) in [(10u64, 1u64), (11, 1)] {
+        let v = HashMap::from([("name_at", le(name_at, 4)), ("name_len", le(name_len, 4))]);
+        check_fields("index-stream-name-entry", &b[at..at + 8], &v);
+        at += 8;
+    }
+    assert_eq!(&b[at..], b"PaidPlacedab", "the name area");
     let hd = IndexHeader::decode(&b).unwrap();
     assert_eq!(hd.file_len(), b.len());
     check_index_body(&b, &hd).unwrap();
+    let v = index_file::IndexView::new(&b).unwrap();
+    assert!(v.has_names());
+    let paid = v.find_type(b"Paid").unwrap();
+    let at: Vec<u32> = v
+        .type_events(paid)
+        .map(|j| v.type_event(j).rel_pos)
+        .collect();
+    assert_eq!(at, [0, 2]);
+    assert_eq!(v.find_type(b"Pai"), None);
+    assert_eq!(v.streams_with_prefix(b"").len(), 2);
+    assert_eq!(v.stream_name(v.streams_with_prefix(b"b").start), b"b");
     // Sorted as the spec says: stream entries by (hash, version, rel_pos), ids by bytes.
     assert!(
         entries
@@ -698,7 +768,7 @@ fn index_file_fields_are_where_the_spec_says() {
 
 #[test]
 fn checkpoint_fields_are_where_the_spec_says() {
-    let (index, ..) = sample_index();
+    let (index, ..) = sample_index(false);
     let streams = [("order-1", 0x0102_0304_0506_0708u64), ("saga-ü", 0)];
     let filter: Vec<u8> = (0..128u8).collect();
     let b = encode_checkpoint(
@@ -817,7 +887,7 @@ fn bloom_filter_is_sized_and_filled_as_the_spec_says() {
         rel_first: 0,
         offset: 64,
     }];
-    let b = encode_index(0, 64, 0, &frames, &entries, &ids);
+    let b = encode_index(0, 64, 0, &frames, &entries, &ids, None);
     let h = IndexHeader::decode(&b).unwrap();
     assert_eq!(h.bloom_blocks, 3);
     let at = 64 + 8 + 44 * 120;
@@ -831,7 +901,7 @@ fn bloom_filter_is_sized_and_filled_as_the_spec_says() {
 #[test]
 fn an_index_without_bloom_filter_still_decodes() {
     // The layout written before the filter existed (§ 19): bloom_blocks = 0, no filter bytes.
-    let (b, _, _, ids) = sample_index();
+    let (b, _, _, ids) = sample_index(false);
     let mut old = b[..b.len() - 64].to_vec();
     old[40..44].fill(0);
     let body_crc = crc(&old[64..]);

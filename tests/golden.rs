@@ -8,13 +8,13 @@
 //!
 //! Then update the constants below from what the generator prints.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::fs;
 use std::path::{Path, PathBuf};
 
 use evlog::wire::checkpoint::{decode_checkpoint, encode_checkpoint};
 use evlog::wire::frame::{FrameHeader, begin_frame, check_frame, finish_frame};
-use evlog::wire::index_file::{IndexView, bloom_blocks_for, check_index_body};
+use evlog::wire::index_file::{IndexView, bloom_blocks_for, check_index_body, check_index_tables};
 use evlog::wire::record::encode_record;
 use evlog::wire::segment::{FOOTER_BYTES, SEGMENT_HEADER_BYTES, SegmentFooter, SegmentHeader};
 use evlog::{
@@ -582,6 +582,39 @@ fn check_index(idx: &[u8], seg: &[u8], first: u64, covered_len: u64) {
         assert_eq!(v.find_id(id.as_bytes()), Some((p - first) as u32));
         assert!(v.may_contain_id(id.as_bytes()));
     }
+    check_name_tables(&v, first);
+}
+
+/// The name tables (§ 8.4) of an index with them: every event type of the segment, sorted,
+/// with exactly the positions of its events, and every stream id, sorted.
+fn check_name_tables(v: &IndexView<'_>, first: u64) {
+    if !v.has_names() {
+        return;
+    }
+    let want = expected_events();
+    let mut types: BTreeMap<&str, Vec<u32>> = BTreeMap::new();
+    let mut streams: BTreeSet<&str> = BTreeSet::new();
+    for rel in 0..v.header.event_count {
+        let (stream, _, data) = &want[(first + u64::from(rel)) as usize];
+        types.entry(&data.event_type).or_default().push(rel);
+        streams.insert(stream);
+    }
+    assert_eq!(v.type_count(), types.len());
+    for (i, (name, rels)) in types.iter().enumerate() {
+        assert_eq!(v.type_name(i), name.as_bytes());
+        let got: Vec<u32> = v.type_events(i).map(|j| v.type_event(j).rel_pos).collect();
+        assert_eq!(&got, rels, "{name}");
+        for j in v.type_events(i) {
+            let e = v.type_event(j);
+            assert_eq!(
+                Some(e.frame_offset),
+                v.frame_for(e.rel_pos).map(|f| f.offset)
+            );
+        }
+    }
+    let got: Vec<&[u8]> = (0..v.stream_count()).map(|i| v.stream_name(i)).collect();
+    let want: Vec<&[u8]> = streams.iter().map(|s| s.as_bytes()).collect();
+    assert_eq!(got, want);
 }
 
 #[test]
@@ -592,6 +625,10 @@ fn golden_valid_index_files_decode_as_specified() {
         let idx = fs::read(dir.join(format!("{first:020}.idx"))).unwrap();
         let data_end = (seg.len() - FOOTER_BYTES) as u64;
         check_index(&idx, &seg, *first, data_end);
+        assert!(
+            IndexView::new(&idx).unwrap().has_names(),
+            "a sealed segment's"
+        );
         assert_eq!(
             u64::from(IndexView::new(&idx).unwrap().header.event_count),
             *count
@@ -613,6 +650,10 @@ fn golden_valid_checkpoint_decodes_as_specified() {
     let (first, _) = SEGMENTS[SEGMENTS.len() - 1];
     let seg = fs::read(dir.join(format!("{first:020}.seg"))).unwrap();
     check_index(c.index, &seg, first, ACTIVE_LEN);
+    assert!(
+        !IndexView::new(c.index).unwrap().has_names(),
+        "the checkpoint's"
+    );
     let t = &seg[seg.len() - 8..];
     assert_eq!(
         c.last_frame_header_crc,
@@ -620,12 +661,15 @@ fn golden_valid_checkpoint_decodes_as_specified() {
     );
 }
 
-/// Rewrites every index of a store (`.idx` files and the checkpoint's) in the layout written
-/// before the id Bloom filter existed (`format/FORMAT.md` § 19): `bloom_blocks` = 0, no filter.
+/// Rewrites every index of a store (`.idx` files and the checkpoint's) without the id Bloom
+/// filter, as indexes were written before it existed (`format/FORMAT.md` § 19):
+/// `bloom_blocks` = 0, no filter (the name tables that follow it, § 8.4, are kept).
 fn strip_bloom_filters(dir: &Path) {
     fn strip(idx: &[u8]) -> Vec<u8> {
         let h = IndexView::new(idx).unwrap().header;
-        let mut old = idx[..idx.len() - 64 * h.bloom_blocks as usize].to_vec();
+        let bloom_at = 64 + 8 * h.frame_count as usize + 44 * h.event_count as usize;
+        let mut old = idx.to_vec();
+        old.drain(bloom_at..bloom_at + 64 * h.bloom_blocks as usize);
         old[40..44].fill(0);
         let body_crc = crc32fast::hash(&old[64..]);
         old[36..40].copy_from_slice(&body_crc.to_le_bytes());
@@ -658,8 +702,18 @@ fn strip_bloom_filters(dir: &Path) {
 fn golden_valid_with_indexes_written_before_the_bloom_filter_opens_and_reads() {
     let t = copy_of("valid");
     strip_bloom_filters(t.path());
+    for e in fs::read_dir(t.path()).unwrap() {
+        let p = e.unwrap().path();
+        if p.extension().is_some_and(|x| x == "idx") && !p.ends_with("checkpoint.idx") {
+            let b = fs::read(&p).unwrap();
+            let h = IndexView::new(&b).unwrap().header;
+            check_index_tables(&b, &h).unwrap();
+        }
+    }
     let store = opts().open(t.path()).unwrap();
     check_events(&read_all(&store));
+    let paid = ReadFilter::all().event_types(["OrderPaid"]);
+    assert_eq!(store.read_all(0, Direction::Forward, paid).count(), 12);
     // Re-sends are still recognised (the id lookup without a filter).
     let (stream, events) = workload().pop().unwrap();
     let r = store.append(stream, ExpectedVersion::Any, &events).unwrap();

@@ -2,6 +2,8 @@
 
 use std::ops::ControlFlow;
 
+mod common;
+
 use evlog::{
     Direction, Durability, EventData, ExpectedVersion, ReadFilter, RecordedEvent, Store,
     StoreOptions, Uuid,
@@ -32,16 +34,7 @@ fn fill(store: &Store, n: u64) {
 }
 
 fn replayed(store: &Store, from: u64, to: u64, filter: &ReadFilter) -> Vec<RecordedEvent> {
-    let mut out = Vec::new();
-    let end = store
-        .replay(from, to, filter, |e| {
-            out.push(e.to_owned_event());
-            ControlFlow::Continue(())
-        })
-        .unwrap();
-    assert_eq!(end.events as usize, out.len());
-    assert!(!end.stopped);
-    out
+    common::replayed(store, from, to, filter).0
 }
 
 fn read_all(store: &Store, filter: ReadFilter) -> Vec<RecordedEvent> {

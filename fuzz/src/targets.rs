@@ -36,7 +36,11 @@ use evlog::wire::frame::{
 };
 use evlog::wire::index_file::{
     BLOOM_BLOCK_BYTES, FRAME_ENTRY_BYTES, ID_ENTRY_BYTES, INDEX_HEADER_BYTES, INDEX_MAGIC,
-    IndexHeader, IndexView, STREAM_ENTRY_BYTES, check_index_body,
+    INDEX_VERSION, IndexHeader, IndexView, STREAM_ENTRY_BYTES, check_index_body,
+    check_index_tables,
+};
+use evlog::wire::index_names::{
+    INDEX_FLAG_NAMES, STREAM_NAME_ENTRY_BYTES, TYPE_ENTRY_BYTES, TYPE_EVENT_ENTRY_BYTES,
 };
 use evlog::wire::limits::MAX_STREAM_ID_BYTES;
 use evlog::wire::record::{RecordView, Records, decode_record, encode_dropped_record, peek_record};
@@ -144,13 +148,25 @@ pub fn fix_index(b: &mut Vec<u8>) {
         return;
     }
     b[0..8].copy_from_slice(&INDEX_MAGIC);
+    b[8..10].copy_from_slice(&INDEX_VERSION.to_le_bytes());
+    // The name tables flag or none; without it, no name table sizes.
+    let flags = u16_at(b, 10) & INDEX_FLAG_NAMES;
+    b[10..12].copy_from_slice(&flags.to_le_bytes());
+    if flags == 0 {
+        b[44..60].fill(0);
+    }
     let frames = u32_at(b, 12) as u64;
     let events = u32_at(b, 24) as u64;
     let bloom = u32_at(b, 40) as u64;
+    let names = u32_at(b, 44) as u64 * TYPE_ENTRY_BYTES as u64
+        + u32_at(b, 48) as u64 * TYPE_EVENT_ENTRY_BYTES as u64
+        + u32_at(b, 52) as u64 * STREAM_NAME_ENTRY_BYTES as u64
+        + u32_at(b, 56) as u64;
     let len = INDEX_HEADER_BYTES as u64
         + frames * FRAME_ENTRY_BYTES as u64
         + events * (STREAM_ENTRY_BYTES + ID_ENTRY_BYTES) as u64
-        + bloom * BLOOM_BLOCK_BYTES as u64;
+        + bloom * BLOOM_BLOCK_BYTES as u64
+        + names;
     if len <= 1 << 18 {
         b.resize(len as usize, 0);
     }
@@ -738,6 +754,48 @@ fn index_lookups(v: &IndexView<'_>) {
     let _ = v.lower_bound(u64::MAX, u64::MAX);
     let _ = v.find_id(&[0; 16]);
     let _ = v.find_id(&[0xff; 16]);
+    name_lookups(v);
+}
+
+/// The name tables' lookups, on any bytes; on tables that pass `check_index_tables`, each
+/// name is found where it is.
+fn name_lookups(v: &IndexView<'_>) {
+    if !v.has_names() {
+        return;
+    }
+    let h = v.header;
+    let checked = check_index_tables(v.bytes(), &h).is_ok();
+    let step = |n: usize| (n / 256).max(1);
+    for i in (0..v.type_count()).step_by(step(v.type_count())) {
+        let name = v.type_name(i);
+        let run = v.type_events(i);
+        assert!(
+            run.end <= h.names.typed_count as usize,
+            "a type's run stays in its table"
+        );
+        for j in run.step_by(step(h.names.typed_count as usize)) {
+            let _ = v.type_event(j);
+        }
+        let found = v.find_type(name);
+        if checked {
+            assert_eq!(found, Some(i), "a checked type table finds its own names");
+        }
+    }
+    let _ = v.find_type(b"");
+    let _ = v.find_type(&[0xff; 3]);
+    for i in (0..v.stream_count()).step_by(step(v.stream_count())) {
+        let name = v.stream_name(i);
+        let with = v.streams_with_prefix(name);
+        assert!(with.end <= v.stream_count());
+        if checked {
+            assert!(
+                with.contains(&i),
+                "a checked stream table finds its own names"
+            );
+        }
+        let _ = v.streams_with_prefix(&name[..name.len() / 2]);
+    }
+    assert_eq!(v.streams_with_prefix(b"").len(), v.stream_count());
 }
 
 /// Index files: `IndexView::new` (header, exact length), `check_index_body`, then every
@@ -759,6 +817,7 @@ pub fn index(data: &[u8]) {
     let _ = IndexHeader::decode(&b);
     // Lookups work whether or not the body checksum matches (open checks it lazily).
     let _ = check_index_body(&b, &v.header);
+    let _ = check_index_tables(&b, &v.header);
     index_lookups(&v);
 }
 

@@ -3,12 +3,19 @@
 //! At a seal or a checkpoint both are merged into one index file.
 
 use std::ops::Range;
+use std::path::Path;
 use std::sync::Arc;
 
-use crate::io::FileBytes;
+use crate::error::{Error, Result};
+use crate::io::{FileBytes, Vfs};
+use crate::segment::map_file;
+use crate::wire::DecodeError;
+use crate::wire::frame::{FRAME_HEADER_BYTES, FrameHeader, frame_body};
 use crate::wire::index_file::{
     FrameEntry, IdEntry, IndexHeader, IndexView, StreamEntry, encode_index, partition_point,
 };
+use crate::wire::index_names::{EventAt, NamesBuilder};
+use crate::wire::record::peek_record;
 
 /// An index file held in memory or mapped, whose header and body checksum were checked.
 #[derive(Clone)]
@@ -150,8 +157,87 @@ impl ActiveIndex {
             .map(|(i, id)| (self.base_events + i as u32, id))
     }
 
-    /// Encodes the index as an index file covering `covered_len` bytes with CRC `covered_crc`.
+    /// Encodes the index as an index file covering `covered_len` bytes with CRC `covered_crc`,
+    /// without name tables (as the checkpoint holds it).
     pub fn encode(&self, covered_len: u32, covered_crc: u32) -> Vec<u8> {
+        self.encode_with_names(covered_len, covered_crc, None)
+    }
+
+    /// The index file of the segment at `path` when it is sealed with `data_end` bytes of
+    /// frames (written and durable) whose CRC-32 is `data_crc`: this index with the name
+    /// tables, whose names are read in place from the frames the frame table points at (each
+    /// frame header is checked; the bodies were checked when they were written). The same
+    /// bytes as an index rebuilt from the segment.
+    pub fn encode_sealed(
+        &self,
+        vfs: &dyn Vfs,
+        path: &Path,
+        data_end: u64,
+        data_crc: u32,
+    ) -> Result<Vec<u8>> {
+        let map = map_file(vfs, path)?;
+        let data = map.get(..data_end as usize).unwrap_or(&map[..]);
+        let names = self
+            .names_of(data)
+            .map_err(|e| Error::corrupted(path, 0, e))?;
+        Ok(self.encode_with_names(data_end as u32, data_crc, Some(&names)))
+    }
+
+    /// The name tables of the indexed frames, read from the segment's bytes `data`.
+    fn names_of(&self, data: &[u8]) -> Result<NamesBuilder, DecodeError> {
+        let mut names = NamesBuilder::new();
+        let base = self.base.as_ref().map(|b| b.view());
+        let frames = (0..self.base_frames as usize)
+            .filter_map(|i| base.map(|v| v.frame(i)))
+            .chain(self.frames.iter().copied());
+        for f in frames {
+            let at = f.offset as usize;
+            let frame = data.get(at..).unwrap_or(&[]);
+            let h = FrameHeader::decode(frame).map_err(|e| DecodeError { at: e.at + at, ..e })?;
+            let Some(bytes) = frame.get(..h.frame_len()) else {
+                return Err(DecodeError::new(
+                    at,
+                    "frame extends past end of data",
+                    data.len() as u64,
+                    (at + h.frame_len()) as u64,
+                ));
+            };
+            let body = frame_body(bytes, &h);
+            let mut k = 0;
+            for i in 0..h.count {
+                let peeked = peek_record(&body[k..]).and_then(|(stream, event_type, len)| {
+                    Some((
+                        std::str::from_utf8(stream).ok()?,
+                        std::str::from_utf8(event_type).ok()?,
+                        len,
+                    ))
+                });
+                let Some((stream, event_type, len)) = peeked else {
+                    return Err(DecodeError::new(
+                        at + FRAME_HEADER_BYTES + k,
+                        "record does not fit the frame",
+                        body.len() as u64,
+                        k as u64,
+                    ));
+                };
+                let event = EventAt {
+                    rel_pos: f.rel_first + i,
+                    frame_offset: f.offset,
+                };
+                names.push(stream, event_type, event);
+                k += len;
+            }
+        }
+        Ok(names)
+    }
+
+    /// [`ActiveIndex::encode`] with the name tables `names` (a sealed segment's index).
+    pub fn encode_with_names(
+        &self,
+        covered_len: u32,
+        covered_crc: u32,
+        names: Option<&NamesBuilder>,
+    ) -> Vec<u8> {
         let mut frames = Vec::with_capacity(self.frame_count() as usize);
         let mut entries = Vec::with_capacity(self.event_count() as usize);
         let mut ids = Vec::with_capacity(self.event_count() as usize);
@@ -176,6 +262,7 @@ impl ActiveIndex {
             &frames,
             &entries,
             &ids,
+            names,
         )
     }
 }

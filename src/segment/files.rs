@@ -643,8 +643,19 @@ impl SegRef {
     }
 }
 
+/// The error for an index offset at or past the end of a sealed segment's `data_len` bytes.
+pub(crate) fn points_past_data(file: &Path, offset: u64, data_len: usize) -> Error {
+    Error::Corrupted {
+        file: file.to_path_buf(),
+        offset,
+        what: "index points past the segment's data",
+        expected: data_len as u64,
+        found: offset,
+    }
+}
+
 /// Checks the frame at `offset` of a sealed segment's `bytes` and gives its bytes to `f`.
-fn sealed_frame<R>(
+pub(crate) fn sealed_frame<R>(
     path: &Path,
     bytes: &SegBytes,
     offset: u64,
@@ -653,13 +664,7 @@ fn sealed_frame<R>(
     let data = &**bytes;
     let at = offset as usize;
     if at >= data.len() {
-        return Err(Error::Corrupted {
-            file: path.to_path_buf(),
-            offset,
-            what: "index points past the segment's data",
-            expected: data.len() as u64,
-            found: offset,
-        });
+        return Err(points_past_data(path, offset, data.len()));
     }
     // An image checked whole against its footer needs no frame body checksums.
     let h = check_frame_with(&data[at..], !bytes.checked_whole())
@@ -667,8 +672,19 @@ fn sealed_frame<R>(
     Ok(f(&data[at..at + h.frame_len()], &h))
 }
 
-/// Bytes of each frame that [`FrameReader::prefetch`] asks for.
+/// Bytes of each frame that [`prefetch_frame`] asks for.
 const PREFETCH_FRAME_BYTES: usize = 512;
+
+/// Asks the processor to fetch the first 512 bytes of the frame at `offset` of a sealed
+/// segment's `bytes` into its caches, without waiting for them (a one-event frame of the
+/// standard workload is ~420 bytes; the rest of a longer frame comes with the hardware's
+/// sequential prefetching as it is read). Only a hint: bounds are checked, nothing is read.
+pub(crate) fn prefetch_frame(bytes: &[u8], offset: u64) {
+    let at = offset as usize & !63;
+    for line in (at..at + PREFETCH_FRAME_BYTES).step_by(64) {
+        crate::wire::bytes::prefetch(bytes, line);
+    }
+}
 
 /// Reads the frames of index entries one after another (a stream's events, scattered through
 /// the log). It holds the bytes of the sealed segment it read last, so that a run of frames in
@@ -711,12 +727,10 @@ impl FrameReader {
         }
     }
 
-    /// Asks the processor to fetch the first 512 bytes of each frame at `frames` (segment and
-    /// offset) of sealed segments into its caches, without waiting for them (a one-event frame
-    /// of the standard workload is ~420 bytes; the rest of a longer frame comes with the
-    /// hardware's sequential prefetching as it is read). Only a hint: it reads nothing (bounds
-    /// are checked) and skips what it cannot look up; frames of the active segment are read
-    /// with pread or a map that may not cover them yet, and are left alone.
+    /// Asks the processor to fetch the start of each frame at `frames` (segment and offset)
+    /// of sealed segments into its caches (see `prefetch_frame`). Only a hint: it skips
+    /// what it cannot look up; frames of the active segment are read with pread or a map that
+    /// may not cover them yet, and are left alone.
     pub fn prefetch<'a>(&mut self, frames: impl Iterator<Item = (&'a SegRef, u64)>) {
         // A segment whose bytes cannot be had is not asked for again for each of its frames
         // (the read itself reports the error), and a compressed one whose image is not in
@@ -734,13 +748,7 @@ impl FrameReader {
                 continue;
             }
             match self.bytes_of(s) {
-                Ok(b) => {
-                    let b: &[u8] = b;
-                    let at = offset as usize & !63;
-                    for line in (at..at + PREFETCH_FRAME_BYTES).step_by(64) {
-                        crate::wire::bytes::prefetch(b, line);
-                    }
-                }
+                Ok(b) => prefetch_frame(b, offset),
                 Err(_) => skip = Some(s),
             }
         }

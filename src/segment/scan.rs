@@ -115,8 +115,8 @@ pub fn durable_frame_after(buf: &[u8], from: usize, next_position: u64) -> Optio
     None
 }
 
-/// Builds the index file of a sealed segment from its frame bytes `data` (header and frames,
-/// without the footer). On damage, returns the offset where the valid frames end and the
+/// Builds the index file of a sealed segment, with its name tables, from its frame bytes
+/// `data` (header and frames, without the footer). On damage, returns the offset where the valid frames end and the
 /// problem (offset relative to `data`).
 pub fn build_index(
     data: &[u8],
@@ -124,7 +124,9 @@ pub fn build_index(
 ) -> Result<(Vec<u8>, u64, u32), (u64, DecodeError)> {
     use crate::wire::bytes::stream_hash;
     use crate::wire::index_file::{FrameEntry, IdEntry, StreamEntry, encode_index};
+    use crate::wire::index_names::{EventAt, NamesBuilder};
     let mut frames = Vec::new();
+    let mut names = NamesBuilder::new();
     let mut entries = Vec::new();
     let mut ids = Vec::new();
     let end = scan_frames(
@@ -149,6 +151,11 @@ pub fn build_index(
                     id: *r.id.as_bytes(),
                     rel_pos,
                 });
+                let at = EventAt {
+                    rel_pos,
+                    frame_offset: off as u32,
+                };
+                names.push(r.stream, r.event_type, at);
             }
             Ok(())
         },
@@ -166,6 +173,7 @@ pub fn build_index(
         &frames,
         &entries,
         &ids,
+        Some(&names),
     );
     Ok((bytes, end.next_position, frames.len() as u32))
 }

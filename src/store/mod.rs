@@ -4,6 +4,7 @@ mod archive;
 mod compact;
 mod compress;
 mod event_ref;
+mod filtered;
 mod options;
 mod read;
 mod read_ahead;

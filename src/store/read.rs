@@ -9,13 +9,15 @@ use std::sync::atomic::Ordering;
 use crate::error::{Error, Result};
 use crate::event::{Direction, ReadFilter, RecordedEvent};
 use crate::index::FastMap;
-use crate::segment::{FrameReader, SealedSegment, SegRef};
+use crate::segment::{FrameReader, SealedSegment, SegRef, points_past_data};
 use crate::store::Inner;
+use crate::store::filtered::{Plan, plan, planned_frame, prefetch_planned};
 use crate::store::read_ahead::ReadAhead;
 use crate::store::state::StreamEntries;
 use crate::wire::DecodeError;
 use crate::wire::bytes::stream_hash;
 use crate::wire::frame::{FRAME_HEADER_BYTES, FrameHeader, check_frame_with, frame_body};
+use crate::wire::index_names::EventAt;
 use crate::wire::record::{RecordView, Records, decode_record, peek_record};
 use crate::wire::segment::SEGMENT_HEADER_BYTES;
 use crate::wire::settings::StreamSettings;
@@ -118,7 +120,7 @@ pub(crate) fn hidden_by_settings(
 }
 
 /// The error for an index entry whose frame does not hold the entry's position.
-fn frame_misses(file: &Path, offset: u64, pos: u64, h: &FrameHeader) -> Error {
+pub(crate) fn frame_misses(file: &Path, offset: u64, pos: u64, h: &FrameHeader) -> Error {
     Error::Corrupted {
         file: file.to_path_buf(),
         offset,
@@ -177,6 +179,57 @@ pub(crate) fn visit_records<'a>(
         )));
     }
     Ok(ControlFlow::Continue(()))
+}
+
+/// What a forward read's batch through a sealed segment keeps: which events it hands out.
+struct SealedBatch<'a> {
+    inner: &'a Inner,
+    filter: &'a ReadFilter,
+    settings: Arc<FastMap<Arc<str>, StreamSettings>>,
+    now: u64,
+    /// Positions handed out: `next..head`.
+    next: u64,
+    head: u64,
+}
+
+impl<'a> SealedBatch<'a> {
+    fn new(inner: &'a Inner, filter: &'a ReadFilter, next: u64, head: u64) -> Self {
+        SealedBatch {
+            inner,
+            filter,
+            settings: inner.state.read().settings.clone(),
+            now: crate::store::now_us(),
+            next,
+            head,
+        }
+    }
+
+    /// Queues on `out` the events of the checked frame `bytes` (at `offset` of `seg`) that
+    /// are in the batch's positions, pass the filter and are visible (not dropped, not hidden
+    /// by retention rules or deletions).
+    fn queue(
+        &self,
+        (seg, offset, bytes, h): (&SegRef, u64, &[u8], &FrameHeader),
+        names: &mut Names,
+        out: &mut VecDeque<RecordedEvent>,
+    ) -> Result<()> {
+        let (filter, inner, settings, now) = (self.filter, self.inner, &self.settings, self.now);
+        visit_records(seg, offset, bytes, h, filter, |p, r| {
+            if r.dropped
+                || p < self.next
+                || p >= self.head
+                || !filter.matches(r.stream, r.event_type)
+            {
+                return ControlFlow::Continue(());
+            }
+            if hidden_by_settings(inner, settings, r.stream, r.version, r.timestamp_us, now) {
+                return ControlFlow::Continue(());
+            }
+            out.push_back(names.recorded(p, &r));
+            ControlFlow::Continue(())
+        })
+        .map(|_| ())
+    }
 }
 
 /// The events of one stream, in version order or reverse. Created by
@@ -384,6 +437,8 @@ pub struct AllEvents {
     ahead: ReadAhead,
     /// Frames of the last sealed batch (counted as handed out when the next is asked for).
     batch_frames: usize,
+    /// The frames a filtered forward read visits in the sealed segment it is in.
+    plan: Option<(Arc<SealedSegment>, Plan)>,
     failed: bool,
 }
 
@@ -395,6 +450,8 @@ impl AllEvents {
         filter: ReadFilter,
     ) -> Self {
         AllEvents {
+            ahead: ReadAhead::new(&filter),
+            plan: None,
             inner,
             filter,
             direction,
@@ -403,7 +460,6 @@ impl AllEvents {
             pending: VecDeque::new(),
             scratch: Vec::new(),
             names: Names::default(),
-            ahead: ReadAhead::new(),
             batch_frames: 0,
             failed: false,
         }
@@ -440,8 +496,21 @@ impl AllEvents {
         };
         if let (Direction::Forward, SegRef::Sealed(s)) = (self.direction, &seg) {
             let s = s.clone();
-            return self.refill_sealed_forward(s, offset, next, head);
+            if self.filter.is_all() {
+                return self.refill_sealed_forward(s, offset, next, head);
+            }
+            let plan = match self.plan.take() {
+                Some((p, plan)) if Arc::ptr_eq(&p, &s) => plan,
+                _ => plan(&s, &self.filter)?,
+            };
+            let r = match &plan {
+                Plan::Walk => self.refill_sealed_forward(s.clone(), offset, next, head),
+                Plan::Frames(frames) => self.refill_sealed_planned(&s, frames, offset, next, head),
+            };
+            self.plan = Some((s, plan));
+            return r;
         }
+        self.plan = None;
         self.ahead.leave();
         let filter = &self.filter;
         let names = &mut self.names;
@@ -510,9 +579,8 @@ impl AllEvents {
         let handed_out = std::mem::take(&mut self.batch_frames);
         self.ahead.went_through(&self.inner, &s, head, handed_out);
         let data = self.ahead.bytes(&self.inner, &s, head)?;
-        let settings = self.inner.state.read().settings.clone();
-        let now = crate::store::now_us();
         let seg = SegRef::Sealed(s.clone());
+        let sealed = SealedBatch::new(&self.inner, &self.filter, next, head);
         let mut at = offset as usize;
         let mut next_pos = next;
         let mut frames = 0;
@@ -541,21 +609,10 @@ impl AllEvents {
                 self.failed = true;
                 return Err(frame_misses(&s.path, at as u64, next_pos, &h));
             }
-            let filter = &self.filter;
-            let names = &mut self.names;
-            let inner = &self.inner;
             let bytes = &data[at..at + h.frame_len()];
             let kept = batch.len();
-            let decoded = visit_records(&seg, at as u64, bytes, &h, filter, |p, r| {
-                if r.dropped || p < next || p >= head || !filter.matches(r.stream, r.event_type) {
-                    return ControlFlow::Continue(());
-                }
-                if hidden_by_settings(inner, &settings, r.stream, r.version, r.timestamp_us, now) {
-                    return ControlFlow::Continue(());
-                }
-                batch.push_back(names.recorded(p, &r));
-                ControlFlow::Continue(())
-            });
+            let frame = (&seg, at as u64, bytes, &h);
+            let decoded = sealed.queue(frame, &mut self.names, batch);
             if let Err(e) = decoded {
                 // The events of the frame decoded before the error are not handed out.
                 batch.truncate(kept);
@@ -570,18 +627,81 @@ impl AllEvents {
         }
         if frames == 0 {
             self.failed = true;
-            return Err(Error::Corrupted {
-                file: s.path.clone(),
-                offset,
-                what: "index points past the segment's data",
-                expected: data.len() as u64,
-                found: offset,
-            });
+            return Err(points_past_data(&s.path, offset, data.len()));
         }
         drop(data);
         self.batch_frames = frames;
         self.next = Some(next_pos);
         self.cursor = Some((seg, at as u64));
+        Ok(true)
+    }
+
+    /// Forward through the planned `frames` of a sealed segment (see `store::filtered`): visits
+    /// up to `SEALED_BATCH_FRAMES` of them from the one at `offset` on (the frame holding
+    /// `next`, or after it), and moves past the segment once none is left.
+    fn refill_sealed_planned(
+        &mut self,
+        s: &Arc<SealedSegment>,
+        frames: &[EventAt],
+        offset: u64,
+        next: u64,
+        head: u64,
+    ) -> Result<bool> {
+        let handed_out = std::mem::take(&mut self.batch_frames);
+        self.ahead.went_through(&self.inner, s, head, handed_out);
+        let from = frames.partition_point(|e| u64::from(e.frame_offset) < offset);
+        let seg = SegRef::Sealed(s.clone());
+        let first = s.header.first_position;
+        let mut next_pos = next;
+        let mut cursor = s.footer.data_end;
+        let mut done = 0;
+        if from < frames.len() {
+            let data = self.ahead.bytes(&self.inner, s, head)?;
+            let sealed = SealedBatch::new(&self.inner, &self.filter, next, head);
+            let frames = &frames[from..];
+            for (k, &e) in frames.iter().enumerate() {
+                prefetch_planned(&data, frames, k);
+                let offset = u64::from(e.frame_offset);
+                if first + u64::from(e.rel_pos) >= head {
+                    // Not visible yet: no match before the head is left.
+                    next_pos = next_pos.max(head);
+                    cursor = offset;
+                    break;
+                }
+                if done == SEALED_BATCH_FRAMES {
+                    cursor = offset;
+                    break;
+                }
+                let kept = self.pending.len();
+                let (names, pending) = (&mut self.names, &mut self.pending);
+                let queued = planned_frame(s, &data, e).and_then(|(bytes, h)| {
+                    sealed.queue((&seg, offset, bytes, &h), names, pending)?;
+                    Ok(h)
+                });
+                match queued {
+                    Ok(h) => next_pos = h.end_position(),
+                    Err(err) => {
+                        // The events of the frame decoded before the error are not handed
+                        // out; those of the frames before it are, and the next refill fails
+                        // here.
+                        self.pending.truncate(kept);
+                        if done == 0 {
+                            return Err(err);
+                        }
+                        cursor = offset;
+                        break;
+                    }
+                }
+                done += 1;
+            }
+        }
+        if cursor == s.footer.data_end {
+            // No other frame of the segment holds a match.
+            next_pos = s.footer.last_position() + 1;
+        }
+        self.batch_frames = done;
+        self.next = Some(next_pos.max(next));
+        self.cursor = Some((seg, cursor));
         Ok(true)
     }
 

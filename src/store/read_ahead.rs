@@ -8,8 +8,10 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::thread::JoinHandle;
 
 use crate::error::Result;
+use crate::event::ReadFilter;
 use crate::segment::{SealedSegment, SegBytes, count_read_ahead_thread, image_cache_bytes};
 use crate::store::Inner;
+use crate::store::filtered::may_match;
 
 /// Compressed segments a forward read reads and decompresses ahead, each in its own thread.
 /// Two keep both processors busy when the page cache is cold (a third does not help on two).
@@ -49,11 +51,14 @@ pub(crate) struct ReadAhead {
     going: bool,
     /// Set when dropped: a thread that has not started reading does not.
     cancel: Arc<AtomicBool>,
+    /// The read's filter, when it has one: segments whose index shows no match are not read
+    /// ahead (the read skips them).
+    filter: Option<ReadFilter>,
 }
 
 impl ReadAhead {
-    /// The read-ahead of a read that has not started.
-    pub(crate) fn new() -> Self {
+    /// The read-ahead of a read with `filter` that has not started.
+    pub(crate) fn new(filter: &ReadFilter) -> Self {
         ReadAhead {
             ahead: VecDeque::new(),
             retired: Vec::new(),
@@ -62,6 +67,7 @@ impl ReadAhead {
             frames: 0,
             going: false,
             cancel: Arc::new(AtomicBool::new(false)),
+            filter: (!filter.is_all()).then(|| filter.clone()),
         }
     }
 
@@ -185,8 +191,11 @@ impl ReadAhead {
                 return;
             }
             self.considered = n.header.first_position;
-            // A mapped segment, an image in memory or one being decompressed needs no thread.
-            if n.bytes_at_hand_or_coming() {
+            // A mapped segment, an image in memory or one being decompressed needs no thread;
+            // nor does one the read skips.
+            if n.bytes_at_hand_or_coming()
+                || self.filter.as_ref().is_some_and(|f| !may_match(&n, f))
+            {
                 continue;
             }
             let seg = n.clone();

@@ -569,6 +569,7 @@ fn load_index(
     let seg_dir = idx_path.parent().unwrap_or(dir).to_path_buf();
     if let Ok(map) = map_file(vfs, &idx_path)
         && let Ok(h) = IndexHeader::decode(&map)
+        && h.flags & crate::wire::index_names::INDEX_FLAG_NAMES != 0
         && h.first_position == m.header.first_position
         && u64::from(h.covered_len) == footer.data_end
         && h.covered_crc == footer.data_crc

@@ -8,12 +8,14 @@ use std::sync::atomic::Ordering;
 
 use crate::error::{Error, Result};
 use crate::event::ReadFilter;
-use crate::segment::SegRef;
+use crate::segment::{SealedSegment, SegRef, points_past_data};
 use crate::store::EventRef;
+use crate::store::filtered::{Plan, plan, planned_frame, prefetch_planned};
 use crate::store::read::{hidden_by_settings, visit_records, visit_stream_entries};
 use crate::store::read_ahead::ReadAhead;
 use crate::store::{Inner, Store, now_us};
 use crate::wire::frame::{FRAME_HEADER_BYTES, FrameHeader, check_frame, check_frame_with};
+use crate::wire::index_names::EventAt;
 use crate::wire::record::RecordView;
 use crate::wire::segment::SEGMENT_HEADER_BYTES;
 
@@ -120,6 +122,72 @@ impl<F: FnMut(&EventRef<'_>) -> ControlFlow<()>> Ctx<'_, F> {
         ControlFlow::Continue(())
     }
 
+    /// Goes through the frames of sealed segment `s` from the one at `offset`, which holds
+    /// `self.next`.
+    fn walk_sealed(
+        &mut self,
+        s: &Arc<SealedSegment>,
+        seg: &SegRef,
+        offset: u64,
+        ahead: &mut ReadAhead,
+    ) -> Result<ControlFlow<()>> {
+        let data = ahead.bytes(self.inner, s, self.end)?;
+        let mut at = offset as usize;
+        let mut first = true;
+        let mut flow = ControlFlow::Continue(());
+        while at < data.len() && self.next < self.end && flow.is_continue() {
+            let h = check_frame_with(&data[at..], !data.checked_whole())
+                .map_err(|e| Error::corrupted(&s.path, at as u64, e))?;
+            self.check_holds(seg, at as u64, &h, first)?;
+            first = false;
+            flow = self.frame(seg, at as u64, &data[at..at + h.frame_len()], &h)?;
+            at += h.frame_len();
+            if flow.is_continue() {
+                ahead.went_through(self.inner, s, self.end, 1);
+            }
+        }
+        if first {
+            return Err(points_past_data(&s.path, offset, data.len()));
+        }
+        Ok(flow)
+    }
+
+    /// Visits the planned `frames` of sealed segment `s` from the one at `offset` on (the
+    /// frame holding `self.next`): without reading the segment when none is left, then moves
+    /// past the segment.
+    fn planned(
+        &mut self,
+        s: &Arc<SealedSegment>,
+        seg: &SegRef,
+        frames: &[EventAt],
+        offset: u64,
+        ahead: &mut ReadAhead,
+    ) -> Result<ControlFlow<()>> {
+        let first = s.header.first_position;
+        let from = frames.partition_point(|e| u64::from(e.frame_offset) < offset);
+        let frames = &frames[from..];
+        if !frames.is_empty() {
+            let data = ahead.bytes(self.inner, s, self.end)?;
+            for (k, &e) in frames.iter().enumerate() {
+                prefetch_planned(&data, frames, k);
+                if first + u64::from(e.rel_pos) >= self.end {
+                    break;
+                }
+                let (bytes, h) = planned_frame(s, &data, e)?;
+                if self
+                    .frame(seg, u64::from(e.frame_offset), bytes, &h)?
+                    .is_break()
+                {
+                    return Ok(ControlFlow::Break(()));
+                }
+                ahead.went_through(self.inner, s, self.end, 1);
+            }
+        }
+        // No other frame of the segment holds a match.
+        self.next = (s.footer.last_position() + 1).min(self.end);
+        Ok(ControlFlow::Continue(()))
+    }
+
     /// The frame at `at` must hold `self.next` (the first one) or start at it (the others).
     fn check_holds(&self, seg: &SegRef, at: u64, h: &FrameHeader, first: bool) -> Result<()> {
         let holds = if first {
@@ -156,7 +224,7 @@ impl Inner {
             events: 0,
             f,
         };
-        let mut ahead = ReadAhead::new();
+        let mut ahead = ReadAhead::new(filter);
         while cx.next < cx.end {
             // A sealed segment replayed from its first event starts at its first frame: its
             // index is not needed (and, cold, not read).
@@ -179,33 +247,11 @@ impl Inner {
                 });
             };
             let flow = match &seg {
-                SegRef::Sealed(s) => {
-                    let data = ahead.bytes(self, s, cx.end)?;
-                    let mut at = offset as usize;
-                    let mut first = true;
-                    let mut flow = ControlFlow::Continue(());
-                    while at < data.len() && cx.next < cx.end && flow.is_continue() {
-                        let h = check_frame_with(&data[at..], !data.checked_whole())
-                            .map_err(|e| Error::corrupted(&s.path, at as u64, e))?;
-                        cx.check_holds(&seg, at as u64, &h, first)?;
-                        first = false;
-                        flow = cx.frame(&seg, at as u64, &data[at..at + h.frame_len()], &h)?;
-                        at += h.frame_len();
-                        if flow.is_continue() {
-                            ahead.went_through(self, s, cx.end, 1);
-                        }
-                    }
-                    if first {
-                        return Err(Error::Corrupted {
-                            file: s.path.clone(),
-                            offset,
-                            what: "index points past the segment's data",
-                            expected: data.len() as u64,
-                            found: offset,
-                        });
-                    }
-                    flow
-                }
+                SegRef::Sealed(s) if !filter.is_all() => match plan(s, filter)? {
+                    Plan::Frames(frames) => cx.planned(s, &seg, &frames, offset, &mut ahead)?,
+                    Plan::Walk => cx.walk_sealed(s, &seg, offset, &mut ahead)?,
+                },
+                SegRef::Sealed(s) => cx.walk_sealed(s, &seg, offset, &mut ahead)?,
                 SegRef::Active(a) => {
                     // Read in chunks; a frame that does not fit the chunk starts the next one.
                     let mut buf = Vec::new();

@@ -12,6 +12,7 @@ use crate::segment::{durable_frame_after, scan_frames};
 use crate::store::recover::{apply_versions, entry_for, is_zseg, list_segments};
 use crate::wire::checkpoint::{CHECKPOINT_FILE_NAME, decode_checkpoint};
 use crate::wire::index_file::IndexView;
+use crate::wire::index_names::{EventAt, NamesBuilder};
 use crate::wire::segment::{FOOTER_BYTES, SEGMENT_HEADER_BYTES, SegmentFooter, SegmentHeader};
 
 /// One problem found by verify.
@@ -105,6 +106,15 @@ pub fn verify_dir_with(vfs: &dyn Vfs, dir: &Path) -> Result<VerifyReport> {
                 None
             }
             Ok(c) => match IndexView::new(c.index) {
+                // Written by a build with another index version: open ignores it.
+                Err(e) if e.unsupported => {
+                    rep.notes.push(format!(
+                        "checkpoint.idx holds an index of another version ({}): open ignores \
+                         it and rescans the log",
+                        e.found
+                    ));
+                    None
+                }
                 Err(e) => {
                     problem(
                         &mut rep,
@@ -244,6 +254,7 @@ pub fn verify_dir_with(vfs: &dyn Vfs, dir: &Path) -> Result<VerifyReport> {
         let end = footer.map_or(data.len(), |f| f.data_end as usize);
         let first = header.first_position;
         let mut idx = ActiveIndex::new(first);
+        let mut names = NamesBuilder::new();
         let mut ckpt_idx: Option<(Vec<u8>, StreamTable)> = None;
         let want_ckpt = ckpt
             .as_ref()
@@ -270,6 +281,11 @@ pub fn verify_dir_with(vfs: &dyn Vfs, dir: &Path) -> Result<VerifyReport> {
                 idx.push_frame((h.first_position - first) as u32, off as u32);
                 for (p, r) in recs {
                     idx.push_event(entry_for(r, p - first, off), *r.id.as_bytes());
+                    let at = EventAt {
+                        rel_pos: (p - first) as u32,
+                        frame_offset: off as u32,
+                    };
+                    names.push(r.stream, r.event_type, at);
                 }
                 let frame_end = off + h.frame_len() as u64;
                 running.update(&data[off as usize..frame_end as usize]);
@@ -337,8 +353,14 @@ pub fn verify_dir_with(vfs: &dyn Vfs, dir: &Path) -> Result<VerifyReport> {
                     "{}: missing (open rebuilds it)",
                     idx_path.display()
                 )),
+                Some(b) if IndexView::new(&b).is_err_and(|e| e.unsupported) => {
+                    rep.notes.push(format!(
+                        "{}: index of another version (open rebuilds it)",
+                        idx_path.display()
+                    ))
+                }
                 Some(b) => {
-                    let expect = idx.encode(end as u32, crc);
+                    let expect = idx.encode_with_names(end as u32, crc, Some(&names));
                     if let Some((_, filter)) = ckpt
                         .as_ref()
                         .and_then(|c| c.id_filter.as_ref())

@@ -629,11 +629,11 @@ impl Inner {
         fsync_data(&*w.file, &w.path)?;
         // Everything written so far is durable now.
         self.mark_synced(w.written, w.next_position);
-        let index_bytes = self
-            .state
-            .read()
-            .active_index
-            .encode(w.len as u32, footer.data_crc);
+        let index_bytes =
+            self.state
+                .read()
+                .active_index
+                .encode_sealed(vfs, &w.path, w.len, footer.data_crc)?;
         let idx_name = index_file_name(w.header.first_position);
         write_file_atomic(vfs, &self.dir, &idx_name, &index_bytes)?;
         let id_filter: Arc<[u8]> = IndexView::new(&index_bytes)

@@ -2,22 +2,27 @@
 //! segment, in sorted fixed-width arrays that are searched in place through a memory map.
 //!
 //! ```text
-//! header (64)  magic "EVLOGIDX" | version u16 | reserved u16 | frame_count u32 |
+//! header (64)  magic "EVLOGIDX" | version u16 | flags u16 | frame_count u32 |
 //!              first_position u64 | event_count u32 | covered_len u32 | covered_crc u32 |
-//!              body_crc u32 | bloom_blocks u32 | reserved (16) | header_crc u32 (of bytes 0..60)
+//!              body_crc u32 | bloom_blocks u32 | type_count u32 | typed_count u32 |
+//!              stream_count u32 | names_len u32 | header_crc u32 (of bytes 0..60)
 //! frames       frame_count x (rel_first u32 | offset u32)                      ascending
 //! streams      event_count x (hash u64 | version u64 | rel_pos u32 | frame_offset u32)
 //!                                                            ascending by (hash, version, rel_pos)
 //! ids          event_count x (id [16] | rel_pos u32)                      ascending by id bytes
 //! bloom        bloom_blocks x 64 bytes: a blocked Bloom filter of the ids (see `bloom_hashes`)
+//! names        with flag `INDEX_FLAG_NAMES`: the event type and stream name tables
+//!              (`wire::index_names`; their sizes are header bytes 44..60)
 //! ```
 
 use super::bytes::{DecodeError, HeaderChecks, check_fixed_header, u16_at, u32_at, u64_at};
+use super::index_names::{INDEX_FLAG_NAMES, NamesBuilder, NamesHeader, check_names_tables};
 
 /// Magic at byte 0 of an index file.
 pub const INDEX_MAGIC: [u8; 8] = *b"EVLOGIDX";
-/// Current index format version.
-pub const INDEX_VERSION: u16 = 1;
+/// Current index format version (2: name tables, `format/FORMAT.md` § 8.4). An index of
+/// another version is rebuilt from its segment.
+pub const INDEX_VERSION: u16 = 2;
 /// Size of the index header.
 pub const INDEX_HEADER_BYTES: usize = 64;
 /// Size of one frame table entry.
@@ -81,6 +86,10 @@ pub struct IndexHeader {
     pub body_crc: u32,
     /// Blocks of the ids' Bloom filter.
     pub bloom_blocks: u32,
+    /// Flags (`INDEX_FLAG_NAMES`).
+    pub flags: u16,
+    /// Sizes of the name tables (all 0 without `INDEX_FLAG_NAMES`).
+    pub names: NamesHeader,
 }
 
 impl IndexHeader {
@@ -90,6 +99,7 @@ impl IndexHeader {
             + self.frame_count as usize * FRAME_ENTRY_BYTES
             + self.event_count as usize * (STREAM_ENTRY_BYTES + ID_ENTRY_BYTES)
             + self.bloom_blocks as usize * BLOOM_BLOCK_BYTES
+            + self.names.tables_len()
     }
 
     /// Decodes and checks the header; checks that `buf` has exactly the length it announces.
@@ -123,7 +133,26 @@ impl IndexHeader {
             covered_crc: u32_at(buf, 32),
             body_crc: u32_at(buf, 36),
             bloom_blocks: u32_at(buf, 40),
+            flags: u16_at(buf, 10),
+            names: NamesHeader::read(buf),
         };
+        if h.flags & !INDEX_FLAG_NAMES != 0 {
+            return Err(DecodeError::new(
+                10,
+                "index flags",
+                INDEX_FLAG_NAMES.into(),
+                h.flags.into(),
+            ));
+        }
+        if h.flags & INDEX_FLAG_NAMES == 0 && h.names != NamesHeader::default() {
+            return Err(DecodeError::new(
+                44,
+                "index name table sizes without the name tables flag",
+                0,
+                h.names.type_count.into(),
+            ));
+        }
+        h.names.check(h.event_count)?;
         if h.frame_count > h.event_count {
             return Err(DecodeError::new(
                 12,
@@ -233,11 +262,12 @@ pub fn check_index_tables(buf: &[u8], h: &IndexHeader) -> Result<(), DecodeError
         }
         prev = Some(e);
     }
-    Ok(())
+    check_names_tables(buf, h)
 }
 
 /// Encodes an index. `frames` must be ascending, `entries` ascending by (hash, version, rel_pos)
-/// and `ids` ascending; `entries` and `ids` have one element per event.
+/// and `ids` ascending; `entries` and `ids` have one element per event. With `names` (a sealed
+/// segment's index), the name tables follow the Bloom filter.
 pub fn encode_index(
     first_position: u64,
     covered_len: u32,
@@ -245,6 +275,7 @@ pub fn encode_index(
     frames: &[FrameEntry],
     entries: &[StreamEntry],
     ids: &[IdEntry],
+    names: Option<&NamesBuilder>,
 ) -> Vec<u8> {
     assert_eq!(
         entries.len(),
@@ -284,9 +315,14 @@ pub fn encode_index(
             b[bloom_at + block + bit / 8] |= 1 << (bit % 8);
         }
     }
+    let names = names.map(|n| n.encode(&mut b));
     let body_crc = crc32fast::hash(&b[INDEX_HEADER_BYTES..]);
     b[0..8].copy_from_slice(&INDEX_MAGIC);
     b[8..10].copy_from_slice(&INDEX_VERSION.to_le_bytes());
+    if let Some(n) = names {
+        b[10..12].copy_from_slice(&INDEX_FLAG_NAMES.to_le_bytes());
+        n.write(&mut b);
+    }
     b[12..16].copy_from_slice(&(frames.len() as u32).to_le_bytes());
     b[16..24].copy_from_slice(&first_position.to_le_bytes());
     b[24..28].copy_from_slice(&(entries.len() as u32).to_le_bytes());
@@ -323,6 +359,11 @@ impl<'a> IndexView<'a> {
             "header decoded from these bytes"
         );
         IndexView { buf, header }
+    }
+
+    /// The index's bytes.
+    pub fn bytes(&self) -> &'a [u8] {
+        self.buf
     }
 
     fn streams_at(&self) -> usize {
@@ -533,7 +574,7 @@ mod tests {
         }];
         let mut sorted = ids.clone();
         sorted.sort_unstable();
-        let bytes = encode_index(100, 64, 0, &frames, &entries, &sorted);
+        let bytes = encode_index(100, 64, 0, &frames, &entries, &sorted, None);
         let v = IndexView::new(&bytes).unwrap();
         check_index_body(&bytes, &v.header).unwrap();
         for e in ids.drain(..) {
@@ -577,9 +618,9 @@ mod tests {
                 })
                 .collect();
             ids.sort_unstable();
-            let bytes = encode_index(0, 64, 0, &[], &entries, &ids);
+            let bytes = encode_index(0, 64, 0, &[], &entries, &ids, None);
             let v = IndexView::new(&bytes).unwrap();
-            let empty = encode_index(0, 64, 0, &[], &[], &[]);
+            let empty = encode_index(0, 64, 0, &[], &[], &[], None);
             let e = IndexView::new(&empty).unwrap();
             for _ in 0..500 {
                 let probe = if r.below(2) == 0 {
@@ -600,7 +641,7 @@ mod tests {
 
     #[test]
     fn a_truncated_or_extended_index_is_rejected() {
-        let bytes = encode_index(0, 64, 0, &[], &[], &[]);
+        let bytes = encode_index(0, 64, 0, &[], &[], &[], None);
         assert!(IndexView::new(&bytes).is_ok());
         assert!(IndexView::new(&bytes[..bytes.len() - 1]).is_err());
         let mut longer = bytes.clone();

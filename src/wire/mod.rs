@@ -6,6 +6,7 @@ pub mod bytes;
 pub mod checkpoint;
 pub mod frame;
 pub mod index_file;
+pub mod index_names;
 pub mod limits;
 pub mod record;
 pub mod segment;

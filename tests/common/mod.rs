@@ -1,4 +1,4 @@
-//! Helpers shared by the recovery tests: building stores, copying and damaging their files,
+//! Helpers shared by the recovery, replay and filtered read tests: building stores, copying and damaging their files,
 //! walking frames independently of the library, and checking what a store returns.
 //!
 //! The byte offsets here are taken from the format described in `src/wire/*` (segment header
@@ -443,4 +443,24 @@ pub fn assert_verify_flags(dir: &Path, file: &Path, ctx: &str) {
 pub fn assert_verify_clean(dir: &Path, ctx: &str) {
     let rep = evlog::verify_dir(dir).unwrap();
     assert!(rep.is_clean(), "{ctx}: verify_dir: {:?}", rep.problems);
+}
+
+/// The events `Store::replay` hands out for `from..to` and `filter` (owned), and the position
+/// it ended at; checks that it counted them and was not stopped.
+pub fn replayed(
+    store: &Store,
+    from: u64,
+    to: u64,
+    filter: &ReadFilter,
+) -> (Vec<RecordedEvent>, u64) {
+    let mut out = Vec::new();
+    let end = store
+        .replay(from, to, filter, |e| {
+            out.push(e.to_owned_event());
+            std::ops::ControlFlow::Continue(())
+        })
+        .unwrap();
+    assert_eq!(end.events as usize, out.len());
+    assert!(!end.stopped);
+    (out, end.next_position)
 }

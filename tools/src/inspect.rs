@@ -15,6 +15,7 @@ use evlog::wire::DecodeError;
 use evlog::wire::archive::ARCHIVE_FILE_NAME;
 use evlog::wire::checkpoint::CHECKPOINT_FILE_NAME;
 use evlog::wire::index_file::IndexHeader;
+use evlog::wire::index_names::INDEX_FLAG_NAMES;
 use evlog::wire::segment::{SEGMENT_VERSION, SegmentFooter, SegmentHeader};
 use serde_json::{Value, json};
 
@@ -364,8 +365,16 @@ fn archive_copy(d: &DirInspection, name: &str) -> Option<u64> {
 }
 
 fn index_header_text(h: &IndexHeader) -> String {
+    let names = if h.flags & INDEX_FLAG_NAMES != 0 {
+        format!(
+            ", {} event type(s) ({} typed event(s)), {} stream id(s), {} byte(s) of names",
+            h.names.type_count, h.names.typed_count, h.names.stream_count, h.names.names_len
+        )
+    } else {
+        ", no name tables".to_string()
+    };
     format!(
-        "first position {}, {} frame(s), {} event(s), covers {} byte(s) (crc {:#010x}), {} bloom block(s)",
+        "first position {}, {} frame(s), {} event(s), covers {} byte(s) (crc {:#010x}), {} bloom block(s){names}",
         h.first_position,
         h.frame_count,
         h.event_count,
@@ -619,6 +628,12 @@ fn index_header_json(h: &IndexHeader) -> Value {
         "covered_len": h.covered_len,
         "covered_crc": h.covered_crc,
         "bloom_blocks": h.bloom_blocks,
+        "name_tables": (h.flags & INDEX_FLAG_NAMES != 0).then(|| json!({
+            "type_count": h.names.type_count,
+            "typed_count": h.names.typed_count,
+            "stream_count": h.names.stream_count,
+            "names_len": h.names.names_len,
+        })),
     })
 }
 
