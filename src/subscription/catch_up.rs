@@ -382,13 +382,7 @@ impl<S: AsRef<Store>> Subscription<S> {
             .collect();
         batch.push((c.stream.as_str(), c.expected(), &ck));
         let store = self.store.as_ref();
-        if c.version.is_none() {
-            store.set_retention(
-                &c.stream,
-                None,
-                Some(super::checkpoint::CHECKPOINT_EVENTS_KEPT),
-            )?;
-        }
+        c.prepare_first(store)?;
         let mut results = store.append_multi(&batch)?;
         let mine = results.pop().expect("the checkpoint's result");
         c.written(next_position, mine.next_expected_version, now);

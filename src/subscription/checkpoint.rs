@@ -105,12 +105,19 @@ impl Checkpoint {
         self.at = now;
     }
 
-    /// Writes `position` (alone: see `Subscription::commit_with` for a write together with
-    /// output events). The first write also sets the stream's retention.
-    pub fn write(&mut self, store: &Store, position: u64, now: Instant) -> Result<()> {
+    /// Before the stream's first checkpoint: sets its retention, so that only the last
+    /// [`CHECKPOINT_EVENTS_KEPT`] checkpoints stay visible.
+    pub fn prepare_first(&self, store: &Store) -> Result<()> {
         if self.version.is_none() {
             store.set_retention(&self.stream, None, Some(CHECKPOINT_EVENTS_KEPT))?;
         }
+        Ok(())
+    }
+
+    /// Writes `position` (alone: see `Subscription::commit_with` for a write together with
+    /// output events).
+    pub fn write(&mut self, store: &Store, position: u64, now: Instant) -> Result<()> {
+        self.prepare_first(store)?;
         let r = store.append(&self.stream, self.expected(), &[checkpoint_event(position)])?;
         self.written(position, r.next_expected_version, now);
         Ok(())
