@@ -94,7 +94,9 @@ impl<'a> EventRef<'a> {
         self.record.meta_value(key)
     }
 
-    /// The user metadata key/values, borrowed, in key order.
+    /// The user metadata key/values, borrowed, in the order the record holds them: key order,
+    /// as every writer writes them (a record written otherwise is handed out as it is, where
+    /// [`EventRef::metadata`] sorts it and keeps the last value of a repeated key).
     pub fn metadata_entries(&self) -> MetaEntries<'a> {
         self.record.meta_entries()
     }
