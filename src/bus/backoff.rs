@@ -2,13 +2,15 @@
 
 use std::time::Duration;
 
+use uuid::Uuid;
+
 /// The retry schedule: retry `n` (1 for the first retry) waits `base * 2^(n-1)`, capped at
 /// `cap`, with "equal jitter": half of that is always waited, the other half is a random
 /// fraction of it. So retries of many failing events spread out instead of arriving together,
 /// and no retry waits less than half its exponential step.
 ///
-/// The random fraction comes from a seed (the bus uses the event's id), so one event's
-/// schedule can be computed again, e.g. by a test.
+/// The random fraction comes from a seed (the bus uses [`Backoff::seed`] of the event's id), so
+/// one event's schedule can be computed again, e.g. by a test.
 ///
 /// ```
 /// use std::time::Duration;
@@ -37,14 +39,21 @@ impl Backoff {
         self.base.saturating_mul(factor).min(self.cap)
     }
 
-    /// The delay before retry `retry` (1-based) of the event whose jitter seed is `seed`.
+    /// The jitter seed of the event whose id is `id`.
+    pub fn seed(id: &Uuid) -> u64 {
+        let (hi, lo) = id.as_u64_pair();
+        hi ^ lo
+    }
+
+    /// The delay before retry `retry` (1-based) of the event whose jitter seed is `seed`, in
+    /// whole milliseconds (the resolution of tokio's timers).
     pub fn delay(&self, retry: u32, seed: u64) -> Duration {
-        let step = self.step(retry).as_micros() as u64;
+        let step = u64::try_from(self.step(retry).as_millis()).unwrap_or(u64::MAX);
         let half = step / 2;
         let spread = step - half;
-        let jitter =
-            mix(seed ^ u64::from(retry).wrapping_mul(0x9e37_79b9_7f4a_7c15)) % (spread + 1);
-        Duration::from_micros(half + jitter)
+        let jitter = mix(seed ^ u64::from(retry).wrapping_mul(0x9e37_79b9_7f4a_7c15))
+            % spread.saturating_add(1);
+        Duration::from_millis(half + jitter)
     }
 }
 

@@ -12,6 +12,7 @@ use std::time::Duration;
 use tokio::sync::watch;
 
 use crate::bus::EventBus;
+use crate::bus::backoff::Backoff;
 use crate::bus::context::HandlerContext;
 use crate::bus::dead_letter::{
     DeadLetter, DeadLetterRecord, DeadLetterState, ParkReason, dead_letter_stream,
@@ -284,10 +285,7 @@ impl Runner {
             config.dead_letter_enabled,
             config.backoff(),
         );
-        let seed = {
-            let (hi, lo) = e.id.as_u64_pair();
-            hi ^ lo
-        };
+        let seed = Backoff::seed(&e.id);
         let event = Arc::new(e.clone());
         let mut attempt = 0u32;
         loop {
