@@ -519,3 +519,45 @@ fn registering_outside_a_runtime_is_an_error() {
     let r = bus.subscribe("h", |_ctx, _e: Step| async { Ok(Outcome::Handled) });
     assert!(matches!(r, Err(BusError::NoRuntime)));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_concurrency_a_waiting_stream_does_not_hold_up_the_others() {
+    let dir = tempfile::tempdir().unwrap();
+    let bus = EventBus::new(store(dir.path()), fast().concurrency(4));
+    // Published before the handler starts, so that its first poll reads them all: the streams
+    // of one polled batch are delivered concurrently.
+    for (s, n) in [("a", 0), ("a", 1), ("b", 0), ("b", 1)] {
+        publish(&bus, s, n).await;
+    }
+    let last = publish(&bus, "c", 0).await;
+    let seen = Seen::default();
+    let (b_handled, b_seen) = tokio::sync::watch::channel(false);
+    let b_handled = Arc::new(b_handled);
+    let s = seen.clone();
+    bus.subscribe("h", move |ctx, e: Step| {
+        let (s, b_handled, mut b_seen) = (s.clone(), b_handled.clone(), b_seen.clone());
+        let stream = ctx.event().stream.to_string();
+        async move {
+            // a-0 waits until b-0 was handled: one stream at a time, a first, would never end.
+            if stream == "a" && e.n == 0 {
+                b_seen.wait_for(|b| *b).await.unwrap();
+            }
+            s.lock().unwrap().push((stream.clone(), e.n));
+            if stream == "b" {
+                b_handled.send_replace(true);
+            }
+            Ok(Outcome::Handled)
+        }
+    })
+    .unwrap();
+    tokio::time::timeout(Duration::from_secs(60), bus.wait_for("h", last))
+        .await
+        .expect("stream a held up stream b")
+        .unwrap();
+    let seen = seen.lock().unwrap().clone();
+    let at = |s: &str, n: u64| seen.iter().position(|(x, m)| x == s && *m == n).unwrap();
+    assert!(at("b", 0) < at("a", 0));
+    assert!(at("a", 0) < at("a", 1) && at("b", 0) < at("b", 1));
+    assert_eq!(seen.len(), 5);
+    bus.shutdown().await.unwrap();
+}

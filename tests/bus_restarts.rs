@@ -130,7 +130,8 @@ fn scenario(seed: u64) {
             .max_retry_delay_ms(3)
             .idle_poll_ms(2)
             .batch_events(rng.gen_range(1..40))
-            .checkpoint_every_events(rng.gen_range(1..25));
+            .checkpoint_every_events(rng.gen_range(1..25))
+            .concurrency(rng.gen_range(1..=4));
         let rt = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(2)
             .enable_all()

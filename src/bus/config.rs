@@ -6,6 +6,11 @@ use std::time::Duration;
 
 use crate::bus::backoff::Backoff;
 
+/// Largest [`BusConfig::batch_events`]: the parked records of a batch are written in one
+/// append with the checkpoint, and an append holds at most `wire::limits::MAX_BATCH_EVENTS`
+/// (10,000) events.
+pub const MAX_BATCH_EVENTS: usize = 4_096;
+
 /// Retries after a failed first delivery (`EVENT_BUS_MAX_RETRIES`).
 pub const ENV_MAX_RETRIES: &str = "EVENT_BUS_MAX_RETRIES";
 /// Delay before the first retry, doubled for each next one (`EVENT_BUS_RETRY_DELAY_MS`).
@@ -37,8 +42,13 @@ pub struct BusConfig {
     /// `$dlq-HANDLER` and go on (true). When false, nothing is dropped either: the handler keeps
     /// retrying that event at the capped delay and handles nothing else meanwhile.
     pub dead_letter_enabled: bool,
-    /// Events read from the log per poll (256).
+    /// Events read from the log per poll (256, at most [`MAX_BATCH_EVENTS`]). A batch is
+    /// delivered before the next is read, and what it parks is recorded in one append.
     pub batch_events: usize,
+    /// Streams of one batch delivered at once (1: one event at a time). Each stream's events
+    /// stay in order whatever the value; with more than 1 the handler is called concurrently
+    /// for events of different streams.
+    pub concurrency: usize,
     /// A handler's checkpoint is written after this many handled events (100), when it has
     /// caught up, when it parks an event and when the bus shuts down. After a crash the events
     /// since the last checkpoint are delivered again (at least once).
@@ -56,6 +66,7 @@ impl Default for BusConfig {
             max_retry_delay_ms: 60_000,
             dead_letter_enabled: true,
             batch_events: 256,
+            concurrency: 1,
             checkpoint_every_events: 100,
             idle_poll_ms: 100,
         }
@@ -152,9 +163,15 @@ impl BusConfig {
         self
     }
 
-    /// Sets [`BusConfig::batch_events`] (at least 1).
+    /// Sets [`BusConfig::batch_events`] (1 to [`MAX_BATCH_EVENTS`]).
     pub fn batch_events(mut self, n: usize) -> Self {
-        self.batch_events = n.max(1);
+        self.batch_events = n.clamp(1, MAX_BATCH_EVENTS);
+        self
+    }
+
+    /// Sets [`BusConfig::concurrency`] (at least 1).
+    pub fn concurrency(mut self, streams: usize) -> Self {
+        self.concurrency = streams.max(1);
         self
     }
 

@@ -22,8 +22,11 @@ use crate::store::Store;
 /// ([`EventBus::subscribe`]) runs as a tokio task over a named subscription of the store, with
 /// retries, backoff and a persisted dead-letter queue ([`EventBus::dead_letters`]).
 ///
-/// Delivery is **at least once** and in position order per handler: a handler handles one event
-/// at a time, so the events of a stream reach it in order. An event still failing after
+/// Delivery is **at least once**, and each stream's events reach a handler in order, one at a
+/// time. With [`BusConfig::concurrency`] 1 (the default) a handler gets every event in position
+/// order, one at a time; above 1, the streams of each polled batch are delivered concurrently
+/// (a batch is finished before the next is read, so a stream waiting for its retries holds up
+/// the next batch, not the other streams of its own). An event still failing after
 /// [`BusConfig::max_retries`] retries is parked in `$dlq-HANDLER`, and the later events of the
 /// same stream are parked behind it until it is redriven or discarded, while other streams go
 /// on. A clone is the same bus.

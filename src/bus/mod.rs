@@ -5,8 +5,8 @@
 //! - [`EventBus`]: `publish` / `publish_event` (return once durable), `subscribe::<E>(name, f)`
 //!   for a typed [`DomainEvent`], `subscribe_all`, `subscribe_blocking`, `wait_for`, `shutdown`.
 //! - Each handler is a named subscription (checkpoint `$checkpoint-NAME`) in a tokio task,
-//!   delivering at least once, in position order, one event at a time (so each stream's events
-//!   in order). It returns [`Outcome::Handled`], [`Outcome::Skip`], [`Outcome::RetryLater`] or
+//!   delivering at least once, each stream's events in order: one event at a time in position
+//!   order, or several streams of a polled batch at once ([`BusConfig::concurrency`]). It returns [`Outcome::Handled`], [`Outcome::Skip`], [`Outcome::RetryLater`] or
 //!   an error; a panic is caught and counted as a failure.
 //! - Failures are retried after [`Backoff`] delays (exponential, jitter, cap) from
 //!   [`BusConfig`] (`EVENT_BUS_MAX_RETRIES`, `EVENT_BUS_RETRY_DELAY_MS`,
@@ -75,17 +75,19 @@ mod config;
 mod context;
 pub mod dead_letter;
 mod dead_letters;
+mod delivery;
 mod error;
 mod event;
 mod event_bus;
 mod handler;
+mod lanes;
 mod runner;
 mod stats;
 
 pub use backoff::Backoff;
 pub use config::{
     BusConfig, ConfigError, ENV_DEAD_LETTER_ENABLED, ENV_MAX_RETRIES, ENV_MAX_RETRY_DELAY_MS,
-    ENV_RETRY_DELAY_MS,
+    ENV_RETRY_DELAY_MS, MAX_BATCH_EVENTS,
 };
 pub use context::HandlerContext;
 pub use dead_letter::{

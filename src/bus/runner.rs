@@ -12,43 +12,24 @@ use std::time::Duration;
 use tokio::sync::watch;
 
 use crate::bus::EventBus;
-use crate::bus::backoff::Backoff;
-use crate::bus::context::HandlerContext;
+use crate::bus::config::MAX_BATCH_EVENTS;
 use crate::bus::dead_letter::{
     DeadLetter, DeadLetterRecord, DeadLetterState, ParkReason, dead_letter_stream,
 };
 use crate::bus::dead_letters::{catch_up, now_us};
+use crate::bus::delivery::{Deliverer, Delivery};
 use crate::bus::error::BusError;
-use crate::bus::handler::{Deliver, Outcome, Selects};
+use crate::bus::handler::{Deliver, Selects};
+use crate::bus::lanes::{Handled, deliver_batch};
 use crate::bus::stats::Counters;
 use crate::event::{Direction, EventData, ExpectedVersion, ReadFilter, RecordedEvent};
 use crate::store::Store;
 use crate::subscription::{Subscription, SubscriptionOptions};
 
-/// How a delivery with its retries ended.
-enum Delivery {
-    /// Handled or skipped, at this attempt.
-    Done(u32),
-    /// Still failing after the retries: to park.
-    GaveUp {
-        reason: ParkReason,
-        attempts: u32,
-        error: String,
-    },
-    /// The bus is shutting down; the event was not handled.
-    Stopped,
-}
-
-/// One failed delivery.
-struct Failure {
-    reason: ParkReason,
-    message: String,
-}
-
 pub(crate) struct Runner {
     bus: EventBus,
     name: Arc<str>,
-    deliver: Deliver,
+    deliverer: Deliverer,
     sub: Subscription<Arc<Store>>,
     dlq_stream: String,
     dead: DeadLetterState,
@@ -86,12 +67,20 @@ impl Runner {
         catch_up(bus.store(), &dlq_stream, &mut dead)?;
         let done_next = sub.next_position();
         progress.send_replace(done_next);
+        let name: Arc<str> = Arc::from(name);
+        let deliverer = Deliverer {
+            bus: bus.clone(),
+            name: name.clone(),
+            deliver,
+            counters: counters.clone(),
+            stop: bus.stop_signal(),
+        };
         Ok(Runner {
             stop: bus.stop_signal(),
             wake: bus.wake_signal(),
             bus,
-            name: Arc::from(name),
-            deliver,
+            name,
+            deliverer,
             sub,
             dlq_stream,
             dead,
@@ -114,7 +103,7 @@ impl Runner {
     }
 
     async fn run_loop(&mut self) -> Result<(), BusError> {
-        let batch_events = self.bus.config().batch_events;
+        let batch_events = self.bus.config().batch_events.clamp(1, MAX_BATCH_EVENTS);
         while !self.stopping() {
             self.wake.borrow_and_update();
             catch_up(self.bus.store(), &self.dlq_stream, &mut self.dead)?;
@@ -129,15 +118,9 @@ impl Runner {
                 self.idle().await;
                 continue;
             }
-            for e in batch {
-                if self.stopping() {
-                    return Ok(());
-                }
-                if !self.handle_live(e).await? {
-                    return Ok(());
-                }
+            if !self.handle_batch(batch).await? {
+                return Ok(());
             }
-            self.set_done(self.sub.next_position());
         }
         Ok(())
     }
@@ -167,44 +150,71 @@ impl Runner {
         Ok(())
     }
 
-    /// Delivers a live event, or parks it behind its stream's parked events. False when the
-    /// bus is shutting down before the event was handled.
-    async fn handle_live(&mut self, e: RecordedEvent) -> Result<bool, BusError> {
-        if let Some(first) = self.dead.first_of(&e.stream) {
-            let why = format!("held back behind parked position {first} of its stream");
-            self.park(&e, ParkReason::HeldBack, 0, why)?;
-            return Ok(true);
-        }
-        match self.deliver_with_retries(&e).await {
-            Delivery::Done(_) => {
-                self.set_done(e.position + 1);
-                self.since_checkpoint += 1;
-                if self.since_checkpoint >= self.bus.config().checkpoint_every_events {
-                    self.checkpoint()?;
-                }
-                Ok(true)
+    /// Delivers a polled batch (see `lanes`), then records what it parked together with the
+    /// checkpoint past the batch, in one atomic append. False when the bus is shutting down
+    /// before the whole batch was delivered: the checkpoint then stops at the first event not
+    /// delivered, and nothing after it is recorded.
+    async fn handle_batch(&mut self, batch: Vec<RecordedEvent>) -> Result<bool, BusError> {
+        let end = self.sub.next_position();
+        let config = self.bus.config();
+        let every = config.checkpoint_every_events;
+        let dead = &self.dead;
+        let results = deliver_batch(
+            &self.deliverer,
+            batch,
+            |s| dead.first_of(s),
+            config.concurrency,
+        )
+        .await?;
+        let cut = results
+            .iter()
+            .find(|(_, h)| matches!(h, Handled::NotDone))
+            .map_or(end, |(e, _)| e.position);
+        let mut parked = Vec::new();
+        let mut handled = 0;
+        for (e, h) in results.into_iter().take_while(|(e, _)| e.position < cut) {
+            match h {
+                Handled::Done => handled += 1,
+                Handled::Park {
+                    reason,
+                    attempts,
+                    error,
+                } => parked.push(
+                    DeadLetterRecord::Parked(self.letter(&e, reason, attempts, error)).to_event(),
+                ),
+                Handled::NotDone => unreachable!("cut before the first event not delivered"),
             }
-            Delivery::GaveUp {
-                reason,
-                attempts,
-                error,
-            } => {
-                self.park(&e, reason, attempts, error)?;
-                Ok(true)
-            }
-            Delivery::Stopped => Ok(false),
         }
+        if parked.is_empty() {
+            self.set_done(cut);
+            self.since_checkpoint += handled;
+            if self.since_checkpoint >= every {
+                self.checkpoint()?;
+            }
+        } else {
+            self.sub.commit_with(
+                cut,
+                &[(self.dlq_stream.as_str(), ExpectedVersion::Any, &parked[..])],
+            )?;
+            for _ in &parked {
+                Counters::add(&self.counters.parked);
+            }
+            self.since_checkpoint = 0;
+            self.set_done(cut);
+            catch_up(self.bus.store(), &self.dlq_stream, &mut self.dead)?;
+        }
+        Ok(cut == end)
     }
 
-    /// Records `e` as parked together with the checkpoint past it, in one atomic append.
-    fn park(
-        &mut self,
+    /// The dead letter of `e`.
+    fn letter(
+        &self,
         e: &RecordedEvent,
         reason: ParkReason,
         attempts: u32,
         last_error: String,
-    ) -> Result<(), BusError> {
-        let letter = DeadLetter {
+    ) -> DeadLetter {
+        DeadLetter {
             position: e.position,
             stream: e.stream.to_string(),
             version: e.version,
@@ -215,16 +225,7 @@ impl Runner {
             attempts,
             last_error,
             parked_at_us: now_us(),
-        };
-        let record = [DeadLetterRecord::Parked(letter).to_event()];
-        self.sub.commit_with(
-            e.position + 1,
-            &[(self.dlq_stream.as_str(), ExpectedVersion::Any, &record[..])],
-        )?;
-        Counters::add(&self.counters.parked);
-        self.since_checkpoint = 0;
-        self.set_done(e.position + 1);
-        catch_up(self.bus.store(), &self.dlq_stream, &mut self.dead)
+        }
     }
 
     /// Carries out the redrives asked for, each stream's parked events in order.
@@ -243,7 +244,7 @@ impl Runner {
                         .into(),
                     at_us: now_us(),
                 },
-                Some(e) => match self.deliver_with_retries(&e).await {
+                Some(e) => match self.deliverer.deliver(&e).await {
                     Delivery::Done(attempts) => {
                         Counters::add(&self.counters.redriven);
                         DeadLetterRecord::Redriven {
@@ -275,88 +276,6 @@ impl Runner {
         }
         Ok(())
     }
-
-    /// Delivers `e` until the handler succeeds, the retries run out (parking, when dead letters
-    /// are on) or the bus shuts down.
-    async fn deliver_with_retries(&mut self, e: &RecordedEvent) -> Delivery {
-        let config = self.bus.config();
-        let (max_retries, dead_letters, backoff) = (
-            config.max_retries,
-            config.dead_letter_enabled,
-            config.backoff(),
-        );
-        let seed = Backoff::seed(&e.id);
-        let event = Arc::new(e.clone());
-        let mut attempt = 0u32;
-        loop {
-            attempt = attempt.saturating_add(1);
-            let f = match self.call(&event, attempt).await {
-                Ok(Outcome::RetryLater(wait)) => (
-                    Failure {
-                        reason: ParkReason::RetryLater,
-                        message: "the handler asked to retry later".into(),
-                    },
-                    Some(wait),
-                ),
-                Ok(outcome) => {
-                    let c = match outcome {
-                        Outcome::Skip => &self.counters.skipped,
-                        _ => &self.counters.handled,
-                    };
-                    Counters::add(c);
-                    return Delivery::Done(attempt);
-                }
-                Err(f) => (f, None),
-            };
-            let (failure, wait) = f;
-            Counters::add(&self.counters.failures);
-            if failure.reason == ParkReason::Panicked {
-                Counters::add(&self.counters.panics);
-            }
-            let out_of_retries = attempt > max_retries || failure.reason == ParkReason::BadPayload;
-            if dead_letters && out_of_retries {
-                return Delivery::GaveUp {
-                    reason: failure.reason,
-                    attempts: attempt,
-                    error: failure.message,
-                };
-            }
-            let delay = wait.unwrap_or_else(|| backoff.delay(attempt, seed));
-            tokio::select! {
-                _ = tokio::time::sleep(delay) => {}
-                _ = self.stop.changed() => return Delivery::Stopped,
-            }
-        }
-    }
-
-    /// One delivery, in its own task so that a panic is caught and counted as a failure.
-    async fn call(&self, event: &Arc<RecordedEvent>, attempt: u32) -> Result<Outcome, Failure> {
-        let ctx = HandlerContext::new(self.bus.clone(), self.name.clone(), event.clone(), attempt);
-        let deliver = self.deliver.clone();
-        let task = tokio::spawn(async move {
-            match deliver(ctx) {
-                Ok(fut) => fut.await.map_err(|e| Failure {
-                    reason: ParkReason::Failed,
-                    message: e.to_string(),
-                }),
-                Err(reason) => Err(Failure {
-                    reason: ParkReason::BadPayload,
-                    message: format!("payload does not decode: {reason}"),
-                }),
-            }
-        });
-        match task.await {
-            Ok(r) => r,
-            Err(e) if e.is_panic() => Err(Failure {
-                reason: ParkReason::Panicked,
-                message: format!("handler panicked: {}", panic_message(e.into_panic())),
-            }),
-            Err(e) => Err(Failure {
-                reason: ParkReason::Failed,
-                message: format!("handler task cancelled: {e}"),
-            }),
-        }
-    }
 }
 
 /// The event at global position `position`, if the log still has it.
@@ -366,14 +285,4 @@ fn event_at(store: &Store, position: u64) -> Result<Option<RecordedEvent>, BusEr
         .next()
         .transpose()?;
     Ok(e.filter(|e| e.position == position))
-}
-
-fn panic_message(p: Box<dyn std::any::Any + Send>) -> String {
-    if let Some(s) = p.downcast_ref::<&str>() {
-        (*s).to_owned()
-    } else if let Some(s) = p.downcast_ref::<String>() {
-        s.clone()
-    } else {
-        "a panic with a non-string payload".into()
-    }
 }
