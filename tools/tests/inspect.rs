@@ -231,7 +231,9 @@ fn inspect_names_the_zeros_a_durable_writer_writes_ahead() {
     let segs = segments(t.path());
     let active = t.path().join(segs.last().unwrap());
     let len = std::fs::metadata(&active).unwrap().len();
-    assert!(len > 64 << 10, "zeros are written ahead ({len} bytes)");
+    // Five small frames take well under 1 KiB; right after an open the writer writes at least
+    // 4 KiB of zeros ahead of them (more as it writes more).
+    assert!(len >= 4 << 10, "zeros are written ahead ({len} bytes)");
 
     let o = evlog(&["inspect", path(&active)]);
     assert_code(&o, 0, "zeros ahead of the frames are not damage");
