@@ -5,17 +5,18 @@
 
 #![cfg(feature = "bus")]
 
+mod bus_common;
+
 use std::collections::HashSet;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use bus_common::store;
 use evlog::bus::{
     BusConfig, BusError, DeadLetterRecord, DeadLetters, DomainEvent, EventBus, Outcome, ParkReason,
     RedriveTarget,
 };
-use evlog::{
-    Direction, Durability, EventData, ExpectedVersion, Metadata, Store, StoreOptions, Uuid,
-};
+use evlog::{Direction, EventData, ExpectedVersion, Metadata, Uuid};
 
 #[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 struct Step {
@@ -28,15 +29,6 @@ impl DomainEvent for Step {
 
 type Seen = Arc<Mutex<Vec<(String, u64)>>>;
 type Poison = Arc<Mutex<HashSet<(String, u64)>>>;
-
-fn store(dir: &std::path::Path) -> Arc<Store> {
-    Arc::new(
-        StoreOptions::new()
-            .durability(Durability::Never)
-            .open(dir)
-            .unwrap(),
-    )
-}
 
 fn fast() -> BusConfig {
     BusConfig::default()
@@ -65,6 +57,17 @@ fn recording_handler(bus: &EventBus, seen: &Seen, poison: &Poison) {
     .unwrap();
 }
 
+/// A bus whose handler "h" records what it handles and fails on a-1 until healed.
+fn a1_poisoned() -> (tempfile::TempDir, EventBus, Seen, Poison) {
+    let dir = tempfile::tempdir().unwrap();
+    let bus = EventBus::new(store(dir.path()), fast());
+    let seen = Seen::default();
+    let poison = Poison::default();
+    poison.lock().unwrap().insert(("a".into(), 1));
+    recording_handler(&bus, &seen, &poison);
+    (dir, bus, seen, poison)
+}
+
 async fn publish(bus: &EventBus, stream: &str, n: u64) -> u64 {
     bus.publish_event(stream, ExpectedVersion::Any, &Step { n })
         .await
@@ -88,12 +91,7 @@ fn pairs(v: &[(&str, u64)]) -> Vec<(String, u64)> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_parked_event_holds_back_its_stream_and_a_redrive_delivers_them_in_order() {
-    let dir = tempfile::tempdir().unwrap();
-    let bus = EventBus::new(store(dir.path()), fast());
-    let seen = Seen::default();
-    let poison = Poison::default();
-    poison.lock().unwrap().insert(("a".into(), 1));
-    recording_handler(&bus, &seen, &poison);
+    let (_dir, bus, seen, poison) = a1_poisoned();
 
     let mut pos = Vec::new();
     for (s, n) in [
@@ -222,12 +220,7 @@ async fn a_parked_event_holds_back_its_stream_and_a_redrive_delivers_them_in_ord
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_discarded_event_is_never_delivered_and_its_stream_flows_once_empty() {
-    let dir = tempfile::tempdir().unwrap();
-    let bus = EventBus::new(store(dir.path()), fast());
-    let seen = Seen::default();
-    let poison = Poison::default();
-    poison.lock().unwrap().insert(("a".into(), 1));
-    recording_handler(&bus, &seen, &poison);
+    let (_dir, bus, seen, _poison) = a1_poisoned();
     let mut pos = Vec::new();
     for n in 0..3 {
         pos.push(publish(&bus, "a", n).await);

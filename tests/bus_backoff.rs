@@ -4,11 +4,14 @@
 
 #![cfg(feature = "bus")]
 
+mod bus_common;
+
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use bus_common::store;
 use evlog::bus::{Backoff, BusConfig, DomainEvent, EventBus, Outcome, ParkReason};
-use evlog::{Durability, ExpectedVersion, Store, StoreOptions, Uuid};
+use evlog::{ExpectedVersion, Uuid};
 use tokio::time::Instant;
 
 #[derive(Debug, serde::Serialize, serde::Deserialize)]
@@ -18,15 +21,6 @@ struct Charge {
 
 impl DomainEvent for Charge {
     const EVENT_TYPE: &'static str = "Charge";
-}
-
-fn store(dir: &std::path::Path) -> Arc<Store> {
-    Arc::new(
-        StoreOptions::new()
-            .durability(Durability::Never)
-            .open(dir)
-            .unwrap(),
-    )
 }
 
 /// Publishes one `Charge` with a known id to the stream `payment-CENTS`; returns its position.

@@ -114,12 +114,14 @@ impl EventBus {
     ) -> Result<AppendResult, BusError> {
         let store = self.inner.store.clone();
         let stream = stream.to_owned();
-        let r = tokio::task::spawn_blocking(move || store.append(&stream, expected, &events))
+        let r = match tokio::task::spawn_blocking(move || store.append(&stream, expected, &events))
             .await
-            .map_err(|e| BusError::HandlerStopped {
-                handler: "publish".into(),
-                reason: e.to_string(),
-            })??;
+        {
+            Ok(r) => r?,
+            Err(e) if e.is_panic() => std::panic::resume_unwind(e.into_panic()),
+            // Only a runtime shutting down cancels a blocking task.
+            Err(_) => return Err(BusError::ShutDown),
+        };
         self.wake_handlers();
         Ok(r)
     }
