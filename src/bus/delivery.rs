@@ -5,6 +5,7 @@
 use std::sync::Arc;
 
 use tokio::sync::watch;
+use tracing::Instrument;
 
 use crate::bus::EventBus;
 use crate::bus::backoff::Backoff;
@@ -83,6 +84,16 @@ impl Deliverer {
                 Counters::add(&self.counters.panics);
             }
             let out_of_retries = attempt > max_retries || failure.reason == ParkReason::BadPayload;
+            tracing::warn!(
+                handler = %self.name,
+                stream = %e.stream,
+                event_type = %e.event_type,
+                position = e.position,
+                attempt,
+                reason = ?failure.reason,
+                error = %failure.message,
+                "delivery failed"
+            );
             if dead_letters && out_of_retries {
                 return Delivery::GaveUp {
                     reason: failure.reason,
@@ -99,11 +110,20 @@ impl Deliverer {
         }
     }
 
-    /// One delivery, in its own task so that a panic is caught and counted as a failure.
+    /// One delivery, in its own task so that a panic is caught and counted as a failure, inside
+    /// a `bus.deliver` span naming the handler, stream, type, position and attempt.
     async fn call(&self, event: &Arc<RecordedEvent>, attempt: u32) -> Result<Outcome, Failure> {
+        let span = tracing::info_span!(
+            "bus.deliver",
+            handler = %self.name,
+            stream = %event.stream,
+            event_type = %event.event_type,
+            position = event.position,
+            attempt,
+        );
         let ctx = HandlerContext::new(self.bus.clone(), self.name.clone(), event.clone(), attempt);
         let deliver = self.deliver.clone();
-        let task = tokio::spawn(async move {
+        let delivery = async move {
             match deliver(ctx) {
                 Ok(fut) => fut.await.map_err(|e| Failure {
                     reason: ParkReason::Failed,
@@ -114,7 +134,8 @@ impl Deliverer {
                     message: format!("payload does not decode: {reason}"),
                 }),
             }
-        });
+        };
+        let task = tokio::spawn(delivery.instrument(span));
         match task.await {
             Ok(r) => r,
             Err(e) if e.is_panic() => Err(Failure {

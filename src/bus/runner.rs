@@ -199,6 +199,12 @@ impl Runner {
             for _ in &parked {
                 Counters::add(&self.counters.parked);
             }
+            tracing::error!(
+                handler = %self.name,
+                events = parked.len(),
+                dead_letters = %self.dlq_stream,
+                "events parked"
+            );
             self.since_checkpoint = 0;
             self.set_done(cut);
             catch_up(self.bus.store(), &self.dlq_stream, &mut self.dead)?;
