@@ -8,7 +8,7 @@ use uuid::Uuid;
 use crate::event::{Metadata, RecordedEvent};
 use crate::wire::record::{MetaEntries, RecordView};
 
-/// One event, borrowed from the log for the duration of a [`Store::replay`] callback.
+/// One event, borrowed from the log for the duration of a [`crate::Store::replay`] callback.
 ///
 /// Its metadata is read in place, without allocating: [`EventRef::correlation_id`],
 /// [`EventRef::causation_id`], [`EventRef::metadata_value`] (one key/value),
@@ -111,7 +111,7 @@ impl<'a> EventRef<'a> {
         self.record.meta_raw()
     }
 
-    /// An owned copy, as [`Store::read_all`] returns it.
+    /// An owned copy, as [`crate::Store::read_all`] returns it.
     pub fn to_owned_event(&self) -> RecordedEvent {
         self.record.to_recorded(
             self.position,
