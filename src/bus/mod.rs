@@ -15,6 +15,8 @@
 //!   on. [`DeadLetters`]: list, count, redrive (in order), discard, history.
 //! - [`HandlerContext::publish`] sets the causation id (the handled event) and the correlation
 //!   id of what a handler publishes.
+//! - `tracing`: a `bus.deliver` span per delivery (handler, stream, event type, position,
+//!   attempt), a warning per failed delivery, an error when events are parked.
 //!
 //! ```
 //! use std::sync::Arc;
