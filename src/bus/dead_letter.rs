@@ -450,6 +450,22 @@ mod tests {
         assert!(DeadLetterRecord::from_event(&garbled).is_err());
     }
 
+    fn request(target: RedriveTarget) -> DeadLetterRecord {
+        DeadLetterRecord::RedriveRequested {
+            target,
+            by: "x".into(),
+            at_us: 0,
+        }
+    }
+
+    fn redriven(position: u64) -> DeadLetterRecord {
+        DeadLetterRecord::Redriven {
+            position,
+            attempts: 1,
+            at_us: 0,
+        }
+    }
+
     #[test]
     fn redrives_go_stream_by_stream_in_position_order() {
         let mut s = DeadLetterState::default();
@@ -459,23 +475,11 @@ mod tests {
         assert_eq!(s.first_of("a"), Some(1));
         assert!(s.next_redrive().is_none());
         // One event that is not its stream's first is never picked.
-        s.apply(DeadLetterRecord::RedriveRequested {
-            target: RedriveTarget::Position(5),
-            by: "x".into(),
-            at_us: 0,
-        });
+        s.apply(request(RedriveTarget::Position(5)));
         assert!(s.next_redrive().is_none());
-        s.apply(DeadLetterRecord::RedriveRequested {
-            target: RedriveTarget::Stream("b".into()),
-            by: "x".into(),
-            at_us: 0,
-        });
+        s.apply(request(RedriveTarget::Stream("b".into())));
         assert_eq!(s.next_redrive().map(|l| l.position), Some(2));
-        s.apply(DeadLetterRecord::Redriven {
-            position: 2,
-            attempts: 1,
-            at_us: 0,
-        });
+        s.apply(redriven(2));
         assert_eq!(s.next_redrive().map(|l| l.position), Some(7));
         s.apply(DeadLetterRecord::RedriveFailed {
             position: 7,
@@ -493,11 +497,7 @@ mod tests {
             at_us: 0,
         });
         assert_eq!(s.next_redrive().map(|l| l.position), Some(5));
-        s.apply(DeadLetterRecord::Redriven {
-            position: 5,
-            attempts: 1,
-            at_us: 0,
-        });
+        s.apply(redriven(5));
         assert_eq!(s.first_of("a"), None);
         assert_eq!(s.letters.keys().copied().collect::<Vec<_>>(), [7]);
     }
