@@ -36,11 +36,15 @@
 //! ## Layers
 //! `wire` (byte formats) → `io` (files, fsync) → `segment` (sealed and active files) →
 //! `index` (active index; sealed indexes are files) → `store` (the public [`Store`]).
-//! The on-disk format is specified in `format/FORMAT.md`.
+//! The on-disk format is specified in `format/FORMAT.md`. Above the store: `subscription`
+//! (catch-up subscriptions with durable checkpoints) and, with the feature `bus`, `bus` (the
+//! event bus on tokio: handlers, retries with backoff, a persisted dead-letter queue).
 
 #![deny(unsafe_code)]
 #![warn(missing_docs)]
 
+#[cfg(feature = "bus")]
+pub mod bus;
 pub mod error;
 pub mod event;
 pub mod export;

@@ -1,0 +1,274 @@
+//! [`EventBus`]: publish events to the store, run handlers over them.
+
+use std::collections::BTreeMap;
+use std::future::Future;
+use std::sync::{Arc, Mutex};
+
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+
+use crate::bus::config::BusConfig;
+use crate::bus::context::HandlerContext;
+use crate::bus::dead_letters::DeadLetters;
+use crate::bus::error::BusError;
+use crate::bus::event::DomainEvent;
+use crate::bus::handler::{self, Deliver, HandlerResult, Selects};
+use crate::bus::runner::Runner;
+use crate::bus::stats::{Counters, HandlerStats};
+use crate::event::{AppendResult, EventData, ExpectedVersion, RecordedEvent};
+use crate::store::Store;
+
+/// The event bus: [`EventBus::publish`] appends to the store; each handler
+/// ([`EventBus::subscribe`]) runs as a tokio task over a named subscription of the store, with
+/// retries, backoff and a persisted dead-letter queue ([`EventBus::dead_letters`]).
+///
+/// Delivery is **at least once**, and each stream's events reach a handler in order, one at a
+/// time. With [`BusConfig::concurrency`] 1 (the default) a handler gets every event in position
+/// order, one at a time; above 1, the streams of each polled batch are delivered concurrently
+/// (a batch is finished before the next is read, so a stream waiting for its retries holds up
+/// the next batch, not the other streams of its own). An event still failing after
+/// [`BusConfig::max_retries`] retries is parked in `$dlq-HANDLER`, and the later events of the
+/// same stream are parked behind it until it is redriven or discarded, while other streams go
+/// on. A clone is the same bus.
+#[derive(Clone)]
+pub struct EventBus {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    store: Arc<Store>,
+    config: BusConfig,
+    /// Bumped by every publish and dead-letter call: wakes the idle handlers.
+    wake: watch::Sender<u64>,
+    stop: watch::Sender<bool>,
+    handlers: Mutex<BTreeMap<String, Registered>>,
+}
+
+struct Registered {
+    counters: Arc<Counters>,
+    progress: watch::Receiver<u64>,
+    task: Option<JoinHandle<Result<(), BusError>>>,
+}
+
+impl std::fmt::Debug for EventBus {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("EventBus")
+            .field("store", &self.inner.store.dir())
+            .field("config", &self.inner.config)
+            .finish_non_exhaustive()
+    }
+}
+
+/// The event data of a typed event.
+pub(crate) fn encode<E: DomainEvent>(event: &E) -> Result<EventData, BusError> {
+    event.to_event_data().map_err(|reason| BusError::Encode {
+        event_type: E::EVENT_TYPE,
+        reason,
+    })
+}
+
+impl EventBus {
+    /// A bus over `store`, with no handler yet.
+    pub fn new(store: Arc<Store>, config: BusConfig) -> EventBus {
+        EventBus {
+            inner: Arc::new(Inner {
+                store,
+                config,
+                wake: watch::channel(0).0,
+                stop: watch::channel(false).0,
+                handlers: Mutex::new(BTreeMap::new()),
+            }),
+        }
+    }
+
+    /// The store.
+    pub fn store(&self) -> &Arc<Store> {
+        &self.inner.store
+    }
+
+    /// The configuration.
+    pub fn config(&self) -> &BusConfig {
+        &self.inner.config
+    }
+
+    pub(crate) fn stop_signal(&self) -> watch::Receiver<bool> {
+        self.inner.stop.subscribe()
+    }
+
+    pub(crate) fn wake_signal(&self) -> watch::Receiver<u64> {
+        self.inner.wake.subscribe()
+    }
+
+    pub(crate) fn wake_handlers(&self) {
+        self.inner.wake.send_modify(|n| *n = n.wrapping_add(1));
+    }
+
+    /// Appends `events` to `stream` if it is at `expected` ([`Store::append`], on a blocking
+    /// thread) and returns once they are durable at the store's durability level; the handlers
+    /// are woken at once.
+    pub async fn publish(
+        &self,
+        stream: &str,
+        expected: ExpectedVersion,
+        events: Vec<EventData>,
+    ) -> Result<AppendResult, BusError> {
+        let store = self.inner.store.clone();
+        let stream = stream.to_owned();
+        let r = match tokio::task::spawn_blocking(move || store.append(&stream, expected, &events))
+            .await
+        {
+            Ok(r) => r?,
+            Err(e) if e.is_panic() => std::panic::resume_unwind(e.into_panic()),
+            // Only a runtime shutting down cancels a blocking task.
+            Err(_) => return Err(BusError::ShutDown),
+        };
+        self.wake_handlers();
+        Ok(r)
+    }
+
+    /// [`EventBus::publish`] of one typed event.
+    pub async fn publish_event<E: DomainEvent>(
+        &self,
+        stream: &str,
+        expected: ExpectedVersion,
+        event: &E,
+    ) -> Result<AppendResult, BusError> {
+        self.publish(stream, expected, vec![encode(event)?]).await
+    }
+
+    /// Runs `handler` for every event of type `E::EVENT_TYPE`, decoded, as the handler `name`
+    /// (checkpoint `$checkpoint-NAME`, dead letters `$dlq-NAME`). It resumes after its
+    /// checkpoint, or starts at the beginning of the log. A payload that does not decode is
+    /// parked at once with the reason. Call it from inside a tokio runtime.
+    pub fn subscribe<E, F, Fut>(&self, name: &str, handler: F) -> Result<(), BusError>
+    where
+        E: DomainEvent,
+        F: Fn(HandlerContext, E) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = HandlerResult> + Send + 'static,
+    {
+        self.register(name, Selects::Type(E::EVENT_TYPE), handler::typed(handler))
+    }
+
+    /// Runs `handler` for every event of the user streams (not the `$` system streams), as
+    /// stored, as the handler `name`.
+    pub fn subscribe_all<F, Fut>(&self, name: &str, handler: F) -> Result<(), BusError>
+    where
+        F: Fn(HandlerContext, RecordedEvent) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = HandlerResult> + Send + 'static,
+    {
+        self.register(name, Selects::All, handler::untyped(handler))
+    }
+
+    /// [`EventBus::subscribe`] of a blocking (not async) handler, run on tokio's blocking
+    /// threads.
+    pub fn subscribe_blocking<E, F>(&self, name: &str, handler: F) -> Result<(), BusError>
+    where
+        E: DomainEvent,
+        F: Fn(&HandlerContext, E) -> HandlerResult + Send + Sync + 'static,
+    {
+        self.register(
+            name,
+            Selects::Type(E::EVENT_TYPE),
+            handler::blocking(handler),
+        )
+    }
+
+    fn register(&self, name: &str, selects: Selects, deliver: Deliver) -> Result<(), BusError> {
+        let bad = |reason| BusError::HandlerName {
+            name: name.to_owned(),
+            reason,
+        };
+        if name.is_empty() {
+            return Err(bad("must not be empty"));
+        }
+        if name.starts_with('$') {
+            return Err(bad("must not start with `$`"));
+        }
+        if *self.inner.stop.borrow() {
+            return Err(BusError::ShutDown);
+        }
+        let runtime = tokio::runtime::Handle::try_current().map_err(|_| BusError::NoRuntime)?;
+        let mut handlers = self.inner.handlers.lock().expect("handler table");
+        if handlers.contains_key(name) {
+            return Err(bad("is already registered on this bus"));
+        }
+        let counters = Arc::new(Counters::default());
+        let (progress, progress_rx) = watch::channel(0);
+        let runner = Runner::new(
+            self.clone(),
+            name,
+            &selects,
+            deliver,
+            counters.clone(),
+            progress,
+        )?;
+        let task = runtime.spawn(runner.run());
+        handlers.insert(
+            name.to_owned(),
+            Registered {
+                counters,
+                progress: progress_rx,
+                task: Some(task),
+            },
+        );
+        Ok(())
+    }
+
+    /// The dead letters of the handler `handler` (registered on this bus or not).
+    pub fn dead_letters(&self, handler: &str) -> DeadLetters {
+        DeadLetters::new(self.clone(), handler)
+    }
+
+    /// What the handler `handler` has done since it was registered.
+    pub fn stats(&self, handler: &str) -> Option<HandlerStats> {
+        let handlers = self.inner.handlers.lock().expect("handler table");
+        handlers.get(handler).map(|h| h.counters.snapshot())
+    }
+
+    /// Waits until the handler `handler` is done with every event up to `position` (handled,
+    /// skipped, parked or not of its type). Errors when it stops first.
+    pub async fn wait_for(&self, handler: &str, position: u64) -> Result<(), BusError> {
+        let mut rx = {
+            let handlers = self.inner.handlers.lock().expect("handler table");
+            let h = handlers
+                .get(handler)
+                .ok_or_else(|| BusError::NoHandler(handler.to_owned()))?;
+            h.progress.clone()
+        };
+        rx.wait_for(|next| *next > position)
+            .await
+            .map(|_| ())
+            .map_err(|_| BusError::HandlerStopped {
+                handler: handler.to_owned(),
+                reason: "its task ended".into(),
+            })
+    }
+
+    /// Stops every handler after the delivery in progress (a retry waiting for its backoff is
+    /// not delivered: it will be after the next start), writes their checkpoints and waits for
+    /// their tasks. Returns the first error a handler's task ended with.
+    pub async fn shutdown(&self) -> Result<(), BusError> {
+        self.inner.stop.send_replace(true);
+        let tasks: Vec<(String, JoinHandle<Result<(), BusError>>)> = {
+            let mut handlers = self.inner.handlers.lock().expect("handler table");
+            handlers
+                .iter_mut()
+                .filter_map(|(name, h)| h.task.take().map(|t| (name.clone(), t)))
+                .collect()
+        };
+        let mut first = Ok(());
+        for (name, task) in tasks {
+            let r = match task.await {
+                Ok(r) => r,
+                Err(e) => Err(BusError::HandlerStopped {
+                    handler: name,
+                    reason: e.to_string(),
+                }),
+            };
+            if first.is_ok() {
+                first = r;
+            }
+        }
+        first
+    }
+}

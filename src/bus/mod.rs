@@ -1,0 +1,103 @@
+//! The event bus (feature `bus`, on tokio): publish events, run handlers over them with
+//! retries, backoff and a persisted dead-letter queue. Built on the public [`crate::Store`] and
+//! [`crate::subscription`] API only; everything it persists is events of system streams.
+//!
+//! - [`EventBus`]: `publish` / `publish_event` (return once durable), `subscribe::<E>(name, f)`
+//!   for a typed [`DomainEvent`], `subscribe_all`, `subscribe_blocking`, `wait_for`, `shutdown`.
+//! - Each handler is a named subscription (checkpoint `$checkpoint-NAME`) in a tokio task,
+//!   delivering at least once, each stream's events in order: one event at a time in position
+//!   order, or several streams of a polled batch at once ([`BusConfig::concurrency`]). It returns [`Outcome::Handled`], [`Outcome::Skip`], [`Outcome::RetryLater`] or
+//!   an error; a panic is caught and counted as a failure.
+//! - Failures are retried after [`Backoff`] delays (exponential, jitter, cap) from
+//!   [`BusConfig`] (`EVENT_BUS_MAX_RETRIES`, `EVENT_BUS_RETRY_DELAY_MS`,
+//!   `EVENT_BUS_DEAD_LETTER_ENABLED`), then the event is parked in `$dlq-NAME` together with
+//!   the checkpoint past it; later events of its stream are parked behind it, other streams go
+//!   on. [`DeadLetters`]: list, count, redrive (in order), discard, history.
+//! - [`HandlerContext::publish`] sets the causation id (the handled event) and the correlation
+//!   id of what a handler publishes.
+//! - `tracing`: a `bus.deliver` span per delivery (handler, stream, event type, position,
+//!   attempt), a warning per failed delivery, an error when events are parked.
+//!
+//! ```
+//! use std::sync::Arc;
+//! use std::sync::atomic::{AtomicBool, Ordering};
+//! use evlog::{ExpectedVersion, Store};
+//! use evlog::bus::{BusConfig, DomainEvent, EventBus, Outcome};
+//!
+//! #[derive(serde::Serialize, serde::Deserialize)]
+//! struct OrderPlaced { order: String, total: u64 }
+//! impl DomainEvent for OrderPlaced {
+//!     const EVENT_TYPE: &'static str = "OrderPlaced";
+//! }
+//!
+//! # let dir = tempfile::tempdir()?;
+//! let rt = tokio::runtime::Runtime::new()?;
+//! rt.block_on(async {
+//!     let store = Arc::new(Store::open(dir.path())?);
+//!     let bus = EventBus::new(store, BusConfig::default().max_retries(1).retry_delay_ms(10));
+//!
+//!     // A mailer that fails while the mail server is down.
+//!     let server_up = Arc::new(AtomicBool::new(false));
+//!     let up = server_up.clone();
+//!     bus.subscribe("mailer", move |_ctx, e: OrderPlaced| {
+//!         let up = up.load(Ordering::SeqCst);
+//!         async move {
+//!             if !up {
+//!                 return Err(format!("mail server down for {}", e.order).into());
+//!             }
+//!             Ok(Outcome::Handled)
+//!         }
+//!     })?;
+//!
+//!     let placed = OrderPlaced { order: "o-1".into(), total: 12 };
+//!     let r = bus.publish_event("order-1", ExpectedVersion::NoStream, &placed).await?;
+//!     bus.wait_for("mailer", r.last_position).await?;
+//!
+//!     // Two deliveries failed: the event is parked, with the reason.
+//!     let dlq = bus.dead_letters("mailer");
+//!     let parked = dlq.list()?;
+//!     assert_eq!((parked.len(), parked[0].attempts), (1, 2));
+//!     assert!(parked[0].last_error.contains("mail server down for o-1"));
+//!
+//!     // The server is back: redrive it; the handler gets it again.
+//!     server_up.store(true, Ordering::SeqCst);
+//!     dlq.redrive_all("ops@example.com")?;
+//!     while dlq.count()? > 0 {
+//!         tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+//!     }
+//!     assert_eq!(bus.stats("mailer").unwrap().redriven, 1);
+//!     bus.shutdown().await?;
+//!     Ok::<(), Box<dyn std::error::Error>>(())
+//! })?;
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+
+mod backoff;
+mod config;
+mod context;
+pub mod dead_letter;
+mod dead_letters;
+mod delivery;
+mod error;
+mod event;
+mod event_bus;
+mod handler;
+mod lanes;
+mod runner;
+mod stats;
+
+pub use backoff::Backoff;
+pub use config::{
+    BusConfig, ConfigError, ENV_DEAD_LETTER_ENABLED, ENV_MAX_RETRIES, ENV_MAX_RETRY_DELAY_MS,
+    ENV_RETRY_DELAY_MS, MAX_BATCH_EVENTS,
+};
+pub use context::HandlerContext;
+pub use dead_letter::{
+    DeadLetter, DeadLetterRecord, ParkReason, RedriveTarget, dead_letter_stream,
+};
+pub use dead_letters::DeadLetters;
+pub use error::BusError;
+pub use event::DomainEvent;
+pub use event_bus::EventBus;
+pub use handler::{HandlerError, HandlerResult, Outcome};
+pub use stats::HandlerStats;
