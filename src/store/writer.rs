@@ -717,12 +717,16 @@ impl Inner {
                     .filter(|(f, _)| *f == first);
                 match known {
                     Some(f) => Some(f),
-                    None => {
-                        let ix = s.index()?;
-                        let f: (u64, Arc<[u8]>) = (first, Arc::from(ix.view().bloom()));
-                        self.state.write().id_filter = Some(f.clone());
-                        Some(f)
-                    }
+                    // The copy is only a help: a segment whose index cannot be read now
+                    // (damaged; verify and reads report it) gets a checkpoint without one.
+                    None => match s.index() {
+                        Ok(ix) => {
+                            let f: (u64, Arc<[u8]>) = (first, Arc::from(ix.view().bloom()));
+                            self.state.write().id_filter = Some(f.clone());
+                            Some(f)
+                        }
+                        Err(_) => None,
+                    },
                 }
             }
         };
