@@ -359,7 +359,7 @@ fn commit_with_stores_outputs_and_checkpoint_together() {
     );
     assert!(matches!(bad, Err(Error::WrongExpectedVersion { .. })));
     drop(sub);
-    let sub = Subscription::named(&store, "copier", opts).unwrap();
+    let sub = Subscription::named(&store, "copier", opts.clone()).unwrap();
     assert_eq!(sub.next_position(), 4);
     let outputs = Mutex::new(0);
     store
@@ -374,6 +374,14 @@ fn commit_with_stores_outputs_and_checkpoint_together() {
         )
         .unwrap();
     assert_eq!(*outputs.lock().unwrap(), 4);
+    // A checkpoint past the log's end is refused (it would skip what is appended later).
+    let mut sub = Subscription::named(&store, "copier", opts.clone()).unwrap();
+    let end = store.head_position().unwrap() + 1;
+    assert!(matches!(
+        sub.commit_with(end + 1, &[("o", ExpectedVersion::Any, vec![ev("X")])]),
+        Err(Error::InvalidArgument(_))
+    ));
+    assert_eq!(sub.checkpoint_position(), Some(4));
     // An unnamed subscription cannot commit.
     let mut plain = Subscription::new(&store, SubscriptionOptions::default()).unwrap();
     assert!(matches!(

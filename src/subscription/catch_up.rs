@@ -375,6 +375,13 @@ impl<S: AsRef<Store>> Subscription<S> {
                 "commit_with needs a named subscription (Subscription::named)".into(),
             ));
         };
+        let end = self.store.as_ref().head_position().map_or(0, |h| h + 1);
+        if next_position > end {
+            return Err(Error::InvalidArgument(format!(
+                "commit_with: position {next_position} is past the log's end ({end}); pass the \
+                 handled event's position + 1"
+            )));
+        }
         let ck = [checkpoint_event(next_position)];
         let mut batch: Vec<(&str, ExpectedVersion, &[EventData])> = outputs
             .iter()
