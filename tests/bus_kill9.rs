@@ -16,9 +16,11 @@
 
 #![cfg(feature = "bus")]
 
+mod common;
+
+use common::run_child;
 use std::collections::{BTreeMap, HashSet};
-use std::io::{BufRead, BufReader, Write};
-use std::os::unix::process::ExitStatusExt;
+use std::io::Write;
 use std::path::Path;
 use std::process::{Command, Stdio};
 use std::sync::{Arc, Mutex};
@@ -187,29 +189,10 @@ fn kill9_bus_handler_loses_and_reorders_nothing() {
             cmd.env(CHILD_FINISH_ENV, "1");
             handled_before_last = handled.len();
         }
-        let mut child = cmd.spawn().unwrap();
-        let stdout = child.stdout.take().unwrap();
-        let reader = std::thread::spawn(move || {
-            let mut lines = Vec::new();
-            for line in BufReader::new(stdout).lines() {
-                let Ok(line) = line else { break };
-                if let Some(at) = line.find("@@H ") {
-                    lines.push(line[at + 4..].to_owned());
-                }
-            }
-            lines
-        });
-        if !finish {
-            std::thread::sleep(Duration::from_micros(rng.gen_range(0..150_000)));
-            let _ = child.kill();
-        }
-        let status = child.wait().unwrap();
-        if finish {
-            assert!(status.success(), "the last child failed: {status}");
-        } else if status.signal() == Some(9) {
-            kills += 1;
-        }
-        for l in reader.join().unwrap() {
+        let kill_after = (!finish).then(|| Duration::from_micros(rng.gen_range(0..150_000)));
+        let (lines, killed) = run_child(cmd, "@@H ", kill_after);
+        kills += u64::from(killed);
+        for l in lines {
             let (stream, n) = l.split_once(' ').unwrap();
             handled.push((stream.to_owned(), n.parse().unwrap()));
         }

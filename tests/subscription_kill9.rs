@@ -13,9 +13,11 @@
 //! EVLOG_SUBKILL_ROUNDS=2000 cargo test --release --test subscription_kill9 -- --nocapture
 //! ```
 
+mod common;
+
+use common::run_child;
 use std::collections::{HashMap, HashSet};
-use std::io::{BufRead, BufReader, Write};
-use std::os::unix::process::ExitStatusExt;
+use std::io::Write;
 use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -144,29 +146,10 @@ fn kill9_subscriptions_copy_exactly_once_and_deliver_at_least_once() {
         if finish {
             cmd.env(CHILD_FINISH_ENV, "1");
         }
-        let mut child = cmd.spawn().unwrap();
-        let stdout = child.stdout.take().unwrap();
-        let reader = std::thread::spawn(move || {
-            let mut lines = Vec::new();
-            for line in BufReader::new(stdout).lines() {
-                let Ok(line) = line else { break };
-                if let Some(at) = line.find("@@") {
-                    lines.push(line[at + 2..].to_owned());
-                }
-            }
-            lines
-        });
-        if !finish {
-            std::thread::sleep(Duration::from_micros(rng.gen_range(0..60_000)));
-            let _ = child.kill();
-        }
-        let status = child.wait().unwrap();
-        if finish {
-            assert!(status.success(), "the last child failed: {status}");
-        } else if status.signal() == Some(9) {
-            kills += 1;
-        }
-        for l in reader.join().unwrap() {
+        let kill_after = (!finish).then(|| Duration::from_micros(rng.gen_range(0..60_000)));
+        let (lines, killed) = run_child(cmd, "@@", kill_after);
+        kills += u64::from(killed);
+        for l in lines {
             if let Some(p) = l.strip_prefix("D ") {
                 delivered.insert(p.parse().unwrap());
             }

@@ -182,16 +182,7 @@ pub struct Subscription<S: AsRef<Store>> {
 impl<S: AsRef<Store>> Subscription<S> {
     /// A subscription without a checkpoint, from `opts.start`.
     pub fn new(store: S, opts: SubscriptionOptions) -> Result<Self> {
-        let mut sub = Subscription {
-            store,
-            opts,
-            stream: None,
-            next: 0,
-            checkpoint: None,
-            delivered_since: 0,
-        };
-        sub.next = sub.resolve_start()?;
-        Ok(sub)
+        Self::with_checkpoint(store, opts, None)
     }
 
     /// A named subscription: it resumes after its last checkpoint, or starts at `opts.start`
@@ -199,8 +190,16 @@ impl<S: AsRef<Store>> Subscription<S> {
     /// meanwhile by another makes this one's next write fail with
     /// [`Error::WrongExpectedVersion`] on the checkpoint stream.
     pub fn named(store: S, name: &str, opts: SubscriptionOptions) -> Result<Self> {
-        let now = (opts.clock)();
-        let checkpoint = Checkpoint::load(store.as_ref(), name, now)?;
+        let checkpoint = Checkpoint::load(store.as_ref(), name, (opts.clock)())?;
+        Self::with_checkpoint(store, opts, Some(checkpoint))
+    }
+
+    /// A subscription starting after `checkpoint`'s position, or at `opts.start` without one.
+    fn with_checkpoint(
+        store: S,
+        opts: SubscriptionOptions,
+        checkpoint: Option<Checkpoint>,
+    ) -> Result<Self> {
         let mut sub = Subscription {
             store,
             opts,
@@ -210,8 +209,11 @@ impl<S: AsRef<Store>> Subscription<S> {
             delivered_since: 0,
         };
         let start = sub.resolve_start()?;
-        sub.next = checkpoint.position.unwrap_or(start);
-        sub.checkpoint = Some(checkpoint);
+        sub.next = checkpoint
+            .as_ref()
+            .and_then(|c| c.position)
+            .unwrap_or(start);
+        sub.checkpoint = checkpoint;
         Ok(sub)
     }
 

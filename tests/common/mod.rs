@@ -464,3 +464,39 @@ pub fn replayed(
     assert!(!end.stopped);
     (out, end.next_position)
 }
+
+/// Runs `cmd`, a child process whose stdout is piped here, and kills it with SIGKILL after
+/// `kill_after` (`None`: lets it end by itself, which it must do successfully). Returns the text
+/// after `marker` of every whole stdout line holding it, and whether SIGKILL ended the child.
+/// (The kill -9 tests run their own test binary as the child.)
+pub fn run_child(
+    mut cmd: std::process::Command,
+    marker: &str,
+    kill_after: Option<std::time::Duration>,
+) -> (Vec<String>, bool) {
+    use std::io::{BufRead, BufReader};
+    use std::os::unix::process::ExitStatusExt;
+    let mut child = cmd.spawn().expect("spawn the child");
+    let stdout = child.stdout.take().expect("the child's stdout is piped");
+    let marker = marker.to_owned();
+    let reader = std::thread::spawn(move || {
+        let mut lines = Vec::new();
+        for line in BufReader::new(stdout).lines() {
+            let Ok(line) = line else { break };
+            if let Some(at) = line.find(&marker) {
+                lines.push(line[at + marker.len()..].to_owned());
+            }
+        }
+        lines
+    });
+    if let Some(after) = kill_after {
+        std::thread::sleep(after);
+        let _ = child.kill();
+    }
+    let status = child.wait().expect("wait for the child");
+    if kill_after.is_none() {
+        assert!(status.success(), "the last child failed: {status}");
+    }
+    let lines = reader.join().expect("the stdout reader");
+    (lines, status.signal() == Some(9))
+}
