@@ -17,11 +17,7 @@ fn main() {
             .durability(Durability::Never)
             .open(&dir)
             .unwrap();
-        let mut w = Workload::standard(1);
-        for _ in 0..n {
-            let (st, e) = w.next_event();
-            s.append(&st, ExpectedVersion::Any, &[e]).unwrap();
-        }
+        Workload::standard(1).append_to(&s, n).unwrap();
         if args.iter().any(|a| a == "seal") {
             s.seal_active().unwrap();
             s.compress_sealed().unwrap();

@@ -24,11 +24,7 @@ fn main() {
         .segment_bytes(std::env::var("SEG_MIB").map_or(4, |v| v.parse().unwrap()) << 20);
     if !dir.exists() {
         let s = opts.open(&dir).unwrap();
-        let mut w = Workload::standard(1);
-        for _ in 0..n {
-            let (st, e) = w.next_event();
-            s.append(&st, ExpectedVersion::Any, &[e]).unwrap();
-        }
+        Workload::standard(1).append_to(&s, n).unwrap();
         if std::env::var_os("NOCOMP").is_none() {
             s.compress_sealed().unwrap();
         }

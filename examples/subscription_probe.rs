@@ -19,11 +19,7 @@ fn main() {
     let opts = StoreOptions::new().durability(Durability::Never);
     if !dir.exists() {
         let s = opts.open(&dir).unwrap();
-        let mut w = Workload::standard(1);
-        for _ in 0..n {
-            let (st, e) = w.next_event();
-            s.append(&st, ExpectedVersion::Any, &[e]).unwrap();
-        }
+        Workload::standard(1).append_to(&s, n).unwrap();
         s.seal_active().unwrap();
         s.compress_sealed().unwrap();
         s.close().unwrap();

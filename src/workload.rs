@@ -76,6 +76,16 @@ impl Workload {
         }
     }
 
+    /// Appends the next `n` events to `store`, one event per append (`ExpectedVersion::Any`):
+    /// the shape of a store the probes and benches load.
+    pub fn append_to(&mut self, store: &crate::Store, n: u64) -> crate::Result<()> {
+        for _ in 0..n {
+            let (stream, e) = self.next_event();
+            store.append(&stream, crate::ExpectedVersion::Any, &[e])?;
+        }
+        Ok(())
+    }
+
     /// The stream id of stream number `i`.
     pub fn stream_name(i: u64) -> String {
         format!("aggregate-{i:05}")
