@@ -42,6 +42,9 @@ pub(crate) struct Writer {
     /// Bytes written since open, across segments: the group-commit clock.
     pub written: u64,
     buf: Vec<u8>,
+    /// The first version of each part of an append being written (kept between appends, so
+    /// that an append allocates nothing for it).
+    first_versions: Vec<u64>,
     /// Frames appended with `Durability::Always` and not yet written to the file (they end
     /// at `len`): the group-commit leader writes them all with one write before its fsync.
     unwritten: Vec<u8>,
@@ -120,6 +123,7 @@ impl Writer {
             ids,
             written: 0,
             buf: Vec::new(),
+            first_versions: Vec::new(),
             unwritten: Vec::new(),
             zeroed_to: t.len,
         })
@@ -298,7 +302,8 @@ impl Inner {
                 return Ok(());
             }
             // Every expected version is checked before anything is written.
-            let mut first_versions = Vec::with_capacity(parts.len());
+            let mut first_versions = std::mem::take(&mut w.first_versions);
+            first_versions.clear();
             {
                 let st = self.state.read();
                 for p in parts {
@@ -360,6 +365,7 @@ impl Inner {
                 });
                 at += n;
             }
+            w.first_versions = first_versions;
             target
         };
         if self.opts.durability == Durability::Always {
