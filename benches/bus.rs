@@ -303,10 +303,10 @@ fn failing(rt: &tokio::runtime::Runtime, root: &Path, per_stream: u64, rounds: u
             let t = Instant::now();
             bus.subscribe_all(&format!("failing-{round}"), move |ctx, _e| {
                 let fail = with_failing && &*ctx.event().stream == "s-000";
-                if !fail && &*ctx.event().stream != "s-000" {
-                    if d.fetch_add(1, Ordering::Relaxed) + 1 == others {
-                        let _ = tx.send(());
-                    }
+                if &*ctx.event().stream != "s-000"
+                    && d.fetch_add(1, Ordering::Relaxed) + 1 == others
+                {
+                    let _ = tx.send(());
                 }
                 async move {
                     if fail {

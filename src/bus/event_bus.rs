@@ -16,6 +16,7 @@ use crate::bus::handler::{self, Deliver, HandlerResult, Selects};
 use crate::bus::runner::Runner;
 use crate::bus::stats::{Counters, HandlerStats};
 use crate::event::{AppendResult, EventData, ExpectedVersion, RecordedEvent};
+use crate::store::Durability;
 use crate::store::Store;
 
 /// The event bus: [`EventBus::publish`] appends to the store; each handler
@@ -103,24 +104,30 @@ impl EventBus {
         self.inner.wake.send_modify(|n| *n = n.wrapping_add(1));
     }
 
-    /// Appends `events` to `stream` if it is at `expected` ([`Store::append`], on a blocking
-    /// thread) and returns once they are durable at the store's durability level; the handlers
-    /// are woken at once.
+    /// Appends `events` to `stream` if it is at `expected` ([`Store::append`]) and returns once
+    /// they are durable at the store's durability level; the handlers are woken at once. On a
+    /// store with [`Durability::Always`] the append runs on a blocking thread (it waits for an
+    /// fsync); otherwise it never waits for the disk and runs on the calling task.
     pub async fn publish(
         &self,
         stream: &str,
         expected: ExpectedVersion,
         events: Vec<EventData>,
     ) -> Result<AppendResult, BusError> {
-        let store = self.inner.store.clone();
-        let stream = stream.to_owned();
-        let r = match tokio::task::spawn_blocking(move || store.append(&stream, expected, &events))
-            .await
-        {
-            Ok(r) => r?,
-            Err(e) if e.is_panic() => std::panic::resume_unwind(e.into_panic()),
-            // Only a runtime shutting down cancels a blocking task.
-            Err(_) => return Err(BusError::ShutDown),
+        let store = &self.inner.store;
+        let r = if store.durability() == Durability::Always {
+            let store = store.clone();
+            let stream = stream.to_owned();
+            match tokio::task::spawn_blocking(move || store.append(&stream, expected, &events))
+                .await
+            {
+                Ok(r) => r?,
+                Err(e) if e.is_panic() => std::panic::resume_unwind(e.into_panic()),
+                // Only a runtime shutting down cancels a blocking task.
+                Err(_) => return Err(BusError::ShutDown),
+            }
+        } else {
+            store.append(stream, expected, &events)?
         };
         self.wake_handlers();
         Ok(r)
@@ -150,10 +157,10 @@ impl EventBus {
     }
 
     /// Runs `handler` for every event of the user streams (not the `$` system streams), as
-    /// stored, as the handler `name`.
+    /// stored (an `Arc`: the context holds the same event), as the handler `name`.
     pub fn subscribe_all<F, Fut>(&self, name: &str, handler: F) -> Result<(), BusError>
     where
-        F: Fn(HandlerContext, RecordedEvent) -> Fut + Send + Sync + 'static,
+        F: Fn(HandlerContext, Arc<RecordedEvent>) -> Fut + Send + Sync + 'static,
         Fut: Future<Output = HandlerResult> + Send + 'static,
     {
         self.register(name, Selects::All, handler::untyped(handler))

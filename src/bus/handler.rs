@@ -59,14 +59,14 @@ where
     })
 }
 
-/// An async handler of every event, as stored.
+/// An async handler of every event, as stored (shared with the context, not copied).
 pub(crate) fn untyped<F, Fut>(f: F) -> Deliver
 where
-    F: Fn(HandlerContext, RecordedEvent) -> Fut + Send + Sync + 'static,
+    F: Fn(HandlerContext, Arc<RecordedEvent>) -> Fut + Send + Sync + 'static,
     Fut: Future<Output = HandlerResult> + Send + 'static,
 {
     Arc::new(move |ctx: HandlerContext| {
-        let event = ctx.event().clone();
+        let event = ctx.shared_event();
         Ok(Box::pin(f(ctx, event)) as HandlerFuture)
     })
 }

@@ -388,6 +388,11 @@ impl Store {
         self.inner.state.read().streams.len()
     }
 
+    /// The durability level appends are acknowledged at ([`StoreOptions::durability`]).
+    pub fn durability(&self) -> Durability {
+        self.inner.opts.durability
+    }
+
     /// Position of the last visible event (`None` for an empty store).
     pub fn head_position(&self) -> Option<u64> {
         self.inner.head.load(Ordering::Acquire).checked_sub(1)
