@@ -26,6 +26,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use evlog::bus::{BusConfig, EventBus, Outcome};
+use evlog::subscription::{Subscription, SubscriptionOptions};
 use evlog::workload::Workload;
 use evlog::{Durability, EventData, ExpectedVersion, ReadFilter, Store, StoreOptions};
 
@@ -93,9 +94,23 @@ fn catch_up(rt: &tokio::runtime::Runtime, root: &Path, n: u64, rounds: usize) {
         n as f64 / t.elapsed().as_secs_f64()
     };
     replay(&store);
-    let (mut r, mut b) = (Vec::new(), Vec::new());
+    // What the bus's read costs alone: a named subscription's owned batches, as the bus polls
+    // them.
+    let owned = |round: usize| {
+        let o = SubscriptionOptions::default().checkpoint_every(100, Duration::from_secs(3600));
+        let mut s = Subscription::named(&*store, &format!("owned-{round}"), o).unwrap();
+        let t = Instant::now();
+        let mut got = 0u64;
+        while s.next_position() < end {
+            got += s.poll_owned(4_096, Duration::ZERO).unwrap().len() as u64;
+        }
+        assert_eq!(got, n);
+        n as f64 / t.elapsed().as_secs_f64()
+    };
+    let (mut r, mut b, mut o) = (Vec::new(), Vec::new(), Vec::new());
     for round in 0..rounds {
         r.push(replay(&store));
+        o.push(owned(round));
         b.push(rt.block_on(async {
             let bus = EventBus::new(store.clone(), BusConfig::default().batch_events(10_000));
             let done = Arc::new(AtomicU64::new(0));
@@ -110,12 +125,13 @@ fn catch_up(rt: &tokio::runtime::Runtime, root: &Path, n: u64, rounds: usize) {
             rate
         }));
     }
-    let (r, b) = (median(&mut r), median(&mut b));
+    let (r, b, o) = (median(&mut r), median(&mut b), median(&mut o));
     println!(
-        "1. catch-up, {n} stored events, no-op handler | bus {:.2} M/s | Store::replay {:.2} M/s | bus/replay {:.2} (goal >= 0.8, and >= 5 M/s)",
+        "1. catch-up, {n} stored events, no-op handler | bus {:.2} M/s | Store::replay {:.2} M/s | bus/replay {:.2} (goal >= 0.8, and >= 5 M/s) | the subscription's owned batches alone {:.2} M/s",
         b / 1e6,
         r / 1e6,
-        b / r
+        b / r,
+        o / 1e6
     );
 }
 
