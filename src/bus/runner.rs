@@ -64,6 +64,8 @@ pub(crate) struct Runner {
     /// Every event before it was handled or parked.
     done_next: u64,
     since_checkpoint: u64,
+    /// When the last checkpoint was written (or the runner started).
+    checkpointed_at: Instant,
     counters: Arc<Counters>,
     progress: watch::Sender<u64>,
     stop: watch::Receiver<bool>,
@@ -116,6 +118,7 @@ impl Runner {
             deferred: 0,
             done_next,
             since_checkpoint: 0,
+            checkpointed_at: Instant::now(),
             counters,
             progress,
         })
@@ -152,7 +155,7 @@ impl Runner {
                 }
             }
             self.set_done(self.frontier(self.sub.next_position()));
-            self.checkpoint()?;
+            self.checkpoint_if_due()?;
             self.idle().await;
         }
         Ok(())
@@ -190,10 +193,35 @@ impl Runner {
     fn checkpoint(&mut self) -> Result<(), BusError> {
         if self.sub.checkpoint_position() != Some(self.done_next) {
             let none: &[(&str, ExpectedVersion, Vec<EventData>)] = &[];
-            self.sub.commit_with(self.done_next, none)?;
+            self.commit(none)?;
             self.dead.forget_settled_before(self.done_next);
         }
         self.since_checkpoint = 0;
+        Ok(())
+    }
+
+    /// Writes the checkpoint if it moved and enough events or time went by since the last.
+    fn checkpoint_if_due(&mut self) -> Result<(), BusError> {
+        let config = self.bus.config();
+        let old =
+            self.checkpointed_at.elapsed() >= Duration::from_millis(config.checkpoint_every_ms);
+        if self.since_checkpoint >= config.checkpoint_every_events || old {
+            self.checkpoint()?;
+        }
+        Ok(())
+    }
+
+    /// Writes `outputs` and the checkpoint at `done_next` in one append. On a durable store
+    /// that waits for an fsync: on a multi-threaded runtime the worker hands its other tasks
+    /// over first.
+    fn commit<E: AsRef<[EventData]>>(
+        &mut self,
+        outputs: &[(&str, ExpectedVersion, E)],
+    ) -> Result<(), BusError> {
+        let next = self.done_next;
+        let sub = &mut self.sub;
+        disk_wait(self.bus.store(), || sub.commit_with(next, outputs))?;
+        self.checkpointed_at = Instant::now();
         Ok(())
     }
 
@@ -204,17 +232,13 @@ impl Runner {
         if parked.is_empty() {
             self.set_done(next);
             self.since_checkpoint += handled;
-            if self.since_checkpoint >= self.bus.config().checkpoint_every_events {
-                self.checkpoint()?;
-            }
-            return Ok(());
+            return self.checkpoint_if_due();
         }
         // Recorded before the progress moves: who waits for a position sees what it parked.
         let next = self.done_next.max(next);
-        self.sub.commit_with(
-            next,
-            &[(self.dlq_stream.as_str(), ExpectedVersion::Any, &parked[..])],
-        )?;
+        self.done_next = next;
+        let dlq = self.dlq_stream.clone();
+        self.commit(&[(dlq.as_str(), ExpectedVersion::Any, &parked[..])])?;
         for _ in &parked {
             Counters::add(&self.counters.parked);
         }
@@ -456,14 +480,26 @@ impl Runner {
                     Delivery::Stopped => return Ok(()),
                 },
             };
-            self.bus.store().append(
-                &self.dlq_stream,
-                ExpectedVersion::Any,
-                &[record.to_event()],
-            )?;
+            let store = self.bus.store();
+            disk_wait(store, || {
+                store.append(&self.dlq_stream, ExpectedVersion::Any, &[record.to_event()])
+            })?;
             catch_up(self.bus.store(), &self.dlq_stream, &mut self.dead)?;
         }
         Ok(())
+    }
+}
+
+/// Runs `f`, a write to `store`. On a durable store it waits for an fsync: on a
+/// multi-threaded runtime the worker hands its other tasks over first (`block_in_place`).
+fn disk_wait<R>(store: &Store, f: impl FnOnce() -> R) -> R {
+    let durable = store.durability() == crate::store::Durability::Always;
+    let multi_thread = tokio::runtime::Handle::try_current()
+        .is_ok_and(|h| h.runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread);
+    if durable && multi_thread {
+        tokio::task::block_in_place(f)
+    } else {
+        f()
     }
 }
 
