@@ -107,10 +107,27 @@ fn catch_up(rt: &tokio::runtime::Runtime, root: &Path, n: u64, rounds: usize) {
         assert_eq!(got, n);
         n as f64 / t.elapsed().as_secs_f64()
     };
-    let (mut r, mut b, mut o) = (Vec::new(), Vec::new(), Vec::new());
+    let (mut r, mut b, mut o, mut br) = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
     for round in 0..rounds {
         r.push(replay(&store));
         o.push(owned(round));
+        br.push(rt.block_on(async {
+            let bus = EventBus::new(store.clone(), BusConfig::default().batch_events(10_000));
+            let done = Arc::new(AtomicU64::new(0));
+            let d = done.clone();
+            let t = Instant::now();
+            let name = format!("catch-up-ref-{round}");
+            bus.subscribe_ref(&name, ReadFilter::all(), move |_e, _attempt| {
+                d.fetch_add(1, Ordering::Relaxed);
+                Ok(Outcome::Handled)
+            })
+            .unwrap();
+            bus.wait_for(&name, end - 1).await.unwrap();
+            let rate = n as f64 / t.elapsed().as_secs_f64();
+            assert_eq!(done.load(Ordering::Relaxed), n);
+            bus.shutdown().await.unwrap();
+            rate
+        }));
         b.push(rt.block_on(async {
             let bus = EventBus::new(store.clone(), BusConfig::default().batch_events(10_000));
             let done = Arc::new(AtomicU64::new(0));
@@ -125,11 +142,18 @@ fn catch_up(rt: &tokio::runtime::Runtime, root: &Path, n: u64, rounds: usize) {
             rate
         }));
     }
-    let (r, b, o) = (median(&mut r), median(&mut b), median(&mut o));
+    let (r, b, o, br) = (
+        median(&mut r),
+        median(&mut b),
+        median(&mut o),
+        median(&mut br),
+    );
     println!(
-        "1. catch-up, {n} stored events, no-op handler | bus {:.2} M/s | Store::replay {:.2} M/s | bus/replay {:.2} (goal >= 0.8, and >= 5 M/s) | the subscription's owned batches alone {:.2} M/s",
+        "1. catch-up, {n} stored events, no-op handler | subscribe_ref (borrowed) {:.2} M/s, subscribe_all (async, owned) {:.2} M/s | Store::replay {:.2} M/s | ref/replay {:.2}, all/replay {:.2} (goal >= 0.8, and >= 5 M/s) | the subscription's owned batches alone {:.2} M/s",
+        br / 1e6,
         b / 1e6,
         r / 1e6,
+        br / r,
         b / r,
         o / 1e6
     );

@@ -1,4 +1,5 @@
-//! Power loss at every file operation of a bus handler's run, on the fault-injecting file
+//! Power loss at every file operation of a bus handler's run (an async handler, and a handler
+//! of borrowed events), on the fault-injecting file
 //! system: the handler's checkpoint writes and its dead-letter writes (an event that always
 //! fails is parked with the later events of its stream; another fails once and is retried).
 //! After each crash, under each power-loss variant, the store opens, a new bus resumes the
@@ -17,7 +18,7 @@ use std::sync::{Arc, Mutex};
 
 use evlog::bus::{BusConfig, DeadLetterRecord, EventBus, Outcome};
 use evlog::io::fault::{ALL_POWER_LOSSES, FaultFs};
-use evlog::{Durability, EventData, ExpectedVersion, Store, StoreOptions};
+use evlog::{Durability, EventData, ExpectedVersion, ReadFilter, Store, StoreOptions};
 
 const DIR: &str = "/store";
 const INPUTS: u64 = 60;
@@ -46,7 +47,7 @@ type Handled = Arc<Mutex<Vec<(u64, String)>>>;
 /// Appends the inputs not there yet, then runs the handler until it is done with the log or
 /// the power goes off. Input `i` fails on its first delivery when `i % 5 == 2`, always when
 /// `i == POISON`.
-fn run(store: Arc<Store>, handled: &Handled) -> Result<(), String> {
+fn run(store: Arc<Store>, handled: &Handled, by_ref: bool) -> Result<(), String> {
     let have: u64 = (0..STREAMS)
         .map(|s| {
             store
@@ -74,21 +75,33 @@ fn run(store: Arc<Store>, handled: &Handled) -> Result<(), String> {
     let h = handled.clone();
     rt.block_on(async move {
         let bus = EventBus::new(store.clone(), config());
-        bus.subscribe_all("ledger", move |ctx, e| {
-            let text = std::str::from_utf8(&e.payload).unwrap();
-            let i: u64 = text.split(' ').next().unwrap().parse().unwrap();
-            let fails = i == POISON || (i % 5 == 2 && ctx.attempt() == 1);
-            if !fails {
-                h.lock().unwrap().push((i, e.stream.to_string()));
-            }
-            async move {
-                if fails {
-                    Err(format!("input {i} refused").into())
-                } else {
-                    Ok(Outcome::Handled)
+        if by_ref {
+            bus.subscribe_ref("ledger", ReadFilter::all(), move |e, attempt| {
+                let text = std::str::from_utf8(e.payload).unwrap();
+                let i: u64 = text.split(' ').next().unwrap().parse().unwrap();
+                if i == POISON || (i % 5 == 2 && attempt == 1) {
+                    return Err(format!("input {i} refused").into());
                 }
-            }
-        })
+                h.lock().unwrap().push((i, e.stream.to_owned()));
+                Ok(Outcome::Handled)
+            })
+        } else {
+            bus.subscribe_all("ledger", move |ctx, e| {
+                let text = std::str::from_utf8(&e.payload).unwrap();
+                let i: u64 = text.split(' ').next().unwrap().parse().unwrap();
+                let fails = i == POISON || (i % 5 == 2 && ctx.attempt() == 1);
+                if !fails {
+                    h.lock().unwrap().push((i, e.stream.to_string()));
+                }
+                async move {
+                    if fails {
+                        Err(format!("input {i} refused").into())
+                    } else {
+                        Ok(Outcome::Handled)
+                    }
+                }
+            })
+        }
         .map_err(|e| e.to_string())?;
         let head = store.head_position().unwrap();
         let r = bus
@@ -150,10 +163,23 @@ fn check(ctx: &str, store: &Arc<Store>, before: &Handled, after: &Handled) {
 
 #[test]
 fn power_loss_at_every_operation_of_a_handler_loses_nothing_and_parks_once() {
+    for by_ref in [false, true] {
+        crash_points(by_ref);
+    }
+}
+
+/// Every crash point of a run of the async handler (`subscribe_all`) or of the handler of
+/// borrowed events (`subscribe_ref`).
+fn crash_points(by_ref: bool) {
     let dir = Path::new(DIR);
     let probe = FaultFs::new();
     let probe_handled = Handled::default();
-    run(Arc::new(opts(&probe).open(dir).unwrap()), &probe_handled).unwrap();
+    run(
+        Arc::new(opts(&probe).open(dir).unwrap()),
+        &probe_handled,
+        by_ref,
+    )
+    .unwrap();
     let total = probe.ops();
     let mut checked = 0;
     for k in 0..=total {
@@ -162,11 +188,11 @@ fn power_loss_at_every_operation_of_a_handler_loses_nothing_and_parks_once() {
         let before = Handled::default();
         if let Ok(store) = opts(&fs).open(dir) {
             let store = Arc::new(store);
-            let _ = run(store.clone(), &before);
+            let _ = run(store.clone(), &before, by_ref);
             std::mem::forget(store); // the power is off: no clean close
         }
         for mode in ALL_POWER_LOSSES {
-            let ctx = format!("power off after op {k} of {total}, {mode:?}");
+            let ctx = format!("by_ref {by_ref}: power off after op {k} of {total}, {mode:?}");
             let disk = fs.after_power_loss(mode, k);
             let store = Arc::new(
                 opts(&disk)
@@ -174,12 +200,14 @@ fn power_loss_at_every_operation_of_a_handler_loses_nothing_and_parks_once() {
                     .unwrap_or_else(|e| panic!("{ctx}: open: {e}")),
             );
             let after = Handled::default();
-            run(store.clone(), &after).unwrap_or_else(|e| panic!("{ctx}: resume: {e}"));
+            run(store.clone(), &after, by_ref).unwrap_or_else(|e| panic!("{ctx}: resume: {e}"));
             check(&ctx, &store, &before, &after);
             checked += 1;
         }
     }
-    println!("bus crash points checked: {checked} ({total} operations x variants)");
+    println!(
+        "bus crash points checked (by_ref {by_ref}): {checked} ({total} operations x variants)"
+    );
     assert!(
         total > 100,
         "the run should roll segments ({total} operations)"

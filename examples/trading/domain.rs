@@ -164,6 +164,10 @@ impl Aggregate for PriceFeed {
     }
 }
 
+/// The event types the read models are made of.
+pub const READ_MODEL_TYPES: [&str; 3] =
+    ["AIResultCompleted", "PriceFeedUpdated", "AuditLogCreated"];
+
 /// The read models: scores per user, the latest price per feed, the audit log by user. Every
 /// update is idempotent (keyed by result, by version, by event id), so an event delivered
 /// again changes nothing.
@@ -199,9 +203,6 @@ impl ReadModels {
     }
 
     pub fn is_read_model_event(event_type: &str) -> bool {
-        matches!(
-            event_type,
-            "AIResultCompleted" | "PriceFeedUpdated" | "AuditLogCreated"
-        )
+        READ_MODEL_TYPES.contains(&event_type)
     }
 }

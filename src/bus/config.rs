@@ -49,7 +49,7 @@ pub struct BusConfig {
     /// stay in order whatever the value; with more than 1 the handler is called concurrently
     /// for events of different streams.
     pub concurrency: usize,
-    /// A handler's checkpoint is written after this many handled events (100), when it has
+    /// A handler's checkpoint is written after this many handled events (10,000), when it has
     /// moved and the last one is older than [`BusConfig::checkpoint_every_ms`], when it parks
     /// an event and when the bus shuts down. After a crash the events since the last checkpoint
     /// are delivered again (at least once).
@@ -72,7 +72,7 @@ impl Default for BusConfig {
             dead_letter_enabled: true,
             batch_events: 256,
             concurrency: 1,
-            checkpoint_every_events: 100,
+            checkpoint_every_events: 10_000,
             checkpoint_every_ms: 1_000,
             idle_poll_ms: 100,
         }

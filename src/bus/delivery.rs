@@ -16,9 +16,11 @@ use crate::bus::EventBus;
 use crate::bus::backoff::Backoff;
 use crate::bus::context::HandlerContext;
 use crate::bus::dead_letter::ParkReason;
-use crate::bus::handler::{Deliver, HandlerFuture, HandlerResult, Outcome};
+use crate::bus::handler::{HandlerFn, HandlerFuture, HandlerResult, Outcome, RefDeliver};
 use crate::bus::stats::Counters;
+use crate::event::ReadFilter;
 use crate::event::RecordedEvent;
+use crate::store::EventRef;
 
 /// How a delivery with its retries ended.
 pub(crate) enum Delivery {
@@ -47,7 +49,7 @@ pub(crate) struct Failure {
 pub(crate) struct Deliverer {
     pub bus: EventBus,
     pub name: Arc<str>,
-    pub deliver: Deliver,
+    pub handler: HandlerFn,
     pub counters: Arc<Counters>,
     pub stop: watch::Receiver<bool>,
 }
@@ -101,7 +103,58 @@ impl Deliverer {
 
     /// One delivery of `e` (attempt number `attempt`), counted; a failure is logged.
     pub async fn attempt(&self, e: &Arc<RecordedEvent>, attempt: u32) -> Result<(), Failure> {
-        let failure = match self.call(e, attempt).await {
+        let r = match &self.handler {
+            HandlerFn::Async(_) => self.call(e, attempt).await,
+            HandlerFn::Ref(f) => self.call_ref_at(f, e.position, attempt),
+        };
+        self.count(&e.stream, &e.event_type, e.position, attempt, r)
+    }
+
+    /// One delivery of the borrowed `e` to a handler of borrowed events, counted; a failure
+    /// is logged.
+    pub fn attempt_ref(
+        &self,
+        f: &RefDeliver,
+        e: &EventRef<'_>,
+        attempt: u32,
+    ) -> Result<(), Failure> {
+        let r = call_ref(&self.name, f, e, attempt);
+        self.count(e.stream, e.event_type, e.position, attempt, r)
+    }
+
+    /// The event at `position`, read again (borrowed) for another attempt of a handler of
+    /// borrowed events.
+    fn call_ref_at(&self, f: &RefDeliver, position: u64, attempt: u32) -> Result<Outcome, Failure> {
+        let mut r = Err(failure(
+            ParkReason::Failed,
+            format!("event {position} is no longer in the log"),
+        ));
+        let read = self
+            .bus
+            .store()
+            .replay(position, position + 1, &ReadFilter::all(), |e| {
+                r = call_ref(&self.name, f, e, attempt);
+                std::ops::ControlFlow::Break(())
+            });
+        if let Err(err) = read {
+            return Err(failure(
+                ParkReason::Failed,
+                format!("reading event {position}: {err}"),
+            ));
+        }
+        r
+    }
+
+    /// Counts what came of an attempt; logs a failure.
+    fn count(
+        &self,
+        stream: &str,
+        event_type: &str,
+        position: u64,
+        attempt: u32,
+        r: Result<Outcome, Failure>,
+    ) -> Result<(), Failure> {
+        let failure = match r {
             Ok(Outcome::RetryLater(wait)) => Failure {
                 reason: ParkReason::RetryLater,
                 message: "the handler asked to retry later".into(),
@@ -123,9 +176,9 @@ impl Deliverer {
         }
         tracing::warn!(
             handler = %self.name,
-            stream = %e.stream,
-            event_type = %e.event_type,
-            position = e.position,
+            stream = %stream,
+            event_type = %event_type,
+            position,
             attempt,
             reason = ?failure.reason,
             error = %failure.message,
@@ -146,10 +199,13 @@ impl Deliverer {
             position = event.position,
             attempt,
         );
+        let HandlerFn::Async(deliver) = &self.handler else {
+            unreachable!("called for async handlers only");
+        };
         let ctx = HandlerContext::new(self.bus.clone(), self.name.clone(), event.clone(), attempt);
         let started = {
             let _in = span.enter();
-            std::panic::catch_unwind(AssertUnwindSafe(|| (self.deliver)(ctx)))
+            std::panic::catch_unwind(AssertUnwindSafe(|| deliver(ctx)))
         };
         let fut = match started {
             Ok(Ok(fut)) => fut,
@@ -166,6 +222,30 @@ impl Deliverer {
             Ok(Err(e)) => Err(failure(ParkReason::Failed, e.to_string())),
             Err(p) => Err(panicked(p)),
         }
+    }
+}
+
+/// One call of a handler of borrowed events, inside a `bus.deliver` span; a panic is caught and
+/// is a failure.
+fn call_ref(
+    name: &str,
+    f: &RefDeliver,
+    e: &EventRef<'_>,
+    attempt: u32,
+) -> Result<Outcome, Failure> {
+    let span = tracing::info_span!(
+        "bus.deliver",
+        handler = %name,
+        stream = %e.stream,
+        event_type = %e.event_type,
+        position = e.position,
+        attempt,
+    );
+    let _in = span.enter();
+    match std::panic::catch_unwind(AssertUnwindSafe(|| f(e, attempt))) {
+        Ok(Ok(outcome)) => Ok(outcome),
+        Ok(Err(err)) => Err(failure(ParkReason::Failed, err.to_string())),
+        Err(p) => Err(panicked(p)),
     }
 }
 

@@ -12,12 +12,12 @@ use crate::bus::context::HandlerContext;
 use crate::bus::dead_letters::DeadLetters;
 use crate::bus::error::BusError;
 use crate::bus::event::DomainEvent;
-use crate::bus::handler::{self, Deliver, HandlerResult, Selects};
+use crate::bus::handler::{self, HandlerFn, HandlerResult, Selects};
 use crate::bus::runner::Runner;
 use crate::bus::stats::{Counters, HandlerStats};
-use crate::event::{AppendResult, EventData, ExpectedVersion, RecordedEvent};
-use crate::store::Durability;
+use crate::event::{AppendResult, EventData, ExpectedVersion, ReadFilter, RecordedEvent};
 use crate::store::Store;
+use crate::store::{Durability, EventRef};
 
 /// The event bus: [`EventBus::publish`] appends to the store; each handler
 /// ([`EventBus::subscribe`]) runs as a tokio task over a named subscription of the store, with
@@ -153,7 +153,11 @@ impl EventBus {
         F: Fn(HandlerContext, E) -> Fut + Send + Sync + 'static,
         Fut: Future<Output = HandlerResult> + Send + 'static,
     {
-        self.register(name, Selects::Type(E::EVENT_TYPE), handler::typed(handler))
+        self.register(
+            name,
+            Selects::Type(E::EVENT_TYPE),
+            HandlerFn::Async(handler::typed(handler)),
+        )
     }
 
     /// Runs `handler` for every event of the user streams (not the `$` system streams), as
@@ -163,7 +167,11 @@ impl EventBus {
         F: Fn(HandlerContext, Arc<RecordedEvent>) -> Fut + Send + Sync + 'static,
         Fut: Future<Output = HandlerResult> + Send + 'static,
     {
-        self.register(name, Selects::All, handler::untyped(handler))
+        self.register(
+            name,
+            Selects::All,
+            HandlerFn::Async(handler::untyped(handler)),
+        )
     }
 
     /// [`EventBus::subscribe`] of a blocking (not async) handler, run on tokio's blocking
@@ -176,11 +184,56 @@ impl EventBus {
         self.register(
             name,
             Selects::Type(E::EVENT_TYPE),
-            handler::blocking(handler),
+            HandlerFn::Async(handler::blocking(handler)),
         )
     }
 
-    fn register(&self, name: &str, selects: Selects, deliver: Deliver) -> Result<(), BusError> {
+    /// Runs `handler` for every event of the user streams that passes `filter`, borrowed from
+    /// the log (no copy per event), synchronously on the handler's task, with the attempt
+    /// number (1, then 2, 3... for retries): the fastest way to keep a read model or a
+    /// projection. Failures are retried with backoff and parked as for the other handlers (a
+    /// retry reads the event again). Keep it quick and non-blocking: it runs on a tokio worker.
+    ///
+    /// ```
+    /// use std::sync::{Arc, Mutex};
+    /// use evlog::{EventData, ExpectedVersion, ReadFilter, Store};
+    /// use evlog::bus::{BusConfig, EventBus, Outcome};
+    /// # let dir = tempfile::tempdir()?;
+    /// let rt = tokio::runtime::Runtime::new()?;
+    /// rt.block_on(async {
+    ///     let bus = EventBus::new(Arc::new(Store::open(dir.path())?), BusConfig::default());
+    ///     let totals: Arc<Mutex<u64>> = Arc::default();
+    ///     let t = totals.clone();
+    ///     bus.subscribe_ref("totals", ReadFilter::all().event_types(["OrderPlaced"]), move |e, _attempt| {
+    ///         *t.lock().unwrap() += e.payload.len() as u64;
+    ///         Ok(Outcome::Handled)
+    ///     })?;
+    ///     let r = bus.publish("order-1", ExpectedVersion::Any,
+    ///                         vec![EventData::new("OrderPlaced", b"12345".to_vec())]).await?;
+    ///     bus.wait_for("totals", r.last_position).await?;
+    ///     assert_eq!(*totals.lock().unwrap(), 5);
+    ///     bus.shutdown().await?;
+    ///     Ok::<(), Box<dyn std::error::Error>>(())
+    /// })?;
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn subscribe_ref<F>(
+        &self,
+        name: &str,
+        filter: ReadFilter,
+        handler: F,
+    ) -> Result<(), BusError>
+    where
+        F: Fn(&EventRef<'_>, u32) -> HandlerResult + Send + Sync + 'static,
+    {
+        self.register(
+            name,
+            Selects::Filter(filter),
+            HandlerFn::Ref(Arc::new(handler)),
+        )
+    }
+
+    fn register(&self, name: &str, selects: Selects, handler: HandlerFn) -> Result<(), BusError> {
         let bad = |reason| BusError::HandlerName {
             name: name.to_owned(),
             reason,
@@ -205,7 +258,7 @@ impl EventBus {
             self.clone(),
             name,
             &selects,
-            deliver,
+            handler,
             counters.clone(),
             progress,
         )?;

@@ -3,7 +3,8 @@
 //! [`crate::subscription`] API only; everything it persists is events of system streams.
 //!
 //! - [`EventBus`]: `publish` / `publish_event` (return once durable), `subscribe::<E>(name, f)`
-//!   for a typed [`DomainEvent`], `subscribe_all`, `subscribe_blocking`, `wait_for`, `shutdown`.
+//!   for a typed [`DomainEvent`], `subscribe_all`, `subscribe_blocking`, `subscribe_ref` (a
+//!   synchronous handler of borrowed events, for read models), `wait_for`, `shutdown`.
 //! - Each handler is a named subscription (checkpoint `$checkpoint-NAME`) in a tokio task,
 //!   delivering at least once, each stream's events in order: one event at a time in position
 //!   order, or several streams of a polled batch at once ([`BusConfig::concurrency`]). It returns [`Outcome::Handled`], [`Outcome::Skip`], [`Outcome::RetryLater`] or

@@ -13,6 +13,7 @@
 //! parked, or delivered again (at least once).
 
 use std::collections::{HashMap, VecDeque};
+use std::ops::ControlFlow;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -28,7 +29,7 @@ use crate::bus::dead_letter::{
 use crate::bus::dead_letters::{catch_up, now_us};
 use crate::bus::delivery::{Deliverer, Delivery, Failure};
 use crate::bus::error::BusError;
-use crate::bus::handler::{Deliver, Selects};
+use crate::bus::handler::{HandlerFn, RefDeliver, Selects};
 use crate::bus::lanes::{Handled, deliver_batch};
 use crate::bus::stats::Counters;
 use crate::event::{Direction, EventData, ExpectedVersion, ReadFilter, RecordedEvent};
@@ -78,13 +79,14 @@ impl Runner {
         bus: EventBus,
         name: &str,
         selects: &Selects,
-        deliver: Deliver,
+        handler: HandlerFn,
         counters: Arc<Counters>,
         progress: watch::Sender<u64>,
     ) -> Result<Runner, BusError> {
         let filter = match selects {
             Selects::Type(t) => ReadFilter::all().event_types([*t]),
             Selects::All => ReadFilter::all(),
+            Selects::Filter(f) => f.clone(),
         };
         // The runner writes every checkpoint itself (commit_with): never the subscription's
         // read position, which runs ahead of the handled events.
@@ -101,7 +103,7 @@ impl Runner {
         let deliverer = Deliverer {
             bus: bus.clone(),
             name: name.clone(),
-            deliver,
+            handler,
             counters: counters.clone(),
             stop: bus.stop_signal(),
         };
@@ -146,12 +148,19 @@ impl Runner {
                 break;
             }
             if self.deferred < MAX_DEFERRED {
-                let batch = self.sub.poll_owned(batch_events, Duration::ZERO)?;
-                if !batch.is_empty() {
-                    if !self.handle_batch(batch).await? {
-                        return Ok(());
+                if let HandlerFn::Ref(f) = &self.deliverer.handler {
+                    let f = f.clone();
+                    if self.handle_ref_poll(&f, batch_events)? {
+                        continue;
                     }
-                    continue;
+                } else {
+                    let batch = self.sub.poll_owned(batch_events, Duration::ZERO)?;
+                    if !batch.is_empty() {
+                        if !self.handle_batch(batch).await? {
+                            return Ok(());
+                        }
+                        continue;
+                    }
                 }
             }
             self.set_done(self.frontier(self.sub.next_position()));
@@ -313,6 +322,77 @@ impl Runner {
         Ok(cut == end)
     }
 
+    /// Delivers up to `max` events borrowed from the log to the handler of borrowed events `f`,
+    /// on this task, as [`Runner::handle_batch`] does owned ones: an event that must wait (its
+    /// stream waits for a retry, or it failed) is copied into the retry set, and its later
+    /// events with it. False when there was nothing to read.
+    fn handle_ref_poll(&mut self, f: &RefDeliver, max: usize) -> Result<bool, BusError> {
+        let start = self.sub.next_position();
+        let mut parked = Vec::new();
+        let mut parked_now: HashMap<Arc<str>, u64> = HashMap::new();
+        let mut handled = 0;
+        let mut failed = Vec::new();
+        let Runner {
+            sub,
+            dead,
+            retrying,
+            deferred,
+            deliverer,
+            name,
+            ..
+        } = self;
+        let check_dead = !dead.letters.is_empty() || !dead.settled.is_empty();
+        sub.poll(max, Duration::ZERO, |e| {
+            if check_dead && dead.was_parked(e.position) {
+                return ControlFlow::Continue(());
+            }
+            if !retrying.is_empty()
+                && let Some(r) = retrying.get_mut(e.stream)
+            {
+                r.events.push_back(Arc::new(e.to_owned_event()));
+                *deferred += 1;
+                return ControlFlow::Continue(());
+            }
+            let first = if check_dead || !parked_now.is_empty() {
+                dead.first_of(e.stream)
+                    .filter(|first| *first < e.position)
+                    .or_else(|| parked_now.get(e.stream).copied())
+            } else {
+                None
+            };
+            if let Some(first) = first {
+                parked.push(held_back_record(name, &e.to_owned_event(), first));
+                return ControlFlow::Continue(());
+            }
+            match deliverer.attempt_ref(f, e, 1) {
+                Ok(()) => handled += 1,
+                Err(fail) => {
+                    let owned = Arc::new(e.to_owned_event());
+                    if deliverer.gives_up(&fail, 1) {
+                        parked_now.insert(owned.stream.clone(), owned.position);
+                        parked.push(gave_up_record(name, &owned, fail, 1));
+                    } else {
+                        let delay = deliverer.retry_delay(&fail, 1, Backoff::seed(&owned.id));
+                        retrying.insert(
+                            owned.stream.clone(),
+                            Retrying {
+                                events: VecDeque::from([owned.clone()]),
+                                attempts: 1,
+                                due: Instant::now() + delay,
+                            },
+                        );
+                        *deferred += 1;
+                        failed.push(owned);
+                    }
+                }
+            }
+            ControlFlow::Continue(())
+        })?;
+        let end = self.sub.next_position();
+        self.advance(self.frontier(end), handled, parked)?;
+        Ok(end > start)
+    }
+
     /// Puts `events` (the first failed at attempt `attempts`) in the retry set.
     fn retry(&mut self, events: VecDeque<Arc<RecordedEvent>>, attempts: u32, f: &Failure) {
         let first = &events[0];
@@ -398,41 +478,13 @@ impl Runner {
 
     /// The dead-letter record of `e`, given up on after `attempts` attempts.
     fn gave_up(&self, e: &RecordedEvent, f: Failure, attempts: u32) -> EventData {
-        DeadLetterRecord::Parked(self.letter(e, f.reason, attempts, f.message)).to_event()
+        gave_up_record(&self.name, e, f, attempts)
     }
 
     /// The dead-letter record of `e`, held back behind the parked position `first` of its
     /// stream.
     fn held_back(&self, e: &RecordedEvent, first: u64) -> EventData {
-        DeadLetterRecord::Parked(self.letter(
-            e,
-            ParkReason::HeldBack,
-            0,
-            format!("held back behind parked position {first} of its stream"),
-        ))
-        .to_event()
-    }
-
-    /// The dead letter of `e`.
-    fn letter(
-        &self,
-        e: &RecordedEvent,
-        reason: ParkReason,
-        attempts: u32,
-        last_error: String,
-    ) -> DeadLetter {
-        DeadLetter {
-            position: e.position,
-            stream: e.stream.to_string(),
-            version: e.version,
-            event_type: e.event_type.to_string(),
-            event_id: e.id.to_string(),
-            handler: self.name.to_string(),
-            reason,
-            attempts,
-            last_error,
-            parked_at_us: now_us(),
-        }
+        held_back_record(&self.name, e, first)
     }
 
     /// Carries out the redrives asked for, each stream's parked events in order.
@@ -487,6 +539,46 @@ impl Runner {
             catch_up(self.bus.store(), &self.dlq_stream, &mut self.dead)?;
         }
         Ok(())
+    }
+}
+
+/// The dead-letter record of `e` for handler `handler`, given up on after `attempts` attempts.
+fn gave_up_record(handler: &str, e: &RecordedEvent, f: Failure, attempts: u32) -> EventData {
+    DeadLetterRecord::Parked(letter(handler, e, f.reason, attempts, f.message)).to_event()
+}
+
+/// The dead-letter record of `e` for handler `handler`, held back behind the parked position
+/// `first` of its stream.
+fn held_back_record(handler: &str, e: &RecordedEvent, first: u64) -> EventData {
+    DeadLetterRecord::Parked(letter(
+        handler,
+        e,
+        ParkReason::HeldBack,
+        0,
+        format!("held back behind parked position {first} of its stream"),
+    ))
+    .to_event()
+}
+
+/// The dead letter of `e` for handler `handler`.
+fn letter(
+    handler: &str,
+    e: &RecordedEvent,
+    reason: ParkReason,
+    attempts: u32,
+    last_error: String,
+) -> DeadLetter {
+    DeadLetter {
+        position: e.position,
+        stream: e.stream.to_string(),
+        version: e.version,
+        event_type: e.event_type.to_string(),
+        event_id: e.id.to_string(),
+        handler: handler.to_owned(),
+        reason,
+        attempts,
+        last_error,
+        parked_at_us: now_us(),
     }
 }
 
