@@ -51,6 +51,8 @@ pub mod export;
 pub mod index;
 pub mod inspect;
 pub mod io;
+#[cfg(feature = "serve")]
+pub mod metrics;
 pub mod segment;
 pub mod snapshot;
 pub mod stats;

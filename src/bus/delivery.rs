@@ -12,6 +12,7 @@ use crate::bus::backoff::Backoff;
 use crate::bus::context::HandlerContext;
 use crate::bus::dead_letter::ParkReason;
 use crate::bus::handler::{Deliver, Outcome};
+use crate::bus::observer::{Attempt, HandlerObserver};
 use crate::bus::stats::Counters;
 use crate::event::RecordedEvent;
 
@@ -42,6 +43,7 @@ pub(crate) struct Deliverer {
     pub name: Arc<str>,
     pub deliver: Deliver,
     pub counters: Arc<Counters>,
+    pub observer: Option<Arc<dyn HandlerObserver>>,
     pub stop: watch::Receiver<bool>,
 }
 
@@ -60,7 +62,17 @@ impl Deliverer {
         let mut attempt = 0u32;
         loop {
             attempt = attempt.saturating_add(1);
-            let f = match self.call(&event, attempt).await {
+            let start = self.observer.as_ref().map(|_| std::time::Instant::now());
+            let result = self.call(&event, attempt).await;
+            if let (Some(o), Some(start)) = (&self.observer, start) {
+                let outcome = match result {
+                    Ok(Outcome::Handled) => Attempt::Handled,
+                    Ok(Outcome::Skip) => Attempt::Skipped,
+                    Ok(Outcome::RetryLater(_)) | Err(_) => Attempt::Failed,
+                };
+                o.delivered(&e.event_type, attempt, outcome, start.elapsed());
+            }
+            let f = match result {
                 Ok(Outcome::RetryLater(wait)) => (
                     Failure {
                         reason: ParkReason::RetryLater,

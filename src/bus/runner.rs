@@ -21,6 +21,7 @@ use crate::bus::delivery::{Deliverer, Delivery};
 use crate::bus::error::BusError;
 use crate::bus::handler::{Deliver, Selects};
 use crate::bus::lanes::{Handled, deliver_batch};
+use crate::bus::observer::HandlerObserver;
 use crate::bus::stats::Counters;
 use crate::event::{Direction, EventData, ExpectedVersion, ReadFilter, RecordedEvent};
 use crate::store::Store;
@@ -50,6 +51,7 @@ impl Runner {
         selects: &Selects,
         deliver: Deliver,
         counters: Arc<Counters>,
+        observer: Option<Arc<dyn HandlerObserver>>,
         progress: watch::Sender<u64>,
     ) -> Result<Runner, BusError> {
         let filter = match selects {
@@ -73,6 +75,7 @@ impl Runner {
             name: name.clone(),
             deliver,
             counters: counters.clone(),
+            observer,
             stop: bus.stop_signal(),
         };
         Ok(Runner {
@@ -171,6 +174,7 @@ impl Runner {
             .find(|(_, h)| matches!(h, Handled::NotDone))
             .map_or(end, |(e, _)| e.position);
         let mut parked = Vec::new();
+        let mut parked_types = Vec::new();
         let mut handled = 0;
         for (e, h) in results.into_iter().take_while(|(e, _)| e.position < cut) {
             match h {
@@ -179,9 +183,13 @@ impl Runner {
                     reason,
                     attempts,
                     error,
-                } => parked.push(
-                    DeadLetterRecord::Parked(self.letter(&e, reason, attempts, error)).to_event(),
-                ),
+                } => {
+                    parked.push(
+                        DeadLetterRecord::Parked(self.letter(&e, reason, attempts, error))
+                            .to_event(),
+                    );
+                    parked_types.push(e.event_type.clone());
+                }
                 Handled::NotDone => unreachable!("cut before the first event not delivered"),
             }
         }
@@ -196,8 +204,11 @@ impl Runner {
                 cut,
                 &[(self.dlq_stream.as_str(), ExpectedVersion::Any, &parked[..])],
             )?;
-            for _ in &parked {
+            for event_type in &parked_types {
                 Counters::add(&self.counters.parked);
+                if let Some(o) = &self.deliverer.observer {
+                    o.parked(event_type);
+                }
             }
             tracing::error!(
                 handler = %self.name,
