@@ -48,6 +48,8 @@ pub mod bus;
 pub mod error;
 pub mod event;
 pub mod export;
+#[cfg(feature = "serve")]
+pub mod http;
 pub mod index;
 pub mod inspect;
 pub mod io;
