@@ -19,6 +19,7 @@
 //! for a missing or unknown token, 403 for a token without the role, 404, 409.
 
 mod auth;
+pub mod config;
 mod dead_letters;
 mod error;
 mod monitoring;
@@ -28,6 +29,7 @@ mod read;
 mod server;
 
 pub use auth::{ApiToken, Auth, Role};
+pub use config::{ServeConfig, ServeConfigError};
 pub use error::ApiError;
 pub use openapi::openapi_document;
 pub use server::{Api, serve};

@@ -1,5 +1,7 @@
 //! `GET /api/events/health` and `GET /api/events/metrics`.
 
+use std::sync::atomic::Ordering;
+
 use axum::Json;
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode, header};
@@ -30,6 +32,11 @@ pub(crate) async fn metrics(
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
     api.inner.auth.require(&headers, Role::Read)?;
+    if !api.inner.metrics_enabled.load(Ordering::Relaxed) {
+        return Err(ApiError::not_found(
+            "monitoring is disabled (EVENT_MONITORING_ENABLED=false)",
+        ));
+    }
     let monitor = api.inner.monitor.clone();
     let text = blocking(move || Ok(monitor.scrape())).await?;
     let accept = headers

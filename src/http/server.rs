@@ -2,6 +2,7 @@
 
 use std::future::Future;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use axum::Router;
 use axum::http::StatusCode;
@@ -47,6 +48,8 @@ pub(crate) struct Inner {
     pub auth: Auth,
     /// True once the server shuts down: ends the event streams.
     pub stop: watch::Sender<bool>,
+    /// False: `GET /api/events/metrics` answers 404 (`EVENT_MONITORING_ENABLED=false`).
+    pub metrics_enabled: AtomicBool,
 }
 
 impl Api {
@@ -57,8 +60,14 @@ impl Api {
                 monitor,
                 auth,
                 stop: watch::channel(false).0,
+                metrics_enabled: AtomicBool::new(true),
             }),
         }
+    }
+
+    /// Turns the metrics endpoint off (404) or on again (`EVENT_MONITORING_ENABLED`).
+    pub fn set_metrics_enabled(&self, on: bool) {
+        self.inner.metrics_enabled.store(on, Ordering::Relaxed);
     }
 
     /// The monitor.
