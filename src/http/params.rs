@@ -7,6 +7,9 @@ use crate::http::error::ApiError;
 
 /// Most events or dead letters one page holds.
 pub const MAX_PAGE_ITEMS: usize = 1_000;
+/// Largest position, version or offset a query takes: the OpenAPI document's `int64` (no
+/// store comes near it).
+pub const MAX_QUERY_NUMBER: u64 = i64::MAX as u64;
 /// Items per page when `limit` is not given.
 pub const DEFAULT_PAGE_ITEMS: usize = 100;
 
@@ -30,17 +33,17 @@ impl Params {
             .map(|(_, v)| v.as_str())
     }
 
-    /// A whole number, or `default`.
+    /// A whole number from 0 to [`MAX_QUERY_NUMBER`], or `default`.
     pub fn u64(&self, name: &str, default: u64) -> Result<u64, ApiError> {
         match self.get(name) {
             None => Ok(default),
-            Some(v) => v.parse().map_err(|_| {
-                ApiError::bad_request(format!(
-                    "query parameter {name}={v:?} is not valid: expected a whole number \
-                     from 0 to {}",
-                    u64::MAX
-                ))
-            }),
+            Some(v) => match v.parse::<u64>() {
+                Ok(n) if n <= MAX_QUERY_NUMBER => Ok(n),
+                _ => Err(ApiError::bad_request(format!(
+                    "query parameter {name}={v:?} is not valid: expected a whole number from 0 \
+                     to {MAX_QUERY_NUMBER}"
+                ))),
+            },
         }
     }
 
