@@ -10,14 +10,22 @@
 //!   contended case (per event, wall time / events).
 //! - `append/baseline` and `append/metrics`: one publish's recording (count, events, bytes,
 //!   latency histogram).
+//! - `bus/deliver_plain` and `bus/deliver_metrics`: the whole delivery path, end to end: a
+//!   handler registered on a bus over a store of `BUS_EVENTS` events, timed until it is done
+//!   with all of them; without an observer, and with `Metrics` as the observer (every attempt
+//!   timed and recorded). The store is filled outside the timing.
 
 use std::hint::black_box;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use criterion::{Criterion, criterion_group, criterion_main};
-use evlog::bus::{Attempt, BusObserver, HandlerObserver};
+use evlog::bus::{Attempt, BusConfig, BusObserver, EventBus, HandlerObserver, Outcome};
 use evlog::metrics::Metrics;
+use evlog::{EventData, ExpectedVersion, Store};
+
+/// Events each `bus/*` iteration delivers.
+const BUS_EVENTS: u64 = 2_000;
 
 struct Nothing;
 impl HandlerObserver for Nothing {
@@ -104,5 +112,68 @@ fn append(c: &mut Criterion) {
     g.finish();
 }
 
-criterion_group!(benches, delivery, append);
+/// A store holding `BUS_EVENTS` events of 8 streams.
+fn filled_store() -> (tempfile::TempDir, Arc<Store>, u64) {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Arc::new(Store::open(dir.path()).unwrap());
+    let mut last = 0;
+    for chunk in 0..BUS_EVENTS / 100 {
+        let events: Vec<_> = (0..100)
+            .map(|i| EventData::new("OrderPlaced", format!(r#"{{"n":{i}}}"#).into_bytes()))
+            .collect();
+        let stream = format!("order-{}", chunk % 8);
+        last = store
+            .append(&stream, ExpectedVersion::Any, &events)
+            .unwrap()
+            .last_position;
+    }
+    (dir, store, last)
+}
+
+fn bus(c: &mut Criterion) {
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    let mut g = c.benchmark_group("bus");
+    g.sample_size(10);
+    for observed in [false, true] {
+        let name = if observed {
+            "deliver_metrics"
+        } else {
+            "deliver_plain"
+        };
+        g.bench_function(name, |b| {
+            b.iter_custom(|iters| {
+                let mut total = Duration::ZERO;
+                for _ in 0..iters {
+                    let (_dir, store, last) = filled_store();
+                    total += rt.block_on(async {
+                        let config = BusConfig::default();
+                        let bus = if observed {
+                            EventBus::with_observer(store, config, Arc::new(Metrics::new()))
+                        } else {
+                            EventBus::new(store, config)
+                        };
+                        let start = Instant::now();
+                        bus.subscribe_all("h", |_ctx, e| async move {
+                            black_box(e);
+                            Ok(Outcome::Handled)
+                        })
+                        .unwrap();
+                        bus.wait_for("h", last).await.unwrap();
+                        let took = start.elapsed();
+                        bus.shutdown().await.unwrap();
+                        took
+                    });
+                }
+                total
+            })
+        });
+    }
+    g.finish();
+}
+
+criterion_group!(benches, delivery, append, bus);
 criterion_main!(benches);

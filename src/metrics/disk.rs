@@ -38,10 +38,16 @@ pub fn disk_space(path: &Path) -> std::io::Result<DiskSpace> {
     }
     // SAFETY: statvfs returned 0, so it initialized `st`.
     let st = unsafe { st.assume_init() };
-    let frsize = st.f_frsize as u64;
+    // The field types vary with the platform (u32 or u64): widen them all.
+    #[allow(clippy::useless_conversion)]
+    let (frsize, blocks, bavail) = (
+        u64::from(st.f_frsize),
+        u64::from(st.f_blocks),
+        u64::from(st.f_bavail),
+    );
     Ok(DiskSpace {
-        total_bytes: (st.f_blocks as u64).saturating_mul(frsize),
-        available_bytes: (st.f_bavail as u64).saturating_mul(frsize),
+        total_bytes: blocks.saturating_mul(frsize),
+        available_bytes: bavail.saturating_mul(frsize),
     })
 }
 
