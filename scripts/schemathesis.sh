@@ -12,7 +12,7 @@ cd "$(dirname "$0")/.."
 
 SCHEMATHESIS_VERSION=4.32.5
 EXAMPLES=${SCHEMATHESIS_EXAMPLES:-40}
-venv=target/schemathesis-venv
+venv=$PWD/target/schemathesis-venv
 
 if ! "$venv/bin/schemathesis" --version 2>/dev/null | grep -q "$SCHEMATHESIS_VERSION"; then
     echo "== installing schemathesis $SCHEMATHESIS_VERSION"
@@ -70,7 +70,8 @@ curl -sf -H "Authorization: Bearer $token" "$base/api/openapi.json" >"$work/open
 
 echo "== schemathesis run ($EXAMPLES examples per operation)"
 status=0
-"$venv/bin/schemathesis" run "$work/openapi.json" \
+# From the temp directory: schemathesis keeps a cache (.schemathesis/) where it runs.
+(cd "$work" && "$venv/bin/schemathesis" run "$work/openapi.json" \
     --url "$base" \
     --header "Authorization: Bearer $token" \
     --checks all \
@@ -78,7 +79,7 @@ status=0
     --max-examples "$EXAMPLES" \
     --seed 15 \
     --request-timeout 10 \
-    --no-color || status=$?
+    --no-color) || status=$?
 
 echo "== stopping evlog serve"
 kill -TERM "$server_pid"
