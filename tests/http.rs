@@ -193,6 +193,11 @@ async fn stream_and_all_reads_page_and_bad_values_get_400_naming_them() {
     );
     let (status, _) = s.get("/api/streams/nobody").await;
     assert_eq!(status, StatusCode::NOT_FOUND);
+    let (status, body) = s.get("/api/streams/%FF%FE").await;
+    assert_eq!(
+        (status, &body["status"]),
+        (StatusCode::BAD_REQUEST, &Value::from(400))
+    );
 
     // Every stream, one type, two per page: the user streams only.
     let mut from = Some(0);
@@ -420,6 +425,27 @@ async fn the_event_stream_sends_a_new_event() {
     assert!(got.contains("event: OrderPlaced\n"), "{got}");
     assert!(got.contains(r#""stream":"order-9""#), "{got}");
     assert!(!got.contains("Before"), "{got}");
+    drop(resp);
+
+    // A type with a line break cannot be an SSE field: it is sent in the data only.
+    let odd = s.publish("odd", "Line\nBreak").await;
+    let mut resp = s
+        .client
+        .get(format!("{}/api/events/stream?from={odd}", s.base))
+        .bearer_auth(READ)
+        .send()
+        .await
+        .unwrap();
+    let mut got = String::new();
+    while !got.contains("\n\n") {
+        let chunk = resp.chunk().await.unwrap().expect("the stream goes on");
+        got.push_str(std::str::from_utf8(&chunk).unwrap());
+    }
+    assert!(got.contains(&format!("id: {odd}\n")), "{got}");
+    assert!(
+        got.contains(r#""type":"Line\nBreak""#) && !got.contains("event:"),
+        "{got}"
+    );
     drop(resp);
     s.stop().await;
 }

@@ -107,11 +107,6 @@ impl EventBus {
         handlers.keys().cloned().collect()
     }
 
-    /// True once [`EventBus::shutdown`] was called.
-    pub fn is_shut_down(&self) -> bool {
-        *self.inner.stop.borrow()
-    }
-
     /// The store.
     pub fn store(&self) -> &Arc<Store> {
         &self.inner.store

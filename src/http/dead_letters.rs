@@ -2,7 +2,7 @@
 //! letter's id is `HANDLER:POSITION`.
 
 use axum::Json;
-use axum::extract::rejection::QueryRejection;
+use axum::extract::rejection::{PathRejection, QueryRejection};
 use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
@@ -11,7 +11,7 @@ use serde_json::json;
 use crate::bus::DeadLetter;
 use crate::http::auth::Role;
 use crate::http::error::{ApiError, blocking};
-use crate::http::params::Params;
+use crate::http::params::{Params, path_id};
 use crate::http::server::Api;
 
 type Q = Result<Query<Vec<(String, String)>>, QueryRejection>;
@@ -92,9 +92,10 @@ pub(crate) async fn list(
 pub(crate) async fn redrive_one(
     State(api): State<Api>,
     headers: HeaderMap,
-    Path(id): Path<String>,
+    id: Result<Path<String>, PathRejection>,
 ) -> Result<Response, ApiError> {
     let by = api.inner.auth.require(&headers, Role::Operate)?;
+    let id = path_id(id)?;
     let (handler, position) = parse_id(&id)?;
     let bus = api.inner.monitor.bus().clone();
     let h = handler.clone();
@@ -137,9 +138,10 @@ pub(crate) async fn redrive_all(
 pub(crate) async fn discard(
     State(api): State<Api>,
     headers: HeaderMap,
-    Path(id): Path<String>,
+    id: Result<Path<String>, PathRejection>,
 ) -> Result<Response, ApiError> {
     let by = api.inner.auth.require(&headers, Role::Operate)?;
+    let id = path_id(id)?;
     let (handler, position) = parse_id(&id)?;
     let bus = api.inner.monitor.bus().clone();
     let h = handler.clone();

@@ -1,7 +1,7 @@
 //! Query values, parsed with errors that name the parameter (400).
 
-use axum::extract::Query;
-use axum::extract::rejection::QueryRejection;
+use axum::extract::rejection::{PathRejection, QueryRejection};
+use axum::extract::{Path, Query};
 
 use crate::http::error::ApiError;
 
@@ -82,4 +82,10 @@ impl Params {
             ))),
         }
     }
+}
+
+/// The `{id}` of a path, or 400 (it does not decode as UTF-8).
+pub(crate) fn path_id(id: Result<Path<String>, PathRejection>) -> Result<String, ApiError> {
+    id.map(|Path(id)| id)
+        .map_err(|e| ApiError::bad_request(format!("bad path: {e}")))
 }

@@ -8,7 +8,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use axum::Json;
-use axum::extract::rejection::QueryRejection;
+use axum::extract::rejection::{PathRejection, QueryRejection};
 use axum::extract::{Path, Query, State};
 use axum::http::HeaderMap;
 use axum::response::sse::{Event, KeepAlive, Sse};
@@ -22,7 +22,7 @@ use crate::event::{Direction, ReadFilter, RecordedEvent};
 use crate::export::event_to_json_line;
 use crate::http::auth::Role;
 use crate::http::error::{ApiError, blocking};
-use crate::http::params::Params;
+use crate::http::params::{Params, path_id};
 use crate::http::server::Api;
 use crate::store::Store;
 
@@ -42,10 +42,11 @@ fn to_json(e: &RecordedEvent) -> Box<RawValue> {
 pub(crate) async fn stream(
     State(api): State<Api>,
     headers: HeaderMap,
-    Path(id): Path<String>,
+    id: Result<Path<String>, PathRejection>,
     q: Q,
 ) -> Result<Response, ApiError> {
     api.inner.auth.require(&headers, Role::Read)?;
+    let id = path_id(id)?;
     let p = Params::from(q)?;
     let from = p.u64("from", 0)?;
     let limit = p.limit()?;
@@ -162,10 +163,13 @@ fn follow_stream(state: Follow) -> impl Stream<Item = Result<Event, Infallible>>
     stream::unfold(state, |mut s| async move {
         loop {
             if let Some(e) = s.buffered.pop_front() {
-                let event = Event::default()
+                let mut event = Event::default()
                     .id(e.position.to_string())
-                    .event(&*e.event_type)
                     .data(event_to_json_line(&e));
+                // An SSE field cannot hold a line break: such a type is only in the data.
+                if !e.event_type.contains(['\r', '\n']) {
+                    event = event.event(&*e.event_type);
+                }
                 return Some((Ok(event), s));
             }
             if *s.stop.borrow() {
