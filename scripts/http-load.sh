@@ -5,11 +5,12 @@
 # (the figures of BENCHMARKS.md). Not run by CI: it measures, it asserts nothing.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+. scripts/serve-lib.sh
 command -v wrk >/dev/null || { echo "needs wrk (apt-get install wrk)"; exit 2; }
 cargo build --release -p evlog-tools --quiet
 work=$(mktemp -d)
-pid=""
-trap '[ -n "$pid" ] && kill -TERM "$pid" 2>/dev/null; rm -rf "$work"' EXIT
+server_pid=""
+trap '[ -n "$server_pid" ] && kill -TERM "$server_pid" 2>/dev/null; rm -rf "$work"' EXIT
 python3 - "$work/events.jsonl" <<'PY'
 import json, sys, uuid
 with open(sys.argv[1], "w") as f:
@@ -18,16 +19,7 @@ with open(sys.argv[1], "w") as f:
                             "id": str(uuid.uuid4()), "data": {"n": i}}) + "\n")
 PY
 target/release/evlog import "$work/store" "$work/events.jsonl" >/dev/null
-EVLOG_API_TOKENS=read:bench:load-token target/release/evlog serve "$work/store" \
-    --listen 127.0.0.1:0 >"$work/out" 2>"$work/err" &
-pid=$!
-base=""
-for _ in $(seq 1 100); do
-    base=$(sed -n 's|.*listening on \(http://[^ ]*\).*|\1|p' "$work/out")
-    [ -n "$base" ] && break
-    sleep 0.1
-done
-[ -n "$base" ] || { cat "$work/err"; exit 1; }
+start_serve "$work/store" read:bench:load-token "$work"
 echo "== GET /api/events/health"
 wrk -t2 -c16 -d10s --latency "$base/api/events/health"
 echo "== GET /api/events/metrics"

@@ -9,6 +9,7 @@
 # 127.0.0.1 with an admin token, runs schemathesis, and stops the server with SIGTERM.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+. scripts/serve-lib.sh
 
 SCHEMATHESIS_VERSION=4.32.5
 EXAMPLES=${SCHEMATHESIS_EXAMPLES:-40}
@@ -53,17 +54,7 @@ PY
 target/release/evlog import "$work/store" "$work/events.jsonl" >/dev/null
 
 token="ci-$(python3 -c 'import secrets; print(secrets.token_hex(16))')"
-EVLOG_API_TOKENS="admin:ci:$token" target/release/evlog serve "$work/store" \
-    --listen 127.0.0.1:0 >"$work/serve.out" 2>"$work/serve.err" &
-server_pid=$!
-base=""
-for _ in $(seq 1 100); do
-    base=$(sed -n 's|.*listening on \(http://[^ ]*\).*|\1|p' "$work/serve.out")
-    [ -n "$base" ] && break
-    kill -0 "$server_pid" 2>/dev/null || { cat "$work/serve.err"; exit 1; }
-    sleep 0.1
-done
-[ -n "$base" ] || { echo "evlog serve did not start"; cat "$work/serve.err"; exit 1; }
+start_serve "$work/store" "admin:ci:$token" "$work"
 echo "== evlog serve at $base"
 
 curl -sf -H "Authorization: Bearer $token" "$base/api/openapi.json" >"$work/openapi.json"

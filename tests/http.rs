@@ -4,6 +4,8 @@
 
 #![cfg(feature = "serve")]
 
+mod serve_common;
+
 use std::sync::Arc;
 
 use evlog::bus::{BusConfig, EventBus, Outcome};
@@ -453,26 +455,10 @@ async fn the_event_stream_sends_a_new_event() {
 #[cfg(feature = "fault-injection")]
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn health_is_503_failing_when_the_store_is_poisoned() {
-    use evlog::io::fault::{Fault, FaultFs};
-    use evlog::{Durability, StoreOptions};
-    let fs = FaultFs::new();
-    let store = StoreOptions::new()
-        .durability(Durability::Always)
-        .vfs(Arc::new(fs.clone()))
-        .open("/store")
-        .unwrap();
-    let s = Server::start_on(Arc::new(store), None).await;
+    let (fs, store) = serve_common::fault_store();
+    let s = Server::start_on(store, None).await;
     s.publish("a", "T").await;
-    fs.set_fault(Some(Fault::PersistentEio(fs.ops())));
-    assert!(
-        s.store
-            .append(
-                "a",
-                ExpectedVersion::Any,
-                &[EventData::new("T", b"{}".to_vec())]
-            )
-            .is_err()
-    );
+    serve_common::poison(&fs, &s.store);
     let (status, body) = s.call(Method::GET, "/api/events/health", None).await;
     assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
     assert_eq!(body["status"], "failing");

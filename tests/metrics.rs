@@ -4,6 +4,8 @@
 
 #![cfg(feature = "serve")]
 
+mod serve_common;
+
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Duration;
@@ -243,23 +245,13 @@ async fn a_nearly_full_disk_is_degraded_then_failing() {
 #[cfg(feature = "fault-injection")]
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_poisoned_store_makes_health_failing() {
-    use evlog::io::fault::{Fault, FaultFs};
-    use evlog::{Durability, StoreOptions};
-    let fs = FaultFs::new();
-    let store = StoreOptions::new()
-        .durability(Durability::Always)
-        .vfs(Arc::new(fs.clone()))
-        .open("/store")
-        .unwrap();
-    let store = Arc::new(store);
+    let (fs, store) = serve_common::fault_store();
     let (bus, metrics) = bus_with_metrics(store.clone());
     let monitor = Monitor::new(bus, metrics, HealthConfig::default());
     let e = || vec![EventData::new("T", b"{}".to_vec())];
     store.append("a", ExpectedVersion::Any, &e()).unwrap();
     assert_eq!(monitor.health().status, Status::Ok);
-    fs.set_fault(Some(Fault::PersistentEio(fs.ops())));
-    assert!(store.append("a", ExpectedVersion::Any, &e()).is_err());
-    assert!(store.is_poisoned());
+    serve_common::poison(&fs, &store);
     let h = monitor.health();
     assert_eq!((h.status, h.reasons[0].check), (Status::Failing, "store"));
     assert_eq!(sample(&monitor.scrape(), "evlog_store_poisoned"), Some(1.0));

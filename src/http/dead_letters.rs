@@ -8,10 +8,10 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use serde_json::json;
 
-use crate::bus::DeadLetter;
+use crate::bus::{BusError, DeadLetter, DeadLetters};
 use crate::http::auth::Role;
 use crate::http::error::{ApiError, blocking};
-use crate::http::params::{Params, path_id};
+use crate::http::params::path_id;
 use crate::http::server::Api;
 
 type Q = Result<Query<Vec<(String, String)>>, QueryRejection>;
@@ -42,8 +42,7 @@ pub(crate) async fn list(
     headers: HeaderMap,
     q: Q,
 ) -> Result<Response, ApiError> {
-    api.inner.auth.require(&headers, Role::Read)?;
-    let p = Params::from(q)?;
+    let (_, p) = api.authorized(&headers, Role::Read, q)?;
     let handler = p.text("handler")?;
     let event_type = p.text("type")?;
     let offset = p.u64("offset", 0)?;
@@ -87,6 +86,22 @@ pub(crate) async fn list(
     .into_response())
 }
 
+/// Runs `act` (redrive or discard) on the dead letter `{id}` as the caller (operate role), on
+/// a blocking thread. Returns the answer's fields for it.
+async fn on_letter(
+    api: &Api,
+    headers: &HeaderMap,
+    id: Result<Path<String>, PathRejection>,
+    act: fn(&DeadLetters, u64, &str) -> Result<(), BusError>,
+) -> Result<serde_json::Value, ApiError> {
+    let by = api.inner.auth.require(headers, Role::Operate)?;
+    let id = path_id(id)?;
+    let (handler, position) = parse_id(&id)?;
+    let letters = api.inner.monitor.bus().dead_letters(&handler);
+    blocking(move || Ok(act(&letters, position, &by)?)).await?;
+    Ok(json!({ "id": id, "handler": handler, "position": position }))
+}
+
 /// `POST /api/events/dead-letter/{id}/redrive`: 202, the redrive is carried out by the
 /// handler's task.
 pub(crate) async fn redrive_one(
@@ -94,17 +109,9 @@ pub(crate) async fn redrive_one(
     headers: HeaderMap,
     id: Result<Path<String>, PathRejection>,
 ) -> Result<Response, ApiError> {
-    let by = api.inner.auth.require(&headers, Role::Operate)?;
-    let id = path_id(id)?;
-    let (handler, position) = parse_id(&id)?;
-    let bus = api.inner.monitor.bus().clone();
-    let h = handler.clone();
-    blocking(move || Ok(bus.dead_letters(&h).redrive(position, &by)?)).await?;
-    Ok((
-        StatusCode::ACCEPTED,
-        Json(json!({ "id": id, "handler": handler, "position": position, "requested": 1 })),
-    )
-        .into_response())
+    let mut body = on_letter(&api, &headers, id, DeadLetters::redrive).await?;
+    body["requested"] = json!(1);
+    Ok((StatusCode::ACCEPTED, Json(body)).into_response())
 }
 
 /// `POST /api/events/dead-letter/redrive?handler=`: 202 with how many are asked for.
@@ -113,8 +120,7 @@ pub(crate) async fn redrive_all(
     headers: HeaderMap,
     q: Q,
 ) -> Result<Response, ApiError> {
-    let by = api.inner.auth.require(&headers, Role::Operate)?;
-    let p = Params::from(q)?;
+    let (by, p) = api.authorized(&headers, Role::Operate, q)?;
     let handler = p.text("handler")?;
     let monitor = api.inner.monitor.clone();
     let requested = blocking(move || {
@@ -140,16 +146,9 @@ pub(crate) async fn discard(
     headers: HeaderMap,
     id: Result<Path<String>, PathRejection>,
 ) -> Result<Response, ApiError> {
-    let by = api.inner.auth.require(&headers, Role::Operate)?;
-    let id = path_id(id)?;
-    let (handler, position) = parse_id(&id)?;
-    let bus = api.inner.monitor.bus().clone();
-    let h = handler.clone();
-    blocking(move || Ok(bus.dead_letters(&h).discard(position, &by)?)).await?;
-    Ok(
-        Json(json!({ "id": id, "handler": handler, "position": position, "discarded": true }))
-            .into_response(),
-    )
+    let mut body = on_letter(&api, &headers, id, DeadLetters::discard).await?;
+    body["discarded"] = json!(true);
+    Ok(Json(body).into_response())
 }
 
 #[cfg(test)]

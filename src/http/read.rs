@@ -45,9 +45,8 @@ pub(crate) async fn stream(
     id: Result<Path<String>, PathRejection>,
     q: Q,
 ) -> Result<Response, ApiError> {
-    api.inner.auth.require(&headers, Role::Read)?;
+    let (_, p) = api.authorized(&headers, Role::Read, q)?;
     let id = path_id(id)?;
-    let p = Params::from(q)?;
     let from = p.u64("from", 0)?;
     let limit = p.limit()?;
     let store = api.inner.monitor.store().clone();
@@ -111,8 +110,7 @@ pub(crate) async fn events(
     headers: HeaderMap,
     q: Q,
 ) -> Result<Response, ApiError> {
-    api.inner.auth.require(&headers, Role::Read)?;
-    let p = Params::from(q)?;
+    let (_, p) = api.authorized(&headers, Role::Read, q)?;
     let from = p.u64("from", 0)?;
     let limit = p.limit()?;
     let system = p.bool("system", false)?;
@@ -142,8 +140,7 @@ pub(crate) async fn follow(
     headers: HeaderMap,
     q: Q,
 ) -> Result<Response, ApiError> {
-    api.inner.auth.require(&headers, Role::Read)?;
-    let p = Params::from(q)?;
+    let (_, p) = api.authorized(&headers, Role::Read, q)?;
     let store = api.inner.monitor.store().clone();
     let head_next = store.head_position().map_or(0, |p| p + 1);
     let state = Follow {

@@ -10,8 +10,13 @@ use axum::routing::{delete, get, post};
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 
-use crate::http::auth::Auth;
+use axum::extract::Query;
+use axum::extract::rejection::QueryRejection;
+use axum::http::HeaderMap;
+
+use crate::http::auth::{Auth, Role};
 use crate::http::error::ApiError;
+use crate::http::params::Params;
 use crate::http::{dead_letters, monitoring, openapi, read};
 use crate::metrics::Monitor;
 
@@ -68,6 +73,17 @@ impl Api {
     /// Turns the metrics endpoint off (404) or on again (`EVENT_MONITORING_ENABLED`).
     pub fn set_metrics_enabled(&self, on: bool) {
         self.inner.metrics_enabled.store(on, Ordering::Relaxed);
+    }
+
+    /// The caller's name if its token has `role`, and the query's values.
+    pub(crate) fn authorized(
+        &self,
+        headers: &HeaderMap,
+        role: Role,
+        q: Result<Query<Vec<(String, String)>>, QueryRejection>,
+    ) -> Result<(String, Params), ApiError> {
+        let who = self.inner.auth.require(headers, role)?;
+        Ok((who, Params::from(q)?))
     }
 
     /// The monitor.
