@@ -38,7 +38,9 @@ use crate::metrics::Monitor;
 /// let api = Api::new(monitor, Auth::Tokens(vec![token]));
 /// // Mount it in the application's router, or run it alone:
 /// let listener = tokio::net::TcpListener::bind("127.0.0.1:8080").await?;
-/// evlog::http::serve(listener, api, async { tokio::signal::ctrl_c().await.ok(); }).await?;
+/// let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+/// # drop(stop);
+/// evlog::http::serve(listener, api, async { stopped.await.ok(); }).await?;
 /// bus.shutdown().await?;
 /// # Ok(()) }
 /// ```

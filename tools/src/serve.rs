@@ -103,6 +103,8 @@ async fn serve_until_signal(c: &ServeConfig, store: Arc<Store>) -> Result<(), Fa
     };
     let api = Api::new(monitor.clone(), auth);
     api.set_metrics_enabled(c.monitoring_enabled);
+    // Installed before the address is printed: a SIGTERM from then on stops the server cleanly.
+    let shutdown = shutdown_signal()?;
     let listener = tokio::net::TcpListener::bind(c.listen)
         .await
         .map_err(|e| Failure::usage(format!("listen on {}: {e}", c.listen)))?;
@@ -130,7 +132,7 @@ async fn serve_until_signal(c: &ServeConfig, store: Arc<Store>) -> Result<(), Fa
         }
         _ => None,
     };
-    let served = serve(listener, api, shutdown_signal()).await;
+    let served = serve(listener, api, shutdown).await;
     stop.send_replace(true);
     if let Some(t) = export {
         let _ = t.await;
@@ -141,13 +143,19 @@ async fn serve_until_signal(c: &ServeConfig, store: Arc<Store>) -> Result<(), Fa
     Ok(())
 }
 
-/// SIGTERM or SIGINT.
-async fn shutdown_signal() {
+/// Completes on SIGTERM or SIGINT; both handlers are installed when it is made.
+fn shutdown_signal() -> Result<impl std::future::Future<Output = ()> + Send + 'static, Failure> {
     use tokio::signal::unix::{SignalKind, signal};
-    let mut term = signal(SignalKind::terminate()).expect("install the SIGTERM handler");
-    tokio::select! {
-        _ = term.recv() => {}
-        _ = tokio::signal::ctrl_c() => {}
-    }
-    eprintln!("evlog serve: stopping (finishing requests in flight)");
+    let install = |kind: SignalKind| {
+        signal(kind).map_err(|e| Failure::usage(format!("install a signal handler: {e}")))
+    };
+    let mut term = install(SignalKind::terminate())?;
+    let mut int = install(SignalKind::interrupt())?;
+    Ok(async move {
+        tokio::select! {
+            _ = term.recv() => {}
+            _ = int.recv() => {}
+        }
+        eprintln!("evlog serve: stopping (finishing requests in flight)");
+    })
 }
