@@ -119,6 +119,17 @@ async fn deliveries_retries_parked_events_and_appends_are_counted_per_handler_an
     assert!(sample(&text, "evlog_store_on_disk_bytes").unwrap() > 0.0);
     assert_eq!(sample(&text, "evlog_store_segments"), Some(1.0));
     assert_eq!(sample(&text, "evlog_store_poisoned"), Some(0.0));
+    // Every publish was fsynced (the default durability): the last fsync is reported.
+    let (took, appends) = store.last_fsync().unwrap();
+    assert!(appends >= 1);
+    assert_eq!(
+        sample(&text, "evlog_store_last_fsync_seconds"),
+        Some(took.as_secs_f64())
+    );
+    assert_eq!(
+        sample(&text, "evlog_store_last_fsync_appends"),
+        Some(appends as f64)
+    );
     // One parked event is above the default threshold (0): degraded, with the reason.
     assert_eq!(sample(&text, "evlog_health_status"), Some(1.0));
     let h = monitor.health();

@@ -4,7 +4,7 @@
 //! - [`Metrics`]: the registry. Counters and histograms the bus feeds as it works (it is the
 //!   bus's [`crate::bus::BusObserver`]: publishes, deliveries per handler and event type,
 //!   retries, parked events), and gauges computed when scraped from the public [`crate::Store`]
-//!   API (events, streams, bytes on disk, segments, compression), the dead-letter streams, the
+//!   API (events, streams, bytes on disk, segments, compression, last fsync), the dead-letter streams, the
 //!   subscriptions' checkpoints (lag) and the sagas ([`SagaGauges`], a hook).
 //! - [`Monitor`]: a store and its bus, watched: [`Monitor::scrape`] gives the Prometheus text,
 //!   [`Monitor::health`] the [`Health`] report.

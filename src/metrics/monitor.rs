@@ -263,6 +263,10 @@ impl Monitor {
         g.store_poisoned.set(i64::from(o.poisoned));
         g.store_events.set(o.events as i64);
         g.store_streams.set(o.streams as i64);
+        if let Some((took, appends)) = self.store().last_fsync() {
+            g.store_last_fsync_seconds.set(took.as_secs_f64());
+            g.store_last_fsync_appends.set(appends as i64);
+        }
         if let Some(d) = o.disk {
             g.disk_available_bytes.set(d.available_bytes as i64);
         }

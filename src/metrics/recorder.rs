@@ -61,6 +61,8 @@ pub(crate) struct Gauges {
     pub store_compressed_segments: Gauge,
     pub store_compression_ratio: FloatGauge,
     pub store_poisoned: Gauge,
+    pub store_last_fsync_seconds: FloatGauge,
+    pub store_last_fsync_appends: Gauge,
     pub disk_available_bytes: Gauge,
     pub dead_letters: Family<OneLabel, Gauge>,
     pub dead_letter_oldest_age_seconds: Family<OneLabel, FloatGauge>,
@@ -177,6 +179,17 @@ impl Metrics {
             "store_poisoned",
             "1 when an fsync or write error poisoned the store (reopen it)",
             g.store_poisoned.clone(),
+        );
+        r.register_with_unit(
+            "store_last_fsync",
+            "Time the last fsync of appends took",
+            Unit::Seconds,
+            g.store_last_fsync_seconds.clone(),
+        );
+        r.register(
+            "store_last_fsync_appends",
+            "Appends the last fsync made durable (group commit)",
+            g.store_last_fsync_appends.clone(),
         );
         r.register_with_unit(
             "disk_available",

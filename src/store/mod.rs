@@ -403,6 +403,16 @@ impl Store {
         ids
     }
 
+    /// How long the last fsync of appends took and how many appends it made durable (group
+    /// commit), or `None` before the first (and for a read-only store). For monitoring: read
+    /// under the syncer's lock, nothing is added to the append path.
+    pub fn last_fsync(&self) -> Option<(Duration, u64)> {
+        let g = self.inner.sync.lock();
+        g.as_ref()
+            .filter(|st| st.last_batch > 0)
+            .map(|st| (st.last_sync, st.last_batch))
+    }
+
     /// True when an fsync or write error has poisoned the store: no append is acknowledged
     /// until it is closed and opened again.
     pub fn is_poisoned(&self) -> bool {
