@@ -468,3 +468,27 @@ async fn health_is_503_failing_when_the_store_is_poisoned() {
     // The bus's handler fails on the poisoned store: its error is expected here.
     let _ = s.bus.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn shutdown_ends_open_event_streams_and_the_server_returns() {
+    let s = Server::start().await;
+    let mut resp = s
+        .client
+        .get(format!("{}/api/events/stream", s.base))
+        .bearer_auth(READ)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), StatusCode::OK);
+    let position = s.publish("order-1", "OrderPlaced").await;
+    let mut got = String::new();
+    while !got.contains(&format!("id: {position}\n")) {
+        let chunk = resp.chunk().await.unwrap().expect("the stream goes on");
+        got.push_str(std::str::from_utf8(&chunk).unwrap());
+    }
+    // The client keeps its stream open: the shutdown ends it, and serve returns.
+    s.stop().await;
+    while let Some(chunk) = resp.chunk().await.unwrap() {
+        assert!(!std::str::from_utf8(&chunk).unwrap().contains("data:"));
+    }
+}
