@@ -22,6 +22,7 @@ const OPERATE: &str = "operate-secret-2";
 struct Server {
     base: String,
     bus: EventBus,
+    #[cfg_attr(not(feature = "fault-injection"), allow(dead_code))]
     store: Arc<Store>,
     client: Client,
     stop: Option<oneshot::Sender<()>>,
@@ -428,6 +429,34 @@ async fn the_event_stream_sends_a_new_event() {
     assert!(got.contains(r#""stream":"order-9""#), "{got}");
     assert!(!got.contains("Before"), "{got}");
     drop(resp);
+
+    // A reconnecting client names the last event it got: it gets the ones after it.
+    let next = s.publish("order-9", "OrderPlaced").await;
+    let mut resp = s
+        .client
+        .get(format!("{}/api/events/stream?type=OrderPlaced", s.base))
+        .bearer_auth(READ)
+        .header("last-event-id", position.to_string())
+        .send()
+        .await
+        .unwrap();
+    let mut got = String::new();
+    while !got.contains("\n\n") {
+        let chunk = resp.chunk().await.unwrap().expect("the stream goes on");
+        got.push_str(std::str::from_utf8(&chunk).unwrap());
+    }
+    assert!(got.contains(&format!("id: {next}\n")), "{got}");
+    assert!(!got.contains(&format!("id: {position}\n")), "{got}");
+    drop(resp);
+    let bad = s
+        .client
+        .get(format!("{}/api/events/stream", s.base))
+        .bearer_auth(READ)
+        .header("last-event-id", "yesterday")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(bad.status(), StatusCode::BAD_REQUEST);
 
     // A type with a line break cannot be an SSE field: it is sent in the data only.
     let odd = s.publish("odd", "Line\nBreak").await;

@@ -22,7 +22,7 @@ use crate::event::{Direction, ReadFilter, RecordedEvent};
 use crate::export::event_to_json_line;
 use crate::http::auth::Role;
 use crate::http::error::{ApiError, blocking};
-use crate::http::params::{Params, path_id};
+use crate::http::params::{MAX_QUERY_NUMBER, Params, path_id};
 use crate::http::server::Api;
 use crate::store::Store;
 
@@ -132,7 +132,8 @@ struct Follow {
 }
 
 /// `GET /api/events/stream?from=&type=&system=`: server-sent events, one per event from
-/// position `from` (default: the next one appended), then each new one as it is appended. Each
+/// position `from` (default: after the `Last-Event-ID` header's position when a client
+/// reconnects, else the next one appended), then each new one as it is appended. Each
 /// has `id` = its position, `event` = its type, `data` = its JSON. Ends when the server shuts
 /// down.
 pub(crate) async fn follow(
@@ -143,8 +144,24 @@ pub(crate) async fn follow(
     let (_, p) = api.authorized(&headers, Role::Read, q)?;
     let store = api.inner.monitor.store().clone();
     let head_next = store.head_position().map_or(0, |p| p + 1);
+    // A reconnecting EventSource sends the id (position) of the last event it got.
+    let resume = match headers.get("last-event-id") {
+        None => None,
+        Some(v) => Some(
+            v.to_str()
+                .ok()
+                .and_then(|v| v.trim().parse::<u64>().ok())
+                .filter(|p| *p < MAX_QUERY_NUMBER)
+                .ok_or_else(|| {
+                    ApiError::bad_request(
+                        "header Last-Event-ID is not valid: expected the position of an event",
+                    )
+                })?
+                + 1,
+        ),
+    };
     let state = Follow {
-        next: p.u64("from", head_next)?,
+        next: p.u64("from", resume.unwrap_or(head_next))?,
         filter: type_filter(&p)?,
         system: p.bool("system", false)?,
         store,
