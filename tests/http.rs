@@ -94,6 +94,22 @@ impl Server {
         self.call(Method::GET, path, Some(READ)).await
     }
 
+    async fn operate(&self, method: Method, path: &str) -> (StatusCode, Value) {
+        self.call(method, path, Some(OPERATE)).await
+    }
+
+    /// `GET /api/events/stream?QUERY`, with a `Last-Event-ID` header when given.
+    async fn follow(&self, query: &str, last_event_id: Option<&str>) -> reqwest::Response {
+        let mut req = self
+            .client
+            .get(format!("{}/api/events/stream?{query}", self.base))
+            .bearer_auth(READ);
+        if let Some(id) = last_event_id {
+            req = req.header("last-event-id", id);
+        }
+        req.send().await.unwrap()
+    }
+
     async fn publish(&self, stream: &str, event_type: &str) -> u64 {
         self.bus
             .publish(
@@ -111,6 +127,16 @@ impl Server {
         self.task.await.unwrap().unwrap();
         self.bus.shutdown().await.unwrap();
     }
+}
+
+/// Reads the event stream until `done` holds for what was read.
+async fn read_until(resp: &mut reqwest::Response, done: impl Fn(&str) -> bool) -> String {
+    let mut got = String::new();
+    while !done(&got) {
+        let chunk = resp.chunk().await.unwrap().expect("the stream goes on");
+        got.push_str(std::str::from_utf8(&chunk).unwrap());
+    }
+    got
 }
 
 const PROTECTED: [(&str, &str); 9] = [
@@ -297,38 +323,25 @@ async fn dead_letters_list_filter_page_redrive_and_discard() {
     assert_eq!(none["total"], 0);
 
     let (status, body) = s
-        .call(
-            Method::DELETE,
-            &format!("/api/events/dead-letter/{id_a}"),
-            Some(OPERATE),
-        )
+        .operate(Method::DELETE, &format!("/api/events/dead-letter/{id_a}"))
         .await;
     assert_eq!(
         (status, &body["discarded"]),
         (StatusCode::OK, &Value::from(true))
     );
     let (status, _) = s
-        .call(
-            Method::DELETE,
-            &format!("/api/events/dead-letter/{id_a}"),
-            Some(OPERATE),
-        )
+        .operate(Method::DELETE, &format!("/api/events/dead-letter/{id_a}"))
         .await;
     assert_eq!(status, StatusCode::NOT_FOUND);
     let (status, _) = s
-        .call(
-            Method::POST,
-            "/api/events/dead-letter/not-an-id/redrive",
-            Some(OPERATE),
-        )
+        .operate(Method::POST, "/api/events/dead-letter/not-an-id/redrive")
         .await;
     assert_eq!(status, StatusCode::BAD_REQUEST);
     // A redrive of b fails again (the handler still fails Bad): b stays parked.
     let (status, body) = s
-        .call(
+        .operate(
             Method::POST,
             &format!("/api/events/dead-letter/{id_b}/redrive"),
-            Some(OPERATE),
         )
         .await;
     assert_eq!(
@@ -336,10 +349,9 @@ async fn dead_letters_list_filter_page_redrive_and_discard() {
         (StatusCode::ACCEPTED, &Value::from(1))
     );
     let (status, body) = s
-        .call(
+        .operate(
             Method::POST,
             "/api/events/dead-letter/redrive?handler=mailer",
-            Some(OPERATE),
         )
         .await;
     assert_eq!(status, StatusCode::ACCEPTED);
@@ -404,13 +416,7 @@ async fn metrics_are_openmetrics_text_or_json() {
 async fn the_event_stream_sends_a_new_event() {
     let s = Server::start().await;
     s.publish("old", "Before").await;
-    let mut resp = s
-        .client
-        .get(format!("{}/api/events/stream?type=OrderPlaced", s.base))
-        .bearer_auth(READ)
-        .send()
-        .await
-        .unwrap();
+    let mut resp = s.follow("type=OrderPlaced", None).await;
     assert_eq!(resp.status(), StatusCode::OK);
     assert!(
         resp.headers()["content-type"]
@@ -419,11 +425,10 @@ async fn the_event_stream_sends_a_new_event() {
             .starts_with("text/event-stream")
     );
     let position = s.publish("order-9", "OrderPlaced").await;
-    let mut got = String::new();
-    while !got.contains("\n\n") || !got.contains("data:") {
-        let chunk = resp.chunk().await.unwrap().expect("the stream goes on");
-        got.push_str(std::str::from_utf8(&chunk).unwrap());
-    }
+    let got = read_until(&mut resp, |got| {
+        got.contains("\n\n") && got.contains("data:")
+    })
+    .await;
     assert!(got.contains(&format!("id: {position}\n")), "{got}");
     assert!(got.contains("event: OrderPlaced\n"), "{got}");
     assert!(got.contains(r#""stream":"order-9""#), "{got}");
@@ -433,45 +438,19 @@ async fn the_event_stream_sends_a_new_event() {
     // A reconnecting client names the last event it got: it gets the ones after it.
     let next = s.publish("order-9", "OrderPlaced").await;
     let mut resp = s
-        .client
-        .get(format!("{}/api/events/stream?type=OrderPlaced", s.base))
-        .bearer_auth(READ)
-        .header("last-event-id", position.to_string())
-        .send()
-        .await
-        .unwrap();
-    let mut got = String::new();
-    while !got.contains("\n\n") {
-        let chunk = resp.chunk().await.unwrap().expect("the stream goes on");
-        got.push_str(std::str::from_utf8(&chunk).unwrap());
-    }
+        .follow("type=OrderPlaced", Some(&position.to_string()))
+        .await;
+    let got = read_until(&mut resp, |got| got.contains("\n\n")).await;
     assert!(got.contains(&format!("id: {next}\n")), "{got}");
     assert!(!got.contains(&format!("id: {position}\n")), "{got}");
     drop(resp);
-    let bad = s
-        .client
-        .get(format!("{}/api/events/stream", s.base))
-        .bearer_auth(READ)
-        .header("last-event-id", "yesterday")
-        .send()
-        .await
-        .unwrap();
+    let bad = s.follow("", Some("yesterday")).await;
     assert_eq!(bad.status(), StatusCode::BAD_REQUEST);
 
     // A type with a line break cannot be an SSE field: it is sent in the data only.
     let odd = s.publish("odd", "Line\nBreak").await;
-    let mut resp = s
-        .client
-        .get(format!("{}/api/events/stream?from={odd}", s.base))
-        .bearer_auth(READ)
-        .send()
-        .await
-        .unwrap();
-    let mut got = String::new();
-    while !got.contains("\n\n") {
-        let chunk = resp.chunk().await.unwrap().expect("the stream goes on");
-        got.push_str(std::str::from_utf8(&chunk).unwrap());
-    }
+    let mut resp = s.follow(&format!("from={odd}"), None).await;
+    let got = read_until(&mut resp, |got| got.contains("\n\n")).await;
     assert!(got.contains(&format!("id: {odd}\n")), "{got}");
     assert!(
         got.contains(r#""type":"Line\nBreak""#) && !got.contains("event:"),
@@ -501,20 +480,10 @@ async fn health_is_503_failing_when_the_store_is_poisoned() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn shutdown_ends_open_event_streams_and_the_server_returns() {
     let s = Server::start().await;
-    let mut resp = s
-        .client
-        .get(format!("{}/api/events/stream", s.base))
-        .bearer_auth(READ)
-        .send()
-        .await
-        .unwrap();
+    let mut resp = s.follow("", None).await;
     assert_eq!(resp.status(), StatusCode::OK);
     let position = s.publish("order-1", "OrderPlaced").await;
-    let mut got = String::new();
-    while !got.contains(&format!("id: {position}\n")) {
-        let chunk = resp.chunk().await.unwrap().expect("the stream goes on");
-        got.push_str(std::str::from_utf8(&chunk).unwrap());
-    }
+    read_until(&mut resp, |got| got.contains(&format!("id: {position}\n"))).await;
     // The client keeps its stream open: the shutdown ends it, and serve returns.
     s.stop().await;
     while let Some(chunk) = resp.chunk().await.unwrap() {
