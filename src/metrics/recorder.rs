@@ -87,7 +87,6 @@ impl Metrics {
     /// A registry with every evlog metric (prefix `evlog_`), all at zero.
     pub fn new() -> Metrics {
         let mut registry = Registry::with_prefix("evlog");
-        let r = &mut registry;
         let m = Metrics {
             registry: Registry::default(),
             appends: Counter::default(),
@@ -100,128 +99,134 @@ impl Metrics {
             delivery_seconds: Family::new_with_constructor(delivery_histogram),
             gauges: Gauges::default(),
         };
-        r.register(
+        let g = &m.gauges;
+        // One line per metric: name (after the `evlog_` prefix), help, unit if any, handle.
+        macro_rules! reg {
+            ($name:expr, $help:expr, $metric:expr) => {
+                registry.register($name, $help, $metric.clone())
+            };
+            ($name:expr, $help:expr, $unit:ident, $metric:expr) => {
+                registry.register_with_unit($name, $help, Unit::$unit, $metric.clone())
+            };
+        }
+
+        reg!(
             "appends",
             "Appends through the bus (publish calls)",
-            m.appends.clone(),
+            m.appends
         );
-        r.register(
+        reg!(
             "appended_events",
             "Events appended through the bus",
-            m.appended_events.clone(),
+            m.appended_events
         );
-        r.register_with_unit(
+        reg!(
             "appended",
             "Payload bytes appended through the bus",
-            Unit::Bytes,
-            m.appended_bytes.clone(),
+            Bytes,
+            m.appended_bytes
         );
-        r.register_with_unit(
+        reg!(
             "append_latency",
             "Time of a publish until its events are durable",
-            Unit::Seconds,
-            m.append_seconds.clone(),
+            Seconds,
+            m.append_seconds
         );
-        r.register(
+        reg!(
             "deliveries",
             "Delivery attempts per handler, event type and result (handled, skipped, failed)",
-            m.deliveries.clone(),
+            m.deliveries
         );
-        r.register(
+        reg!(
             "delivery_retries",
             "Delivery attempts after the first, per handler and event type",
-            m.retries.clone(),
+            m.retries
         );
-        r.register(
+        reg!(
             "parked_events",
             "Events parked in a dead-letter stream, per handler and event type",
-            m.parked.clone(),
+            m.parked
         );
-        r.register_with_unit(
+        reg!(
             "delivery_processing",
             "Time a handler took per delivery attempt, per handler and event type",
-            Unit::Seconds,
-            m.delivery_seconds.clone(),
+            Seconds,
+            m.delivery_seconds
         );
-        let g = &m.gauges;
-        r.register(
+        reg!(
             "store_events",
             "Events in the log (head position + 1)",
-            g.store_events.clone(),
+            g.store_events
         );
-        r.register(
+        reg!(
             "store_streams",
             "Streams with events, system streams included",
-            g.store_streams.clone(),
+            g.store_streams
         );
-        r.register_with_unit(
+        reg!(
             "store_on_disk",
             "Bytes of the files of the store directory",
-            Unit::Bytes,
-            g.store_bytes_on_disk.clone(),
+            Bytes,
+            g.store_bytes_on_disk
         );
-        r.register(
+        reg!(
             "store_segments",
             "Segment files, sealed and active",
-            g.store_segments.clone(),
+            g.store_segments
         );
-        r.register(
+        reg!(
             "store_compressed_segments",
             "Sealed segments stored compressed",
-            g.store_compressed_segments.clone(),
+            g.store_compressed_segments
         );
-        r.register(
+        reg!(
             "store_compression_ratio",
             "Bytes the compressed segments stand for over their bytes on disk (0: none compressed)",
-            g.store_compression_ratio.clone(),
+            g.store_compression_ratio
         );
-        r.register(
+        reg!(
             "store_poisoned",
             "1 when an fsync or write error poisoned the store (reopen it)",
-            g.store_poisoned.clone(),
+            g.store_poisoned
         );
-        r.register_with_unit(
+        reg!(
             "store_last_fsync",
             "Time the last fsync of appends took",
-            Unit::Seconds,
-            g.store_last_fsync_seconds.clone(),
+            Seconds,
+            g.store_last_fsync_seconds
         );
-        r.register(
+        reg!(
             "store_last_fsync_appends",
             "Appends the last fsync made durable (group commit)",
-            g.store_last_fsync_appends.clone(),
+            g.store_last_fsync_appends
         );
-        r.register_with_unit(
+        reg!(
             "disk_available",
             "Bytes still available on the store's file system",
-            Unit::Bytes,
-            g.disk_available_bytes.clone(),
+            Bytes,
+            g.disk_available_bytes
         );
-        r.register(
-            "dead_letters",
-            "Parked events per handler",
-            g.dead_letters.clone(),
-        );
-        r.register_with_unit(
+        reg!("dead_letters", "Parked events per handler", g.dead_letters);
+        reg!(
             "dead_letter_oldest_age",
             "Age of the oldest parked event per handler",
-            Unit::Seconds,
-            g.dead_letter_oldest_age_seconds.clone(),
+            Seconds,
+            g.dead_letter_oldest_age_seconds
         );
-        r.register(
+        reg!(
             "subscription_lag_events",
             "Head position + 1 minus the checkpoint, per named subscription",
-            g.subscription_lag.clone(),
+            g.subscription_lag
         );
-        r.register(
+        reg!(
             "sagas",
             "Sagas per state (active, completed, compensated, stuck)",
-            g.sagas.clone(),
+            g.sagas
         );
-        r.register(
+        reg!(
             "health_status",
             "Health at the last check: 0 ok, 1 degraded, 2 failing",
-            g.health_status.clone(),
+            g.health_status
         );
         Metrics { registry, ..m }
     }
