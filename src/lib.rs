@@ -48,9 +48,13 @@ pub mod bus;
 pub mod error;
 pub mod event;
 pub mod export;
+#[cfg(feature = "serve")]
+pub mod http;
 pub mod index;
 pub mod inspect;
 pub mod io;
+#[cfg(feature = "serve")]
+pub mod metrics;
 pub mod segment;
 pub mod snapshot;
 pub mod stats;

@@ -251,7 +251,7 @@ fn add_segment_file(
 }
 
 /// The length of the image a compressed segment stands for, from its (checked) header.
-fn zseg_image_len(path: &Path) -> Result<u64> {
+pub(crate) fn zseg_image_len(path: &Path) -> Result<u64> {
     let f = match fs::File::open(path) {
         Ok(f) => f,
         // Deleted meanwhile by the writer's retention: it holds nothing any more.

@@ -17,6 +17,7 @@ use crate::bus::backoff::Backoff;
 use crate::bus::context::HandlerContext;
 use crate::bus::dead_letter::ParkReason;
 use crate::bus::handler::{HandlerFn, HandlerFuture, HandlerResult, Outcome, RefDeliver};
+use crate::bus::observer::{Attempt, HandlerObserver};
 use crate::bus::stats::Counters;
 use crate::event::ReadFilter;
 use crate::event::RecordedEvent;
@@ -51,6 +52,7 @@ pub(crate) struct Deliverer {
     pub name: Arc<str>,
     pub handler: HandlerFn,
     pub counters: Arc<Counters>,
+    pub observer: Option<Arc<dyn HandlerObserver>>,
     pub stop: watch::Receiver<bool>,
 }
 
@@ -103,10 +105,12 @@ impl Deliverer {
 
     /// One delivery of `e` (attempt number `attempt`), counted; a failure is logged.
     pub async fn attempt(&self, e: &Arc<RecordedEvent>, attempt: u32) -> Result<(), Failure> {
+        let start = self.observer.as_ref().map(|_| std::time::Instant::now());
         let r = match &self.handler {
             HandlerFn::Async(_) => self.call(e, attempt).await,
             HandlerFn::Ref(f) => self.call_ref_at(f, e.position, attempt),
         };
+        self.observe(&e.event_type, attempt, &r, start);
         self.count(&e.stream, &e.event_type, e.position, attempt, r)
     }
 
@@ -118,8 +122,28 @@ impl Deliverer {
         e: &EventRef<'_>,
         attempt: u32,
     ) -> Result<(), Failure> {
+        let start = self.observer.as_ref().map(|_| std::time::Instant::now());
         let r = call_ref(&self.name, f, e, attempt);
+        self.observe(e.event_type, attempt, &r, start);
         self.count(e.stream, e.event_type, e.position, attempt, r)
+    }
+
+    /// Reports an attempt that started at `start` to the observer, when there is one.
+    fn observe(
+        &self,
+        event_type: &str,
+        attempt: u32,
+        r: &Result<Outcome, Failure>,
+        start: Option<std::time::Instant>,
+    ) {
+        if let (Some(o), Some(start)) = (&self.observer, start) {
+            let outcome = match r {
+                Ok(Outcome::Handled) => Attempt::Handled,
+                Ok(Outcome::Skip) => Attempt::Skipped,
+                Ok(Outcome::RetryLater(_)) | Err(_) => Attempt::Failed,
+            };
+            o.delivered(event_type, attempt, outcome, start.elapsed());
+        }
     }
 
     /// The event at `position`, read again (borrowed) for another attempt of a handler of

@@ -13,6 +13,7 @@ use crate::bus::dead_letters::DeadLetters;
 use crate::bus::error::BusError;
 use crate::bus::event::DomainEvent;
 use crate::bus::handler::{self, HandlerFn, HandlerResult, Selects};
+use crate::bus::observer::BusObserver;
 use crate::bus::runner::Runner;
 use crate::bus::stats::{Counters, HandlerStats};
 use crate::event::{AppendResult, EventData, ExpectedVersion, ReadFilter, RecordedEvent};
@@ -43,6 +44,7 @@ struct Inner {
     wake: watch::Sender<u64>,
     stop: watch::Sender<bool>,
     handlers: Mutex<BTreeMap<String, Registered>>,
+    observer: Option<Arc<dyn BusObserver>>,
 }
 
 struct Registered {
@@ -71,6 +73,23 @@ pub(crate) fn encode<E: DomainEvent>(event: &E) -> Result<EventData, BusError> {
 impl EventBus {
     /// A bus over `store`, with no handler yet.
     pub fn new(store: Arc<Store>, config: BusConfig) -> EventBus {
+        Self::build(store, config, None)
+    }
+
+    /// A bus over `store` that reports its publishes and deliveries to `observer` (metrics).
+    pub fn with_observer(
+        store: Arc<Store>,
+        config: BusConfig,
+        observer: Arc<dyn BusObserver>,
+    ) -> EventBus {
+        Self::build(store, config, Some(observer))
+    }
+
+    fn build(
+        store: Arc<Store>,
+        config: BusConfig,
+        observer: Option<Arc<dyn BusObserver>>,
+    ) -> EventBus {
         EventBus {
             inner: Arc::new(Inner {
                 store,
@@ -78,8 +97,15 @@ impl EventBus {
                 wake: watch::channel(0).0,
                 stop: watch::channel(false).0,
                 handlers: Mutex::new(BTreeMap::new()),
+                observer,
             }),
         }
+    }
+
+    /// The names of the handlers registered on this bus, in name order.
+    pub fn handler_names(&self) -> Vec<String> {
+        let handlers = self.inner.handlers.lock().expect("handler table");
+        handlers.keys().cloned().collect()
     }
 
     /// The store.
@@ -114,6 +140,10 @@ impl EventBus {
         expected: ExpectedVersion,
         events: Vec<EventData>,
     ) -> Result<AppendResult, BusError> {
+        let observed = self.inner.observer.as_ref().map(|_| {
+            let bytes = events.iter().map(|e| e.payload.len() as u64).sum::<u64>();
+            (events.len(), bytes, std::time::Instant::now())
+        });
         let store = &self.inner.store;
         let r = if store.durability() == Durability::Always {
             let store = store.clone();
@@ -130,6 +160,9 @@ impl EventBus {
             store.append(stream, expected, &events)?
         };
         self.wake_handlers();
+        if let (Some(o), Some((events, bytes, start))) = (&self.inner.observer, observed) {
+            o.published(events, bytes, start.elapsed());
+        }
         Ok(r)
     }
 
@@ -254,12 +287,14 @@ impl EventBus {
         }
         let counters = Arc::new(Counters::default());
         let (progress, progress_rx) = watch::channel(0);
+        let observer = self.inner.observer.as_ref().map(|o| o.handler(name));
         let runner = Runner::new(
             self.clone(),
             name,
             &selects,
             handler,
             counters.clone(),
+            observer,
             progress,
         )?;
         let task = runtime.spawn(runner.run());

@@ -24,6 +24,8 @@
 //!   id of what a handler publishes.
 //! - `tracing`: a `bus.deliver` span per delivery (handler, stream, event type, position,
 //!   attempt), a warning per failed delivery, an error when events are parked.
+//! - [`BusObserver`] ([`EventBus::with_observer`]): publishes, deliveries (time, result,
+//!   retries) and parked events reported to a metrics collector (`evlog::metrics`).
 //!
 //! ```
 //! use std::sync::Arc;
@@ -90,6 +92,7 @@ mod event;
 mod event_bus;
 mod handler;
 mod lanes;
+mod observer;
 mod runner;
 mod stats;
 
@@ -103,8 +106,10 @@ pub use dead_letter::{
     DeadLetter, DeadLetterRecord, ParkReason, RedriveTarget, dead_letter_stream,
 };
 pub use dead_letters::DeadLetters;
+pub(crate) use dead_letters::catch_up as catch_up_dead_letters;
 pub use error::BusError;
 pub use event::DomainEvent;
 pub use event_bus::EventBus;
 pub use handler::{HandlerError, HandlerResult, Outcome};
+pub use observer::{Attempt, BusObserver, HandlerObserver};
 pub use stats::HandlerStats;

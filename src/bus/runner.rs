@@ -31,6 +31,7 @@ use crate::bus::delivery::{Deliverer, Delivery, Failure};
 use crate::bus::error::BusError;
 use crate::bus::handler::{HandlerFn, RefDeliver, Selects};
 use crate::bus::lanes::{Handled, deliver_batch};
+use crate::bus::observer::HandlerObserver;
 use crate::bus::stats::Counters;
 use crate::event::{Direction, EventData, ExpectedVersion, ReadFilter, RecordedEvent};
 use crate::store::Store;
@@ -40,6 +41,9 @@ use crate::subscription::{Subscription, SubscriptionOptions};
 /// more, read before the limit was reached). What one append parks stays under the log's limit
 /// of events per append.
 pub(crate) const MAX_DEFERRED: usize = MAX_BATCH_EVENTS;
+
+/// A dead-letter record to append, with the type of the event it parks (for the observer).
+type Parked = (EventData, Arc<str>);
 
 /// A stream whose first event failed and waits for its next attempt.
 struct Retrying {
@@ -81,6 +85,7 @@ impl Runner {
         selects: &Selects,
         handler: HandlerFn,
         counters: Arc<Counters>,
+        observer: Option<Arc<dyn HandlerObserver>>,
         progress: watch::Sender<u64>,
     ) -> Result<Runner, BusError> {
         let filter = match selects {
@@ -105,6 +110,7 @@ impl Runner {
             name: name.clone(),
             handler,
             counters: counters.clone(),
+            observer,
             stop: bus.stop_signal(),
         };
         Ok(Runner {
@@ -237,7 +243,7 @@ impl Runner {
     /// Moves the checkpoint to `next` after `handled` more events were handled, writing
     /// `parked` with it when there are any (then at once; otherwise every
     /// `checkpoint_every_events`).
-    fn advance(&mut self, next: u64, handled: u64, parked: Vec<EventData>) -> Result<(), BusError> {
+    fn advance(&mut self, next: u64, handled: u64, parked: Vec<Parked>) -> Result<(), BusError> {
         if parked.is_empty() {
             self.set_done(next);
             self.since_checkpoint += handled;
@@ -247,13 +253,17 @@ impl Runner {
         let next = self.done_next.max(next);
         self.done_next = next;
         let dlq = self.dlq_stream.clone();
-        self.commit(&[(dlq.as_str(), ExpectedVersion::Any, &parked[..])])?;
-        for _ in &parked {
+        let (records, types): (Vec<EventData>, Vec<Arc<str>>) = parked.into_iter().unzip();
+        self.commit(&[(dlq.as_str(), ExpectedVersion::Any, &records[..])])?;
+        for event_type in &types {
             Counters::add(&self.counters.parked);
+            if let Some(o) = &self.deliverer.observer {
+                o.parked(event_type);
+            }
         }
         tracing::error!(
             handler = %self.name,
-            events = parked.len(),
+            events = types.len(),
             dead_letters = %self.dlq_stream,
             "events parked"
         );
@@ -477,13 +487,13 @@ impl Runner {
     }
 
     /// The dead-letter record of `e`, given up on after `attempts` attempts.
-    fn gave_up(&self, e: &RecordedEvent, f: Failure, attempts: u32) -> EventData {
+    fn gave_up(&self, e: &RecordedEvent, f: Failure, attempts: u32) -> Parked {
         gave_up_record(&self.name, e, f, attempts)
     }
 
     /// The dead-letter record of `e`, held back behind the parked position `first` of its
     /// stream.
-    fn held_back(&self, e: &RecordedEvent, first: u64) -> EventData {
+    fn held_back(&self, e: &RecordedEvent, first: u64) -> Parked {
         held_back_record(&self.name, e, first)
     }
 
@@ -543,21 +553,22 @@ impl Runner {
 }
 
 /// The dead-letter record of `e` for handler `handler`, given up on after `attempts` attempts.
-fn gave_up_record(handler: &str, e: &RecordedEvent, f: Failure, attempts: u32) -> EventData {
-    DeadLetterRecord::Parked(letter(handler, e, f.reason, attempts, f.message)).to_event()
+fn gave_up_record(handler: &str, e: &RecordedEvent, f: Failure, attempts: u32) -> Parked {
+    let record = DeadLetterRecord::Parked(letter(handler, e, f.reason, attempts, f.message));
+    (record.to_event(), e.event_type.clone())
 }
 
 /// The dead-letter record of `e` for handler `handler`, held back behind the parked position
 /// `first` of its stream.
-fn held_back_record(handler: &str, e: &RecordedEvent, first: u64) -> EventData {
-    DeadLetterRecord::Parked(letter(
+fn held_back_record(handler: &str, e: &RecordedEvent, first: u64) -> Parked {
+    let record = DeadLetterRecord::Parked(letter(
         handler,
         e,
         ParkReason::HeldBack,
         0,
         format!("held back behind parked position {first} of its stream"),
-    ))
-    .to_event()
+    ));
+    (record.to_event(), e.event_type.clone())
 }
 
 /// The dead letter of `e` for handler `handler`.

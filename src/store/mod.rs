@@ -393,6 +393,37 @@ impl Store {
         self.inner.opts.durability
     }
 
+    /// The ids of the streams that start with `prefix` and have events, sorted. It looks at
+    /// every stream id (a scan, not an index lookup): for monitoring the system streams
+    /// (`$dlq-`, `$checkpoint-`), not for a hot path.
+    pub fn stream_ids_with_prefix(&self, prefix: &str) -> Vec<String> {
+        let st = self.inner.state.read();
+        let mut ids: Vec<String> = st
+            .streams
+            .keys()
+            .filter(|s| s.starts_with(prefix))
+            .map(|s| s.to_string())
+            .collect();
+        ids.sort_unstable();
+        ids
+    }
+
+    /// How long the last fsync of appends took and how many appends it made durable (group
+    /// commit), or `None` before the first (and for a read-only store). For monitoring: read
+    /// under the syncer's lock, nothing is added to the append path.
+    pub fn last_fsync(&self) -> Option<(Duration, u64)> {
+        let g = self.inner.sync.lock();
+        g.as_ref()
+            .filter(|st| st.last_batch > 0)
+            .map(|st| (st.last_sync, st.last_batch))
+    }
+
+    /// True when an fsync or write error has poisoned the store: no append is acknowledged
+    /// until it is closed and opened again.
+    pub fn is_poisoned(&self) -> bool {
+        self.inner.poisoned.load(Ordering::Acquire)
+    }
+
     /// Position of the last visible event (`None` for an empty store).
     pub fn head_position(&self) -> Option<u64> {
         self.inner.head.load(Ordering::Acquire).checked_sub(1)

@@ -29,6 +29,7 @@ mod import;
 mod inspect;
 mod progress;
 mod repair;
+mod serve;
 mod stats;
 mod text;
 mod verify;
@@ -40,7 +41,7 @@ use clap::{Parser, Subcommand};
 
 const EXIT_CODES: &str = exit_codes!();
 
-/// Inspect, check, repair, compress, compact, archive, export and import evlog stores.
+/// Inspect, check, repair, compress, compact, archive, export, import and serve evlog stores.
 #[derive(Parser)]
 #[command(name = "evlog", version, after_help = EXIT_CODES)]
 struct Cli {
@@ -86,6 +87,9 @@ enum Command {
     /// Run the standard workload: append, stream-read and replay throughput and latency.
     #[command(after_help = EXIT_CODES)]
     Bench(bench::Args),
+    /// Serve the HTTP API over a store: health, metrics, dead letters, reads, the event stream.
+    #[command(after_help = EXIT_CODES)]
+    Serve(serve::Args),
 }
 
 /// How a subcommand ended, mapped to the documented exit codes.
@@ -234,6 +238,7 @@ fn main() -> ExitCode {
         Command::Export(a) => export::run(&a),
         Command::Import(a) => import::run(&a),
         Command::Bench(a) => bench::run(&a),
+        Command::Serve(a) => serve::run(&a),
     };
     match r {
         Ok(Outcome::Ok) => ExitCode::SUCCESS,
