@@ -11,7 +11,7 @@
 //! models equal a replay of the log from zero, that the store verifies clean, and what time
 //! travel gives for one AI result. It prints a summary and exits 1 when a check fails.
 //!
-//! `cargo run --release --features bus --example trading -- [--quick] [--actions N]
+//! `cargo run --release --features serve --example trading -- [--quick] [--actions N]
 //! [--reject-permille P] [--dir DIR]`
 
 mod domain;
@@ -35,6 +35,10 @@ use platform::*;
 
 struct Args {
     dir: PathBuf,
+    /// Where the HTTP API listens (127.0.0.1 and a free port unless given).
+    listen: String,
+    /// Keep serving the HTTP API after the run, until Ctrl-C.
+    serve: bool,
     actions: u64,
     reject_permille: u64,
     child: bool,
@@ -43,6 +47,8 @@ struct Args {
 fn args() -> Args {
     let mut a = Args {
         dir: PathBuf::from("trading-data"),
+        listen: "127.0.0.1:0".into(),
+        serve: false,
         actions: 20_000,
         reject_permille: 100,
         child: false,
@@ -68,9 +74,11 @@ fn args() -> Args {
                     .unwrap_or_else(|| die("--reject-permille takes 0 to 1000"))
             }
             "--dir" => a.dir = PathBuf::from(value("--dir")),
+            "--listen" => a.listen = value("--listen"),
+            "--serve" => a.serve = true,
             "--child" => a.child = true,
             other => die(&format!(
-                "unknown argument {other:?}; use --quick, --actions N, --reject-permille P, --dir DIR"
+                "unknown argument {other:?}; use --quick, --actions N, --reject-permille P, --dir DIR, --listen ADDR, --serve"
             )),
         }
     }
@@ -166,6 +174,104 @@ struct Check {
     ok: bool,
 }
 
+/// The HTTP API over the running platform (`evlog::http`), as an application mounts it.
+struct Http {
+    base: String,
+    token: String,
+    stop: tokio::sync::oneshot::Sender<()>,
+    task: tokio::task::JoinHandle<std::io::Result<()>>,
+}
+
+impl Http {
+    async fn start(p: &Platform, listen: &str) -> Http {
+        use evlog::http::{Api, ApiToken, Auth, Role};
+        let token = evlog::Uuid::new_v4().simple().to_string();
+        let auth = Auth::Tokens(vec![ApiToken {
+            name: "trading-demo".into(),
+            token: token.clone(),
+            role: Role::Admin,
+        }]);
+        let listener = tokio::net::TcpListener::bind(listen)
+            .await
+            .unwrap_or_else(|e| die(&format!("--listen {listen}: {e}")));
+        let base = format!("http://{}", listener.local_addr().expect("address"));
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let api = Api::new(p.monitor.clone(), auth);
+        let task = tokio::spawn(evlog::http::serve(listener, api, async {
+            let _ = stopped.await;
+        }));
+        println!("phase 2: HTTP API on {base} (bearer token {token}):");
+        for path in [
+            "/api/events/health",
+            "/api/events/metrics",
+            "/api/events/dead-letter",
+            "/api/events?type=AIResultFailed&limit=10",
+            "/api/streams/ai-result-00000000",
+            "/api/events/stream",
+            "/api/openapi.json",
+        ] {
+            println!("    {base}{path}");
+        }
+        Http {
+            base,
+            token,
+            stop,
+            task,
+        }
+    }
+
+    /// Health over HTTP, and the metrics the handlers' deliveries fed.
+    async fn check(&self, checks: &mut Vec<Check>) {
+        let client = reqwest::Client::new();
+        let health = client
+            .get(format!("{}/api/events/health", self.base))
+            .send()
+            .await;
+        let (code, body) = match health {
+            Ok(r) => (r.status().as_u16(), r.text().await.unwrap_or_default()),
+            Err(e) => (0, e.to_string()),
+        };
+        checks.push(Check {
+            name: format!("GET /api/events/health answers {code}: {body}"),
+            ok: code == 200 && body.contains("\"ok\""),
+        });
+        let metrics = client
+            .get(format!("{}/api/events/metrics", self.base))
+            .bearer_auth(&self.token)
+            .send()
+            .await;
+        let text = match metrics {
+            Ok(r) => r.text().await.unwrap_or_default(),
+            Err(e) => e.to_string(),
+        };
+        let deliveries = text
+            .lines()
+            .filter(|l| l.starts_with("evlog_deliveries") && l.contains("handler=\"scoring\""))
+            .count();
+        checks.push(Check {
+            name: format!(
+                "GET /api/events/metrics with the token: {} lines, {deliveries} series of the scoring handler's deliveries",
+                text.lines().count()
+            ),
+            ok: deliveries > 0,
+        });
+        let refused = client
+            .get(format!("{}/api/events/metrics", self.base))
+            .send()
+            .await
+            .map_or(0, |r| r.status().as_u16());
+        checks.push(Check {
+            name: format!("GET /api/events/metrics without a token is refused: {refused}"),
+            ok: refused == 401,
+        });
+    }
+
+    async fn stop(self) {
+        let _ = self.stop.send(());
+        let _ = self.task.await;
+    }
+}
+
 fn main() {
     let a = args();
     if a.child {
@@ -195,6 +301,7 @@ fn main() {
             t.elapsed().as_secs_f64() * 1e3,
             p.store.head_position().map_or(0, |h| h + 1),
         );
+        let http = Http::start(&p, &a.listen).await;
         // The rest of the load: actions the child never reached.
         let rest = a.actions..a.actions + a.actions - kill_at;
         let done = Arc::new(AtomicU64::new(0));
@@ -236,7 +343,16 @@ fn main() {
             c.bytes_after as f64 / 1e6
         );
         let summary = verify(&p.store, &p, parked, &mut checks);
+        http.check(&mut checks).await;
         let latencies = p.latencies.lock().unwrap().clone();
+        if a.serve {
+            println!(
+                "\nserving the HTTP API until Ctrl-C (token above): {}/api/events/health",
+                http.base
+            );
+            tokio::signal::ctrl_c().await.expect("Ctrl-C handler");
+        }
+        http.stop().await;
         p.bus.shutdown().await.expect("shutdown");
         (
             (summary, stats, parked),

@@ -9,6 +9,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use evlog::bus::{BusConfig, BusError, DomainEvent, EventBus, HandlerContext, Outcome};
+use evlog::metrics::{HealthConfig, Metrics, Monitor};
 use evlog::snapshot::{SnapshotPolicy, SnapshotStore};
 use evlog::workload::Rng;
 use evlog::{
@@ -74,6 +75,8 @@ pub type Latencies = Arc<Mutex<BTreeMap<&'static str, Vec<u64>>>>;
 pub struct Platform {
     pub store: Arc<Store>,
     pub bus: EventBus,
+    /// Metrics and health over the store and the bus (what the HTTP API serves).
+    pub monitor: Arc<Monitor>,
     pub models: Arc<Mutex<ReadModels>>,
     pub latencies: Latencies,
     pub provider: Arc<Provider>,
@@ -139,11 +142,14 @@ impl Platform {
         // handler, whose updates are idempotent (it may get again what the rebuild saw).
         let models = Arc::new(Mutex::new(replay_models(&store)?));
         let config = BusConfig::from_env()?.concurrency(8).batch_events(512);
-        let bus = EventBus::new(store.clone(), config);
+        let metrics = Arc::new(Metrics::new());
+        let bus = EventBus::with_observer(store.clone(), config, metrics.clone());
+        let monitor = Arc::new(Monitor::new(bus.clone(), metrics, HealthConfig::default()));
         let snapshots = Arc::new(SnapshotStore::open(&store).with_policy(snapshot_policy()));
         let p = Platform {
             store,
             bus,
+            monitor,
             models,
             latencies: Latencies::default(),
             provider,
