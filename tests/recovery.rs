@@ -1195,7 +1195,7 @@ fn zeros_written_ahead_of_durable_frames_are_kept_as_zeros_at_close_and_after_a_
         file_len(&active) > end,
         "a durable writer writes zeros ahead of its frames"
     );
-    // A crash now leaves the zeros: verify notes them, open cuts them and keeps every event.
+    // A crash now leaves the zeros: verify notes them, open keeps them and every event.
     let crash = t.path().join("crash");
     copy_dir(&dir, &crash);
     let rep = verify_dir(&crash).unwrap();

@@ -307,13 +307,16 @@ pub fn verify_dir_with(vfs: &dyn Vfs, dir: &Path) -> Result<VerifyReport> {
             if footer.is_none() && i == last && !valid_after {
                 let tail = &data[at as usize..];
                 // A durable writer writes zeros ahead of its frames (FORMAT.md, section 4).
-                let what = if tail.iter().all(|&b| b == 0) {
-                    "zeros after the last frame"
+                let (what, open) = if tail.iter().all(|&b| b == 0) {
+                    (
+                        "zeros after the last frame",
+                        "open keeps them, to append over",
+                    )
                 } else {
-                    "torn tail"
+                    ("torn tail", "open cuts it")
                 };
                 rep.notes.push(format!(
-                    "{}: {what} at byte {at} ({} bytes; open cuts it)",
+                    "{}: {what} at byte {at} ({} bytes; {open})",
                     path.display(),
                     tail.len()
                 ));

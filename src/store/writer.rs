@@ -508,16 +508,22 @@ impl Inner {
         self.cut_zeros_to(w, w.len)
     }
 
-    /// At close, with `Durability::Always`: leaves exactly [`ZERO_AHEAD_MIN_BYTES`] of zeros
-    /// after the last frame (cutting more, writing what is missing; the close's fsync makes
-    /// them durable). Open keeps such a tail of zeros (it checks every byte), so that the first
+    /// At close, when zeros were written ahead since the open (`Durability::Always`): leaves
+    /// exactly [`ZERO_AHEAD_MIN_BYTES`] of zeros after the last frame (cutting more, writing
+    /// what is missing; the close's fsync makes them durable). A file with no zeros after its
+    /// last frame (nothing appended since the open) is left as it is. Open keeps such a tail of zeros (it checks every byte), so that the first
     /// durable append after the next open writes over zeros already on disk and its fsync
     /// flushes data only, without a journal commit of the file's new size. Otherwise the file
     /// ends at its last frame.
     pub(crate) fn cut_zeros_at_close(&self, w: &mut Writer) -> Result<()> {
         let keep_to = (w.len + ZERO_AHEAD_MIN_BYTES).min(self.opts.segment_bytes.max(w.len));
+        if w.zeroed_to == w.len {
+            // Nothing written ahead (no durable append since the open, or not `Always`): the
+            // file is left as it is.
+            return Ok(());
+        }
         if self.opts.durability != Durability::Always || w.zeroed_to == u64::MAX {
-            // No zeros ahead, or zeros that could not all be written: cut whatever landed.
+            // Zeros that could not all be written: cut whatever landed.
             return self.cut_zeros(w);
         }
         if w.zeroed_to < keep_to {

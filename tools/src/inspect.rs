@@ -498,7 +498,7 @@ fn segment_detail_text(seg: &SegmentInspection) -> String {
             st.found,
             st.remaining_bytes,
             if st.zeros {
-                "zeros after the frames, as a durable writer writes ahead of them: open cuts them"
+                "zeros after the frames, as a durable writer writes ahead of them: open keeps them, to append over"
             } else if st.torn_tail {
                 "a torn tail: open cuts it"
             } else {

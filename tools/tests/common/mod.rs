@@ -83,3 +83,17 @@ pub fn listing(dir: &Path) -> Vec<(String, u64)> {
     v.sort();
     v
 }
+
+/// Cuts the zeros a durable writer leaves after the last frame of segment `path` (4 KiB at
+/// close), so that bytes appended to the file land right after the frames. Returns the new
+/// length: the end of the last frame.
+pub fn cut_zeros_after_frames(path: &std::path::Path) -> u64 {
+    let bytes = std::fs::read(path).unwrap();
+    let mut len = 64usize;
+    while len + 32 <= bytes.len() && &bytes[len..len + 4] == b"EVFR" {
+        len += u32::from_le_bytes(bytes[len + 8..len + 12].try_into().unwrap()) as usize + 40;
+    }
+    let f = std::fs::OpenOptions::new().write(true).open(path).unwrap();
+    f.set_len(len as u64).unwrap();
+    len as u64
+}
