@@ -77,7 +77,7 @@ mod config;
 mod context;
 pub mod dead_letter;
 mod dead_letters;
-mod delivery;
+pub(crate) mod delivery;
 mod error;
 mod event;
 mod event_bus;
