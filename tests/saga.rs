@@ -1,0 +1,556 @@
+//! Saga behaviour: the happy path, compensation in reverse order over the completed steps only,
+//! a compensation that fails parking the saga until an operator retries it, timeouts (on the
+//! paused tokio clock), typed outputs handed to later steps and to compensations, duplicate
+//! ids, bad input, and sagas started from bus events.
+//!
+//! `cargo test --release --all-features --test saga`
+
+#![cfg(feature = "bus")]
+
+mod bus_common;
+mod saga_common;
+
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use evlog::bus::{Backoff, BusConfig, DomainEvent, EventBus};
+use evlog::saga::{
+    SagaDefinition, SagaError, SagaManager, SagaRecord, SagaStatus, StepPolicy, saga_stream,
+};
+use evlog::{Direction, ExpectedVersion, Store};
+use saga_common::{Ledger, Plan, check_effects, definition, quick_policy};
+
+/// The records of a saga's stream.
+fn records(store: &Store, stream: &str) -> Vec<SagaRecord> {
+    store
+        .read_stream(stream, 0, Direction::Forward, usize::MAX)
+        .map(|e| SagaRecord::from_event(&e.unwrap()).unwrap())
+        .collect()
+}
+
+/// The record types of a saga's stream, with the step index where there is one.
+fn shape(store: &Store, stream: &str) -> Vec<String> {
+    records(store, stream)
+        .into_iter()
+        .map(|r| match r {
+            SagaRecord::Started(_) => "started".into(),
+            SagaRecord::StepCompleted { step, .. } => format!("completed {}", step.index),
+            SagaRecord::StepFailed { step, .. } => {
+                format!("failed {} after {}", step.index, step.attempts)
+            }
+            SagaRecord::Compensating { .. } => "compensating".into(),
+            SagaRecord::StepCompensated(step) => format!("compensated {}", step.index),
+            SagaRecord::Completed => "COMPLETED".into(),
+            SagaRecord::Compensated => "COMPENSATED".into(),
+            SagaRecord::NeedsAttention { step, .. } => format!("needs attention {}", step.index),
+            SagaRecord::RetryRequested { by } => format!("retry by {by}"),
+        })
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_saga_whose_steps_succeed_completes_with_each_output_recorded() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = bus_common::store(dir.path());
+    let ledger = Ledger::default();
+    let manager = SagaManager::new(store.clone());
+    let saga = manager.register(definition("shape3", 3, &ledger)).unwrap();
+    saga.start("a", &Plan::default()).await.unwrap();
+    assert_eq!(saga.wait("a").await.unwrap(), SagaStatus::Completed);
+
+    let stream = saga_stream("shape3", "a");
+    assert_eq!(stream, "$saga-shape3-a");
+    assert_eq!(
+        shape(&store, &stream),
+        [
+            "started",
+            "completed 0",
+            "completed 1",
+            "completed 2",
+            "COMPLETED"
+        ]
+    );
+    let l = ledger.state();
+    check_effects(
+        "happy",
+        &l,
+        "shape3",
+        "a",
+        3,
+        Plan::default(),
+        SagaStatus::Completed,
+    );
+    assert!(l.violations.is_empty(), "{:?}", l.violations);
+    // The outputs are in the stream, and in the state folded from it.
+    let state = saga.state("a").await.unwrap().unwrap();
+    assert_eq!(state.status, SagaStatus::Completed);
+    assert_eq!(state.outputs.len(), 3);
+    assert_eq!(
+        state.outputs[1]["token"].as_str().unwrap(),
+        l.applied["shape3/a/s1"]
+    );
+    assert_eq!(state.started.steps, ["s0", "s1", "s2"]);
+    let c = manager.counts();
+    assert_eq!(
+        (c.active, c.completed, c.compensated, c.needs_attention),
+        (0, 1, 0, 0)
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failing_step_compensates_the_completed_steps_in_reverse_order_and_no_other() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = bus_common::store(dir.path());
+    let ledger = Ledger::default();
+    let manager = SagaManager::new(store.clone());
+    let saga = manager.register(definition("shape5", 5, &ledger)).unwrap();
+    let plan = Plan {
+        fail_step: Some(3),
+        fail_compensation: None,
+    };
+    saga.start("b", &plan).await.unwrap();
+    assert_eq!(saga.wait("b").await.unwrap(), SagaStatus::Compensated);
+    assert_eq!(
+        shape(&store, "$saga-shape5-b"),
+        [
+            "started",
+            "completed 0",
+            "completed 1",
+            "completed 2",
+            // The default policy of the test saga: one retry.
+            "failed 3 after 2",
+            "compensating",
+            "compensated 2",
+            "compensated 1",
+            "compensated 0",
+            "COMPENSATED",
+        ]
+    );
+    let l = ledger.state();
+    check_effects("fail", &l, "shape5", "b", 5, plan, SagaStatus::Compensated);
+    assert!(l.violations.is_empty(), "{:?}", l.violations);
+    assert_eq!(
+        l.journal,
+        [
+            "exec shape5/b/s0",
+            "exec shape5/b/s1",
+            "exec shape5/b/s2",
+            "undo shape5/b/s2",
+            "undo shape5/b/s1",
+            "undo shape5/b/s0",
+        ]
+    );
+    assert!(
+        !l.executions.contains_key("shape5/b/s4"),
+        "no step after the failed one runs"
+    );
+    let state = saga.state("b").await.unwrap().unwrap();
+    let (failed, error) = state.failed.unwrap();
+    assert_eq!((failed.step.as_str(), failed.attempts), ("s3", 2));
+    assert_eq!(error, "step 3 refused");
+
+    // A saga whose first step fails has nothing to undo.
+    let first = Plan {
+        fail_step: Some(0),
+        fail_compensation: None,
+    };
+    saga.start("c", &first).await.unwrap();
+    assert_eq!(saga.wait("c").await.unwrap(), SagaStatus::Compensated);
+    assert_eq!(
+        shape(&store, "$saga-shape5-c"),
+        ["started", "failed 0 after 2", "compensating", "COMPENSATED"]
+    );
+    assert_eq!(manager.counts().compensated, 2);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failing_compensation_parks_the_saga_until_an_operator_retries_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = bus_common::store(dir.path());
+    let ledger = Ledger::default();
+    let manager = SagaManager::new(store.clone());
+    let saga = manager.register(definition("shape4", 4, &ledger)).unwrap();
+    let plan = Plan {
+        fail_step: Some(3),
+        fail_compensation: Some(1),
+    };
+    saga.start("d", &plan).await.unwrap();
+    assert_eq!(saga.wait("d").await.unwrap(), SagaStatus::NeedsAttention);
+    let stream = "$saga-shape4-d";
+    assert_eq!(
+        shape(&store, stream),
+        [
+            "started",
+            "completed 0",
+            "completed 1",
+            "completed 2",
+            "failed 3 after 2",
+            "compensating",
+            "compensated 2",
+            "needs attention 1",
+        ]
+    );
+    let c = manager.counts();
+    assert_eq!((c.active, c.needs_attention, c.compensated), (0, 1, 0));
+
+    // Listed, with the step and the reason.
+    let parked = manager.needs_attention().await.unwrap();
+    assert_eq!(parked.len(), 1);
+    assert_eq!(
+        (parked[0].saga_type.as_str(), parked[0].saga_id.as_str()),
+        ("shape4", "d")
+    );
+    assert_eq!(
+        parked[0].attention,
+        Some(("s1".to_owned(), "compensation 1 refused".to_owned()))
+    );
+    // A new manager sees it parked and does not drive it.
+    let other = SagaManager::new(store.clone());
+    other.register(definition("shape4", 4, &ledger)).unwrap();
+    let report = other.resume().await.unwrap();
+    assert_eq!((report.resumed.len(), report.needs_attention), (0, 1));
+    assert_eq!(other.counts().needs_attention, 1);
+
+    // A retry that fails again parks it again.
+    saga.retry("d", "ops@example.com").await.unwrap();
+    assert_eq!(saga.wait("d").await.unwrap(), SagaStatus::NeedsAttention);
+    // Healed: the retry undoes steps 1 and 0.
+    ledger.heal();
+    saga.retry("d", "ops@example.com").await.unwrap();
+    assert_eq!(saga.wait("d").await.unwrap(), SagaStatus::Compensated);
+    assert_eq!(
+        shape(&store, stream)[8..],
+        [
+            "retry by ops@example.com",
+            "needs attention 1",
+            "retry by ops@example.com",
+            "compensated 1",
+            "compensated 0",
+            "COMPENSATED",
+        ]
+    );
+    let l = ledger.state();
+    check_effects("retry", &l, "shape4", "d", 4, plan, SagaStatus::Compensated);
+    assert!(l.violations.is_empty(), "{:?}", l.violations);
+    let c = manager.counts();
+    assert_eq!((c.needs_attention, c.compensated), (0, 1));
+    assert!(manager.needs_attention().await.unwrap().is_empty());
+
+    // Only a parked saga is retried.
+    let e = saga.retry("d", "ops").await.unwrap_err();
+    assert!(
+        matches!(
+            e,
+            SagaError::NotParked {
+                status: SagaStatus::Compensated,
+                ..
+            }
+        ),
+        "{e}"
+    );
+    assert!(matches!(
+        saga.retry("nope", "ops").await.unwrap_err(),
+        SagaError::NotFound { .. }
+    ));
+    assert!(matches!(
+        manager.retry("other", "d", "ops").await.unwrap_err(),
+        SagaError::UnknownType(_)
+    ));
+}
+
+/// A step that never answers, with a timeout of 10 s and two retries 1 s then 2 s apart: on the
+/// paused clock the saga gives up after three attempts and compensates, 33 virtual seconds on.
+#[tokio::test(start_paused = true)]
+async fn a_step_that_times_out_fails_after_its_retries_and_compensates() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = bus_common::store(dir.path());
+    let journal = Arc::new(Mutex::new(Vec::<String>::new()));
+    let (j1, j2, j3) = (journal.clone(), journal.clone(), journal.clone());
+    let def = SagaDefinition::<u32>::new("slow")
+        .step(
+            "hold",
+            move |ctx| {
+                let j = j1.clone();
+                async move {
+                    j.lock().unwrap().push(format!("hold {}", ctx.input()));
+                    Ok(*ctx.input() * 10)
+                }
+            },
+            move |_ctx, held: u32| {
+                let j = j2.clone();
+                async move {
+                    j.lock().unwrap().push(format!("release {held}"));
+                    Ok(())
+                }
+            },
+        )
+        .step_without_compensation("ask", move |ctx| {
+            let j = j3.clone();
+            async move {
+                j.lock()
+                    .unwrap()
+                    .push(format!("ask attempt {}", ctx.attempt()));
+                tokio::time::sleep(Duration::from_secs(3600)).await;
+                Ok(())
+            }
+        })
+        .with_policy(StepPolicy {
+            max_retries: 2,
+            backoff: Backoff {
+                base: Duration::from_secs(1),
+                cap: Duration::from_secs(60),
+            },
+            timeout: Some(Duration::from_secs(10)),
+        });
+    let manager = SagaManager::new(store.clone());
+    let saga = manager.register(def).unwrap();
+    let t0 = tokio::time::Instant::now();
+    saga.start("t", &7).await.unwrap();
+    assert_eq!(saga.wait("t").await.unwrap(), SagaStatus::Compensated);
+    let waited = t0.elapsed();
+    assert_eq!(
+        *journal.lock().unwrap(),
+        [
+            "hold 7",
+            "ask attempt 1",
+            "ask attempt 2",
+            "ask attempt 3",
+            "release 70"
+        ]
+    );
+    // Three attempts of 10 s, and backoffs of 0.5-1 s and 1-2 s between them.
+    assert!(
+        waited >= Duration::from_millis(31_500) && waited < Duration::from_secs(3600),
+        "{waited:?}"
+    );
+    let state = saga.state("t").await.unwrap().unwrap();
+    let (step, error) = state.failed.unwrap();
+    assert_eq!((step.step.as_str(), step.attempts), ("ask", 3));
+    assert_eq!(error, "timed out after 10s");
+}
+
+#[derive(Debug, serde::Serialize, serde::Deserialize)]
+struct Quote {
+    price: u64,
+    currency: String,
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn typed_outputs_reach_later_steps_and_the_compensation() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = bus_common::store(dir.path());
+    let seen = Arc::new(Mutex::new(Vec::<String>::new()));
+    let (s1, s2, s3) = (seen.clone(), seen.clone(), seen.clone());
+    let def = SagaDefinition::<String>::new("typed")
+        .default_policy(quick_policy(0))
+        .step(
+            "quote",
+            |ctx| async move {
+                Ok(Quote {
+                    price: ctx.input().len() as u64 * 100,
+                    currency: "EUR".into(),
+                })
+            },
+            move |_ctx, q: Quote| {
+                let s = s1.clone();
+                async move {
+                    s.lock()
+                        .unwrap()
+                        .push(format!("cancel quote {} {}", q.price, q.currency));
+                    Ok(())
+                }
+            },
+        )
+        .step(
+            "charge",
+            move |ctx| {
+                let s = s2.clone();
+                async move {
+                    let q: Quote = ctx.output("quote")?;
+                    // The wrong type, or a step that has not run, is an error the step sees.
+                    assert!(ctx.output::<Vec<u8>>("quote").is_err());
+                    assert!(ctx.output::<Quote>("ship").is_err());
+                    s.lock()
+                        .unwrap()
+                        .push(format!("charge {} {}", q.price, q.currency));
+                    Ok((q.price, format!("charge-{}", ctx.idempotency_key())))
+                }
+            },
+            move |ctx, (amount, id): (u64, String)| {
+                let s = s3.clone();
+                async move {
+                    assert!(ctx.is_compensation());
+                    let q: Quote = ctx.output("quote")?;
+                    s.lock()
+                        .unwrap()
+                        .push(format!("refund {amount} {} {id}", q.currency));
+                    Ok(())
+                }
+            },
+        )
+        .step_without_compensation("ship", |ctx| async move {
+            if ctx.input().starts_with("bad") {
+                return Err("no address".into());
+            }
+            Ok(())
+        });
+    let manager = SagaManager::new(store.clone());
+    let saga = manager.register(def).unwrap();
+    saga.start("1", &"good".to_owned()).await.unwrap();
+    saga.start("2", &"bad-order".to_owned()).await.unwrap();
+    assert_eq!(saga.wait("1").await.unwrap(), SagaStatus::Completed);
+    assert_eq!(saga.wait("2").await.unwrap(), SagaStatus::Compensated);
+    let mut seen = seen.lock().unwrap().clone();
+    seen.sort();
+    assert_eq!(
+        seen,
+        [
+            "cancel quote 900 EUR",
+            "charge 400 EUR",
+            "charge 900 EUR",
+            "refund 900 EUR charge-typed/2/charge",
+        ]
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_saga_id_starts_once_and_bad_input_is_refused_clearly() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = bus_common::store(dir.path());
+    let ledger = Ledger::default();
+    let manager = SagaManager::new(store.clone());
+    let saga = manager.register(definition("dup", 2, &ledger)).unwrap();
+    saga.start("x", &Plan::default()).await.unwrap();
+    // While it runs, and after it completed: refused, nothing written.
+    let e = saga.start("x", &Plan::default()).await.unwrap_err();
+    assert!(matches!(e, SagaError::AlreadyStarted { .. }), "{e}");
+    assert!(e.to_string().contains("already started"), "{e}");
+    assert_eq!(saga.wait("x").await.unwrap(), SagaStatus::Completed);
+    let version = store.stream_version("$saga-dup-x");
+    assert!(matches!(
+        saga.start("x", &Plan::default()).await.unwrap_err(),
+        SagaError::AlreadyStarted { .. }
+    ));
+    assert_eq!(store.stream_version("$saga-dup-x"), version);
+    assert_eq!(ledger.state().applications["dup/x/s0"], 1);
+
+    // Many starts of one id at once: one saga.
+    let starts: Vec<_> = (0..8)
+        .map(|_| {
+            let saga = saga.clone();
+            tokio::spawn(async move { saga.start("y", &Plan::default()).await })
+        })
+        .collect();
+    let mut ok = 0;
+    for s in starts {
+        match s.await.unwrap() {
+            Ok(()) => ok += 1,
+            Err(SagaError::AlreadyStarted { .. }) => {}
+            Err(e) => panic!("{e}"),
+        }
+    }
+    assert_eq!(ok, 1);
+    manager.wait_idle().await;
+    assert_eq!(ledger.state().applications["dup/y/s1"], 1);
+
+    // Bad input.
+    assert!(matches!(
+        saga.start("", &Plan::default()).await.unwrap_err(),
+        SagaError::BadId { .. }
+    ));
+    for (def, what) in [
+        (definition("a-b", 1, &ledger), "`-`"),
+        (definition("", 1, &ledger), "empty"),
+        (definition("none", 0, &ledger), "at least one step"),
+        (
+            definition("twice", 1, &ledger).step_without_compensation("s0", |_| async { Ok(()) }),
+            "two steps",
+        ),
+    ] {
+        let e = manager.register(def).unwrap_err();
+        assert!(
+            matches!(e, SagaError::Definition { .. }) && e.to_string().contains(what),
+            "{e}"
+        );
+    }
+    assert!(matches!(
+        manager.register(definition("dup", 1, &ledger)).unwrap_err(),
+        SagaError::AlreadyRegistered(_)
+    ));
+    // A stream that is not a saga's is a clear error, not a panic.
+    store
+        .append(
+            "$saga-dup-z",
+            ExpectedVersion::NoStream,
+            &[evlog::EventData::new("Other", b"{}".to_vec())],
+        )
+        .unwrap();
+    assert!(matches!(
+        saga.state("z").await.unwrap_err(),
+        SagaError::BadRecord { .. }
+    ));
+}
+
+#[derive(Debug, serde::Serialize, serde::Deserialize)]
+struct AIResultCreated {
+    user: String,
+}
+
+impl DomainEvent for AIResultCreated {
+    const EVENT_TYPE: &'static str = "AIResultCreated";
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sagas_start_from_bus_events_once_per_correlation_key() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = bus_common::store(dir.path());
+    let ledger = Ledger::default();
+    let manager = SagaManager::new(store.clone());
+    let saga = manager.register(definition("scoring", 2, &ledger)).unwrap();
+    let bus = EventBus::new(store.clone(), BusConfig::default().idle_poll_ms(5));
+    // The saga id is the event's stream (the AI result's aggregate id); users named "skip"
+    // start nothing.
+    saga.start_on(&bus, "scoring-starter", |ctx, e: AIResultCreated| {
+        (e.user != "skip").then(|| (ctx.event().stream.to_string(), Plan::default()))
+    })
+    .unwrap();
+    let mut last = 0;
+    for (stream, user) in [
+        ("ai-1", "ada"),
+        ("ai-2", "bob"),
+        ("ai-1", "ada"),
+        ("ai-3", "skip"),
+    ] {
+        let r = bus
+            .publish_event(
+                stream,
+                ExpectedVersion::Any,
+                &AIResultCreated { user: user.into() },
+            )
+            .await
+            .unwrap();
+        last = r.last_position;
+    }
+    bus.wait_for("scoring-starter", last).await.unwrap();
+    manager.wait_idle().await;
+    for id in ["ai-1", "ai-2"] {
+        assert_eq!(saga.wait(id).await.unwrap(), SagaStatus::Completed);
+    }
+    assert!(matches!(
+        saga.wait("ai-3").await.unwrap_err(),
+        SagaError::NotFound { .. }
+    ));
+    let l = ledger.state();
+    assert_eq!(l.applications.len(), 4, "{:?}", l.applications);
+    assert!(l.applications.values().all(|n| *n == 1));
+    assert_eq!(bus.stats("scoring-starter").unwrap().skipped, 1);
+    let listed: Vec<String> = manager
+        .list()
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|s| s.stream)
+        .collect();
+    assert_eq!(listed, ["$saga-scoring-ai-1", "$saga-scoring-ai-2"]);
+    bus.shutdown().await.unwrap();
+}
