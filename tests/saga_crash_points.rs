@@ -23,12 +23,25 @@ const DIR: &str = "/store";
 
 /// The sagas of the run: (type, steps, id, plan).
 fn sagas() -> Vec<(&'static str, usize, String, Plan)> {
-    let fails = [None, Some(1), None, Some(2), Some(0), None, Some(3), Some(1)];
+    let fails = [
+        None,
+        Some(1),
+        None,
+        Some(2),
+        Some(0),
+        None,
+        Some(3),
+        Some(1),
+    ];
     fails
         .iter()
         .enumerate()
         .map(|(i, &fail_step)| {
-            let (ty, steps) = if i % 2 == 0 { ("three", 3) } else { ("four", 4) };
+            let (ty, steps) = if i % 2 == 0 {
+                ("three", 3)
+            } else {
+                ("four", 4)
+            };
             let plan = Plan {
                 fail_step,
                 fail_compensation: None,
@@ -141,7 +154,11 @@ fn power_loss_at_every_operation_of_running_sagas_leaves_each_completed_or_compe
             run(&store, &ledger).unwrap_or_else(|e| panic!("{ctx}: resume: {e}"));
             check(&ctx, &store, &ledger);
             let l = ledger.state();
-            resumed_steps += l.executions.values().map(|n| u64::from(*n - 1)).sum::<u64>();
+            resumed_steps += l
+                .executions
+                .values()
+                .map(|n| u64::from(*n - 1))
+                .sum::<u64>();
             checked += 1;
         }
     }
@@ -149,6 +166,12 @@ fn power_loss_at_every_operation_of_running_sagas_leaves_each_completed_or_compe
         "saga crash points checked: {checked} ({total} operations x variants); \
          {resumed_steps} step runs were repeats whose effect the idempotency key kept single"
     );
-    assert!(total > 60, "the run should write many records ({total} operations)");
-    assert!(resumed_steps > 0, "some crash should fall between a step and its record");
+    assert!(
+        total > 60,
+        "the run should write many records ({total} operations)"
+    );
+    assert!(
+        resumed_steps > 0,
+        "some crash should fall between a step and its record"
+    );
 }

@@ -46,6 +46,21 @@ pub struct LedgerState {
     pub healed: bool,
 }
 
+/// The services a test saga's steps act on, keyed by idempotency key: an in-memory [`Ledger`],
+/// or (in the kill -9 test) streams of a second store.
+pub trait Effects: Send + Sync + 'static {
+    /// Applies the effect under `key` unless it is applied already; returns its token.
+    fn apply(&self, key: &str) -> String;
+    /// The token of the effect under `key`, if it is applied.
+    fn token(&self, key: &str) -> Option<String>;
+    /// Undoes the effect under `key`, once; `out` must be what its step returned.
+    fn undo(&self, key: &str, out: &StepOut);
+    /// Whether failing compensations succeed now (at `attempt`).
+    fn compensation_allowed(&self, attempt: u32) -> bool;
+    /// Records what must never happen.
+    fn violation(&self, v: String);
+}
+
 /// A shared ledger: the test process's model of the services the sagas call. It lives outside
 /// the store, so a crash of the store leaves it as it was.
 #[derive(Debug, Clone, Default)]
@@ -64,8 +79,9 @@ impl Ledger {
     pub fn heal(&self) {
         self.0.lock().unwrap().healed = true;
     }
+}
 
-    /// Applies the effect under `key` unless it is applied already; returns its token.
+impl Effects for Ledger {
     fn apply(&self, key: &str) -> String {
         let mut l = self.0.lock().unwrap();
         *l.executions.entry(key.to_owned()).or_default() += 1;
@@ -79,7 +95,10 @@ impl Ledger {
         token
     }
 
-    /// Undoes the effect under `key`, once; `out` must be what its step returned.
+    fn token(&self, key: &str) -> Option<String> {
+        self.0.lock().unwrap().applied.get(key).cloned()
+    }
+
     fn undo(&self, key: &str, out: &StepOut) {
         let mut l = self.0.lock().unwrap();
         match l.applied.get(key).cloned() {
@@ -96,6 +115,10 @@ impl Ledger {
                 }
             }
         }
+    }
+
+    fn compensation_allowed(&self, _attempt: u32) -> bool {
+        self.0.lock().unwrap().healed
     }
 
     fn violation(&self, v: String) {
@@ -123,6 +146,15 @@ pub fn quick_policy(max_retries: u32) -> StepPolicy {
 /// The saga type `saga_type` of `steps` steps over a [`Plan`], acting on `ledger`. Each step
 /// checks that it got the outputs of every earlier step.
 pub fn definition(saga_type: &str, steps: usize, ledger: &Ledger) -> SagaDefinition<Plan> {
+    definition_over(saga_type, steps, Arc::new(ledger.clone()))
+}
+
+/// [`definition`] over any [`Effects`].
+pub fn definition_over(
+    saga_type: &str,
+    steps: usize,
+    ledger: Arc<dyn Effects>,
+) -> SagaDefinition<Plan> {
     let mut def = SagaDefinition::<Plan>::new(saga_type).default_policy(quick_policy(1));
     for i in 0..steps {
         let (lx, lc) = (ledger.clone(), ledger.clone());
@@ -134,7 +166,7 @@ pub fn definition(saga_type: &str, steps: usize, ledger: &Ledger) -> SagaDefinit
                     for k in 0..i {
                         let out: StepOut = ctx.output(&step_name(k))?;
                         let key = format!("{}/{}/{}", ctx.saga_type(), ctx.saga_id(), step_name(k));
-                        let stored = ledger.state().applied.get(&key).cloned();
+                        let stored = ledger.token(&key);
                         if out.step != k || Some(&out.token) != stored.as_ref() {
                             ledger.violation(format!(
                                 "{}: step {i} got output {out:?} of step {k}, stored {stored:?}",
@@ -152,7 +184,9 @@ pub fn definition(saga_type: &str, steps: usize, ledger: &Ledger) -> SagaDefinit
             move |ctx, out: StepOut| {
                 let ledger = lc.clone();
                 async move {
-                    if ctx.input().fail_compensation == Some(i) && !ledger.state().healed {
+                    if ctx.input().fail_compensation == Some(i)
+                        && !ledger.compensation_allowed(ctx.attempt())
+                    {
                         return Err(format!("compensation {i} refused").into());
                     }
                     if out.step != i {
