@@ -168,10 +168,10 @@ fn child_main(dir: &Path) -> ! {
         let effects: Arc<dyn Effects> = Arc::new(StoreEffects(services));
         let manager = SagaManager::new(sagas);
         let three = manager
-            .register(definition_over("three", 3, effects.clone()))
+            .register(definition_over("three", 3, effects.clone(), None))
             .unwrap();
         let four = manager
-            .register(definition_over("four", 4, effects))
+            .register(definition_over("four", 4, effects, None))
             .unwrap();
         manager.resume().await.unwrap();
         for n in from..to {

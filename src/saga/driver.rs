@@ -32,6 +32,8 @@ pub(crate) enum End {
 /// What a driver needs from its manager.
 pub(crate) struct Env {
     pub store: Arc<Store>,
+    /// The manager's id, in each record's metadata.
+    pub manager: Arc<str>,
     pub stop: watch::Receiver<bool>,
 }
 
@@ -222,7 +224,9 @@ impl<I: SagaData> Driver<I> {
                 Some(Err(e)) if e.is_panic() => {
                     format!("panicked: {}", panic_message(e.into_panic()))
                 }
-                Some(Err(e)) => format!("its task was cancelled: {e}"),
+                // Only a runtime shutting down cancels an attempt: that is no failure of the
+                // step, and nothing is recorded (it runs again on resume).
+                Some(Err(_)) => return Attempts::Stopped,
                 None => {
                     task.abort();
                     format!("timed out after {:?}", policy.timeout.unwrap_or_default())
@@ -249,7 +253,10 @@ impl<I: SagaData> Driver<I> {
 
     /// Appends `records` at the version last seen, and applies them.
     async fn commit(&mut self, records: Vec<SagaRecord>) -> Result<(), SagaError> {
-        let events: Vec<_> = records.iter().map(SagaRecord::to_event).collect();
+        let events: Vec<_> = records
+            .iter()
+            .map(|r| r.to_event_by(&self.env.manager))
+            .collect();
         let version = self.state.version;
         let r = append(
             &self.env.store,

@@ -66,6 +66,8 @@ type Done = watch::Receiver<Option<End>>;
 
 struct Inner {
     store: Arc<Store>,
+    id: uuid::Uuid,
+    id_text: Arc<str>,
     types: Mutex<HashMap<String, Arc<dyn ErasedSaga>>>,
     /// The sagas driven now, by stream: their end, once they end.
     running: Mutex<HashMap<String, Done>>,
@@ -99,9 +101,12 @@ impl std::fmt::Debug for SagaManager {
 impl SagaManager {
     /// A manager over `store`, with no saga type yet.
     pub fn new(store: Arc<Store>) -> SagaManager {
+        let id = uuid::Uuid::new_v4();
         SagaManager {
             inner: Arc::new(Inner {
                 store,
+                id,
+                id_text: Arc::from(id.to_string()),
                 types: Mutex::new(HashMap::new()),
                 running: Mutex::new(HashMap::new()),
                 counters: Counters::default(),
@@ -115,6 +120,12 @@ impl SagaManager {
     /// The store.
     pub fn store(&self) -> &Arc<Store> {
         &self.inner.store
+    }
+
+    /// This manager's id, random per manager: each record it appends names it in its metadata
+    /// under [`MANAGER_METADATA_KEY`](crate::saga::MANAGER_METADATA_KEY), so a saga's history says who advanced it.
+    pub fn id(&self) -> uuid::Uuid {
+        self.inner.id
     }
 
     /// Registers a saga type; the handle starts sagas of it. Errors when the definition is not
@@ -269,7 +280,7 @@ impl SagaManager {
             &self.inner.store,
             &stream,
             ExpectedVersion::Exact(state.version),
-            vec![record.to_event()],
+            vec![record.to_event_by(&self.inner.id_text)],
         )
         .await?;
         state
@@ -309,7 +320,7 @@ impl SagaManager {
             input,
             steps: def.step_names(),
         };
-        let event = SagaRecord::Started(started.clone()).to_event();
+        let event = SagaRecord::Started(started.clone()).to_event_by(&self.inner.id_text);
         let r = match append(
             &self.inner.store,
             &stream,
@@ -346,6 +357,7 @@ impl SagaManager {
         self.inner.active.send_modify(|n| *n += 1);
         let env = Env {
             store: self.inner.store.clone(),
+            manager: self.inner.id_text.clone(),
             stop: self.inner.stop.subscribe(),
         };
         let manager = self.clone();

@@ -111,6 +111,8 @@ pub use context::StepContext;
 pub use definition::{SagaData, SagaDefinition, StepError, StepPolicy, StepResult};
 pub use error::SagaError;
 pub use manager::{ResumeReport, SagaCounts, SagaHandle, SagaManager};
-pub use record::{SAGA_STREAM_PREFIX, SagaRecord, Started, StepRef, saga_stream};
+pub use record::{
+    MANAGER_METADATA_KEY, SAGA_STREAM_PREFIX, SagaRecord, Started, StepRef, saga_stream,
+};
 pub use scan::SagaSummary;
 pub use state::{SagaState, SagaStatus};

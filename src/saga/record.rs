@@ -18,11 +18,15 @@
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use crate::event::{EventData, RecordedEvent};
+use crate::event::{EventData, Metadata, RecordedEvent};
 use crate::saga::error::SagaError;
 
 /// Prefix of the saga streams: `$saga-TYPE-ID`.
 pub const SAGA_STREAM_PREFIX: &str = "$saga-";
+
+/// The metadata key of each saga record naming the manager that appended it
+/// ([`crate::saga::SagaManager::id`]).
+pub const MANAGER_METADATA_KEY: &str = "saga_manager";
 
 /// The stream of the saga `saga_id` of type `saga_type`.
 pub fn saga_stream(saga_type: &str, saga_id: &str) -> String {
@@ -205,6 +209,12 @@ impl SagaRecord {
             }
         };
         EventData::new(ty, payload)
+    }
+
+    /// The event that stores this record, appended by the manager `manager`.
+    pub(crate) fn to_event_by(&self, manager: &str) -> EventData {
+        self.to_event()
+            .with_metadata(Metadata::new().with(MANAGER_METADATA_KEY, manager))
     }
 
     /// The record an event of a saga stream stores.

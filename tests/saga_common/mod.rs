@@ -146,23 +146,32 @@ pub fn quick_policy(max_retries: u32) -> StepPolicy {
 /// The saga type `saga_type` of `steps` steps over a [`Plan`], acting on `ledger`. Each step
 /// checks that it got the outputs of every earlier step.
 pub fn definition(saga_type: &str, steps: usize, ledger: &Ledger) -> SagaDefinition<Plan> {
-    definition_over(saga_type, steps, Arc::new(ledger.clone()))
+    definition_over(saga_type, steps, Arc::new(ledger.clone()), None)
 }
 
-/// [`definition`] over any [`Effects`].
+/// A gate: the steps from index `from` on wait until `open` holds true before they act.
+pub type Gate = (usize, tokio::sync::watch::Receiver<bool>);
+
+/// [`definition`] over any [`Effects`], with an optional [`Gate`].
 pub fn definition_over(
     saga_type: &str,
     steps: usize,
     ledger: Arc<dyn Effects>,
+    gate: Option<Gate>,
 ) -> SagaDefinition<Plan> {
     let mut def = SagaDefinition::<Plan>::new(saga_type).default_policy(quick_policy(1));
     for i in 0..steps {
         let (lx, lc) = (ledger.clone(), ledger.clone());
+        let gate = gate.clone().filter(|(from, _)| i >= *from).map(|(_, g)| g);
         def = def.step(
             step_name(i),
             move |ctx| {
                 let ledger = lx.clone();
+                let gate = gate.clone();
                 async move {
+                    if let Some(mut g) = gate {
+                        g.wait_for(|open| *open).await?;
+                    }
                     for k in 0..i {
                         let out: StepOut = ctx.output(&step_name(k))?;
                         let key = format!("{}/{}/{}", ctx.saga_type(), ctx.saga_id(), step_name(k));
