@@ -25,6 +25,7 @@ pub struct StepContext<I> {
     pub(crate) step: usize,
     pub(crate) attempt: u32,
     pub(crate) compensating: bool,
+    pub(crate) failure: Option<Arc<str>>,
 }
 
 impl<I> Clone for StepContext<I> {
@@ -35,6 +36,7 @@ impl<I> Clone for StepContext<I> {
             step: self.step,
             attempt: self.attempt,
             compensating: self.compensating,
+            failure: self.failure.clone(),
         }
     }
 }
@@ -91,6 +93,12 @@ impl<I> StepContext<I> {
     /// True in a compensation, false in the step's execution.
     pub fn is_compensation(&self) -> bool {
         self.compensating
+    }
+
+    /// In a compensation, why the saga compensates: the step that failed and its last error
+    /// (`None` in a step's execution).
+    pub fn failure(&self) -> Option<&str> {
+        self.failure.as_deref()
     }
 
     /// The step's idempotency key, `TYPE/ID/STEP`: the same in every attempt, after every

@@ -176,6 +176,10 @@ impl<I: SagaData> Driver<I> {
             step,
             attempt,
             compensating,
+            failure: compensating
+                .then(|| self.state.failed.as_ref())
+                .flatten()
+                .map(|(step, error)| Arc::from(format!("step {:?} failed: {error}", step.step))),
         }
     }
 
