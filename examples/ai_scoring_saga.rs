@@ -173,7 +173,12 @@ fn ai_scoring_saga(store: Arc<Store>, credits: Arc<Credits>) -> SagaDefinition<S
                 async move {
                     let key = ctx.idempotency_key();
                     let reason = ctx.failure().unwrap_or("unknown").to_owned();
-                    let failed = event(&AIResultFailed { reason: reason.clone() }, &key);
+                    let failed = event(
+                        &AIResultFailed {
+                            reason: reason.clone(),
+                        },
+                        &key,
+                    );
                     let audit = event(
                         &AuditLogCreated {
                             action: "ai_scoring_compensated".into(),
@@ -269,7 +274,10 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let mut settled = BTreeMap::<SagaStatus, Vec<String>>::new();
     for n in 0..RESULTS {
         let id = format!("ai-result-{n}");
-        settled.entry(scoring.wait(&id).await?).or_default().push(id);
+        settled
+            .entry(scoring.wait(&id).await?)
+            .or_default()
+            .push(id);
     }
     bus.shutdown().await?;
 
@@ -290,8 +298,14 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     );
     assert_eq!(credits.held(), completed as u64 * CREDITS_PER_SCORE);
     assert_eq!(audit, compensated);
-    assert_eq!((c.completed as usize, c.compensated as usize), (completed, compensated));
-    if let Some(id) = settled.get(&SagaStatus::Compensated).and_then(|v| v.first()) {
+    assert_eq!(
+        (c.completed as usize, c.compensated as usize),
+        (completed, compensated)
+    );
+    if let Some(id) = settled
+        .get(&SagaStatus::Compensated)
+        .and_then(|v| v.first())
+    {
         let stream = format!("$saga-ai_scoring-{id}");
         println!("history of {stream}:");
         for e in store.read_stream(&stream, 0, Direction::Forward, usize::MAX) {
@@ -300,7 +314,10 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             let preview: String = payload.chars().take(110).collect();
             println!("  v{} {:<20} {preview}", e.version, e.event_type);
         }
-        println!("(the same with: evlog dump {} --stream '{stream}')", dir.display());
+        println!(
+            "(the same with: evlog dump {} --stream '{stream}')",
+            dir.display()
+        );
     }
     Ok(())
 }

@@ -554,3 +554,141 @@ async fn sagas_start_from_bus_events_once_per_correlation_key() {
     assert_eq!(listed, ["$saga-scoring-ai-1", "$saga-scoring-ai-2"]);
     bus.shutdown().await.unwrap();
 }
+
+#[derive(Debug, serde::Serialize, serde::Deserialize)]
+struct PaymentConfirmed {
+    order: String,
+    amount: u64,
+}
+
+impl DomainEvent for PaymentConfirmed {
+    const EVENT_TYPE: &'static str = "PaymentConfirmed";
+}
+
+/// A saga whose second step waits for the order's `PaymentConfirmed` (routed by its `order`
+/// field) for at most `deadline`; its first step's compensation is journaled.
+fn payment_saga(deadline: Duration, journal: &Arc<Mutex<Vec<String>>>) -> SagaDefinition<()> {
+    let j = journal.clone();
+    SagaDefinition::<()>::new("payment")
+        .default_policy(quick_policy(0))
+        .step(
+            "reserve",
+            |_ctx| async { Ok(()) },
+            move |ctx, ()| {
+                let j = j.clone();
+                async move {
+                    j.lock().unwrap().push(format!(
+                        "release {}: {}",
+                        ctx.saga_id(),
+                        ctx.failure().unwrap_or("?")
+                    ));
+                    Ok(())
+                }
+            },
+        )
+        .step_without_compensation("await_payment", move |ctx| async move {
+            let paid: PaymentConfirmed = ctx.wait_for_event(deadline).await?;
+            assert_eq!(paid.order, ctx.saga_id());
+            Ok(paid.amount)
+        })
+}
+
+fn route_payments(manager: &SagaManager, bus: &EventBus) {
+    manager
+        .route(bus, "payment-router", |_e, p: PaymentConfirmed| {
+            Some(p.order)
+        })
+        .unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_step_waits_for_the_event_routed_to_its_saga_by_correlation_key() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = bus_common::store(dir.path());
+    let bus = EventBus::new(store.clone(), BusConfig::default().idle_poll_ms(5));
+    let manager = SagaManager::new(store.clone());
+    let journal = Arc::new(Mutex::new(Vec::new()));
+    let saga = manager
+        .register(payment_saga(Duration::from_secs(3600), &journal))
+        .unwrap();
+    route_payments(&manager, &bus);
+    assert!(matches!(
+        manager
+            .route(&bus, "again", |_e, p: PaymentConfirmed| Some(p.order))
+            .unwrap_err(),
+        SagaError::AlreadyRouted(_)
+    ));
+    let paid = |order: &str, amount| PaymentConfirmed {
+        order: order.into(),
+        amount,
+    };
+    // A confirmation before the saga started is not its.
+    bus.publish_event("payments", ExpectedVersion::Any, &paid("o1", 1))
+        .await
+        .unwrap();
+    saga.start("o1", &()).await.unwrap();
+    saga.start("o2", &()).await.unwrap();
+    bus.publish_event("payments", ExpectedVersion::Any, &paid("o2", 20))
+        .await
+        .unwrap();
+    assert_eq!(saga.wait("o2").await.unwrap(), SagaStatus::Completed);
+    // o1 saw o2's confirmation arrive, and goes on waiting for its own.
+    let o1 = saga.state("o1").await.unwrap().unwrap();
+    assert_eq!(o1.status, SagaStatus::Running);
+    bus.publish_event("payments", ExpectedVersion::Any, &paid("o1", 10))
+        .await
+        .unwrap();
+    assert_eq!(saga.wait("o1").await.unwrap(), SagaStatus::Completed);
+    for (id, amount) in [("o1", 10), ("o2", 20)] {
+        let s = saga.state(id).await.unwrap().unwrap();
+        assert_eq!(s.outputs[1], serde_json::json!(amount), "{id}");
+    }
+    assert!(journal.lock().unwrap().is_empty());
+    bus.shutdown().await.unwrap();
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_step_whose_event_does_not_come_before_its_deadline_fails_and_compensates() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = bus_common::store(dir.path());
+    let bus = EventBus::new(store.clone(), BusConfig::default().idle_poll_ms(1_000));
+    let manager = SagaManager::new(store.clone());
+    let journal = Arc::new(Mutex::new(Vec::new()));
+    let saga = manager
+        .register(payment_saga(Duration::from_secs(30), &journal))
+        .unwrap();
+    route_payments(&manager, &bus);
+    let t0 = tokio::time::Instant::now();
+    saga.start("late", &()).await.unwrap();
+    assert_eq!(saga.wait("late").await.unwrap(), SagaStatus::Compensated);
+    assert!(
+        t0.elapsed() >= Duration::from_secs(30),
+        "{:?}",
+        t0.elapsed()
+    );
+    assert_eq!(
+        *journal.lock().unwrap(),
+        [
+            "release late: step \"await_payment\" failed: no PaymentConfirmed for saga \"late\" \
+          within 30s"
+        ]
+    );
+    // A step waiting for events nobody routes fails at once, saying so.
+    let other = SagaManager::new(store.clone());
+    let unrouted = other
+        .register(payment_saga(Duration::from_secs(30), &journal))
+        .unwrap();
+    unrouted.start("unrouted", &()).await.unwrap();
+    assert_eq!(
+        unrouted.wait("unrouted").await.unwrap(),
+        SagaStatus::Compensated
+    );
+    let s = unrouted.state("unrouted").await.unwrap().unwrap();
+    assert!(
+        s.failed
+            .unwrap()
+            .1
+            .contains("no route for PaymentConfirmed")
+    );
+    bus.shutdown().await.unwrap();
+}

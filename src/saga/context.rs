@@ -16,6 +16,9 @@ pub(crate) struct Shared<I> {
     pub stream: String,
     pub input: I,
     pub step_names: Vec<String>,
+    /// Position of the saga's `SagaStarted` record.
+    pub started_position: u64,
+    pub router: Arc<crate::saga::route::Router>,
 }
 
 /// One attempt of a step, or of its compensation.

@@ -34,6 +34,7 @@ pub(crate) struct Env {
     pub store: Arc<Store>,
     /// The manager's id, in each record's metadata.
     pub manager: Arc<str>,
+    pub router: Arc<crate::saga::route::Router>,
     pub stop: watch::Receiver<bool>,
 }
 
@@ -67,6 +68,8 @@ impl<I: SagaData> ErasedSaga for SagaDefinition<I> {
                 stream: state.stream.clone(),
                 input,
                 step_names: self.step_names(),
+                started_position: state.started_position,
+                router: env.router.clone(),
             });
             let driver = Driver {
                 def: self,

@@ -31,6 +31,9 @@ pub enum SagaError {
     /// A saga type is already registered on this manager.
     #[error("saga type {0:?} is already registered on this manager")]
     AlreadyRegistered(String),
+    /// The events of this type are routed already on this manager.
+    #[error("the events {0:?} are routed already on this manager (one route per event type)")]
+    AlreadyRouted(String),
     /// No saga of that type is registered on this manager.
     #[error("no saga type {0:?} is registered on this manager; register its definition first")]
     UnknownType(String),

@@ -10,11 +10,12 @@ use std::sync::{Arc, Mutex};
 use tokio::sync::watch;
 
 use crate::bus::{DomainEvent, EventBus, HandlerContext, Outcome};
-use crate::event::ExpectedVersion;
+use crate::event::{ExpectedVersion, RecordedEvent};
 use crate::saga::definition::{SagaData, SagaDefinition};
 use crate::saga::driver::{End, Env, ErasedSaga, append};
 use crate::saga::error::SagaError;
 use crate::saga::record::{SagaRecord, Started, saga_stream};
+use crate::saga::route::Router;
 use crate::saga::scan::{SagaSummary, scan};
 use crate::saga::state::{SagaState, SagaStatus};
 use crate::store::Store;
@@ -66,6 +67,7 @@ type Done = watch::Receiver<Option<End>>;
 
 struct Inner {
     store: Arc<Store>,
+    router: Arc<Router>,
     id: uuid::Uuid,
     id_text: Arc<str>,
     types: Mutex<HashMap<String, Arc<dyn ErasedSaga>>>,
@@ -105,6 +107,7 @@ impl SagaManager {
         SagaManager {
             inner: Arc::new(Inner {
                 store,
+                router: Arc::default(),
                 id,
                 id_text: Arc::from(id.to_string()),
                 types: Mutex::new(HashMap::new()),
@@ -155,6 +158,29 @@ impl SagaManager {
             .expect("saga types")
             .get(saga_type)
             .cloned()
+    }
+
+    /// Routes the events `E` to the sagas waiting for them
+    /// ([`StepContext::wait_for_event`](crate::saga::StepContext::wait_for_event)): `key` gives
+    /// the id of the saga an event is for (its correlation key, e.g. the event's stream), or
+    /// `None`. Registers the bus handler `handler`, which wakes the waiting steps as the events
+    /// arrive (they find them in the store). One route per event type.
+    pub fn route<E, F>(&self, bus: &EventBus, handler: &str, key: F) -> Result<(), SagaError>
+    where
+        E: DomainEvent,
+        F: Fn(&RecordedEvent, E) -> Option<String> + Send + Sync + 'static,
+    {
+        let key: crate::saga::route::KeyFn =
+            Arc::new(move |e: &RecordedEvent| E::decode(&e.payload).ok().and_then(|v| key(e, v)));
+        if !self.inner.router.add(E::EVENT_TYPE, key) {
+            return Err(SagaError::AlreadyRouted(E::EVENT_TYPE.to_owned()));
+        }
+        let router = self.inner.router.clone();
+        bus.subscribe(handler, move |_ctx: HandlerContext, _e: E| {
+            router.arrived();
+            async { Ok(Outcome::Handled) }
+        })?;
+        Ok(())
     }
 
     /// What the counts are now.
@@ -339,7 +365,7 @@ impl SagaManager {
             }
             Err(e) => return Err(e),
         };
-        let state = SagaState::new(stream, started, r.next_expected_version);
+        let state = SagaState::new(stream, started, r.next_expected_version, r.first_position);
         self.spawn(def, state);
         Ok(())
     }
@@ -358,6 +384,7 @@ impl SagaManager {
         let env = Env {
             store: self.inner.store.clone(),
             manager: self.inner.id_text.clone(),
+            router: self.inner.router.clone(),
             stop: self.inner.stop.subscribe(),
         };
         let manager = self.clone();

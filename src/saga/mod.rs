@@ -104,6 +104,7 @@ mod driver;
 mod error;
 mod manager;
 pub mod record;
+mod route;
 mod scan;
 mod state;
 

@@ -65,11 +65,18 @@ pub struct SagaState {
     pub attention: Option<(StepRef, String)>,
     /// Version of the stream's last event: the next transition expects it.
     pub version: u64,
+    /// Global position of its `SagaStarted` record: the events a step waits for come after it.
+    pub started_position: u64,
 }
 
 impl SagaState {
     /// A saga just started, its `SagaStarted` record at `version`.
-    pub(crate) fn new(stream: String, started: Started, version: u64) -> SagaState {
+    pub(crate) fn new(
+        stream: String,
+        started: Started,
+        version: u64,
+        started_position: u64,
+    ) -> SagaState {
         SagaState {
             stream,
             started,
@@ -79,15 +86,19 @@ impl SagaState {
             failed: None,
             attention: None,
             version,
+            started_position,
         }
     }
 
     /// The state after the first record, which must be `Started`.
     fn begin(e: &RecordedEvent) -> Result<SagaState, SagaError> {
         match SagaRecord::from_event(e)? {
-            SagaRecord::Started(started) => {
-                Ok(SagaState::new(e.stream.to_string(), started, e.version))
-            }
+            SagaRecord::Started(started) => Ok(SagaState::new(
+                e.stream.to_string(),
+                started,
+                e.version,
+                e.position,
+            )),
             other => Err(SagaError::BadRecord {
                 stream: e.stream.to_string(),
                 version: e.version,
