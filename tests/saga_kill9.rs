@@ -50,7 +50,7 @@ fn opts() -> StoreOptions {
 
 /// Saga `n`: its type, step count and plan.
 fn saga_of(n: u64) -> (&'static str, usize, Plan) {
-    let (ty, steps) = if n % 2 == 0 {
+    let (ty, steps) = if n.is_multiple_of(2) {
         ("three", 3)
     } else {
         ("four", 4)

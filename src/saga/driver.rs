@@ -180,7 +180,7 @@ impl<I: SagaData> Driver<I> {
             attempt,
             compensating,
             failure: compensating
-                .then(|| self.state.failed.as_ref())
+                .then_some(self.state.failed.as_ref())
                 .flatten()
                 .map(|(step, error)| Arc::from(format!("step {:?} failed: {error}", step.step))),
         }
