@@ -79,7 +79,7 @@ pub mod dead_letter;
 mod dead_letters;
 pub(crate) mod delivery;
 mod error;
-mod event;
+pub(crate) mod event;
 mod event_bus;
 mod handler;
 mod lanes;

@@ -224,9 +224,7 @@ impl SagaRecord {
             version: e.version,
             reason,
         };
-        fn de<'a, T: Deserialize<'a>>(p: &'a [u8]) -> Result<T, String> {
-            serde_json::from_slice(p).map_err(|e| e.to_string())
-        }
+        use crate::bus::event::json_payload as de;
         let p = &e.payload;
         Ok(match &*e.event_type {
             types::STARTED => SagaRecord::Started(de(p).map_err(bad)?),
@@ -272,19 +270,9 @@ impl SagaRecord {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::sync::Arc;
 
     fn recorded(data: EventData) -> RecordedEvent {
-        RecordedEvent {
-            stream: Arc::from("$saga-t-1"),
-            version: 0,
-            position: 0,
-            timestamp_us: 0,
-            id: data.id,
-            event_type: Arc::from(data.event_type.as_str()),
-            payload: data.payload,
-            metadata: data.metadata,
-        }
+        RecordedEvent::stored_as("$saga-t-1", data)
     }
 
     #[test]

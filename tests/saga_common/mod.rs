@@ -20,6 +20,16 @@ pub struct Plan {
     pub fail_compensation: Option<usize>,
 }
 
+impl Plan {
+    /// Step `step` fails on every attempt; compensations succeed.
+    pub fn failing_at(step: usize) -> Plan {
+        Plan {
+            fail_step: Some(step),
+            fail_compensation: None,
+        }
+    }
+}
+
 /// A step's output: which step, and the token its effect stored.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct StepOut {
@@ -225,8 +235,8 @@ pub fn expected_status(steps: usize, plan: Plan, healed: bool) -> SagaStatus {
 
 /// Checks a settled saga's effects in the ledger against its plan: a completed saga applied
 /// each step once and undid none; a compensated one applied exactly the steps before the
-/// failing one, once each, and undid each of them, last first. (Undoing what was never applied
-/// is a ledger violation: check [`LedgerState::violations`].)
+/// failing one, once each, and undid each of them, last first; and the ledger saw nothing that
+/// must never happen (an undo of what was never applied, a wrong output handed on).
 pub fn check_effects(
     ctx: &str,
     ledger: &LedgerState,
@@ -236,6 +246,11 @@ pub fn check_effects(
     plan: Plan,
     status: SagaStatus,
 ) {
+    assert!(
+        ledger.violations.is_empty(),
+        "{ctx}: {:?}",
+        ledger.violations
+    );
     let key = |i: usize| format!("{saga_type}/{saga_id}/{}", step_name(i));
     let fail = plan.fail_step.filter(|f| *f < steps);
     let applied_steps = fail.unwrap_or(steps);
