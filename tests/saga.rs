@@ -711,3 +711,44 @@ async fn a_step_whose_event_does_not_come_before_its_deadline_fails_and_compensa
     );
     bus.shutdown().await.unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_step_that_panics_fails_like_an_error_and_is_compensated() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = bus_common::store(dir.path());
+    let undone = Arc::new(Mutex::new(Vec::<String>::new()));
+    let u = undone.clone();
+    let def = SagaDefinition::<u32>::new("panicky")
+        .default_policy(quick_policy(2))
+        .step(
+            "first",
+            |_ctx| async { Ok(1u32) },
+            move |ctx, _: u32| {
+                let u = u.clone();
+                async move {
+                    u.lock().unwrap().push(ctx.failure().unwrap().to_owned());
+                    Ok(())
+                }
+            },
+        )
+        .step_without_compensation("second", |ctx| async move {
+            if *ctx.input() == 0 {
+                panic!("divide by zero (attempt {})", ctx.attempt());
+            }
+            Ok(10 / *ctx.input())
+        });
+    let manager = SagaManager::new(store.clone());
+    let saga = manager.register(def).unwrap();
+    saga.start("p", &0).await.unwrap();
+    saga.start("q", &5).await.unwrap();
+    assert_eq!(saga.wait("p").await.unwrap(), SagaStatus::Compensated);
+    assert_eq!(saga.wait("q").await.unwrap(), SagaStatus::Completed);
+    let (step, error) = saga.state("p").await.unwrap().unwrap().failed.unwrap();
+    assert_eq!((step.step.as_str(), step.attempts), ("second", 3));
+    assert_eq!(error, "panicked: divide by zero (attempt 3)");
+    assert_eq!(
+        *undone.lock().unwrap(),
+        ["step \"second\" failed: panicked: divide by zero (attempt 3)"]
+    );
+    assert_eq!(manager.counts().active, 0);
+}

@@ -3,13 +3,17 @@
 //! until the saga is settled, another manager takes it over, or the manager stops.
 
 use std::future::Future;
+use std::panic::AssertUnwindSafe;
+use std::pin::Pin;
 use std::sync::Arc;
+use std::task::{Context, Poll};
 
 use serde_json::Value;
 use tokio::sync::watch;
 
 use crate::bus::delivery::panic_message;
 use crate::event::ExpectedVersion;
+use crate::saga::commit::Committer;
 use crate::saga::context::{Shared, StepContext};
 use crate::saga::definition::{BoxFuture, SagaData, SagaDefinition, StepPolicy, StepResult};
 use crate::saga::error::SagaError;
@@ -32,6 +36,7 @@ pub(crate) enum End {
 /// What a driver needs from its manager.
 pub(crate) struct Env {
     pub store: Arc<Store>,
+    pub committer: Committer,
     /// The manager's id, in each record's metadata.
     pub manager: Arc<str>,
     pub router: Arc<crate::saga::route::Router>,
@@ -211,33 +216,26 @@ impl<I: SagaData> Driver<I> {
         call: F,
     ) -> Attempts<T>
     where
-        T: Send + 'static,
         F: Fn(StepContext<I>) -> Fut,
-        Fut: Future<Output = StepResult<T>> + Send + 'static,
+        Fut: Future<Output = StepResult<T>> + Unpin,
     {
         let seed = seed_of(&self.context(step, 1, compensating).idempotency_key());
         let what = if compensating { "compensation" } else { "step" };
         let mut attempt = 0u32;
         loop {
             attempt = attempt.saturating_add(1);
-            let mut task = tokio::spawn(call(self.context(step, attempt, compensating)));
+            // A timeout drops the attempt's future; a runtime shutting down drops the whole
+            // driver (nothing recorded: the step runs again on resume).
+            let attempt_fut = CatchUnwind(call(self.context(step, attempt, compensating)));
             let joined = match policy.timeout {
-                None => Some((&mut task).await),
-                Some(t) => tokio::time::timeout(t, &mut task).await.ok(),
+                None => Some(attempt_fut.await),
+                Some(t) => tokio::time::timeout(t, attempt_fut).await.ok(),
             };
             let error = match joined {
                 Some(Ok(Ok(v))) => return Attempts::Done(v, attempt),
                 Some(Ok(Err(e))) => e.to_string(),
-                Some(Err(e)) if e.is_panic() => {
-                    format!("panicked: {}", panic_message(e.into_panic()))
-                }
-                // Only a runtime shutting down cancels an attempt: that is no failure of the
-                // step, and nothing is recorded (it runs again on resume).
-                Some(Err(_)) => return Attempts::Stopped,
-                None => {
-                    task.abort();
-                    format!("timed out after {:?}", policy.timeout.unwrap_or_default())
-                }
+                Some(Err(panic)) => format!("panicked: {panic}"),
+                None => format!("timed out after {:?}", policy.timeout.unwrap_or_default()),
             };
             tracing::warn!(
                 saga = %self.state.stream,
@@ -265,13 +263,11 @@ impl<I: SagaData> Driver<I> {
             .map(|r| r.to_event_by(&self.env.manager))
             .collect();
         let version = self.state.version;
-        let r = append(
-            &self.env.store,
-            &self.state.stream,
-            ExpectedVersion::Exact(version),
-            events,
-        )
-        .await?;
+        let r = self
+            .env
+            .committer
+            .append(&self.state.stream, ExpectedVersion::Exact(version), events)
+            .await?;
         let first = r.next_expected_version + 1 - records.len() as u64;
         for (k, record) in records.into_iter().enumerate() {
             self.state
@@ -286,31 +282,20 @@ impl<I: SagaData> Driver<I> {
     }
 }
 
-/// Appends on a blocking thread (an append waits for its fsync). A wrong expected version is
-/// [`SagaError::Lost`]: another manager moved the saga on.
-pub(crate) async fn append(
-    store: &Arc<Store>,
-    stream: &str,
-    expected: ExpectedVersion,
-    events: Vec<crate::event::EventData>,
-) -> Result<crate::event::AppendResult, SagaError> {
-    let s = store.clone();
-    let owned = stream.to_owned();
-    let r = match tokio::task::spawn_blocking(move || s.append(&owned, expected, &events)).await {
-        Ok(r) => r,
-        Err(e) if e.is_panic() => std::panic::resume_unwind(e.into_panic()),
-        Err(_) => return Err(SagaError::ShutDown),
-    };
-    match r {
-        Ok(r) => Ok(r),
-        Err(crate::Error::WrongExpectedVersion { .. }) => Err(SagaError::Lost {
-            stream: stream.to_owned(),
-            expected: match expected {
-                ExpectedVersion::Exact(v) => Some(v),
-                _ => None,
-            },
-        }),
-        Err(e) => Err(e.into()),
+/// A future whose panic, while it is polled, is its output's error (the panic's message): a
+/// step that panics fails like one that returns an error.
+pub(crate) struct CatchUnwind<F>(pub F);
+
+impl<F: Future + Unpin> Future for CatchUnwind<F> {
+    type Output = Result<F::Output, String>;
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let inner = &mut self.0;
+        match std::panic::catch_unwind(AssertUnwindSafe(|| Pin::new(inner).poll(cx))) {
+            Ok(Poll::Pending) => Poll::Pending,
+            Ok(Poll::Ready(v)) => Poll::Ready(Ok(v)),
+            Err(panic) => Poll::Ready(Err(panic_message(panic))),
+        }
     }
 }
 

@@ -11,8 +11,9 @@ use tokio::sync::watch;
 
 use crate::bus::{DomainEvent, EventBus, HandlerContext, Outcome};
 use crate::event::{ExpectedVersion, RecordedEvent};
+use crate::saga::commit::Committer;
 use crate::saga::definition::{SagaData, SagaDefinition};
-use crate::saga::driver::{End, Env, ErasedSaga, append};
+use crate::saga::driver::{CatchUnwind, End, Env, ErasedSaga};
 use crate::saga::error::SagaError;
 use crate::saga::record::{SagaRecord, Started, saga_stream};
 use crate::saga::route::Router;
@@ -67,6 +68,7 @@ type Done = watch::Receiver<Option<End>>;
 
 struct Inner {
     store: Arc<Store>,
+    committer: Committer,
     router: Arc<Router>,
     id: uuid::Uuid,
     id_text: Arc<str>,
@@ -106,6 +108,7 @@ impl SagaManager {
         let id = uuid::Uuid::new_v4();
         SagaManager {
             inner: Arc::new(Inner {
+                committer: Committer::start(store.clone()),
                 store,
                 router: Arc::default(),
                 id,
@@ -302,13 +305,15 @@ impl SagaManager {
             });
         }
         let record = SagaRecord::RetryRequested { by: by.to_owned() };
-        let r = append(
-            &self.inner.store,
-            &stream,
-            ExpectedVersion::Exact(state.version),
-            vec![record.to_event_by(&self.inner.id_text)],
-        )
-        .await?;
+        let r = self
+            .inner
+            .committer
+            .append(
+                &stream,
+                ExpectedVersion::Exact(state.version),
+                vec![record.to_event_by(&self.inner.id_text)],
+            )
+            .await?;
         state
             .apply_record(record, r.next_expected_version)
             .expect("a retry follows needs-attention");
@@ -347,13 +352,11 @@ impl SagaManager {
             steps: def.step_names(),
         };
         let event = SagaRecord::Started(started.clone()).to_event_by(&self.inner.id_text);
-        let r = match append(
-            &self.inner.store,
-            &stream,
-            ExpectedVersion::NoStream,
-            vec![event],
-        )
-        .await
+        let r = match self
+            .inner
+            .committer
+            .append(&stream, ExpectedVersion::NoStream, vec![event])
+            .await
         {
             Ok(r) => r,
             Err(SagaError::Lost { .. }) => {
@@ -383,15 +386,16 @@ impl SagaManager {
         self.inner.active.send_modify(|n| *n += 1);
         let env = Env {
             store: self.inner.store.clone(),
+            committer: self.inner.committer.clone(),
             manager: self.inner.id_text.clone(),
             router: self.inner.router.clone(),
             stop: self.inner.stop.subscribe(),
         };
         let manager = self.clone();
         let task = tokio::spawn(async move {
-            let end = match tokio::spawn(def.drive(env, state)).await {
+            let end = match CatchUnwind(def.drive(env, state)).await {
                 Ok(end) => end,
-                Err(e) => End::Error(format!("the saga's task stopped: {e}")),
+                Err(panic) => End::Error(format!("the saga's driver panicked: {panic}")),
             };
             manager.ended(&stream, &end);
             done_tx.send_replace(Some(end));

@@ -1,0 +1,146 @@
+//! The committer: one thread per manager that appends the saga transitions its drivers ask for,
+//! as many as are waiting in one [`Store::append_multi`] (one frame, one fsync), each still
+//! checked against its own expected version. A transition whose stream moved on is refused
+//! alone ([`SagaError::Lost`]); the others of its batch are appended.
+//!
+//! So 64 sagas advancing at once cost about one durable append per round of their steps, not
+//! 64, and no tokio worker waits for an fsync.
+
+use std::collections::HashSet;
+use std::sync::Arc;
+use std::sync::mpsc;
+
+use tokio::sync::oneshot;
+
+use crate::error::Error;
+use crate::event::{AppendResult, EventData, ExpectedVersion};
+use crate::saga::error::SagaError;
+use crate::store::Store;
+
+/// Most transitions in one append.
+const MAX_BATCH_TRANSITIONS: usize = 256;
+/// Most payload bytes in one append (a single larger transition goes alone).
+const MAX_BATCH_PAYLOAD_BYTES: usize = 8 << 20;
+
+struct Request {
+    stream: String,
+    expected: ExpectedVersion,
+    events: Vec<EventData>,
+    reply: oneshot::Sender<Result<AppendResult, Error>>,
+}
+
+/// Appends saga transitions through the committer thread. A clone sends to the same thread,
+/// which ends when every clone is dropped.
+#[derive(Clone)]
+pub(crate) struct Committer {
+    tx: mpsc::Sender<Request>,
+}
+
+impl Committer {
+    /// Starts the committer thread of `store`.
+    pub fn start(store: Arc<Store>) -> Committer {
+        let (tx, rx) = mpsc::channel();
+        std::thread::Builder::new()
+            .name("evlog-saga-commit".into())
+            .spawn(move || run(&store, &rx))
+            .expect("spawn the saga committer thread");
+        Committer { tx }
+    }
+
+    /// Appends `events` to `stream` if it is at `expected`, and returns once they are durable.
+    /// A wrong expected version is [`SagaError::Lost`]: another manager moved the saga on.
+    pub async fn append(
+        &self,
+        stream: &str,
+        expected: ExpectedVersion,
+        events: Vec<EventData>,
+    ) -> Result<AppendResult, SagaError> {
+        let (reply, rx) = oneshot::channel();
+        let request = Request {
+            stream: stream.to_owned(),
+            expected,
+            events,
+            reply,
+        };
+        self.tx.send(request).map_err(|_| SagaError::ShutDown)?;
+        match rx.await.map_err(|_| SagaError::ShutDown)? {
+            Ok(r) => Ok(r),
+            Err(Error::WrongExpectedVersion { .. }) => Err(SagaError::Lost {
+                stream: stream.to_owned(),
+                expected: match expected {
+                    ExpectedVersion::Exact(v) => Some(v),
+                    _ => None,
+                },
+            }),
+            Err(e) => Err(e.into()),
+        }
+    }
+}
+
+fn run(store: &Store, rx: &mpsc::Receiver<Request>) {
+    let mut deferred: Vec<Request> = Vec::new();
+    loop {
+        let mut batch = std::mem::take(&mut deferred);
+        if batch.is_empty() {
+            match rx.recv() {
+                Ok(r) => batch.push(r),
+                Err(_) => return,
+            }
+        }
+        let mut bytes: usize = batch.iter().map(payload_bytes).sum();
+        while batch.len() < MAX_BATCH_TRANSITIONS && bytes < MAX_BATCH_PAYLOAD_BYTES {
+            match rx.try_recv() {
+                Ok(r) => {
+                    bytes += payload_bytes(&r);
+                    batch.push(r);
+                }
+                Err(_) => break,
+            }
+        }
+        // A stream appears once per append: a second transition of one stream (two starts of
+        // one id) waits for the next round.
+        let mut streams = HashSet::new();
+        let (now, later): (Vec<Request>, Vec<Request>) = batch
+            .into_iter()
+            .partition(|r| streams.insert(r.stream.clone()));
+        deferred = later;
+        commit(store, now);
+    }
+}
+
+fn payload_bytes(r: &Request) -> usize {
+    r.events.iter().map(|e| e.payload.len()).sum()
+}
+
+/// Appends `batch` in one `append_multi`, leaving out (and refusing) each transition whose
+/// stream moved on; any other error is the answer of each transition appended alone.
+fn commit(store: &Store, mut batch: Vec<Request>) {
+    while !batch.is_empty() {
+        let parts: Vec<(&str, ExpectedVersion, &[EventData])> = batch
+            .iter()
+            .map(|r| (r.stream.as_str(), r.expected, &r.events[..]))
+            .collect();
+        match store.append_multi(&parts) {
+            Ok(results) => {
+                for (r, result) in batch.into_iter().zip(results) {
+                    let _ = r.reply.send(Ok(result));
+                }
+                return;
+            }
+            Err(Error::WrongExpectedVersion { stream, .. }) if batch.len() > 1 => {
+                let i = batch
+                    .iter()
+                    .position(|r| r.stream == stream)
+                    .expect("the error names a stream of the batch");
+                let r = batch.swap_remove(i);
+                let _ = r.reply.send(store.append(&r.stream, r.expected, &r.events));
+            }
+            Err(_) => {
+                for r in batch {
+                    let _ = r.reply.send(store.append(&r.stream, r.expected, &r.events));
+                }
+                return;
+            }
+        }
+    }
+}
