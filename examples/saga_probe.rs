@@ -6,7 +6,7 @@
 //! per-step latency (from one step's call to the next one's: the step, its record durable, the
 //! next dispatch) p50 and p99.
 //!
-//! `cargo run --release --features bus --example saga_probe -- DIR [N] [ROUNDS]`
+//! `cargo run --release --features bus --example saga_probe -- DIR [N] [ROUNDS] [sagas-only]`
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -106,6 +106,16 @@ fn main() {
     let root = std::path::PathBuf::from(&args[1]);
     let n: u64 = args.get(2).map_or(10_000, |a| a.parse().unwrap());
     let rounds: usize = args.get(3).map_or(3, |a| a.parse().unwrap());
+    if args.get(4).map(String::as_str) == Some("sagas-only") {
+        // For profiling the saga side alone.
+        for round in 0..rounds {
+            let d = root.join(format!("sagas-{round}"));
+            let _ = std::fs::remove_dir_all(&d);
+            let (ts, _) = sagas(&d, n);
+            println!("round {round}: {n} sagas in {ts:.2?}");
+        }
+        return;
+    }
     std::fs::create_dir_all(&root).unwrap();
     let (mut saga_rates, mut append_rates, mut ratios, mut all_gaps) =
         (Vec::new(), Vec::new(), Vec::new(), Vec::new());
