@@ -9,6 +9,7 @@
 use std::collections::HashSet;
 use std::sync::Arc;
 use std::sync::mpsc;
+use std::time::{Duration, Instant};
 
 use tokio::sync::oneshot;
 
@@ -21,6 +22,9 @@ use crate::store::Store;
 const MAX_BATCH_TRANSITIONS: usize = 256;
 /// Most payload bytes in one append (a single larger transition goes alone).
 const MAX_BATCH_PAYLOAD_BYTES: usize = 8 << 20;
+/// Longest wait for more transitions before an append (see `run`): a bound on the latency the
+/// gathering adds when a slow fsync made the last append long.
+const MAX_GATHER: Duration = Duration::from_millis(2);
 
 struct Request {
     stream: String,
@@ -79,6 +83,8 @@ impl Committer {
 
 fn run(store: &Store, rx: &mpsc::Receiver<Request>) {
     let mut deferred: Vec<Request> = Vec::new();
+    // The last append's size and time: the gathering of the next one is sized on them.
+    let (mut last_batch, mut last_commit) = (1usize, Duration::ZERO);
     loop {
         let mut batch = std::mem::take(&mut deferred);
         if batch.is_empty() {
@@ -87,15 +93,27 @@ fn run(store: &Store, rx: &mpsc::Receiver<Request>) {
                 Err(_) => return,
             }
         }
+        // Group commit: the sagas the last append served are about to ask again (their next
+        // step is running); wait for them, at most half an append, so that this append
+        // serves them too. A lone saga never waits.
+        let deadline = Instant::now() + (last_commit / 2).min(MAX_GATHER);
         let mut bytes: usize = batch.iter().map(payload_bytes).sum();
         while batch.len() < MAX_BATCH_TRANSITIONS && bytes < MAX_BATCH_PAYLOAD_BYTES {
-            match rx.try_recv() {
-                Ok(r) => {
-                    bytes += payload_bytes(&r);
-                    batch.push(r);
+            let next = match rx.try_recv() {
+                Ok(r) => Some(r),
+                Err(mpsc::TryRecvError::Disconnected) => None,
+                Err(mpsc::TryRecvError::Empty) => {
+                    let now = Instant::now();
+                    if batch.len() >= last_batch || now >= deadline {
+                        None
+                    } else {
+                        rx.recv_timeout(deadline - now).ok()
+                    }
                 }
-                Err(_) => break,
-            }
+            };
+            let Some(r) = next else { break };
+            bytes += payload_bytes(&r);
+            batch.push(r);
         }
         // A stream appears once per append: a second transition of one stream (two starts of
         // one id) waits for the next round.
@@ -104,7 +122,10 @@ fn run(store: &Store, rx: &mpsc::Receiver<Request>) {
             .into_iter()
             .partition(|r| streams.insert(r.stream.clone()));
         deferred = later;
+        last_batch = now.len();
+        let started = Instant::now();
         commit(store, now);
+        last_commit = started.elapsed();
     }
 }
 
