@@ -752,3 +752,47 @@ async fn a_step_that_panics_fails_like_an_error_and_is_compensated() {
     );
     assert_eq!(manager.counts().active, 0);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn shutdown_drops_the_attempt_under_way_and_a_new_manager_resumes_the_saga() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = bus_common::store(dir.path());
+    let stuck = SagaDefinition::<u32>::new("resumable")
+        .step_without_compensation("a", |ctx| async move { Ok(*ctx.input()) })
+        .step_without_compensation("b", |_ctx| async {
+            std::future::pending::<()>().await;
+            Ok(0u32)
+        });
+    let first = SagaManager::new(store.clone());
+    let saga = first.register(stuck).unwrap();
+    saga.start("r", &4).await.unwrap();
+    while store.stream_version("$saga-resumable-r") != Some(1) {
+        tokio::task::yield_now().await;
+    }
+    first.shutdown().await;
+    assert_eq!(first.counts().active, 0);
+    assert!(matches!(
+        saga.start("s", &1).await.unwrap_err(),
+        SagaError::ShutDown
+    ));
+    let state = saga.state("r").await.unwrap().unwrap();
+    assert_eq!(
+        (state.status, state.outputs.len()),
+        (SagaStatus::Running, 1)
+    );
+
+    let healthy = SagaDefinition::<u32>::new("resumable")
+        .step_without_compensation("a", |_ctx| async { Ok(0u32) })
+        .step_without_compensation("b", |ctx| async move {
+            let a: u32 = ctx.output("a")?;
+            Ok(a * 10)
+        });
+    let second = SagaManager::new(store.clone());
+    let saga = second.register(healthy).unwrap();
+    let report = second.resume().await.unwrap();
+    assert_eq!(report.resumed, ["$saga-resumable-r"]);
+    assert_eq!(saga.wait("r").await.unwrap(), SagaStatus::Completed);
+    let state = saga.state("r").await.unwrap().unwrap();
+    // Step a's output is the first run's (it was recorded); b ran in the second manager.
+    assert_eq!(state.outputs, [serde_json::json!(4), serde_json::json!(40)]);
+}

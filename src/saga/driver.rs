@@ -224,12 +224,20 @@ impl<I: SagaData> Driver<I> {
         let mut attempt = 0u32;
         loop {
             attempt = attempt.saturating_add(1);
-            // A timeout drops the attempt's future; a runtime shutting down drops the whole
-            // driver (nothing recorded: the step runs again on resume).
+            // A timeout drops the attempt's future; so do the manager's shutdown and a runtime
+            // shutting down (nothing recorded: the step runs again on resume, as after a
+            // crash).
             let attempt_fut = CatchUnwind(call(self.context(step, attempt, compensating)));
-            let joined = match policy.timeout {
-                None => Some(attempt_fut.await),
-                Some(t) => tokio::time::timeout(t, attempt_fut).await.ok(),
+            let mut stop = self.env.stop.clone();
+            let timed = async {
+                match policy.timeout {
+                    None => Some(attempt_fut.await),
+                    Some(t) => tokio::time::timeout(t, attempt_fut).await.ok(),
+                }
+            };
+            let joined = tokio::select! {
+                joined = timed => joined,
+                _ = stop.wait_for(|s| *s) => return Attempts::Stopped,
             };
             let error = match joined {
                 Some(Ok(Ok(v))) => return Attempts::Done(v, attempt),

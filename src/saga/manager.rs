@@ -212,33 +212,47 @@ impl SagaManager {
         let sagas = blocking(move || scan(&store)).await??;
         let mut report = ResumeReport::default();
         let (mut completed, mut compensated) = (0, 0);
+        let mut open = Vec::new();
         for s in sagas.into_values() {
             match s.status {
                 SagaStatus::Completed => completed += 1,
                 SagaStatus::Compensated => compensated += 1,
                 SagaStatus::NeedsAttention => report.needs_attention += 1,
                 SagaStatus::Running | SagaStatus::Compensating => {
-                    let Some(def) = self.definition(&s.saga_type) else {
-                        tracing::warn!(saga = %s.stream, "saga of an unregistered type not resumed");
-                        report.unknown_type.push(s.stream);
-                        continue;
-                    };
-                    let Some(state) = self.load(&s.stream).await? else {
-                        continue;
-                    };
-                    if state.started.steps != def.step_names() {
-                        tracing::error!(
-                            saga = %s.stream,
-                            recorded = ?state.started.steps,
-                            defined = ?def.step_names(),
-                            "saga not resumed: its steps differ from its definition's"
-                        );
-                        report.changed_definition.push(s.stream);
-                        continue;
+                    match self.definition(&s.saga_type) {
+                        Some(def) => open.push((s.stream, def)),
+                        None => {
+                            tracing::warn!(saga = %s.stream, "saga of an unregistered type not resumed");
+                            report.unknown_type.push(s.stream);
+                        }
                     }
-                    if !state.status.is_settled() && self.spawn(def, state) {
-                        report.resumed.push(s.stream);
-                    }
+                }
+            }
+        }
+        // The open sagas' streams, read in one blocking task.
+        let store = self.inner.store.clone();
+        let loaded = blocking(move || {
+            open.into_iter()
+                .map(|(stream, def)| Ok((SagaState::load(&store, &stream)?, def)))
+                .collect::<Result<Vec<_>, SagaError>>()
+        })
+        .await??;
+        for (state, def) in loaded {
+            let Some(state) = state else { continue };
+            if state.started.steps != def.step_names() {
+                tracing::error!(
+                    saga = %state.stream,
+                    recorded = ?state.started.steps,
+                    defined = ?def.step_names(),
+                    "saga not resumed: its steps differ from its definition's"
+                );
+                report.changed_definition.push(state.stream);
+                continue;
+            }
+            if !state.status.is_settled() {
+                let stream = state.stream.clone();
+                if self.spawn(def, state) {
+                    report.resumed.push(stream);
                 }
             }
         }
@@ -477,9 +491,10 @@ impl SagaManager {
         let _ = rx.wait_for(|n| *n == 0).await;
     }
 
-    /// Stops driving: each saga stops before its next attempt (an attempt under way finishes;
-    /// a retry waiting for its backoff is not made) and stays where its stream says, to resume
-    /// later. Waits for the tasks; no saga can be started after.
+    /// Stops driving: each saga stops where it is (an attempt under way is dropped, as a crash
+    /// would; a retry waiting for its backoff is not made) and stays where its stream says, to
+    /// resume later: the step runs again then. Waits for the tasks; no saga can be started
+    /// after.
     pub async fn shutdown(&self) {
         self.inner.stop.send_replace(true);
         let tasks = std::mem::take(&mut *self.inner.tasks.lock().expect("saga tasks"));
