@@ -235,7 +235,10 @@ impl<I: SagaData> Driver<I> {
                     Some(t) => tokio::time::timeout(t, attempt_fut).await.ok(),
                 }
             };
+            // Biased: an attempt that is ready at once (most are) never registers with the
+            // stop signal.
             let joined = tokio::select! {
+                biased;
                 joined = timed => joined,
                 _ = stop.wait_for(|s| *s) => return Attempts::Stopped,
             };
