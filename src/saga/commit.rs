@@ -165,3 +165,69 @@ fn commit(store: &Store, mut batch: Vec<Request>) {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn request(
+        stream: &str,
+        expected: ExpectedVersion,
+    ) -> (Request, oneshot::Receiver<Result<AppendResult, Error>>) {
+        let (reply, rx) = oneshot::channel();
+        let events = vec![EventData::new("SagaCompleted", b"{}".to_vec())];
+        let r = Request {
+            stream: stream.to_owned(),
+            expected,
+            events,
+            reply,
+        };
+        (r, rx)
+    }
+
+    #[test]
+    fn a_stale_transition_is_refused_alone_and_the_rest_of_its_batch_is_appended() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        store
+            .append(
+                "b",
+                ExpectedVersion::NoStream,
+                &[EventData::new("X", Vec::new())],
+            )
+            .unwrap();
+        let (a, ra) = request("a", ExpectedVersion::NoStream);
+        let (b, rb) = request("b", ExpectedVersion::NoStream);
+        let (c, rc) = request("c", ExpectedVersion::NoStream);
+        commit(&store, vec![a, b, c]);
+        let (ra, rb, rc) = (
+            ra.blocking_recv().unwrap(),
+            rb.blocking_recv().unwrap(),
+            rc.blocking_recv().unwrap(),
+        );
+        assert!(
+            matches!(rb, Err(Error::WrongExpectedVersion { .. })),
+            "{rb:?}"
+        );
+        let (ra, rc) = (ra.unwrap(), rc.unwrap());
+        // a and c went in one append: consecutive positions after b's event.
+        assert_eq!(
+            (
+                ra.first_position.min(rc.first_position),
+                ra.first_position.max(rc.first_position)
+            ),
+            (1, 2)
+        );
+        assert_eq!(store.stream_version("b"), Some(0));
+
+        // Another error (here an empty stream id) is each transition's own answer.
+        let (d, rd) = request("d", ExpectedVersion::NoStream);
+        let (e, re) = request("", ExpectedVersion::Any);
+        commit(&store, vec![d, e]);
+        assert!(rd.blocking_recv().unwrap().is_ok());
+        assert!(matches!(
+            re.blocking_recv().unwrap(),
+            Err(Error::InvalidArgument(_))
+        ));
+    }
+}

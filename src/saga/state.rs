@@ -183,3 +183,80 @@ impl SagaState {
         Ok(state)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn step(index: usize) -> StepRef {
+        StepRef {
+            step: format!("s{index}"),
+            index,
+            attempts: 1,
+        }
+    }
+
+    fn started() -> SagaState {
+        let s = Started {
+            saga_type: "t".into(),
+            saga_id: "1".into(),
+            input: Value::Null,
+            steps: vec!["s0".into(), "s1".into()],
+        };
+        SagaState::new("$saga-t-1".into(), s, 0, 0)
+    }
+
+    #[test]
+    fn records_fold_in_order_and_out_of_order_ones_are_refused() {
+        let mut s = started();
+        let completed = |i| SagaRecord::StepCompleted {
+            step: step(i),
+            output: Value::from(i),
+        };
+        assert!(
+            s.apply_record(completed(1), 1).is_err(),
+            "step 1 before step 0"
+        );
+        s.apply_record(completed(0), 1).unwrap();
+        assert!(
+            s.apply_record(SagaRecord::StepCompensated(step(0)), 2)
+                .is_err(),
+            "no compensation while running"
+        );
+        s.apply_record(
+            SagaRecord::StepFailed {
+                step: step(1),
+                error: "no".into(),
+            },
+            2,
+        )
+        .unwrap();
+        s.apply_record(SagaRecord::Compensating { reason: "r".into() }, 3)
+            .unwrap();
+        assert_eq!(
+            (s.status, s.next_to_compensate()),
+            (SagaStatus::Compensating, Some(0))
+        );
+        assert!(
+            s.apply_record(SagaRecord::StepCompensated(step(1)), 4)
+                .is_err(),
+            "step 1 never completed"
+        );
+        assert!(s.apply_record(SagaRecord::Completed, 4).is_err());
+        assert!(
+            s.apply_record(SagaRecord::RetryRequested { by: "x".into() }, 4)
+                .is_err(),
+            "only a parked saga is retried"
+        );
+        s.apply_record(SagaRecord::StepCompensated(step(0)), 4)
+            .unwrap();
+        assert_eq!(s.next_to_compensate(), None);
+        s.apply_record(SagaRecord::Compensated, 5).unwrap();
+        assert_eq!((s.status, s.version), (SagaStatus::Compensated, 5));
+        assert!(s.status.is_settled());
+        assert!(
+            s.apply_record(completed(1), 6).is_err(),
+            "nothing after the end"
+        );
+    }
+}
