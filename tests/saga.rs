@@ -764,18 +764,18 @@ async fn shutdown_drops_the_attempt_under_way_and_a_new_manager_resumes_the_saga
             Ok(0u32)
         });
     let first = SagaManager::new(store.clone());
-    let saga = first.register(stuck).unwrap();
-    saga.start("r", &4).await.unwrap();
+    let stuck = first.register(stuck).unwrap();
+    stuck.start("r", &4).await.unwrap();
     while store.stream_version("$saga-resumable-r") != Some(1) {
         tokio::task::yield_now().await;
     }
     first.shutdown().await;
     assert_eq!(first.counts().active, 0);
     assert!(matches!(
-        saga.start("s", &1).await.unwrap_err(),
+        stuck.start("s", &1).await.unwrap_err(),
         SagaError::ShutDown
     ));
-    let state = saga.state("r").await.unwrap().unwrap();
+    let state = stuck.state("r").await.unwrap().unwrap();
     assert_eq!(
         (state.status, state.outputs.len()),
         (SagaStatus::Running, 1)
@@ -795,4 +795,10 @@ async fn shutdown_drops_the_attempt_under_way_and_a_new_manager_resumes_the_saga
     let state = saga.state("r").await.unwrap().unwrap();
     // Step a's output is the first run's (it was recorded); b ran in the second manager.
     assert_eq!(state.outputs, [serde_json::json!(4), serde_json::json!(40)]);
+
+    // Shut down and dropped, the managers leave the store to be closed.
+    second.shutdown().await;
+    drop((first, second, stuck, saga));
+    let store = Arc::try_unwrap(store).expect("nothing of the managers holds the store");
+    store.close().unwrap();
 }

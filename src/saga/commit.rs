@@ -7,8 +7,8 @@
 //! 64, and no tokio worker waits for an fsync.
 
 use std::collections::HashSet;
-use std::sync::Arc;
 use std::sync::mpsc;
+use std::sync::{Arc, Weak};
 use std::time::{Duration, Instant};
 
 use tokio::sync::oneshot;
@@ -41,9 +41,12 @@ pub(crate) struct Committer {
 }
 
 impl Committer {
-    /// Starts the committer thread of `store`.
-    pub fn start(store: Arc<Store>) -> Committer {
+    /// Starts the committer thread of `store`. The thread does not keep the store open: once
+    /// the application, the manager and the sagas' tasks have dropped it, what is still asked
+    /// gets [`Error::Closed`].
+    pub fn start(store: &Arc<Store>) -> Committer {
         let (tx, rx) = mpsc::channel();
+        let store = Arc::downgrade(store);
         std::thread::Builder::new()
             .name("evlog-saga-commit".into())
             .spawn(move || run(&store, &rx))
@@ -81,7 +84,7 @@ impl Committer {
     }
 }
 
-fn run(store: &Store, rx: &mpsc::Receiver<Request>) {
+fn run(store: &Weak<Store>, rx: &mpsc::Receiver<Request>) {
     let mut deferred: Vec<Request> = Vec::new();
     // The last append's size and time: the gathering of the next one is sized on them.
     let (mut last_batch, mut last_commit) = (1usize, Duration::ZERO);
@@ -124,7 +127,12 @@ fn run(store: &Store, rx: &mpsc::Receiver<Request>) {
         deferred = later;
         last_batch = now.len();
         let started = Instant::now();
-        commit(store, now);
+        match store.upgrade() {
+            Some(store) => commit(&store, now),
+            None => now.into_iter().for_each(|r| {
+                let _ = r.reply.send(Err(Error::Closed));
+            }),
+        }
         last_commit = started.elapsed();
     }
 }

@@ -88,6 +88,9 @@ struct Inner {
 /// `$saga-TYPE-ID` at the exact version the task last saw, so when two managers (or two
 /// processes, one after the other) drive the same saga, the first append wins and the other
 /// manager stops driving it ([`SagaCounts::lost`]).
+///
+/// The manager, its handles and its tasks hold the store: [`SagaManager::shutdown`] and drop
+/// them before [`Store::close`].
 #[derive(Clone)]
 pub struct SagaManager {
     inner: Arc<Inner>,
@@ -108,7 +111,7 @@ impl SagaManager {
         let id = uuid::Uuid::new_v4();
         SagaManager {
             inner: Arc::new(Inner {
-                committer: Committer::start(store.clone()),
+                committer: Committer::start(&store),
                 store,
                 router: Arc::default(),
                 id,
@@ -229,6 +232,13 @@ impl SagaManager {
                 }
             }
         }
+        // The counts as the store has them, before the drivers started here count theirs.
+        report.settled = completed + compensated;
+        let c = &self.inner.counters;
+        c.completed.store(completed as u64, Ordering::Relaxed);
+        c.compensated.store(compensated as u64, Ordering::Relaxed);
+        c.needs_attention
+            .store(report.needs_attention as u64, Ordering::Relaxed);
         // The open sagas' streams, read in one blocking task.
         let store = self.inner.store.clone();
         let loaded = blocking(move || {
@@ -256,12 +266,6 @@ impl SagaManager {
                 }
             }
         }
-        report.settled = completed + compensated;
-        let c = &self.inner.counters;
-        c.completed.store(completed as u64, Ordering::Relaxed);
-        c.compensated.store(compensated as u64, Ordering::Relaxed);
-        c.needs_attention
-            .store(report.needs_attention as u64, Ordering::Relaxed);
         Ok(report)
     }
 
