@@ -26,6 +26,12 @@ const MAX_BATCH_PAYLOAD_BYTES: usize = 8 << 20;
 /// gathering adds when a slow fsync made the last append long.
 const MAX_GATHER: Duration = Duration::from_millis(2);
 
+/// Where a transition's answer goes, and the answer.
+type Reply = (
+    oneshot::Sender<Result<AppendResult, Error>>,
+    Result<AppendResult, Error>,
+);
+
 struct Request {
     stream: String,
     expected: ExpectedVersion,
@@ -127,13 +133,15 @@ fn run(store: &Weak<Store>, rx: &mpsc::Receiver<Request>) {
         deferred = later;
         last_batch = now.len();
         let started = Instant::now();
-        match store.upgrade() {
+        let replies = match store.upgrade() {
             Some(store) => commit(&store, now),
-            None => now.into_iter().for_each(|r| {
-                let _ = r.reply.send(Err(Error::Closed));
-            }),
-        }
+            None => now
+                .into_iter()
+                .map(|r| (r.reply, Err(Error::Closed)))
+                .collect(),
+        };
         last_commit = started.elapsed();
+        send(replies);
     }
 }
 
@@ -142,8 +150,10 @@ fn payload_bytes(r: &Request) -> usize {
 }
 
 /// Appends `batch` in one `append_multi`, leaving out (and refusing) each transition whose
-/// stream moved on; any other error is the answer of each transition appended alone.
-fn commit(store: &Store, mut batch: Vec<Request>) {
+/// stream moved on; any other error is the answer of each transition appended alone. Returns
+/// the answers, to [`send`].
+fn commit(store: &Store, mut batch: Vec<Request>) -> Vec<Reply> {
+    let mut replies = Vec::with_capacity(batch.len());
     while !batch.is_empty() {
         let parts: Vec<(&str, ExpectedVersion, &[EventData])> = batch
             .iter()
@@ -151,10 +161,13 @@ fn commit(store: &Store, mut batch: Vec<Request>) {
             .collect();
         match store.append_multi(&parts) {
             Ok(results) => {
-                for (r, result) in batch.into_iter().zip(results) {
-                    let _ = r.reply.send(Ok(result));
-                }
-                return;
+                replies.extend(
+                    batch
+                        .into_iter()
+                        .map(|r| r.reply)
+                        .zip(results.into_iter().map(Ok)),
+                );
+                break;
             }
             Err(Error::WrongExpectedVersion { stream, .. }) if batch.len() > 1 => {
                 let i = batch
@@ -162,15 +175,26 @@ fn commit(store: &Store, mut batch: Vec<Request>) {
                     .position(|r| r.stream == stream)
                     .expect("the error names a stream of the batch");
                 let r = batch.swap_remove(i);
-                let _ = r.reply.send(store.append(&r.stream, r.expected, &r.events));
+                let result = store.append(&r.stream, r.expected, &r.events);
+                replies.push((r.reply, result));
             }
             Err(_) => {
                 for r in batch {
-                    let _ = r.reply.send(store.append(&r.stream, r.expected, &r.events));
+                    let result = store.append(&r.stream, r.expected, &r.events);
+                    replies.push((r.reply, result));
                 }
-                return;
+                break;
             }
         }
+    }
+    replies
+}
+
+/// Answers the transitions (the committer holds no reference to the store by then: a saga
+/// that ends on this answer leaves it to be closed).
+fn send(replies: Vec<Reply>) {
+    for (reply, result) in replies {
+        let _ = reply.send(result);
     }
 }
 
@@ -207,7 +231,7 @@ mod tests {
         let (a, ra) = request("a", ExpectedVersion::NoStream);
         let (b, rb) = request("b", ExpectedVersion::NoStream);
         let (c, rc) = request("c", ExpectedVersion::NoStream);
-        commit(&store, vec![a, b, c]);
+        send(commit(&store, vec![a, b, c]));
         let (ra, rb, rc) = (
             ra.blocking_recv().unwrap(),
             rb.blocking_recv().unwrap(),
@@ -231,7 +255,7 @@ mod tests {
         // Another error (here an empty stream id) is each transition's own answer.
         let (d, rd) = request("d", ExpectedVersion::NoStream);
         let (e, re) = request("", ExpectedVersion::Any);
-        commit(&store, vec![d, e]);
+        send(commit(&store, vec![d, e]));
         assert!(rd.blocking_recv().unwrap().is_ok());
         assert!(matches!(
             re.blocking_recv().unwrap(),
