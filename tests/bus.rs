@@ -554,3 +554,84 @@ async fn with_concurrency_a_waiting_stream_does_not_hold_up_the_others() {
     assert_eq!(seen.len(), 5);
     bus.shutdown().await.unwrap();
 }
+
+/// A handler of borrowed events (`subscribe_ref`): only what its filter passes, each stream in
+/// order; a failing event is retried (it waits, its stream's later events queued behind it,
+/// while other streams go on), then parked with them; a panic is a failure; a redrive reads
+/// the events again and delivers them in order.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_handler_of_borrowed_events_retries_parks_and_is_redriven_in_order() {
+    let dir = tempfile::tempdir().unwrap();
+    let bus = EventBus::new(store(dir.path()), fast());
+    let seen = Seen::default();
+    let attempts: Arc<Mutex<Vec<(String, u64, u32)>>> = Arc::default();
+    let healed = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let (s, a, h) = (seen.clone(), attempts.clone(), healed.clone());
+    bus.subscribe_ref(
+        "borrowed",
+        evlog::ReadFilter::all().event_types(["Step"]),
+        move |e, attempt| {
+            let n: u64 = Step::decode(e.payload).unwrap().n;
+            a.lock().unwrap().push((e.stream.to_owned(), n, attempt));
+            let healed = h.load(std::sync::atomic::Ordering::SeqCst);
+            if e.stream == "a" && n == 1 && !healed {
+                if attempt == 1 {
+                    panic!("a 1 panics");
+                }
+                return Err("a 1 fails".into());
+            }
+            s.lock().unwrap().push((e.stream.to_owned(), n));
+            Ok(Outcome::Handled)
+        },
+    )
+    .unwrap();
+    let mut pos = Vec::new();
+    for (st, n) in [("a", 0), ("a", 1), ("b", 0), ("a", 2), ("b", 1)] {
+        pos.push(publish(&bus, st, n).await);
+    }
+    // Not of the filter's type: never delivered.
+    bus.publish(
+        "b",
+        ExpectedVersion::Any,
+        vec![EventData::new("Other", b"{}".to_vec())],
+    )
+    .await
+    .unwrap();
+    bus.wait_for("borrowed", *pos.last().unwrap())
+        .await
+        .unwrap();
+    assert_eq!(
+        *seen.lock().unwrap(),
+        pairs(&[("a", 0), ("b", 0), ("b", 1)])
+    );
+    let a1: Vec<u32> = attempts
+        .lock()
+        .unwrap()
+        .iter()
+        .filter(|(s, n, _)| s == "a" && *n == 1)
+        .map(|(_, _, t)| *t)
+        .collect();
+    assert_eq!(a1, [1, 2], "one retry, then parked");
+    let dlq = bus.dead_letters("borrowed");
+    let parked: Vec<(u64, ParkReason)> = dlq
+        .list()
+        .unwrap()
+        .iter()
+        .map(|l| (l.position, l.reason))
+        .collect();
+    assert_eq!(
+        parked,
+        [(pos[1], ParkReason::Failed), (pos[3], ParkReason::HeldBack)]
+    );
+    let stats = bus.stats("borrowed").unwrap();
+    assert_eq!((stats.failures, stats.panics, stats.parked), (2, 1, 2));
+
+    healed.store(true, std::sync::atomic::Ordering::SeqCst);
+    assert_eq!(dlq.redrive_all("ops").unwrap(), 2);
+    until_empty(&dlq).await;
+    assert_eq!(
+        *seen.lock().unwrap(),
+        pairs(&[("a", 0), ("b", 0), ("b", 1), ("a", 1), ("a", 2)])
+    );
+    bus.shutdown().await.unwrap();
+}

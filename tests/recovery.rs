@@ -184,7 +184,18 @@ fn junk_after_last_frame_is_cut(img: &Image, src: &Path, label: &str) {
         let s = opts()
             .open(&dir)
             .unwrap_or_else(|e| panic!("{ctx}: open: {e}"));
-        assert_eq!(file_len(&seg), end, "{ctx}: junk not cut");
+        // A tail of zeros only is kept (zeros ahead of the next frames); anything else is cut
+        // back to the last frame.
+        let zeros_only = bytes.iter().all(|b| *b == 0)
+            && fs::read(src.join(&name)).unwrap()[end as usize..]
+                .iter()
+                .all(|b| *b == 0);
+        let want = if zeros_only {
+            len + bytes.len() as u64
+        } else {
+            end
+        };
+        assert_eq!(file_len(&seg), want, "{ctx}: junk not cut (or zeros cut)");
         assert_store_holds(&s, &img.all);
         let rep = s.verify().unwrap();
         assert!(rep.is_clean(), "{ctx}: {:?}", rep.problems);
@@ -1169,7 +1180,7 @@ fn bitflip_in_checkpointed_last_frame_is_not_silently_cut() {
 // ---------------------------------------------------------------------------------------------
 
 #[test]
-fn zeros_written_ahead_of_durable_frames_are_cut_at_close_and_after_a_crash() {
+fn zeros_written_ahead_of_durable_frames_are_kept_as_zeros_at_close_and_after_a_crash() {
     use evlog::{Durability, StoreOptions};
     let t = tempfile::tempdir().unwrap();
     let dir = t.path().join("live");
@@ -1198,12 +1209,34 @@ fn zeros_written_ahead_of_durable_frames_are_cut_at_close_and_after_a_crash() {
     );
     let before = read_all(&s);
     s.close().unwrap();
-    assert_eq!(file_len(&active), end, "close cuts the zeros");
+    assert_eq!(
+        file_len(&active),
+        end + 4096,
+        "close leaves 4 KiB of zeros, for the next open's first append"
+    );
+    assert!(
+        fs::read(&active).unwrap()[end as usize..]
+            .iter()
+            .all(|b| *b == 0)
+    );
     assert_verify_clean(&dir, "after close");
+    // The next open keeps them, and its first append lands on them (the file does not grow).
+    let again = durable.clone().open(&dir).unwrap();
+    assert_eq!(read_all(&again), before);
+    append_one(&again, "order-1", 20, 20);
+    assert_eq!(
+        file_len(&active),
+        end + 4096,
+        "the first append wrote over the zeros"
+    );
+    assert!(frames_of(&active).last().unwrap().1 > end);
+    again.close().unwrap();
+    assert_verify_clean(&dir, "after an append over the zeros");
 
+    let crash_len = file_len(&crash.join(active.file_name().unwrap()));
     let c = durable.clone().open(&crash).unwrap();
     let crash_active = crash.join(active.file_name().unwrap());
-    assert_eq!(file_len(&crash_active), end, "open cuts the zeros");
+    assert_eq!(file_len(&crash_active), crash_len, "open keeps zeros only");
     assert_eq!(read_all(&c), before);
     append_one(&c, "order-1", 20, 20);
     c.close().unwrap();

@@ -49,10 +49,15 @@ pub struct BusConfig {
     /// stay in order whatever the value; with more than 1 the handler is called concurrently
     /// for events of different streams.
     pub concurrency: usize,
-    /// A handler's checkpoint is written after this many handled events (100), when it has
-    /// caught up, when it parks an event and when the bus shuts down. After a crash the events
-    /// since the last checkpoint are delivered again (at least once).
+    /// A handler's checkpoint is written after this many handled events (10,000), when it has
+    /// moved and the last one is older than [`BusConfig::checkpoint_every_ms`], when it parks
+    /// an event and when the bus shuts down. After a crash the events since the last checkpoint
+    /// are delivered again (at least once).
     pub checkpoint_every_events: u64,
+    /// A checkpoint that moved is written once it is this old (1000 ms), also while the handler
+    /// waits for events: a handler that keeps up with live traffic does not write one (an
+    /// fsync on a durable store) per event.
+    pub checkpoint_every_ms: u64,
     /// How often an idle handler looks for events appended to the store directly rather than
     /// through the bus (100 ms); events published through the bus wake it at once.
     pub idle_poll_ms: u64,
@@ -67,7 +72,8 @@ impl Default for BusConfig {
             dead_letter_enabled: true,
             batch_events: 256,
             concurrency: 1,
-            checkpoint_every_events: 100,
+            checkpoint_every_events: 10_000,
+            checkpoint_every_ms: 1_000,
             idle_poll_ms: 100,
         }
     }
@@ -178,6 +184,12 @@ impl BusConfig {
     /// Sets [`BusConfig::checkpoint_every_events`] (at least 1).
     pub fn checkpoint_every_events(mut self, n: u64) -> Self {
         self.checkpoint_every_events = n.max(1);
+        self
+    }
+
+    /// Sets [`BusConfig::checkpoint_every_ms`].
+    pub fn checkpoint_every_ms(mut self, ms: u64) -> Self {
+        self.checkpoint_every_ms = ms;
         self
     }
 

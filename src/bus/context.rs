@@ -55,6 +55,11 @@ impl HandlerContext {
         &self.event
     }
 
+    /// The event, shared.
+    pub(crate) fn shared_event(&self) -> Arc<RecordedEvent> {
+        self.event.clone()
+    }
+
     /// The handler's name.
     pub fn handler(&self) -> &str {
         &self.handler

@@ -285,6 +285,9 @@ pub(crate) struct DeadLetterState {
     pub redrive_streams: BTreeSet<String>,
     /// Single parked events to redrive.
     pub redrive_positions: BTreeSet<u64>,
+    /// Positions parked once and since redriven or discarded: a read that comes to them
+    /// again (its checkpoint was before them) passes them over.
+    pub settled: BTreeSet<u64>,
     /// The dead-letter stream's next version to fold.
     pub next_version: u64,
 }
@@ -339,6 +342,7 @@ impl DeadLetterState {
         let Some(l) = self.letters.remove(&position) else {
             return;
         };
+        self.settled.insert(position);
         if let Some(set) = self.streams.get_mut(&l.stream) {
             set.remove(&position);
             if set.is_empty() {
@@ -346,6 +350,17 @@ impl DeadLetterState {
                 self.redrive_streams.remove(&l.stream);
             }
         }
+    }
+
+    /// True when the event at `position` was parked (and may since have been redriven or
+    /// discarded): it is not delivered again.
+    pub fn was_parked(&self, position: u64) -> bool {
+        self.letters.contains_key(&position) || self.settled.contains(&position)
+    }
+
+    /// Forgets the settled positions before `next`, which no read comes back to.
+    pub fn forget_settled_before(&mut self, next: u64) {
+        self.settled = self.settled.split_off(&next);
     }
 
     /// The first parked position of `stream`, if it has any: its later events are held back.

@@ -1,8 +1,13 @@
-//! [`Deliverer`]: one event to one handler, with its retries: each delivery in its own task (a
-//! panic is caught and counted as a failure), backoff between them, until the handler succeeds,
-//! the retries run out or the bus shuts down.
+//! [`Deliverer`]: one event to one handler: one attempt (a panic is caught and counted as a
+//! failure), the retry decision and delay, or (for redrives) attempts with the backoff between
+//! them until the handler succeeds, the retries run out or the bus shuts down.
 
+use std::future::Future;
+use std::panic::AssertUnwindSafe;
+use std::pin::Pin;
 use std::sync::Arc;
+use std::task::{Context, Poll};
+use std::time::Duration;
 
 use tokio::sync::watch;
 use tracing::Instrument;
@@ -11,9 +16,11 @@ use crate::bus::EventBus;
 use crate::bus::backoff::Backoff;
 use crate::bus::context::HandlerContext;
 use crate::bus::dead_letter::ParkReason;
-use crate::bus::handler::{Deliver, Outcome};
+use crate::bus::handler::{HandlerFn, HandlerFuture, HandlerResult, Outcome, RefDeliver};
 use crate::bus::stats::Counters;
+use crate::event::ReadFilter;
 use crate::event::RecordedEvent;
+use crate::store::EventRef;
 
 /// How a delivery with its retries ended.
 pub(crate) enum Delivery {
@@ -31,8 +38,10 @@ pub(crate) enum Delivery {
 
 /// One failed delivery.
 pub(crate) struct Failure {
-    reason: ParkReason,
-    message: String,
+    pub reason: ParkReason,
+    pub message: String,
+    /// The delay the handler asked for ([`Outcome::RetryLater`]), if it did.
+    pub wait: Option<Duration>,
 }
 
 /// What delivers a handler's events: cheap to clone, one per concurrent stream.
@@ -40,68 +49,33 @@ pub(crate) struct Failure {
 pub(crate) struct Deliverer {
     pub bus: EventBus,
     pub name: Arc<str>,
-    pub deliver: Deliver,
+    pub handler: HandlerFn,
     pub counters: Arc<Counters>,
     pub stop: watch::Receiver<bool>,
 }
 
 impl Deliverer {
     /// Delivers `e` until the handler succeeds, the retries run out (parking, when dead letters
-    /// are on) or the bus shuts down.
-    pub async fn deliver(&self, e: &RecordedEvent) -> Delivery {
-        let config = self.bus.config();
-        let (max_retries, dead_letters, backoff) = (
-            config.max_retries,
-            config.dead_letter_enabled,
-            config.backoff(),
-        );
+    /// are on) or the bus shuts down, waiting out the backoff between attempts here. Redrives
+    /// use it; the handler's own deliveries wait for their retries in the runner instead, so
+    /// that other streams go on meanwhile.
+    pub async fn deliver(&self, e: &Arc<RecordedEvent>) -> Delivery {
         let seed = Backoff::seed(&e.id);
-        let event = Arc::new(e.clone());
         let mut attempt = 0u32;
         loop {
             attempt = attempt.saturating_add(1);
-            let f = match self.call(&event, attempt).await {
-                Ok(Outcome::RetryLater(wait)) => (
-                    Failure {
-                        reason: ParkReason::RetryLater,
-                        message: "the handler asked to retry later".into(),
-                    },
-                    Some(wait),
-                ),
-                Ok(outcome) => {
-                    let c = match outcome {
-                        Outcome::Skip => &self.counters.skipped,
-                        _ => &self.counters.handled,
-                    };
-                    Counters::add(c);
-                    return Delivery::Done(attempt);
-                }
-                Err(f) => (f, None),
+            let failure = match self.attempt(e, attempt).await {
+                Ok(()) => return Delivery::Done(attempt),
+                Err(f) => f,
             };
-            let (failure, wait) = f;
-            Counters::add(&self.counters.failures);
-            if failure.reason == ParkReason::Panicked {
-                Counters::add(&self.counters.panics);
-            }
-            let out_of_retries = attempt > max_retries || failure.reason == ParkReason::BadPayload;
-            tracing::warn!(
-                handler = %self.name,
-                stream = %e.stream,
-                event_type = %e.event_type,
-                position = e.position,
-                attempt,
-                reason = ?failure.reason,
-                error = %failure.message,
-                "delivery failed"
-            );
-            if dead_letters && out_of_retries {
+            if self.gives_up(&failure, attempt) {
                 return Delivery::GaveUp {
                     reason: failure.reason,
                     attempts: attempt,
                     error: failure.message,
                 };
             }
-            let delay = wait.unwrap_or_else(|| backoff.delay(attempt, seed));
+            let delay = self.retry_delay(&failure, attempt, seed);
             let mut stop = self.stop.clone();
             tokio::select! {
                 _ = tokio::time::sleep(delay) => {}
@@ -110,8 +84,112 @@ impl Deliverer {
         }
     }
 
-    /// One delivery, in its own task so that a panic is caught and counted as a failure, inside
-    /// a `bus.deliver` span naming the handler, stream, type, position and attempt.
+    /// True when `failure` at attempt `attempt` (1 for the first delivery) is the last: the
+    /// retries ran out or the payload does not decode, and dead letters are on. With dead
+    /// letters off, an event is retried until it is handled.
+    pub fn gives_up(&self, failure: &Failure, attempt: u32) -> bool {
+        let config = self.bus.config();
+        config.dead_letter_enabled
+            && (attempt > config.max_retries || failure.reason == ParkReason::BadPayload)
+    }
+
+    /// How long to wait after `failure` at attempt `attempt` before the next: what the handler
+    /// asked for, or the backoff's delay.
+    pub fn retry_delay(&self, failure: &Failure, attempt: u32, seed: u64) -> Duration {
+        failure
+            .wait
+            .unwrap_or_else(|| self.bus.config().backoff().delay(attempt, seed))
+    }
+
+    /// One delivery of `e` (attempt number `attempt`), counted; a failure is logged.
+    pub async fn attempt(&self, e: &Arc<RecordedEvent>, attempt: u32) -> Result<(), Failure> {
+        let r = match &self.handler {
+            HandlerFn::Async(_) => self.call(e, attempt).await,
+            HandlerFn::Ref(f) => self.call_ref_at(f, e.position, attempt),
+        };
+        self.count(&e.stream, &e.event_type, e.position, attempt, r)
+    }
+
+    /// One delivery of the borrowed `e` to a handler of borrowed events, counted; a failure
+    /// is logged.
+    pub fn attempt_ref(
+        &self,
+        f: &RefDeliver,
+        e: &EventRef<'_>,
+        attempt: u32,
+    ) -> Result<(), Failure> {
+        let r = call_ref(&self.name, f, e, attempt);
+        self.count(e.stream, e.event_type, e.position, attempt, r)
+    }
+
+    /// The event at `position`, read again (borrowed) for another attempt of a handler of
+    /// borrowed events.
+    fn call_ref_at(&self, f: &RefDeliver, position: u64, attempt: u32) -> Result<Outcome, Failure> {
+        let mut r = Err(failure(
+            ParkReason::Failed,
+            format!("event {position} is no longer in the log"),
+        ));
+        let read = self
+            .bus
+            .store()
+            .replay(position, position + 1, &ReadFilter::all(), |e| {
+                r = call_ref(&self.name, f, e, attempt);
+                std::ops::ControlFlow::Break(())
+            });
+        if let Err(err) = read {
+            return Err(failure(
+                ParkReason::Failed,
+                format!("reading event {position}: {err}"),
+            ));
+        }
+        r
+    }
+
+    /// Counts what came of an attempt; logs a failure.
+    fn count(
+        &self,
+        stream: &str,
+        event_type: &str,
+        position: u64,
+        attempt: u32,
+        r: Result<Outcome, Failure>,
+    ) -> Result<(), Failure> {
+        let failure = match r {
+            Ok(Outcome::RetryLater(wait)) => Failure {
+                reason: ParkReason::RetryLater,
+                message: "the handler asked to retry later".into(),
+                wait: Some(wait),
+            },
+            Ok(outcome) => {
+                let c = match outcome {
+                    Outcome::Skip => &self.counters.skipped,
+                    _ => &self.counters.handled,
+                };
+                Counters::add(c);
+                return Ok(());
+            }
+            Err(f) => f,
+        };
+        Counters::add(&self.counters.failures);
+        if failure.reason == ParkReason::Panicked {
+            Counters::add(&self.counters.panics);
+        }
+        tracing::warn!(
+            handler = %self.name,
+            stream = %stream,
+            event_type = %event_type,
+            position,
+            attempt,
+            reason = ?failure.reason,
+            error = %failure.message,
+            "delivery failed"
+        );
+        Err(failure)
+    }
+
+    /// One call of the handler, on the delivering task, inside a `bus.deliver` span naming the
+    /// handler, stream, type, position and attempt. A panic, in the call or in the future it
+    /// returns, is caught and is a failure.
     async fn call(&self, event: &Arc<RecordedEvent>, attempt: u32) -> Result<Outcome, Failure> {
         let span = tracing::info_span!(
             "bus.deliver",
@@ -121,31 +199,86 @@ impl Deliverer {
             position = event.position,
             attempt,
         );
-        let ctx = HandlerContext::new(self.bus.clone(), self.name.clone(), event.clone(), attempt);
-        let deliver = self.deliver.clone();
-        let delivery = async move {
-            match deliver(ctx) {
-                Ok(fut) => fut.await.map_err(|e| Failure {
-                    reason: ParkReason::Failed,
-                    message: e.to_string(),
-                }),
-                Err(reason) => Err(Failure {
-                    reason: ParkReason::BadPayload,
-                    message: format!("payload does not decode: {reason}"),
-                }),
-            }
+        let HandlerFn::Async(deliver) = &self.handler else {
+            unreachable!("called for async handlers only");
         };
-        let task = tokio::spawn(delivery.instrument(span));
-        match task.await {
-            Ok(r) => r,
-            Err(e) if e.is_panic() => Err(Failure {
-                reason: ParkReason::Panicked,
-                message: format!("handler panicked: {}", panic_message(e.into_panic())),
-            }),
-            Err(e) => Err(Failure {
-                reason: ParkReason::Failed,
-                message: format!("handler task cancelled: {e}"),
-            }),
+        let ctx = HandlerContext::new(self.bus.clone(), self.name.clone(), event.clone(), attempt);
+        let started = {
+            let _in = span.enter();
+            std::panic::catch_unwind(AssertUnwindSafe(|| deliver(ctx)))
+        };
+        let fut = match started {
+            Ok(Ok(fut)) => fut,
+            Ok(Err(reason)) => {
+                return Err(failure(
+                    ParkReason::BadPayload,
+                    format!("payload does not decode: {reason}"),
+                ));
+            }
+            Err(p) => return Err(panicked(p)),
+        };
+        match (CatchUnwind { fut }).instrument(span).await {
+            Ok(Ok(outcome)) => Ok(outcome),
+            Ok(Err(e)) => Err(failure(ParkReason::Failed, e.to_string())),
+            Err(p) => Err(panicked(p)),
+        }
+    }
+}
+
+/// One call of a handler of borrowed events, inside a `bus.deliver` span; a panic is caught and
+/// is a failure.
+fn call_ref(
+    name: &str,
+    f: &RefDeliver,
+    e: &EventRef<'_>,
+    attempt: u32,
+) -> Result<Outcome, Failure> {
+    let span = tracing::info_span!(
+        "bus.deliver",
+        handler = %name,
+        stream = %e.stream,
+        event_type = %e.event_type,
+        position = e.position,
+        attempt,
+    );
+    let _in = span.enter();
+    match std::panic::catch_unwind(AssertUnwindSafe(|| f(e, attempt))) {
+        Ok(Ok(outcome)) => Ok(outcome),
+        Ok(Err(err)) => Err(failure(ParkReason::Failed, err.to_string())),
+        Err(p) => Err(panicked(p)),
+    }
+}
+
+fn failure(reason: ParkReason, message: String) -> Failure {
+    Failure {
+        reason,
+        message,
+        wait: None,
+    }
+}
+
+fn panicked(p: Box<dyn std::any::Any + Send>) -> Failure {
+    failure(
+        ParkReason::Panicked,
+        format!("handler panicked: {}", panic_message(p)),
+    )
+}
+
+/// A handler's future, polled with panics caught: the delivering task goes on after a handler
+/// panics, without a task of its own per delivery.
+struct CatchUnwind {
+    fut: HandlerFuture,
+}
+
+impl Future for CatchUnwind {
+    type Output = Result<HandlerResult, Box<dyn std::any::Any + Send>>;
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let fut = &mut self.fut;
+        match std::panic::catch_unwind(AssertUnwindSafe(|| fut.as_mut().poll(cx))) {
+            Ok(Poll::Pending) => Poll::Pending,
+            Ok(Poll::Ready(r)) => Poll::Ready(Ok(r)),
+            Err(p) => Poll::Ready(Err(p)),
         }
     }
 }

@@ -12,11 +12,12 @@ use crate::bus::context::HandlerContext;
 use crate::bus::dead_letters::DeadLetters;
 use crate::bus::error::BusError;
 use crate::bus::event::DomainEvent;
-use crate::bus::handler::{self, Deliver, HandlerResult, Selects};
+use crate::bus::handler::{self, HandlerFn, HandlerResult, Selects};
 use crate::bus::runner::Runner;
 use crate::bus::stats::{Counters, HandlerStats};
-use crate::event::{AppendResult, EventData, ExpectedVersion, RecordedEvent};
+use crate::event::{AppendResult, EventData, ExpectedVersion, ReadFilter, RecordedEvent};
 use crate::store::Store;
+use crate::store::{Durability, EventRef};
 
 /// The event bus: [`EventBus::publish`] appends to the store; each handler
 /// ([`EventBus::subscribe`]) runs as a tokio task over a named subscription of the store, with
@@ -103,24 +104,30 @@ impl EventBus {
         self.inner.wake.send_modify(|n| *n = n.wrapping_add(1));
     }
 
-    /// Appends `events` to `stream` if it is at `expected` ([`Store::append`], on a blocking
-    /// thread) and returns once they are durable at the store's durability level; the handlers
-    /// are woken at once.
+    /// Appends `events` to `stream` if it is at `expected` ([`Store::append`]) and returns once
+    /// they are durable at the store's durability level; the handlers are woken at once. On a
+    /// store with [`Durability::Always`] the append runs on a blocking thread (it waits for an
+    /// fsync); otherwise it never waits for the disk and runs on the calling task.
     pub async fn publish(
         &self,
         stream: &str,
         expected: ExpectedVersion,
         events: Vec<EventData>,
     ) -> Result<AppendResult, BusError> {
-        let store = self.inner.store.clone();
-        let stream = stream.to_owned();
-        let r = match tokio::task::spawn_blocking(move || store.append(&stream, expected, &events))
-            .await
-        {
-            Ok(r) => r?,
-            Err(e) if e.is_panic() => std::panic::resume_unwind(e.into_panic()),
-            // Only a runtime shutting down cancels a blocking task.
-            Err(_) => return Err(BusError::ShutDown),
+        let store = &self.inner.store;
+        let r = if store.durability() == Durability::Always {
+            let store = store.clone();
+            let stream = stream.to_owned();
+            match tokio::task::spawn_blocking(move || store.append(&stream, expected, &events))
+                .await
+            {
+                Ok(r) => r?,
+                Err(e) if e.is_panic() => std::panic::resume_unwind(e.into_panic()),
+                // Only a runtime shutting down cancels a blocking task.
+                Err(_) => return Err(BusError::ShutDown),
+            }
+        } else {
+            store.append(stream, expected, &events)?
         };
         self.wake_handlers();
         Ok(r)
@@ -146,17 +153,25 @@ impl EventBus {
         F: Fn(HandlerContext, E) -> Fut + Send + Sync + 'static,
         Fut: Future<Output = HandlerResult> + Send + 'static,
     {
-        self.register(name, Selects::Type(E::EVENT_TYPE), handler::typed(handler))
+        self.register(
+            name,
+            Selects::Type(E::EVENT_TYPE),
+            HandlerFn::Async(handler::typed(handler)),
+        )
     }
 
     /// Runs `handler` for every event of the user streams (not the `$` system streams), as
-    /// stored, as the handler `name`.
+    /// stored (an `Arc`: the context holds the same event), as the handler `name`.
     pub fn subscribe_all<F, Fut>(&self, name: &str, handler: F) -> Result<(), BusError>
     where
-        F: Fn(HandlerContext, RecordedEvent) -> Fut + Send + Sync + 'static,
+        F: Fn(HandlerContext, Arc<RecordedEvent>) -> Fut + Send + Sync + 'static,
         Fut: Future<Output = HandlerResult> + Send + 'static,
     {
-        self.register(name, Selects::All, handler::untyped(handler))
+        self.register(
+            name,
+            Selects::All,
+            HandlerFn::Async(handler::untyped(handler)),
+        )
     }
 
     /// [`EventBus::subscribe`] of a blocking (not async) handler, run on tokio's blocking
@@ -169,11 +184,56 @@ impl EventBus {
         self.register(
             name,
             Selects::Type(E::EVENT_TYPE),
-            handler::blocking(handler),
+            HandlerFn::Async(handler::blocking(handler)),
         )
     }
 
-    fn register(&self, name: &str, selects: Selects, deliver: Deliver) -> Result<(), BusError> {
+    /// Runs `handler` for every event of the user streams that passes `filter`, borrowed from
+    /// the log (no copy per event), synchronously on the handler's task, with the attempt
+    /// number (1, then 2, 3... for retries): the fastest way to keep a read model or a
+    /// projection. Failures are retried with backoff and parked as for the other handlers (a
+    /// retry reads the event again). Keep it quick and non-blocking: it runs on a tokio worker.
+    ///
+    /// ```
+    /// use std::sync::{Arc, Mutex};
+    /// use evlog::{EventData, ExpectedVersion, ReadFilter, Store};
+    /// use evlog::bus::{BusConfig, EventBus, Outcome};
+    /// # let dir = tempfile::tempdir()?;
+    /// let rt = tokio::runtime::Runtime::new()?;
+    /// rt.block_on(async {
+    ///     let bus = EventBus::new(Arc::new(Store::open(dir.path())?), BusConfig::default());
+    ///     let totals: Arc<Mutex<u64>> = Arc::default();
+    ///     let t = totals.clone();
+    ///     bus.subscribe_ref("totals", ReadFilter::all().event_types(["OrderPlaced"]), move |e, _attempt| {
+    ///         *t.lock().unwrap() += e.payload.len() as u64;
+    ///         Ok(Outcome::Handled)
+    ///     })?;
+    ///     let r = bus.publish("order-1", ExpectedVersion::Any,
+    ///                         vec![EventData::new("OrderPlaced", b"12345".to_vec())]).await?;
+    ///     bus.wait_for("totals", r.last_position).await?;
+    ///     assert_eq!(*totals.lock().unwrap(), 5);
+    ///     bus.shutdown().await?;
+    ///     Ok::<(), Box<dyn std::error::Error>>(())
+    /// })?;
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn subscribe_ref<F>(
+        &self,
+        name: &str,
+        filter: ReadFilter,
+        handler: F,
+    ) -> Result<(), BusError>
+    where
+        F: Fn(&EventRef<'_>, u32) -> HandlerResult + Send + Sync + 'static,
+    {
+        self.register(
+            name,
+            Selects::Filter(filter),
+            HandlerFn::Ref(Arc::new(handler)),
+        )
+    }
+
+    fn register(&self, name: &str, selects: Selects, handler: HandlerFn) -> Result<(), BusError> {
         let bad = |reason| BusError::HandlerName {
             name: name.to_owned(),
             reason,
@@ -198,7 +258,7 @@ impl EventBus {
             self.clone(),
             name,
             &selects,
-            deliver,
+            handler,
             counters.clone(),
             progress,
         )?;

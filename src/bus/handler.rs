@@ -9,6 +9,7 @@ use std::time::Duration;
 use crate::bus::context::HandlerContext;
 use crate::bus::event::DomainEvent;
 use crate::event::RecordedEvent;
+use crate::store::EventRef;
 
 /// What a handler did with an event, when it did not fail.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -37,13 +38,26 @@ pub(crate) type HandlerFuture = Pin<Box<dyn Future<Output = HandlerResult> + Sen
 pub(crate) type Deliver =
     Arc<dyn Fn(HandlerContext) -> Result<HandlerFuture, String> + Send + Sync>;
 
+/// A handler of borrowed events, called on the handler's task, synchronously, with the
+/// attempt number.
+pub(crate) type RefDeliver = Arc<dyn Fn(&EventRef<'_>, u32) -> HandlerResult + Send + Sync>;
+
+/// A registered handler: async over owned events, or synchronous over borrowed ones.
+#[derive(Clone)]
+pub(crate) enum HandlerFn {
+    Async(Deliver),
+    Ref(RefDeliver),
+}
+
 /// Which events a handler receives.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub(crate) enum Selects {
     /// Events of one type.
     Type(&'static str),
     /// Every event of the user streams.
     All,
+    /// The events of the user streams that pass a filter.
+    Filter(crate::event::ReadFilter),
 }
 
 /// An async handler of the typed events `E`.
@@ -59,14 +73,14 @@ where
     })
 }
 
-/// An async handler of every event, as stored.
+/// An async handler of every event, as stored (shared with the context, not copied).
 pub(crate) fn untyped<F, Fut>(f: F) -> Deliver
 where
-    F: Fn(HandlerContext, RecordedEvent) -> Fut + Send + Sync + 'static,
+    F: Fn(HandlerContext, Arc<RecordedEvent>) -> Fut + Send + Sync + 'static,
     Fut: Future<Output = HandlerResult> + Send + 'static,
 {
     Arc::new(move |ctx: HandlerContext| {
-        let event = ctx.event().clone();
+        let event = ctx.shared_event();
         Ok(Box::pin(f(ctx, event)) as HandlerFuture)
     })
 }

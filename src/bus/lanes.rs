@@ -1,16 +1,16 @@
-//! One polled batch of a handler's events: with a concurrency of 1, one event at a time in
-//! position order; above, stream by stream, each stream's events in order, up to `concurrency`
-//! streams at once. A stream whose event is given up on (or that already has parked events) has
-//! its later events of the batch held back.
+//! The first delivery of a polled batch's events: with a concurrency of 1, one event at a time
+//! in position order, on the handler's task; above, stream by stream, each stream's events in
+//! order, up to `concurrency` streams at once. An event whose delivery fails is not retried
+//! here: it and the later events of its stream in the batch go back to the runner, which
+//! retries them after their backoff while the other streams go on.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
 use tokio::sync::Semaphore;
 use tokio::task::JoinSet;
 
-use crate::bus::dead_letter::ParkReason;
-use crate::bus::delivery::{Deliverer, Delivery};
+use crate::bus::delivery::{Deliverer, Failure};
 use crate::bus::error::BusError;
 use crate::event::RecordedEvent;
 
@@ -18,53 +18,43 @@ use crate::event::RecordedEvent;
 pub(crate) enum Handled {
     /// Handled or skipped.
     Done,
-    /// To park.
-    Park {
-        reason: ParkReason,
-        attempts: u32,
-        error: String,
-    },
+    /// The first delivery failed.
+    Failed(Failure),
+    /// Not delivered: an earlier event of its stream failed in this batch.
+    Behind,
     /// Not delivered: the bus is shutting down.
     NotDone,
 }
 
-/// Delivers `batch`; `held` gives each stream's first parked position, if it has one. Returns
-/// every event of the batch with what came of it, in position order.
+/// Delivers each event of `batch` once. Returns every event of the batch with what came of
+/// it, in position order.
 pub(crate) async fn deliver_batch(
     deliverer: &Deliverer,
-    batch: Vec<RecordedEvent>,
-    held: impl Fn(&str) -> Option<u64>,
+    batch: Vec<Arc<RecordedEvent>>,
     concurrency: usize,
-) -> Result<Vec<(RecordedEvent, Handled)>, BusError> {
-    let mut lanes: Vec<Vec<RecordedEvent>> = Vec::new();
+) -> Result<Vec<(Arc<RecordedEvent>, Handled)>, BusError> {
     if concurrency <= 1 {
-        lanes.push(batch);
-    } else {
-        let mut lane_of: HashMap<Arc<str>, usize> = HashMap::new();
-        for e in batch {
-            let i = *lane_of.entry(e.stream.clone()).or_insert_with(|| {
-                lanes.push(Vec::new());
-                lanes.len() - 1
-            });
-            lanes[i].push(e);
-        }
+        return Ok(deliver_lane(deliverer, batch).await);
     }
-    let permits = Arc::new(Semaphore::new(concurrency.max(1)));
+    let mut lanes: Vec<Vec<Arc<RecordedEvent>>> = Vec::new();
+    let mut lane_of: HashMap<Arc<str>, usize> = HashMap::new();
+    for e in batch {
+        let i = *lane_of.entry(e.stream.clone()).or_insert_with(|| {
+            lanes.push(Vec::new());
+            lanes.len() - 1
+        });
+        lanes[i].push(e);
+    }
+    let permits = Arc::new(Semaphore::new(concurrency));
     let mut tasks = JoinSet::new();
     for events in lanes {
-        let mut blocked_by = HashMap::new();
-        for e in &events {
-            if let Some(first) = held(&e.stream) {
-                blocked_by.insert(e.stream.clone(), first);
-            }
-        }
         let (d, permits) = (deliverer.clone(), permits.clone());
         tasks.spawn(async move {
             let _permit = permits
                 .acquire_owned()
                 .await
                 .expect("the semaphore is never closed");
-            deliver_lane(&d, events, blocked_by).await
+            deliver_lane(&d, events).await
         });
     }
     let mut out = Vec::new();
@@ -78,39 +68,26 @@ pub(crate) async fn deliver_batch(
     Ok(out)
 }
 
-/// Events of the batch, in order, one at a time; `blocked_by` holds the first parked position
-/// of the streams that have one.
+/// Events in order, one at a time; after a failure, the later events of that stream are not
+/// delivered.
 async fn deliver_lane(
     d: &Deliverer,
-    events: Vec<RecordedEvent>,
-    mut blocked_by: HashMap<Arc<str>, u64>,
-) -> Vec<(RecordedEvent, Handled)> {
+    events: Vec<Arc<RecordedEvent>>,
+) -> Vec<(Arc<RecordedEvent>, Handled)> {
+    let mut failed: HashSet<Arc<str>> = HashSet::new();
     let mut out = Vec::with_capacity(events.len());
     for e in events {
-        let handled = if let Some(first) = blocked_by.get(&e.stream) {
-            Handled::Park {
-                reason: ParkReason::HeldBack,
-                attempts: 0,
-                error: format!("held back behind parked position {first} of its stream"),
-            }
+        let handled = if failed.contains(&e.stream) {
+            Handled::Behind
         } else if *d.stop.borrow() {
             Handled::NotDone
         } else {
-            match d.deliver(&e).await {
-                Delivery::Done(_) => Handled::Done,
-                Delivery::GaveUp {
-                    reason,
-                    attempts,
-                    error,
-                } => {
-                    blocked_by.insert(e.stream.clone(), e.position);
-                    Handled::Park {
-                        reason,
-                        attempts,
-                        error,
-                    }
+            match d.attempt(&e, 1).await {
+                Ok(()) => Handled::Done,
+                Err(f) => {
+                    failed.insert(e.stream.clone());
+                    Handled::Failed(f)
                 }
-                Delivery::Stopped => Handled::NotDone,
             }
         };
         out.push((e, handled));

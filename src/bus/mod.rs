@@ -3,16 +3,23 @@
 //! [`crate::subscription`] API only; everything it persists is events of system streams.
 //!
 //! - [`EventBus`]: `publish` / `publish_event` (return once durable), `subscribe::<E>(name, f)`
-//!   for a typed [`DomainEvent`], `subscribe_all`, `subscribe_blocking`, `wait_for`, `shutdown`.
+//!   for a typed [`DomainEvent`], `subscribe_all`, `subscribe_blocking`, `subscribe_ref` (a
+//!   synchronous handler of borrowed events, for read models), `wait_for`, `shutdown`.
 //! - Each handler is a named subscription (checkpoint `$checkpoint-NAME`) in a tokio task,
 //!   delivering at least once, each stream's events in order: one event at a time in position
-//!   order, or several streams of a polled batch at once ([`BusConfig::concurrency`]). It returns [`Outcome::Handled`], [`Outcome::Skip`], [`Outcome::RetryLater`] or
-//!   an error; a panic is caught and counted as a failure.
+//!   order, or several streams of a polled batch at once ([`BusConfig::concurrency`]). It
+//!   returns [`Outcome::Handled`], [`Outcome::Skip`], [`Outcome::RetryLater`] or an error; a
+//!   panic is caught and counted as a failure.
 //! - Failures are retried after [`Backoff`] delays (exponential, jitter, cap) from
 //!   [`BusConfig`] (`EVENT_BUS_MAX_RETRIES`, `EVENT_BUS_RETRY_DELAY_MS`,
-//!   `EVENT_BUS_DEAD_LETTER_ENABLED`), then the event is parked in `$dlq-NAME` together with
-//!   the checkpoint past it; later events of its stream are parked behind it, other streams go
-//!   on. [`DeadLetters`]: list, count, redrive (in order), discard, history.
+//!   `EVENT_BUS_DEAD_LETTER_ENABLED`). While an event waits for its retry, the later events of
+//!   its stream wait behind it and the other streams go on (at most 4,096 events wait so).
+//!   Then the event is parked in `$dlq-NAME` (with the handler's checkpoint, in one append);
+//!   later events of its stream are parked behind it, other streams go on. [`DeadLetters`]:
+//!   list, count, redrive (in order), discard, history.
+//! - The checkpoint is written every [`BusConfig::checkpoint_every_events`] events or
+//!   [`BusConfig::checkpoint_every_ms`], never past an event that is neither handled nor
+//!   parked: after a crash, what came after it is delivered again (at least once).
 //! - [`HandlerContext::publish`] sets the causation id (the handled event) and the correlation
 //!   id of what a handler publishes.
 //! - `tracing`: a `bus.deliver` span per delivery (handler, stream, event type, position,

@@ -106,7 +106,7 @@ impl Inner {
         let r = match guard.as_mut() {
             Some(w) if !self.poisoned.load(Ordering::Acquire) => self
                 .write_unwritten(w)
-                .and_then(|_| self.cut_zeros(w))
+                .and_then(|_| self.cut_zeros_at_close(w))
                 .and_then(|_| crate::io::fsync_data(&*w.file, &w.path))
                 .and_then(|_| self.write_checkpoint(w)),
             _ => Ok(()),
@@ -386,6 +386,11 @@ impl Store {
     /// Number of streams.
     pub fn stream_count(&self) -> usize {
         self.inner.state.read().streams.len()
+    }
+
+    /// The durability level appends are acknowledged at ([`StoreOptions::durability`]).
+    pub fn durability(&self) -> Durability {
+        self.inner.opts.durability
     }
 
     /// Position of the last visible event (`None` for an empty store).

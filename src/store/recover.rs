@@ -34,6 +34,8 @@ pub(crate) struct ActiveTail {
     pub file: Arc<dyn crate::io::VfsFile>,
     pub header: SegmentHeader,
     pub len: u64,
+    /// End of the zeros after the last frame that open kept (the file's length), or `len`.
+    pub zeroed_to: u64,
     pub crc: crc32fast::Hasher,
     pub next_position: u64,
     pub last_header_crc: u32,
@@ -1046,17 +1048,25 @@ fn recover_once(
                 });
             }
         }
+        // A tail of zeros only is the zeros a durable writer writes ahead of its frames (a
+        // clean close keeps a few KiB of them): a writable open keeps them, so that the first
+        // append writes over them (FORMAT.md § 4).
+        let zeros_only = end.error.is_some() && data[good..].iter().all(|b| *b == 0);
+        let mut zeroed_to = end.good_end;
         if !read_only {
             // Cut a torn tail (an incomplete last write) back to the last whole frame, and make
             // what remains durable: appends after this open record everything before them as
             // durable (see `durable_frame_after`).
-            // A file that ends where the checkpoint's covered prefix ends (a clean close) needs
-            // no fsync: a checkpoint is written only once what it covers is durable.
-            if end.error.is_some() {
+            // A file that ends where the checkpoint's covered prefix ends (a clean close, maybe
+            // followed by zeros) needs no fsync: a checkpoint is written only once what it
+            // covers is durable.
+            if zeros_only {
+                zeroed_to = m.len;
+            } else if end.error.is_some() {
                 f.set_len(end.good_end)
                     .map_err(Error::io("truncate", &m.path))?;
             }
-            if end.error.is_some() || !data.is_empty() {
+            if (end.error.is_some() && !zeros_only) || good > 0 {
                 fsync_data(&*f, &m.path)?;
             }
         }
@@ -1067,6 +1077,7 @@ fn recover_once(
             file: f,
             header: m.header,
             len: end.good_end,
+            zeroed_to,
             crc,
             next_position,
             last_header_crc: last_crc,
@@ -1112,6 +1123,7 @@ fn recover_once(
                 file,
                 header,
                 len: SEGMENT_HEADER_BYTES as u64,
+                zeroed_to: SEGMENT_HEADER_BYTES as u64,
                 crc,
                 next_position,
                 last_header_crc: 0,

@@ -125,7 +125,7 @@ impl Writer {
             buf: Vec::new(),
             first_versions: Vec::new(),
             unwritten: Vec::new(),
-            zeroed_to: t.len,
+            zeroed_to: t.zeroed_to,
         })
     }
 }
@@ -503,14 +503,42 @@ impl Inner {
     }
 
     /// Cuts the zeros written ahead of the frames (see [`Inner::zero_ahead`]), so that the file
-    /// ends at its last frame (before a footer is written, or at close).
+    /// ends at its last frame (before a footer is written).
     pub(crate) fn cut_zeros(&self, w: &mut Writer) -> Result<()> {
-        if w.zeroed_to > w.len {
-            w.file
-                .set_len(w.len)
-                .map_err(Error::io("truncate", &w.path))?;
+        self.cut_zeros_to(w, w.len)
+    }
+
+    /// At close, with `Durability::Always`: leaves exactly [`ZERO_AHEAD_MIN_BYTES`] of zeros
+    /// after the last frame (cutting more, writing what is missing; the close's fsync makes
+    /// them durable). Open keeps such a tail of zeros (it checks every byte), so that the first
+    /// durable append after the next open writes over zeros already on disk and its fsync
+    /// flushes data only, without a journal commit of the file's new size. Otherwise the file
+    /// ends at its last frame.
+    pub(crate) fn cut_zeros_at_close(&self, w: &mut Writer) -> Result<()> {
+        let keep_to = (w.len + ZERO_AHEAD_MIN_BYTES).min(self.opts.segment_bytes.max(w.len));
+        if self.opts.durability != Durability::Always || w.zeroed_to == u64::MAX {
+            // No zeros ahead, or zeros that could not all be written: cut whatever landed.
+            return self.cut_zeros(w);
         }
-        w.zeroed_to = w.len;
+        if w.zeroed_to < keep_to {
+            let at = w.zeroed_to.max(w.len);
+            let n = (keep_to - at) as usize;
+            if w.file.write_all_at(&ZEROS[..n], at).is_err() {
+                return self.cut_zeros(w);
+            }
+            w.zeroed_to = keep_to;
+        }
+        self.cut_zeros_to(w, keep_to)
+    }
+
+    fn cut_zeros_to(&self, w: &mut Writer, keep_to: u64) -> Result<()> {
+        if w.zeroed_to > keep_to {
+            w.file
+                .set_len(keep_to)
+                .map_err(Error::io("truncate", &w.path))?;
+            w.zeroed_to = keep_to;
+        }
+        w.zeroed_to = w.zeroed_to.max(w.len);
         Ok(())
     }
 

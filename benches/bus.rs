@@ -1,0 +1,462 @@
+//! The event bus beside its baselines, each measured in the same run (issue 13's speed goals).
+//! Goals are printed, never asserted.
+//!
+//! `cargo bench --features bus --bench bus` or `-- --quick` (smaller counts, fewer rounds; CI
+//! runs it). Stores live under `CARGO_TARGET_TMPDIR` (on disk, so that durable means an
+//! `fdatasync` that waits for the device), or under `EVLOG_BENCH_DIR` when it is set.
+//!
+//! 1. Catch-up: a handler that does nothing, registered on a store holding `N` events of the
+//!    standard workload (sealed and compressed), until it is done with all of them; beside
+//!    `Store::replay` of the same events to a callback that does nothing.
+//! 2. Live, non-durable store: `publish` of one event -> the handler starts, one at a time, p50
+//!    and p99; beside a bare tokio mpsc hop (send -> the receiving task runs).
+//! 3. Live, durable store: the same, beside `Store::append` of one event, durable.
+//! 4. 8 publishing tasks, durable, each to its own streams: events/s beside 8 threads calling
+//!    `Store::append` durable.
+//! 5. A handler (concurrency 4) catching up 100 streams' events, one stream of which always fails
+//!    (retries with backoff pending, then parked): time until the other 99 streams' events are
+//!    handled, beside the same with no failing stream.
+//! 6. `append_multi` of 3 streams, durable, beside `append` of one stream with the same events
+//!    (p50 latency).
+
+use std::ops::ControlFlow;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use evlog::bus::{BusConfig, EventBus, Outcome};
+use evlog::subscription::{Subscription, SubscriptionOptions};
+use evlog::workload::Workload;
+use evlog::{Durability, EventData, ExpectedVersion, ReadFilter, Store, StoreOptions};
+
+fn bench_root() -> PathBuf {
+    std::env::var_os("EVLOG_BENCH_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_TARGET_TMPDIR")))
+}
+
+fn tempdir(root: &Path) -> tempfile::TempDir {
+    std::fs::create_dir_all(root).unwrap();
+    tempfile::tempdir_in(root).unwrap()
+}
+
+fn median(v: &mut [f64]) -> f64 {
+    v.sort_by(|a, b| a.partial_cmp(b).unwrap());
+    v[v.len() / 2]
+}
+
+fn quantile(v: &mut [f64], q: f64) -> f64 {
+    v.sort_by(|a, b| a.partial_cmp(b).unwrap());
+    v[((v.len() - 1) as f64 * q).round() as usize]
+}
+
+fn us(d: Duration) -> f64 {
+    d.as_secs_f64() * 1e6
+}
+
+fn small_event(i: u64) -> EventData {
+    EventData::new(
+        "Tick",
+        format!(r#"{{"n":{i},"pad":"{}"}}"#, "x".repeat(200)).into_bytes(),
+    )
+}
+
+/// A bus with a no-op handler over every event, named `name`, that records in `done` how many
+/// events it handled.
+fn noop_handler(bus: &EventBus, name: &str, done: Arc<AtomicU64>) {
+    bus.subscribe_all(name, move |_ctx, _e| {
+        done.fetch_add(1, Ordering::Relaxed);
+        async { Ok(Outcome::Handled) }
+    })
+    .unwrap();
+}
+
+/// 1. Catch-up delivery beside `Store::replay`.
+fn catch_up(rt: &tokio::runtime::Runtime, root: &Path, n: u64, rounds: usize) {
+    let dir = tempdir(root);
+    let opts = StoreOptions::new().durability(Durability::Never);
+    {
+        let s = opts.clone().open(dir.path()).unwrap();
+        Workload::standard(1).append_to(&s, n).unwrap();
+        s.seal_active().unwrap();
+        s.compress_sealed().unwrap();
+        s.close().unwrap();
+    }
+    let store = Arc::new(opts.open(dir.path()).unwrap());
+    let end = store.head_position().unwrap() + 1;
+    let replay = |store: &Store| {
+        let t = Instant::now();
+        let r = store
+            .replay(0, end, &ReadFilter::all(), |_| ControlFlow::Continue(()))
+            .unwrap();
+        assert_eq!(r.events, n);
+        n as f64 / t.elapsed().as_secs_f64()
+    };
+    replay(&store);
+    // What the bus's read costs alone: a named subscription's owned batches, as the bus polls
+    // them.
+    let owned = |round: usize| {
+        let o = SubscriptionOptions::default().checkpoint_every(100, Duration::from_secs(3600));
+        let mut s = Subscription::named(&*store, &format!("owned-{round}"), o).unwrap();
+        let t = Instant::now();
+        let mut got = 0u64;
+        while s.next_position() < end {
+            got += s.poll_owned(4_096, Duration::ZERO).unwrap().len() as u64;
+        }
+        assert_eq!(got, n);
+        n as f64 / t.elapsed().as_secs_f64()
+    };
+    let (mut r, mut b, mut o, mut br) = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+    for round in 0..rounds {
+        r.push(replay(&store));
+        o.push(owned(round));
+        br.push(rt.block_on(async {
+            let bus = EventBus::new(store.clone(), BusConfig::default().batch_events(10_000));
+            let done = Arc::new(AtomicU64::new(0));
+            let d = done.clone();
+            let t = Instant::now();
+            let name = format!("catch-up-ref-{round}");
+            bus.subscribe_ref(&name, ReadFilter::all(), move |_e, _attempt| {
+                d.fetch_add(1, Ordering::Relaxed);
+                Ok(Outcome::Handled)
+            })
+            .unwrap();
+            bus.wait_for(&name, end - 1).await.unwrap();
+            let rate = n as f64 / t.elapsed().as_secs_f64();
+            assert_eq!(done.load(Ordering::Relaxed), n);
+            bus.shutdown().await.unwrap();
+            rate
+        }));
+        b.push(rt.block_on(async {
+            let bus = EventBus::new(store.clone(), BusConfig::default().batch_events(10_000));
+            let done = Arc::new(AtomicU64::new(0));
+            let t = Instant::now();
+            noop_handler(&bus, &format!("catch-up-{round}"), done.clone());
+            bus.wait_for(&format!("catch-up-{round}"), end - 1)
+                .await
+                .unwrap();
+            let rate = n as f64 / t.elapsed().as_secs_f64();
+            assert_eq!(done.load(Ordering::Relaxed), n);
+            bus.shutdown().await.unwrap();
+            rate
+        }));
+    }
+    let (r, b, o, br) = (
+        median(&mut r),
+        median(&mut b),
+        median(&mut o),
+        median(&mut br),
+    );
+    println!(
+        "1. catch-up, {n} stored events, no-op handler | subscribe_ref (borrowed) {:.2} M/s, subscribe_all (async, owned) {:.2} M/s | Store::replay {:.2} M/s | ref/replay {:.2}, all/replay {:.2} (goal >= 0.8, and >= 5 M/s) | the subscription's owned batches alone {:.2} M/s",
+        br / 1e6,
+        b / 1e6,
+        r / 1e6,
+        br / r,
+        b / r,
+        o / 1e6
+    );
+}
+
+/// Latencies (µs) of `k` publishes, each until the handler started, and until `publish`
+/// returned.
+async fn publish_latencies(store: Arc<Store>, k: usize) -> (Vec<f64>, Vec<f64>) {
+    let bus = EventBus::new(store, BusConfig::default());
+    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<Instant>();
+    bus.subscribe_all("live", move |_ctx, e| {
+        // Only what this function publishes (the store also gets the baseline's appends).
+        if &*e.stream == "live-1" {
+            let _ = tx.send(Instant::now());
+        }
+        async { Ok(Outcome::Handled) }
+    })
+    .unwrap();
+    let (mut v, mut returned) = (Vec::with_capacity(k), Vec::with_capacity(k));
+    for i in 0..k as u64 {
+        let t = Instant::now();
+        bus.publish("live-1", ExpectedVersion::Any, vec![small_event(i)])
+            .await
+            .unwrap();
+        returned.push(us(t.elapsed()));
+        let started = rx.recv().await.unwrap();
+        v.push(us(started - t));
+    }
+    bus.shutdown().await.unwrap();
+    (v, returned)
+}
+
+/// Latencies (µs) of `k` hops through a tokio mpsc channel to another task.
+async fn mpsc_latencies(k: usize) -> Vec<f64> {
+    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<Instant>();
+    let (back, mut back_rx) = tokio::sync::mpsc::unbounded_channel::<Duration>();
+    let task = tokio::spawn(async move {
+        while let Some(t) = rx.recv().await {
+            let _ = back.send(t.elapsed());
+        }
+    });
+    let mut v = Vec::with_capacity(k);
+    for _ in 0..k {
+        tx.send(Instant::now()).unwrap();
+        v.push(us(back_rx.recv().await.unwrap()));
+    }
+    drop(tx);
+    task.await.unwrap();
+    v
+}
+
+/// 2 and 3. Publish -> handler start, non-durable and durable.
+fn live(rt: &tokio::runtime::Runtime, root: &Path, k: usize, k_durable: usize) {
+    let dir = tempdir(root);
+    let store = Arc::new(
+        StoreOptions::new()
+            .durability(Durability::Never)
+            .open(dir.path())
+            .unwrap(),
+    );
+    let (mut bus, mut returned) = rt.block_on(publish_latencies(store, k));
+    let mut hop = rt.block_on(mpsc_latencies(k));
+    println!(
+        "2. live, non-durable: publish -> handler start | bus p50 {:.1} us, p99 {:.1} us (publish returned: p50 {:.1} us) | tokio mpsc hop p50 {:.1} us, p99 {:.1} us (goal: bus p50 < 20 us, p99 < 200 us)",
+        quantile(&mut bus, 0.5),
+        quantile(&mut bus, 0.99),
+        quantile(&mut returned, 0.5),
+        quantile(&mut hop, 0.5),
+        quantile(&mut hop, 0.99),
+    );
+
+    let dir = tempdir(root);
+    let store = Arc::new(
+        StoreOptions::new()
+            .durability(Durability::Always)
+            .open(dir.path())
+            .unwrap(),
+    );
+    // Interleaved, one of each in turn, so that the disk's moods hit both alike.
+    let (mut bus, mut append) = (Vec::new(), Vec::new());
+    for chunk in 0..10 {
+        let (b, _) = rt.block_on(publish_latencies(store.clone(), k_durable / 10));
+        bus.extend(b);
+        append.extend((0..(k_durable / 10) as u64).map(|i| {
+            let t = Instant::now();
+            store
+                .append(
+                    "append-1",
+                    ExpectedVersion::Any,
+                    &[small_event(chunk * 1_000 + i)],
+                )
+                .unwrap();
+            us(t.elapsed())
+        }));
+    }
+    let (b, a) = (quantile(&mut bus, 0.5), quantile(&mut append, 0.5));
+    println!(
+        "3. live, durable: publish -> handler start | bus p50 {b:.1} us, p99 {:.1} us | Store::append p50 {a:.1} us, p99 {:.1} us | bus/append {:.2} (goal <= 1.2)",
+        quantile(&mut bus, 0.99),
+        quantile(&mut append, 0.99),
+        b / a
+    );
+}
+
+/// 4. 8 publishing tasks beside 8 appending threads, durable.
+fn publishers(rt: &tokio::runtime::Runtime, root: &Path, per: u64, rounds: usize) {
+    const W: u64 = 8;
+    let (mut bus, mut threads) = (Vec::new(), Vec::new());
+    for round in 0..rounds {
+        let dir = tempdir(root);
+        let store = Arc::new(
+            StoreOptions::new()
+                .durability(Durability::Always)
+                .open(dir.path())
+                .unwrap(),
+        );
+        bus.push(rt.block_on(async {
+            let bus = EventBus::new(store.clone(), BusConfig::default());
+            let t = Instant::now();
+            let tasks: Vec<_> = (0..W)
+                .map(|w| {
+                    let bus = bus.clone();
+                    tokio::spawn(async move {
+                        for i in 0..per {
+                            bus.publish(
+                                &format!("pub-{round}-{w}"),
+                                ExpectedVersion::Any,
+                                vec![small_event(i)],
+                            )
+                            .await
+                            .unwrap();
+                        }
+                    })
+                })
+                .collect();
+            for t in tasks {
+                t.await.unwrap();
+            }
+            (W * per) as f64 / t.elapsed().as_secs_f64()
+        }));
+        let t = Instant::now();
+        std::thread::scope(|s| {
+            for w in 0..W {
+                let store = &store;
+                s.spawn(move || {
+                    for i in 0..per {
+                        store
+                            .append(
+                                &format!("thread-{round}-{w}"),
+                                ExpectedVersion::Any,
+                                &[small_event(i)],
+                            )
+                            .unwrap();
+                    }
+                });
+            }
+        });
+        threads.push((W * per) as f64 / t.elapsed().as_secs_f64());
+    }
+    let (b, t) = (median(&mut bus), median(&mut threads));
+    println!(
+        "4. 8 publishers, durable | bus {:.1} k/s | 8 threads Store::append {:.1} k/s | bus/threads {:.2} (goal >= 0.9)",
+        b / 1e3,
+        t / 1e3,
+        b / t
+    );
+}
+
+/// 5. Delivery of 99 streams' events with and without a 100th stream that always fails.
+fn failing(rt: &tokio::runtime::Runtime, root: &Path, per_stream: u64, rounds: usize) {
+    let run = |with_failing: bool, round: usize| -> f64 {
+        let dir = tempdir(root);
+        let store = Arc::new(
+            StoreOptions::new()
+                .durability(Durability::Never)
+                .open(dir.path())
+                .unwrap(),
+        );
+        for i in 0..per_stream {
+            for s in 0..100u64 {
+                store
+                    .append(
+                        &format!("s-{s:03}"),
+                        ExpectedVersion::Any,
+                        &[small_event(i)],
+                    )
+                    .unwrap();
+            }
+        }
+        let others = 99 * per_stream;
+        rt.block_on(async {
+            let config = BusConfig::default()
+                .concurrency(4)
+                .max_retries(3)
+                .retry_delay_ms(20);
+            let bus = EventBus::new(store.clone(), config);
+            let done = Arc::new(AtomicU64::new(0));
+            let d = done.clone();
+            let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<()>();
+            let t = Instant::now();
+            bus.subscribe_all(&format!("failing-{round}"), move |ctx, _e| {
+                let fail = with_failing && &*ctx.event().stream == "s-000";
+                if &*ctx.event().stream != "s-000"
+                    && d.fetch_add(1, Ordering::Relaxed) + 1 == others
+                {
+                    let _ = tx.send(());
+                }
+                async move {
+                    if fail {
+                        Err("always fails".into())
+                    } else {
+                        Ok(Outcome::Handled)
+                    }
+                }
+            })
+            .unwrap();
+            rx.recv().await.unwrap();
+            let rate = others as f64 / t.elapsed().as_secs_f64();
+            bus.shutdown().await.unwrap();
+            rate
+        })
+    };
+    let (mut with, mut without) = (Vec::new(), Vec::new());
+    for round in 0..rounds {
+        without.push(run(false, round));
+        with.push(run(true, round));
+    }
+    let (w, wo) = (median(&mut with), median(&mut without));
+    println!(
+        "5. 99 streams delivered beside one always failing (retries pending) | with it {:.1} k/s | without {:.1} k/s | with/without {:.2} (goal >= 0.9)",
+        w / 1e3,
+        wo / 1e3,
+        w / wo
+    );
+}
+
+/// 6. `append_multi` of 3 streams beside `append` of one stream, the same events, durable.
+fn multi(root: &Path, k: u64) {
+    let dir = tempdir(root);
+    let store = StoreOptions::new()
+        .durability(Durability::Always)
+        .open(dir.path())
+        .unwrap();
+    let (mut m, mut one) = (Vec::new(), Vec::new());
+    for i in 0..k {
+        let events: Vec<EventData> = (0..3).map(|j| small_event(i * 3 + j)).collect();
+        let t = Instant::now();
+        store
+            .append("single", ExpectedVersion::Any, &events)
+            .unwrap();
+        one.push(us(t.elapsed()));
+        // The same bytes, new ids (an id already stored would be refused as a duplicate).
+        let parts: Vec<(String, ExpectedVersion, Vec<EventData>)> = (0..3)
+            .map(|j| {
+                let e = small_event(i * 3 + j);
+                (format!("multi-{j}"), ExpectedVersion::Any, vec![e])
+            })
+            .collect();
+        let t = Instant::now();
+        store.append_multi(&parts).unwrap();
+        m.push(us(t.elapsed()));
+    }
+    let (m, o) = (median(&mut m), median(&mut one));
+    println!(
+        "6. durable, 3 events | append_multi of 3 streams p50 {m:.1} us | append of 1 stream p50 {o:.1} us | multi/single {:.2} (goal <= 1.2)",
+        m / o
+    );
+}
+
+fn main() {
+    let quick = std::env::args().any(|a| a == "--quick");
+    let only: Option<String> = std::env::args()
+        .skip(1)
+        .find(|a| !a.starts_with('-'))
+        .filter(|a| a.chars().all(|c| c.is_ascii_digit()));
+    let run = |k: &str| only.as_deref().is_none_or(|o| o.contains(k));
+    let root = bench_root();
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    println!(
+        "the event bus beside its baselines; stores under {}",
+        root.display()
+    );
+    if run("1") {
+        let (n, rounds) = if quick { (100_000, 3) } else { (1_000_000, 5) };
+        catch_up(&rt, &root, n, rounds);
+    }
+    if run("2") || run("3") {
+        let (k, kd) = if quick { (2_000, 300) } else { (20_000, 2_000) };
+        live(&rt, &root, k, kd);
+    }
+    if run("4") {
+        let (per, rounds) = if quick { (100, 3) } else { (1_000, 5) };
+        publishers(&rt, &root, per, rounds);
+    }
+    if run("5") {
+        let (per, rounds) = if quick { (100, 3) } else { (1_000, 5) };
+        failing(&rt, &root, per, rounds);
+    }
+    if run("6") {
+        multi(&root, if quick { 300 } else { 2_000 });
+    }
+}

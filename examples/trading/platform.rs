@@ -1,0 +1,401 @@
+//! The running system: the store, the bus with its handlers (read models, AI scoring with a
+//! simulated provider, security audit), and the load that users and feeds put on it.
+
+use std::collections::BTreeMap;
+use std::ops::{ControlFlow, Range};
+use std::path::Path;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use evlog::bus::{BusConfig, BusError, DomainEvent, EventBus, HandlerContext, Outcome};
+use evlog::snapshot::{SnapshotPolicy, SnapshotStore};
+use evlog::workload::Rng;
+use evlog::{
+    Durability, Error, EventData, ExpectedVersion, ReadFilter, RecordedEvent, Store, StoreOptions,
+    Uuid,
+};
+
+use crate::domain::*;
+
+pub const FEEDS: [&str; 8] = [
+    "BTC-USD", "ETH-USD", "SOL-USD", "EUR-USD", "XAU-USD", "SPX", "NDX", "DAX",
+];
+pub const HANDLERS: [&str; 3] = ["read-models", "scoring", "security"];
+const MODELS: [&str; 3] = ["credit-risk-v3", "fraud-v2", "churn-v1"];
+
+/// The AI provider the scoring handler calls: slow, sometimes down for a moment (the bus
+/// retries), sometimes rejecting a request for good (the request fails and is compensated),
+/// and for a few requests down until it is healed (they end in the dead-letter queue).
+pub struct Provider {
+    /// Requests rejected for good, per thousand.
+    pub reject_permille: u64,
+    /// Off until the outage is over.
+    pub healed: AtomicBool,
+}
+
+pub enum Scored {
+    Score { score: f64, risk: &'static str },
+    Rejected(String),
+}
+
+fn hash(s: &str) -> u64 {
+    s.bytes().fold(0xcbf2_9ce4_8422_2325u64, |h, b| {
+        (h ^ u64::from(b)).wrapping_mul(0x100_0000_01b3)
+    })
+}
+
+impl Provider {
+    pub async fn score(&self, result_id: &str, attempt: u32) -> Result<Scored, String> {
+        let h = hash(result_id);
+        tokio::time::sleep(Duration::from_micros(200 + h % 800)).await;
+        if h.is_multiple_of(97) && !self.healed.load(Ordering::Relaxed) {
+            return Err(format!("provider timed out scoring {result_id}"));
+        }
+        if (h >> 8).wrapping_add(u64::from(attempt)) % 7 == 0 {
+            return Err("provider answered 503".into());
+        }
+        if (h >> 16) % 1000 < self.reject_permille {
+            return Ok(Scored::Rejected("input rejected by the model".into()));
+        }
+        let score = ((h >> 24) % 1000) as f64 / 10.0;
+        let risk = match score as u64 {
+            0..=33 => "low",
+            34..=66 => "medium",
+            _ => "high",
+        };
+        Ok(Scored::Score { score, risk })
+    }
+}
+
+/// Latencies (append -> handler start, microseconds) per handler, since this process started.
+pub type Latencies = Arc<Mutex<BTreeMap<&'static str, Vec<u64>>>>;
+
+pub struct Platform {
+    pub store: Arc<Store>,
+    pub bus: EventBus,
+    pub models: Arc<Mutex<ReadModels>>,
+    pub latencies: Latencies,
+    pub provider: Arc<Provider>,
+    pub snapshots: Arc<SnapshotStore>,
+}
+
+fn now_us() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_micros() as u64)
+}
+
+/// An id for an event a handler writes because of the handled event: the same for every
+/// delivery of it, so that a delivery again after a crash re-sends the same event, which the
+/// store takes as a re-send (idempotent) instead of a second event.
+fn derived_id(from: &RecordedEvent, salt: u128) -> Uuid {
+    Uuid::from_u128(from.id.as_u128().rotate_left(17) ^ salt)
+}
+
+fn record_latency(latencies: &Latencies, handler: &'static str, appended_us: u64) {
+    let l = now_us().saturating_sub(appended_us);
+    latencies
+        .lock()
+        .unwrap()
+        .entry(handler)
+        .or_default()
+        .push(l);
+}
+
+/// The read models as a replay of the whole log from position 0 gives them.
+pub fn replay_models(store: &Store) -> evlog::Result<ReadModels> {
+    let mut m = ReadModels::default();
+    let end = store.head_position().map_or(0, |h| h + 1);
+    store.replay(0, end, &ReadFilter::all(), |e| {
+        if ReadModels::is_read_model_event(e.event_type) {
+            m.apply(&e.to_owned_event());
+        }
+        ControlFlow::Continue(())
+    })?;
+    Ok(m)
+}
+
+pub fn snapshot_policy() -> SnapshotPolicy {
+    let mut p = SnapshotPolicy::from_env().expect("SNAPSHOT_* variables");
+    if std::env::var_os("SNAPSHOT_INTERVAL_VERSIONS").is_none() {
+        p.interval_versions = 25;
+    }
+    p
+}
+
+impl Platform {
+    /// Opens (or recovers) the store, rebuilds the read models from the log, and starts the
+    /// handlers, each resuming after its checkpoint.
+    pub async fn start(dir: &Path, provider: Arc<Provider>) -> Result<Platform, BusError> {
+        let store = Arc::new(
+            StoreOptions::new()
+                .durability(Durability::Always)
+                .segment_bytes(4 << 20)
+                .compress_sealed(true)
+                .open(dir)?,
+        );
+        // The read models live in memory: rebuilt from the log at start, then kept by their
+        // handler, whose updates are idempotent (it may get again what the rebuild saw).
+        let models = Arc::new(Mutex::new(replay_models(&store)?));
+        let config = BusConfig::from_env()?.concurrency(8).batch_events(512);
+        let bus = EventBus::new(store.clone(), config);
+        let snapshots = Arc::new(SnapshotStore::open(&store).with_policy(snapshot_policy()));
+        let p = Platform {
+            store,
+            bus,
+            models,
+            latencies: Latencies::default(),
+            provider,
+            snapshots,
+        };
+        p.register()?;
+        Ok(p)
+    }
+
+    fn register(&self) -> Result<(), BusError> {
+        // The read models: a handler of borrowed events (no copy per event), over the three
+        // types they are made of.
+        let (models, lat) = (self.models.clone(), self.latencies.clone());
+        let types = ReadFilter::all().event_types(READ_MODEL_TYPES);
+        self.bus
+            .subscribe_ref("read-models", types, move |e, _attempt| {
+                record_latency(&lat, "read-models", e.timestamp_us);
+                models.lock().unwrap().apply(&e.to_owned_event());
+                Ok(Outcome::Handled)
+            })?;
+
+        let (provider, lat) = (self.provider.clone(), self.latencies.clone());
+        self.bus
+            .subscribe("scoring", move |ctx, req: AIResultCreated| {
+                record_latency(&lat, "scoring", ctx.event().timestamp_us);
+                let provider = provider.clone();
+                async move { score(&ctx, &provider, req).await }
+            })?;
+
+        let lat = self.latencies.clone();
+        self.bus
+            .subscribe("security", move |ctx, login: UserAuthenticated| {
+                record_latency(&lat, "security", ctx.event().timestamp_us);
+                async move {
+                    if !hash(&ctx.event().id.to_string()).is_multiple_of(9) {
+                        return Ok(Outcome::Skip);
+                    }
+                    let audit = AuditLogCreated {
+                        user_id: login.user_id.clone(),
+                        action: "login-from-new-device".into(),
+                        subject: login.ip,
+                    };
+                    let data = audit.to_event_data()?.with_id(derived_id(ctx.event(), 1));
+                    ctx.publish(
+                        &format!("audit-{}", login.user_id),
+                        ExpectedVersion::Any,
+                        vec![data],
+                    )
+                    .await?;
+                    Ok(Outcome::Handled)
+                }
+            })?;
+        Ok(())
+    }
+
+    /// Runs the users' and feeds' actions `actions` (each number one action, the same on every
+    /// run), `tasks` at a time; `done` counts them.
+    pub async fn drive(&self, actions: Range<u64>, tasks: u64, done: Arc<AtomicU64>) {
+        let next = Arc::new(AtomicU64::new(actions.start));
+        let mut joins = Vec::new();
+        for _ in 0..tasks {
+            let (next, done, end) = (next.clone(), done.clone(), actions.end);
+            let (bus, models, snapshots) = (
+                self.bus.clone(),
+                self.models.clone(),
+                self.snapshots.clone(),
+            );
+            joins.push(tokio::spawn(async move {
+                loop {
+                    let k = next.fetch_add(1, Ordering::Relaxed);
+                    if k >= end {
+                        return;
+                    }
+                    action(&bus, &models, &snapshots, k)
+                        .await
+                        .unwrap_or_else(|e| panic!("action {k}: {e}"));
+                    done.fetch_add(1, Ordering::Relaxed);
+                }
+            }));
+        }
+        for j in joins {
+            j.await.unwrap();
+        }
+    }
+
+    /// Waits until every handler is done with the whole log (the events they publish
+    /// included).
+    pub async fn settle(&self) -> Result<(), BusError> {
+        loop {
+            let head = self.store.head_position().unwrap_or(0);
+            for h in HANDLERS {
+                self.bus.wait_for(h, head).await?;
+            }
+            if self.store.head_position().unwrap_or(0) == head {
+                return Ok(());
+            }
+        }
+    }
+}
+
+/// The scoring handler: asks the provider; records the result, or the failure together with
+/// the release of the reserved credits (its compensation) as an audit event.
+async fn score(
+    ctx: &HandlerContext,
+    provider: &Provider,
+    req: AIResultCreated,
+) -> Result<Outcome, evlog::bus::HandlerError> {
+    let stream = ai_result_stream(&req.result_id);
+    let scored = provider.score(&req.result_id, ctx.attempt()).await?;
+    let mut writes: Vec<(String, EventData)> = Vec::new();
+    match scored {
+        Scored::Score { score, risk } => writes.push((
+            stream,
+            AIResultCompleted {
+                result_id: req.result_id.clone(),
+                user_id: req.user_id.clone(),
+                score,
+                risk_level: risk.into(),
+                provider: "simulated-ml".into(),
+            }
+            .to_event_data()?
+            .with_id(derived_id(ctx.event(), 2)),
+        )),
+        Scored::Rejected(reason) => {
+            writes.push((
+                stream,
+                AIResultFailed {
+                    result_id: req.result_id.clone(),
+                    user_id: req.user_id.clone(),
+                    reason,
+                }
+                .to_event_data()?
+                .with_id(derived_id(ctx.event(), 3)),
+            ));
+            writes.push((
+                format!("audit-{}", req.user_id),
+                AuditLogCreated {
+                    user_id: req.user_id.clone(),
+                    action: "credits-released".into(),
+                    subject: req.result_id.clone(),
+                }
+                .to_event_data()?
+                .with_id(derived_id(ctx.event(), 4)),
+            ));
+        }
+    }
+    for (i, (stream, data)) in writes.into_iter().enumerate() {
+        // The result is the stream's second event: a delivery again after a crash re-sends
+        // the same event (same id), which the store answers as the first time.
+        let expected = if i == 0 {
+            ExpectedVersion::Exact(ctx.event().version)
+        } else {
+            ExpectedVersion::Any
+        };
+        match ctx.publish(&stream, expected, vec![data]).await {
+            // Recorded by an earlier delivery (before a crash): only this handler writes there.
+            Err(BusError::Store(Error::WrongExpectedVersion { .. })) if i == 0 => {}
+            r => {
+                r?;
+            }
+        }
+    }
+    Ok(Outcome::Handled)
+}
+
+/// Action `k`: the same for a given `k` on every run.
+async fn action(
+    bus: &EventBus,
+    models: &Arc<Mutex<ReadModels>>,
+    snapshots: &Arc<SnapshotStore>,
+    k: u64,
+) -> Result<(), BusError> {
+    let mut rng = Rng::new(k.wrapping_mul(0x9e37_79b9_7f4a_7c15) ^ 0x7ead);
+    let user = format!("user-{:04}", rng.below(500));
+    match rng.below(100) {
+        0..=39 => {
+            let login = UserAuthenticated {
+                user_id: user.clone(),
+                method: ["password", "passkey", "sso"][rng.below(3) as usize].into(),
+                ip: format!(
+                    "10.{}.{}.{}",
+                    rng.below(256),
+                    rng.below(256),
+                    rng.below(256)
+                ),
+            };
+            bus.publish_event(&user, ExpectedVersion::Any, &login)
+                .await?;
+        }
+        40..=64 => {
+            let id = format!("{k:08}");
+            let req = AIResultCreated {
+                result_id: id.clone(),
+                user_id: user,
+                model: MODELS[rng.below(3) as usize].into(),
+                reserved_credits: 1 + rng.below(5),
+            };
+            bus.publish_event(&ai_result_stream(&id), ExpectedVersion::NoStream, &req)
+                .await?;
+        }
+        65..=89 => {
+            let feed = FEEDS[rng.below(FEEDS.len() as u64) as usize];
+            let stream = price_feed_stream(feed);
+            let step = rng.below(2001) as f64 / 1000.0 - 1.0;
+            let volume = rng.below(10_000) as f64 / 10.0;
+            // The aggregate from its snapshot; the update appended at its version (another
+            // task may have moved it: then load again).
+            loop {
+                let (store, snaps, s) = (bus.store().clone(), snapshots.clone(), stream.clone());
+                let loaded = tokio::task::spawn_blocking(move || {
+                    snaps.load_and_snapshot::<PriceFeed>(&store, &s)
+                })
+                .await
+                .expect("load task")?;
+                let base = if loaded.state.updates == 0 {
+                    100.0
+                } else {
+                    loaded.state.last
+                };
+                let update = PriceFeedUpdated {
+                    feed: feed.into(),
+                    price: (base * (1.0 + step / 100.0) * 100.0).round() / 100.0,
+                    volume,
+                };
+                let expected = loaded
+                    .version
+                    .map_or(ExpectedVersion::NoStream, ExpectedVersion::Exact);
+                match bus.publish_event(&stream, expected, &update).await {
+                    Err(BusError::Store(Error::WrongExpectedVersion { .. })) => continue,
+                    r => {
+                        r?;
+                        break;
+                    }
+                }
+            }
+        }
+        _ => {
+            let feed = FEEDS[rng.below(FEEDS.len() as u64) as usize];
+            let price = models
+                .lock()
+                .unwrap()
+                .prices
+                .get(feed)
+                .map_or(100.0, |(_, p)| *p as f64 / 1e6);
+            let snap = OracleSnapshotRecorded {
+                feed: feed.into(),
+                price,
+                round_id: k,
+            };
+            bus.publish_event(&format!("oracle-{feed}"), ExpectedVersion::Any, &snap)
+                .await?;
+        }
+    }
+    Ok(())
+}
