@@ -103,6 +103,7 @@ mod context;
 mod definition;
 mod driver;
 mod error;
+mod handle;
 mod manager;
 pub mod record;
 mod route;
@@ -112,7 +113,8 @@ mod state;
 pub use context::StepContext;
 pub use definition::{SagaData, SagaDefinition, StepError, StepPolicy, StepResult};
 pub use error::SagaError;
-pub use manager::{ResumeReport, SagaCounts, SagaHandle, SagaManager};
+pub use handle::SagaHandle;
+pub use manager::{ResumeReport, SagaCounts, SagaManager};
 pub use record::{
     MANAGER_METADATA_KEY, SAGA_STREAM_PREFIX, SagaRecord, Started, StepRef, saga_stream,
 };
