@@ -802,3 +802,43 @@ async fn shutdown_drops_the_attempt_under_way_and_a_new_manager_resumes_the_saga
     let store = Arc::try_unwrap(store).expect("nothing of the managers holds the store");
     store.close().unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn resume_leaves_sagas_of_unknown_types_and_of_changed_definitions_as_they_are() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = bus_common::store(dir.path());
+    let pending = || {
+        SagaDefinition::<u32>::new("kept").step_without_compensation("a", |_ctx| async {
+            std::future::pending::<()>().await;
+            Ok(())
+        })
+    };
+    let first = SagaManager::new(store.clone());
+    first
+        .register(pending())
+        .unwrap()
+        .start("k", &1)
+        .await
+        .unwrap();
+    first.shutdown().await;
+
+    // No definition of its type: reported, not driven, nothing written.
+    let other = SagaManager::new(store.clone());
+    let report = other.resume().await.unwrap();
+    assert_eq!(report.unknown_type, ["$saga-kept-k"]);
+    assert!(report.resumed.is_empty());
+    // A definition whose steps differ from those the saga started with: reported, not driven.
+    let changed = SagaManager::new(store.clone());
+    changed
+        .register(
+            SagaDefinition::<u32>::new("kept")
+                .step_without_compensation("b", |_ctx| async { Ok(()) }),
+        )
+        .unwrap();
+    let report = changed.resume().await.unwrap();
+    assert_eq!(report.changed_definition, ["$saga-kept-k"]);
+    assert!(report.resumed.is_empty());
+    assert_eq!(store.stream_version("$saga-kept-k"), Some(0));
+    let listed = changed.list().await.unwrap();
+    assert_eq!((listed.len(), listed[0].status), (1, SagaStatus::Running));
+}
