@@ -409,6 +409,23 @@ pub struct RecordedEvent {
     pub metadata: Metadata,
 }
 
+#[cfg(test)]
+impl RecordedEvent {
+    /// `data` as if stored first in `stream` at position 0: for tests of record decoders.
+    pub(crate) fn stored_as(stream: &str, data: EventData) -> RecordedEvent {
+        RecordedEvent {
+            stream: Arc::from(stream),
+            version: 0,
+            position: 0,
+            timestamp_us: 0,
+            id: data.id,
+            event_type: Arc::from(data.event_type.as_str()),
+            payload: data.payload,
+            metadata: data.metadata,
+        }
+    }
+}
+
 /// The optimistic-concurrency condition of an append.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ExpectedVersion {

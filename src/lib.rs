@@ -38,7 +38,8 @@
 //! `index` (active index; sealed indexes are files) → `store` (the public [`Store`]).
 //! The on-disk format is specified in `format/FORMAT.md`. Above the store: `subscription`
 //! (catch-up subscriptions with durable checkpoints) and, with the feature `bus`, `bus` (the
-//! event bus on tokio: handlers, retries with backoff, a persisted dead-letter queue).
+//! event bus on tokio: handlers, retries with backoff, a persisted dead-letter queue) and `saga`
+//! (sagas with compensation, persisted as events and resumed after a crash).
 
 #![deny(unsafe_code)]
 #![warn(missing_docs)]
@@ -55,6 +56,8 @@ pub mod inspect;
 pub mod io;
 #[cfg(feature = "serve")]
 pub mod metrics;
+#[cfg(feature = "bus")]
+pub mod saga;
 pub mod segment;
 pub mod snapshot;
 pub mod stats;

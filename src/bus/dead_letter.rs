@@ -231,9 +231,7 @@ impl DeadLetterRecord {
             version: e.version,
             reason,
         };
-        fn de<'a, T: Deserialize<'a>>(p: &'a [u8]) -> Result<T, String> {
-            serde_json::from_slice(p).map_err(|e| e.to_string())
-        }
+        use crate::bus::event::json_payload as de;
         let p = &e.payload;
         Ok(match &*e.event_type {
             PARKED => DeadLetterRecord::Parked(de(p).map_err(bad)?),
@@ -388,7 +386,6 @@ impl DeadLetterState {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::sync::Arc;
 
     fn letter(position: u64, stream: &str) -> DeadLetter {
         DeadLetter {
@@ -406,16 +403,7 @@ mod tests {
     }
 
     fn recorded(data: EventData) -> RecordedEvent {
-        RecordedEvent {
-            stream: Arc::from("$dlq-h"),
-            version: 0,
-            position: 0,
-            timestamp_us: 0,
-            id: data.id,
-            event_type: Arc::from(data.event_type.as_str()),
-            payload: data.payload,
-            metadata: data.metadata,
-        }
+        RecordedEvent::stored_as("$dlq-h", data)
     }
 
     #[test]

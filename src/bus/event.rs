@@ -1,8 +1,8 @@
 //! [`DomainEvent`]: a Rust type that is an event type of the log, so that handlers receive it
 //! decoded.
 
-use serde::Serialize;
 use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
 
 use crate::event::EventData;
 
@@ -42,4 +42,9 @@ pub trait DomainEvent: Serialize + DeserializeOwned + Send + 'static {
     fn to_event_data(&self) -> Result<EventData, String> {
         Ok(EventData::new(Self::EVENT_TYPE, self.encode()?))
     }
+}
+
+/// A JSON payload decoded as `T`, the error as text (the system streams' record decoders).
+pub(crate) fn json_payload<'a, T: Deserialize<'a>>(payload: &'a [u8]) -> Result<T, String> {
+    serde_json::from_slice(payload).map_err(|e| e.to_string())
 }

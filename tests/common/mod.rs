@@ -500,3 +500,29 @@ pub fn run_child(
     let lines = reader.join().expect("the stdout reader");
     (lines, status.signal() == Some(9))
 }
+
+/// The rounds of a kill -9 test (`rounds_env`, or `default`) and a seed from the clock.
+pub fn kill9_rounds_and_seed(rounds_env: &str, default: u64) -> (u64, u64) {
+    let rounds = std::env::var(rounds_env)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default);
+    let seed = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_nanos() as u64;
+    (rounds, seed)
+}
+
+/// This test binary run as the child of the kill -9 test `test_name`, on the store in `dir`
+/// (passed in `dir_env`), its stdout piped for [`run_child`].
+pub fn kill9_child(test_name: &str, dir_env: &str, dir: &Path) -> std::process::Command {
+    use std::process::Stdio;
+    let mut cmd = std::process::Command::new(std::env::current_exe().unwrap());
+    cmd.args([test_name, "--exact", "--nocapture", "--test-threads", "1"])
+        .env(dir_env, dir)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit());
+    cmd
+}
