@@ -1,18 +1,21 @@
 //! The trading platform's event-driven backend, end to end, on one directory: users
-//! authenticating, AI scoring requests scored by a simulated provider that fails part of the
-//! time (retried with backoff, compensated, or parked in the dead-letter queue), price feed
-//! updates on aggregates with snapshots, oracle snapshots, audit events, and read models kept
-//! by handlers on the event bus.
+//! authenticating; AI scoring requests, each run by the AI scoring saga (reserve credits, ask a
+//! simulated provider that fails, hangs or rejects part of the time, record the result, or
+//! compensate: credits released, the failure recorded); score notifications to webhooks, some
+//! down for a while (parked in the dead-letter queue, then redriven); price feed updates on
+//! aggregates with snapshots; oracle snapshots; audit events; read models kept by handlers on
+//! the event bus; metrics and health on HTTP.
 //!
 //! The run: a child process drives the load and is killed with SIGKILL part-way; this process
-//! then reopens the directory, resumes every handler from its checkpoint, drives the rest of
-//! the load, redrives the dead letters once the provider is healed, and checks that every
-//! scoring request ended (completed, or failed with its credits released), that the read
-//! models equal a replay of the log from zero, that the store verifies clean, and what time
+//! then reopens the directory, resumes every handler from its checkpoint and every half-done
+//! saga from its events, drives the rest of the load, redrives the dead letters once the
+//! webhooks are back, and checks that every scoring request ended exactly once, that every
+//! saga finished or was compensated, that the read models equal a replay of the log from zero,
+//! that the store verifies clean, that health and metrics answer over HTTP, and what time
 //! travel gives for one AI result. It prints a summary and exits 1 when a check fails.
 //!
 //! `cargo run --release --features serve --example trading -- [--quick] [--actions N]
-//! [--reject-permille P] [--dir DIR]`
+//! [--reject-permille P] [--dir DIR] [--listen ADDR] [--serve]`
 
 mod domain;
 mod platform;
@@ -301,6 +304,10 @@ fn main() {
             t.elapsed().as_secs_f64() * 1e3,
             p.store.head_position().map_or(0, |h| h + 1),
         );
+        println!(
+            "phase 2: {} AI scoring sagas the kill left half done are driven again ($saga-ai_scoring-ID)",
+            p.resumed.resumed.len()
+        );
         let http = Http::start(&p, &a.listen).await;
         // The rest of the load: actions the child never reached.
         let rest = a.actions..a.actions + a.actions - kill_at;
@@ -318,10 +325,10 @@ fn main() {
         ticker.abort();
         b.finish_and_clear();
         p.settle().await.expect("settle");
-        let dlq = p.bus.dead_letters("scoring");
+        let dlq = p.bus.dead_letters("notifier");
         let parked = dlq.count().expect("dead letters");
         println!(
-            "phase 2: load done; {parked} scoring requests parked in the dead-letter queue (provider outage); healing the provider and redriving them"
+            "phase 2: load done; {parked} score notifications parked in the dead-letter queue (webhooks down); the outage ends, redriving them"
         );
         p.provider.healed.store(true, Ordering::Relaxed);
         dlq.redrive_all("trading-demo").expect("redrive");
@@ -343,6 +350,7 @@ fn main() {
             c.bytes_after as f64 / 1e6
         );
         let summary = verify(&p.store, &p, parked, &mut checks);
+        check_sagas(&p, &summary, &mut checks).await;
         http.check(&mut checks).await;
         let latencies = p.latencies.lock().unwrap().clone();
         if a.serve {
@@ -368,7 +376,7 @@ fn main() {
         println!("  {t:<26} {:>8}", counts.get(t).copied().unwrap_or(0));
     }
     println!(
-        "  {:<26} {:>8}   (checkpoints, dead letters)",
+        "  {:<26} {:>8}   (checkpoints, dead letters, saga transitions)",
         "system ($...)",
         counts.get("$system").copied().unwrap_or(0)
     );
@@ -394,7 +402,7 @@ fn main() {
         );
     }
     println!(
-        "dead letters: {parked} parked during the outage, all redriven once the provider was healed"
+        "dead letters: {parked} notifications parked while webhooks were down, all redriven after"
     );
     println!(
         "store: {} events, {} streams, {} segments ({} compressed), {:.1} MB on disk",
@@ -422,6 +430,27 @@ fn main() {
     if failed > 0 {
         std::process::exit(1);
     }
+}
+
+/// Every AI scoring saga ended: completed for each completed result, compensated for each
+/// failed one, none running or parked.
+async fn check_sagas(p: &Platform, counts: &BTreeMap<String, u64>, checks: &mut Vec<Check>) {
+    let sagas = p.sagas.list().await.expect("sagas");
+    let mut by: BTreeMap<String, u64> = BTreeMap::new();
+    for s in &sagas {
+        *by.entry(format!("{:?}", s.status)).or_default() += 1;
+    }
+    let of = |k: &str, m: &BTreeMap<String, u64>| m.get(k).copied().unwrap_or(0);
+    let (completed, compensated) = (of("Completed", &by), of("Compensated", &by));
+    checks.push(Check {
+        name: format!(
+            "every AI scoring saga finished or compensated: {} sagas, {by:?}",
+            sagas.len()
+        ),
+        ok: completed == of("AIResultCompleted", counts)
+            && compensated == of("AIResultFailed", counts)
+            && completed + compensated == sagas.len() as u64,
+    });
 }
 
 /// The checks after the run; returns the events by type.
@@ -486,7 +515,7 @@ fn verify(
     );
     check(
         format!("the dead-letter queue was used and emptied: {parked} parked, 0 left"),
-        parked > 0 && p.bus.dead_letters("scoring").count().unwrap_or(1) == 0,
+        parked > 0 && p.bus.dead_letters("notifier").count().unwrap_or(1) == 0,
     );
     let replayed = replay_models(store).expect("replay");
     let scores: usize = models.scores.values().map(|m| m.len()).sum();

@@ -8,8 +8,9 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use evlog::bus::{BusConfig, BusError, DomainEvent, EventBus, HandlerContext, Outcome};
+use evlog::bus::{Backoff, BusConfig, BusError, DomainEvent, EventBus, Outcome};
 use evlog::metrics::{HealthConfig, Metrics, Monitor};
+use evlog::saga::{ResumeReport, SagaDefinition, SagaHandle, SagaManager, StepPolicy};
 use evlog::snapshot::{SnapshotPolicy, SnapshotStore};
 use evlog::workload::Rng;
 use evlog::{
@@ -22,7 +23,7 @@ use crate::domain::*;
 pub const FEEDS: [&str; 8] = [
     "BTC-USD", "ETH-USD", "SOL-USD", "EUR-USD", "XAU-USD", "SPX", "NDX", "DAX",
 ];
-pub const HANDLERS: [&str; 3] = ["read-models", "scoring", "security"];
+pub const HANDLERS: [&str; 4] = ["read-models", "scoring", "security", "notifier"];
 const MODELS: [&str; 3] = ["credit-risk-v3", "fraud-v2", "churn-v1"];
 
 /// The AI provider the scoring handler calls: slow, sometimes down for a moment (the bus
@@ -50,11 +51,17 @@ impl Provider {
     pub async fn score(&self, result_id: &str, attempt: u32) -> Result<Scored, String> {
         let h = hash(result_id);
         tokio::time::sleep(Duration::from_micros(200 + h % 800)).await;
-        if h.is_multiple_of(97) && !self.healed.load(Ordering::Relaxed) {
-            return Err(format!("provider timed out scoring {result_id}"));
+        if h.is_multiple_of(97) {
+            return Ok(Scored::Rejected(
+                "model not available for this input".into(),
+            ));
         }
         if (h >> 8).wrapping_add(u64::from(attempt)) % 7 == 0 {
             return Err("provider answered 503".into());
+        }
+        if attempt == 1 && (h >> 12).is_multiple_of(29) {
+            // Never answers: the step's timeout gives up on it, and its retry is answered.
+            tokio::time::sleep(Duration::from_secs(10)).await;
         }
         if (h >> 16) % 1000 < self.reject_permille {
             return Ok(Scored::Rejected("input rejected by the model".into()));
@@ -81,6 +88,10 @@ pub struct Platform {
     pub latencies: Latencies,
     pub provider: Arc<Provider>,
     pub snapshots: Arc<SnapshotStore>,
+    /// The AI scoring sagas (`$saga-ai_scoring-ID`).
+    pub sagas: SagaManager,
+    /// What `resume` found unsettled at the start.
+    pub resumed: ResumeReport,
 }
 
 fn now_us() -> u64 {
@@ -144,9 +155,25 @@ impl Platform {
         let config = BusConfig::from_env()?.concurrency(8).batch_events(512);
         let metrics = Arc::new(Metrics::new());
         let bus = EventBus::with_observer(store.clone(), config, metrics.clone());
-        let monitor = Arc::new(Monitor::new(bus.clone(), metrics, HealthConfig::default()));
+        let sagas = SagaManager::new(store.clone());
+        let monitor = Arc::new(
+            Monitor::new(bus.clone(), metrics, HealthConfig::default())
+                .with_sagas(Arc::new(sagas.clone())),
+        );
         let snapshots = Arc::new(SnapshotStore::open(&store).with_policy(snapshot_policy()));
-        let p = Platform {
+        let scoring = sagas
+            .register(ai_scoring_saga(bus.clone(), provider.clone()))
+            .map_err(|e| BusError::HandlerStopped {
+                handler: "scoring".into(),
+                reason: e.to_string(),
+            })?;
+        // Every saga the kill left half done is driven again (its unrecorded step runs again;
+        // steps are idempotent), or compensated.
+        let resumed = sagas.resume().await.map_err(|e| BusError::HandlerStopped {
+            handler: "scoring".into(),
+            reason: e.to_string(),
+        })?;
+        let mut p = Platform {
             store,
             bus,
             monitor,
@@ -154,12 +181,14 @@ impl Platform {
             latencies: Latencies::default(),
             provider,
             snapshots,
+            sagas,
+            resumed,
         };
-        p.register()?;
+        p.register(&scoring)?;
         Ok(p)
     }
 
-    fn register(&self) -> Result<(), BusError> {
+    fn register(&mut self, scoring: &SagaHandle<AIResultCreated>) -> Result<(), BusError> {
         // The read models: a handler of borrowed events (no copy per event), over the three
         // types they are made of.
         let (models, lat) = (self.models.clone(), self.latencies.clone());
@@ -171,12 +200,33 @@ impl Platform {
                 Ok(Outcome::Handled)
             })?;
 
+        // Each AIResultCreated starts the AI scoring saga whose id is the result's id.
+        let lat = self.latencies.clone();
+        scoring
+            .start_on(&self.bus, "scoring", move |ctx, req: AIResultCreated| {
+                record_latency(&lat, "scoring", ctx.event().timestamp_us);
+                Some((req.result_id.clone(), req))
+            })
+            .map_err(|e| BusError::HandlerStopped {
+                handler: "scoring".into(),
+                reason: e.to_string(),
+            })?;
+
+        // The user's webhook, told of each completed score; some users' endpoints are down until
+        // the outage ends: their notifications are parked in the dead-letter queue, then
+        // redriven.
         let (provider, lat) = (self.provider.clone(), self.latencies.clone());
         self.bus
-            .subscribe("scoring", move |ctx, req: AIResultCreated| {
-                record_latency(&lat, "scoring", ctx.event().timestamp_us);
-                let provider = provider.clone();
-                async move { score(&ctx, &provider, req).await }
+            .subscribe("notifier", move |ctx, done: AIResultCompleted| {
+                record_latency(&lat, "notifier", ctx.event().timestamp_us);
+                let down = hash(&done.user_id).is_multiple_of(23)
+                    && !provider.healed.load(Ordering::Relaxed);
+                async move {
+                    if down {
+                        return Err(format!("webhook of {} unreachable", done.user_id).into());
+                    }
+                    Ok(Outcome::Handled)
+                }
             })?;
 
         let lat = self.latencies.clone();
@@ -243,6 +293,7 @@ impl Platform {
             for h in HANDLERS {
                 self.bus.wait_for(h, head).await?;
             }
+            self.sagas.wait_idle().await;
             if self.store.head_position().unwrap_or(0) == head {
                 return Ok(());
             }
@@ -250,69 +301,112 @@ impl Platform {
     }
 }
 
-/// The scoring handler: asks the provider; records the result, or the failure together with
-/// the release of the reserved credits (its compensation) as an audit event.
-async fn score(
-    ctx: &HandlerContext,
-    provider: &Provider,
-    req: AIResultCreated,
-) -> Result<Outcome, evlog::bus::HandlerError> {
-    let stream = ai_result_stream(&req.result_id);
-    let scored = provider.score(&req.result_id, ctx.attempt()).await?;
-    let mut writes: Vec<(String, EventData)> = Vec::new();
-    match scored {
-        Scored::Score { score, risk } => writes.push((
-            stream,
-            AIResultCompleted {
-                result_id: req.result_id.clone(),
-                user_id: req.user_id.clone(),
-                score,
-                risk_level: risk.into(),
-                provider: "simulated-ml".into(),
+/// An event id derived from a saga step's idempotency key: a step run again after a crash
+/// appends the same event, which the store takes as a re-send of the first.
+fn id_of(key: &str, what: &str) -> Uuid {
+    let k = format!("{key}/{what}");
+    Uuid::from_u64_pair(hash(&k), hash(&format!("{k}#")))
+}
+
+/// Appends `data` to `stream` through the bus; `Exact(0)` writes (the result after the
+/// request) that find the stream moved were made by an earlier run of the same step.
+async fn record(
+    bus: &EventBus,
+    stream: &str,
+    expected: ExpectedVersion,
+    data: EventData,
+) -> Result<(), evlog::saga::StepError> {
+    match bus.publish(stream, expected, vec![data]).await {
+        Ok(_) | Err(BusError::Store(Error::WrongExpectedVersion { .. })) => Ok(()),
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// The AI scoring saga: `open` (compensation: `AIResultFailed`), `reserve_credits`
+/// (compensation: their release, as an `AuditLogCreated`), `request_score` (the provider,
+/// three retries with backoff, 500 ms per attempt) and `record_result` (`AIResultCompleted`).
+/// A request the provider rejects, or that keeps failing, is compensated: credits released
+/// first, then the failure recorded.
+fn ai_scoring_saga(bus: EventBus, provider: Arc<Provider>) -> SagaDefinition<AIResultCreated> {
+    let policy = StepPolicy {
+        max_retries: 3,
+        backoff: Backoff {
+            base: Duration::from_millis(20),
+            cap: Duration::from_millis(200),
+        },
+        timeout: Some(Duration::from_millis(500)),
+    };
+    let (b1, b2, b3) = (bus.clone(), bus.clone(), bus);
+    SagaDefinition::<AIResultCreated>::new("ai_scoring")
+        .default_policy(policy)
+        .step(
+            "open",
+            |_ctx| async { Ok(()) },
+            move |ctx, (): ()| {
+                let bus = b1.clone();
+                async move {
+                    let req = ctx.input();
+                    let failed = AIResultFailed {
+                        result_id: req.result_id.clone(),
+                        user_id: req.user_id.clone(),
+                        reason: ctx.failure().unwrap_or("unknown").to_owned(),
+                    }
+                    .to_event_data()?
+                    .with_id(id_of(&ctx.idempotency_key(), "failed"));
+                    let stream = ai_result_stream(&req.result_id);
+                    record(&bus, &stream, ExpectedVersion::Exact(0), failed).await
+                }
+            },
+        )
+        .step(
+            "reserve_credits",
+            |ctx| async move { Ok(ctx.input().reserved_credits) },
+            move |ctx, credits: u64| {
+                let bus = b2.clone();
+                async move {
+                    let req = ctx.input();
+                    let released = AuditLogCreated {
+                        user_id: req.user_id.clone(),
+                        action: "credits-released".into(),
+                        subject: format!("{} ({credits} credits)", req.result_id),
+                    }
+                    .to_event_data()?
+                    .with_id(id_of(&ctx.idempotency_key(), "released"));
+                    let stream = format!("audit-{}", req.user_id);
+                    record(&bus, &stream, ExpectedVersion::Any, released).await
+                }
+            },
+        )
+        .step_without_compensation("request_score", move |ctx| {
+            let provider = provider.clone();
+            async move {
+                match provider
+                    .score(&ctx.input().result_id, ctx.attempt())
+                    .await?
+                {
+                    Scored::Score { score, risk } => Ok((score, risk.to_owned())),
+                    Scored::Rejected(reason) => Err(reason.into()),
+                }
             }
-            .to_event_data()?
-            .with_id(derived_id(ctx.event(), 2)),
-        )),
-        Scored::Rejected(reason) => {
-            writes.push((
-                stream,
-                AIResultFailed {
+        })
+        .step_without_compensation("record_result", move |ctx| {
+            let bus = b3.clone();
+            async move {
+                let (score, risk_level): (f64, String) = ctx.output("request_score")?;
+                let req = ctx.input();
+                let done = AIResultCompleted {
                     result_id: req.result_id.clone(),
                     user_id: req.user_id.clone(),
-                    reason,
+                    score,
+                    risk_level,
+                    provider: "simulated-ml".into(),
                 }
                 .to_event_data()?
-                .with_id(derived_id(ctx.event(), 3)),
-            ));
-            writes.push((
-                format!("audit-{}", req.user_id),
-                AuditLogCreated {
-                    user_id: req.user_id.clone(),
-                    action: "credits-released".into(),
-                    subject: req.result_id.clone(),
-                }
-                .to_event_data()?
-                .with_id(derived_id(ctx.event(), 4)),
-            ));
-        }
-    }
-    for (i, (stream, data)) in writes.into_iter().enumerate() {
-        // The result is the stream's second event: a delivery again after a crash re-sends
-        // the same event (same id), which the store answers as the first time.
-        let expected = if i == 0 {
-            ExpectedVersion::Exact(ctx.event().version)
-        } else {
-            ExpectedVersion::Any
-        };
-        match ctx.publish(&stream, expected, vec![data]).await {
-            // Recorded by an earlier delivery (before a crash): only this handler writes there.
-            Err(BusError::Store(Error::WrongExpectedVersion { .. })) if i == 0 => {}
-            r => {
-                r?;
+                .with_id(id_of(&ctx.idempotency_key(), "completed"));
+                let stream = ai_result_stream(&req.result_id);
+                record(&bus, &stream, ExpectedVersion::Exact(0), done).await
             }
-        }
-    }
-    Ok(Outcome::Handled)
+        })
 }
 
 /// Action `k`: the same for a given `k` on every run.

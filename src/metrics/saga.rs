@@ -34,3 +34,17 @@ impl<F: Fn() -> SagaCounts + Send + Sync + 'static> SagaGauges for F {
         self()
     }
 }
+
+/// A saga manager's counts ([`crate::saga::SagaManager::counts`]): parked (needs-attention)
+/// sagas are the stuck ones.
+impl SagaGauges for crate::saga::SagaManager {
+    fn saga_counts(&self) -> SagaCounts {
+        let c = self.counts();
+        SagaCounts {
+            active: c.active,
+            completed: c.completed,
+            compensated: c.compensated,
+            stuck: c.needs_attention,
+        }
+    }
+}
