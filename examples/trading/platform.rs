@@ -26,13 +26,15 @@ pub const FEEDS: [&str; 8] = [
 pub const HANDLERS: [&str; 4] = ["read-models", "scoring", "security", "notifier"];
 const MODELS: [&str; 3] = ["credit-risk-v3", "fraud-v2", "churn-v1"];
 
-/// The AI provider the scoring handler calls: slow, sometimes down for a moment (the bus
-/// retries), sometimes rejecting a request for good (the request fails and is compensated),
-/// and for a few requests down until it is healed (they end in the dead-letter queue).
+/// The outside world the platform calls. The AI provider (the saga's `request_score` step):
+/// slow, sometimes down for a moment or never answering (the step retries after its timeout),
+/// sometimes rejecting a request for good (the saga compensates). The users' webhooks (the
+/// `notifier` handler): a few are down until the outage ends (`healed`), and their
+/// notifications wait in the dead-letter queue.
 pub struct Provider {
     /// Requests rejected for good, per thousand.
     pub reject_permille: u64,
-    /// Off until the outage is over.
+    /// False until the webhooks' outage is over.
     pub healed: AtomicBool,
 }
 
