@@ -18,13 +18,12 @@
 
 mod common;
 
-use common::run_child;
+use common::{kill9_child, kill9_rounds_and_seed, run_child};
 use std::collections::{BTreeMap, HashSet};
 use std::io::Write;
 use std::path::Path;
-use std::process::{Command, Stdio};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use evlog::bus::{BusConfig, DomainEvent, EventBus, Outcome};
 use evlog::{Durability, ExpectedVersion, StoreOptions};
@@ -142,14 +141,7 @@ fn kill9_bus_handler_loses_and_reorders_nothing() {
     if let Ok(dir) = std::env::var(CHILD_DIR_ENV) {
         child_main(Path::new(&dir));
     }
-    let rounds: u64 = std::env::var(ROUNDS_ENV)
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(DEFAULT_ROUNDS);
-    let seed = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .unwrap()
-        .as_nanos() as u64;
+    let (rounds, seed) = kill9_rounds_and_seed(ROUNDS_ENV, DEFAULT_ROUNDS);
     println!("bus kill9: {rounds} rounds, seed {seed}");
     let mut rng = StdRng::seed_from_u64(seed);
     let dir = tempfile::tempdir().unwrap();
@@ -178,13 +170,8 @@ fn kill9_bus_handler_loses_and_reorders_nothing() {
             }
             store.close().unwrap();
         }
-        let mut cmd = Command::new(std::env::current_exe().unwrap());
-        cmd.args([TEST_NAME, "--exact", "--nocapture", "--test-threads", "1"])
-            .env(CHILD_DIR_ENV, dir.path())
-            .env(CHILD_SEED_ENV, rng.r#gen::<u64>().to_string())
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit());
+        let mut cmd = kill9_child(TEST_NAME, CHILD_DIR_ENV, dir.path());
+        cmd.env(CHILD_SEED_ENV, rng.r#gen::<u64>().to_string());
         if finish {
             cmd.env(CHILD_FINISH_ENV, "1");
             handled_before_last = handled.len();

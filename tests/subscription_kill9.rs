@@ -15,12 +15,11 @@
 
 mod common;
 
-use common::run_child;
+use common::{kill9_child, kill9_rounds_and_seed, run_child};
 use std::collections::{HashMap, HashSet};
 use std::io::Write;
 use std::path::Path;
-use std::process::{Command, Stdio};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use evlog::subscription::{Subscription, SubscriptionOptions};
 use evlog::{
@@ -104,14 +103,7 @@ fn kill9_subscriptions_copy_exactly_once_and_deliver_at_least_once() {
     if let Ok(dir) = std::env::var(CHILD_DIR_ENV) {
         child_main(Path::new(&dir));
     }
-    let rounds: u64 = std::env::var(ROUNDS_ENV)
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(DEFAULT_ROUNDS);
-    let seed = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .unwrap()
-        .as_nanos() as u64;
+    let (rounds, seed) = kill9_rounds_and_seed(ROUNDS_ENV, DEFAULT_ROUNDS);
     println!("subscription kill9: {rounds} rounds, seed {seed}");
     let mut rng = StdRng::seed_from_u64(seed);
     let dir = tempfile::tempdir().unwrap();
@@ -137,12 +129,7 @@ fn kill9_subscriptions_copy_exactly_once_and_deliver_at_least_once() {
             store.close().unwrap();
         }
         let finish = round == rounds;
-        let mut cmd = Command::new(std::env::current_exe().unwrap());
-        cmd.args([TEST_NAME, "--exact", "--nocapture", "--test-threads", "1"])
-            .env(CHILD_DIR_ENV, dir.path())
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit());
+        let mut cmd = kill9_child(TEST_NAME, CHILD_DIR_ENV, dir.path());
         if finish {
             cmd.env(CHILD_FINISH_ENV, "1");
         }
