@@ -341,7 +341,6 @@ impl Runner {
         let mut parked = Vec::new();
         let mut parked_now: HashMap<Arc<str>, u64> = HashMap::new();
         let mut handled = 0;
-        let mut failed = Vec::new();
         let Runner {
             sub,
             dead,
@@ -382,17 +381,8 @@ impl Runner {
                         parked_now.insert(owned.stream.clone(), owned.position);
                         parked.push(gave_up_record(name, &owned, fail, 1));
                     } else {
-                        let delay = deliverer.retry_delay(&fail, 1, Backoff::seed(&owned.id));
-                        retrying.insert(
-                            owned.stream.clone(),
-                            Retrying {
-                                events: VecDeque::from([owned.clone()]),
-                                attempts: 1,
-                                due: Instant::now() + delay,
-                            },
-                        );
-                        *deferred += 1;
-                        failed.push(owned);
+                        let events = VecDeque::from([owned]);
+                        start_retry(retrying, deferred, deliverer, events, 1, &fail);
                     }
                 }
             }
@@ -405,19 +395,13 @@ impl Runner {
 
     /// Puts `events` (the first failed at attempt `attempts`) in the retry set.
     fn retry(&mut self, events: VecDeque<Arc<RecordedEvent>>, attempts: u32, f: &Failure) {
-        let first = &events[0];
-        let delay = self
-            .deliverer
-            .retry_delay(f, attempts, Backoff::seed(&first.id));
-        self.deferred += events.len();
-        self.retrying.insert(
-            first.stream.clone(),
-            Retrying {
-                events,
-                attempts,
-                due: Instant::now() + delay,
-            },
-        );
+        let Runner {
+            retrying,
+            deferred,
+            deliverer,
+            ..
+        } = self;
+        start_retry(retrying, deferred, deliverer, events, attempts, f);
     }
 
     /// Attempts again the first event of every stream whose retry is due, then its later
@@ -550,6 +534,29 @@ impl Runner {
         }
         Ok(())
     }
+}
+
+/// Puts `events` (their first failed with `f` at attempt `attempts`) in `retrying`, due after
+/// the delay the failure or the backoff gives; `deferred` counts the events waiting.
+fn start_retry(
+    retrying: &mut HashMap<Arc<str>, Retrying>,
+    deferred: &mut usize,
+    deliverer: &Deliverer,
+    events: VecDeque<Arc<RecordedEvent>>,
+    attempts: u32,
+    f: &Failure,
+) {
+    let first = &events[0];
+    let delay = deliverer.retry_delay(f, attempts, Backoff::seed(&first.id));
+    *deferred += events.len();
+    retrying.insert(
+        first.stream.clone(),
+        Retrying {
+            events,
+            attempts,
+            due: Instant::now() + delay,
+        },
+    );
 }
 
 /// The dead-letter record of `e` for handler `handler`, given up on after `attempts` attempts.
