@@ -41,6 +41,16 @@ fn tempdir(root: &Path) -> tempfile::TempDir {
     tempfile::tempdir_in(root).unwrap()
 }
 
+/// A fresh store under `root` with `durability`, and the directory that holds it.
+fn fresh_store(root: &Path, durability: Durability) -> (tempfile::TempDir, Arc<Store>) {
+    let dir = tempdir(root);
+    let store = StoreOptions::new()
+        .durability(durability)
+        .open(dir.path())
+        .unwrap();
+    (dir, Arc::new(store))
+}
+
 fn median(v: &mut [f64]) -> f64 {
     v.sort_by(|a, b| a.partial_cmp(b).unwrap());
     v[v.len() / 2]
@@ -207,13 +217,7 @@ async fn mpsc_latencies(k: usize) -> Vec<f64> {
 
 /// 2 and 3. Publish -> handler start, non-durable and durable.
 fn live(rt: &tokio::runtime::Runtime, root: &Path, k: usize, k_durable: usize) {
-    let dir = tempdir(root);
-    let store = Arc::new(
-        StoreOptions::new()
-            .durability(Durability::Never)
-            .open(dir.path())
-            .unwrap(),
-    );
+    let (_dir, store) = fresh_store(root, Durability::Never);
     let (mut bus, mut returned) = rt.block_on(publish_latencies(store, k));
     let mut hop = rt.block_on(mpsc_latencies(k));
     println!(
@@ -225,13 +229,7 @@ fn live(rt: &tokio::runtime::Runtime, root: &Path, k: usize, k_durable: usize) {
         quantile(&mut hop, 0.99),
     );
 
-    let dir = tempdir(root);
-    let store = Arc::new(
-        StoreOptions::new()
-            .durability(Durability::Always)
-            .open(dir.path())
-            .unwrap(),
-    );
+    let (_dir, store) = fresh_store(root, Durability::Always);
     // Interleaved, one of each in turn, so that the disk's moods hit both alike.
     let (mut bus, mut append) = (Vec::new(), Vec::new());
     for chunk in 0..10 {
@@ -263,13 +261,7 @@ fn publishers(rt: &tokio::runtime::Runtime, root: &Path, per: u64, rounds: usize
     const W: u64 = 8;
     let (mut bus, mut threads) = (Vec::new(), Vec::new());
     for round in 0..rounds {
-        let dir = tempdir(root);
-        let store = Arc::new(
-            StoreOptions::new()
-                .durability(Durability::Always)
-                .open(dir.path())
-                .unwrap(),
-        );
+        let (_dir, store) = fresh_store(root, Durability::Always);
         bus.push(rt.block_on(async {
             let bus = EventBus::new(store.clone(), BusConfig::default());
             let t = Instant::now();
@@ -325,13 +317,7 @@ fn publishers(rt: &tokio::runtime::Runtime, root: &Path, per: u64, rounds: usize
 /// 5. Delivery of 99 streams' events with and without a 100th stream that always fails.
 fn failing(rt: &tokio::runtime::Runtime, root: &Path, per_stream: u64, rounds: usize) {
     let run = |with_failing: bool, round: usize| -> f64 {
-        let dir = tempdir(root);
-        let store = Arc::new(
-            StoreOptions::new()
-                .durability(Durability::Never)
-                .open(dir.path())
-                .unwrap(),
-        );
+        let (_dir, store) = fresh_store(root, Durability::Never);
         for i in 0..per_stream {
             for s in 0..100u64 {
                 store
@@ -392,11 +378,7 @@ fn failing(rt: &tokio::runtime::Runtime, root: &Path, per_stream: u64, rounds: u
 
 /// 6. `append_multi` of 3 streams beside `append` of one stream, the same events, durable.
 fn multi(root: &Path, k: u64) {
-    let dir = tempdir(root);
-    let store = StoreOptions::new()
-        .durability(Durability::Always)
-        .open(dir.path())
-        .unwrap();
+    let (_dir, store) = fresh_store(root, Durability::Always);
     let (mut m, mut one) = (Vec::new(), Vec::new());
     for i in 0..k {
         let events: Vec<EventData> = (0..3).map(|j| small_event(i * 3 + j)).collect();

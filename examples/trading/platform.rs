@@ -13,10 +13,7 @@ use evlog::metrics::{HealthConfig, Metrics, Monitor};
 use evlog::saga::{ResumeReport, SagaDefinition, SagaHandle, SagaManager, StepPolicy};
 use evlog::snapshot::{SnapshotPolicy, SnapshotStore};
 use evlog::workload::Rng;
-use evlog::{
-    Durability, Error, EventData, ExpectedVersion, ReadFilter, RecordedEvent, Store, StoreOptions,
-    Uuid,
-};
+use evlog::{Durability, Error, EventData, ExpectedVersion, ReadFilter, Store, StoreOptions, Uuid};
 
 use crate::domain::*;
 
@@ -100,13 +97,6 @@ fn now_us() -> u64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.as_micros() as u64)
-}
-
-/// An id for an event a handler writes because of the handled event: the same for every
-/// delivery of it, so that a delivery again after a crash re-sends the same event, which the
-/// store takes as a re-send (idempotent) instead of a second event.
-fn derived_id(from: &RecordedEvent, salt: u128) -> Uuid {
-    Uuid::from_u128(from.id.as_u128().rotate_left(17) ^ salt)
 }
 
 fn record_latency(latencies: &Latencies, handler: &'static str, appended_us: u64) {
@@ -244,7 +234,9 @@ impl Platform {
                         action: "login-from-new-device".into(),
                         subject: login.ip,
                     };
-                    let data = audit.to_event_data()?.with_id(derived_id(ctx.event(), 1));
+                    let data = audit
+                        .to_event_data()?
+                        .with_id(id_of(&ctx.event().id.to_string(), "audit"));
                     ctx.publish(
                         &format!("audit-{}", login.user_id),
                         ExpectedVersion::Any,
@@ -303,8 +295,9 @@ impl Platform {
     }
 }
 
-/// An event id derived from a saga step's idempotency key: a step run again after a crash
-/// appends the same event, which the store takes as a re-send of the first.
+/// An event id derived from a key (a saga step's idempotency key, a handled event's id): a step
+/// run again, or an event delivered again, after a crash appends the same event, which the
+/// store takes as a re-send of the first instead of a second event.
 fn id_of(key: &str, what: &str) -> Uuid {
     let k = format!("{key}/{what}");
     Uuid::from_u64_pair(hash(&k), hash(&format!("{k}#")))
