@@ -635,3 +635,69 @@ async fn a_handler_of_borrowed_events_retries_parks_and_is_redriven_in_order() {
     );
     bus.shutdown().await.unwrap();
 }
+
+/// Durable publishes from 8 tasks at once, each at its stream's exact expected version: every
+/// one is stored once, in order, and handled. On a multi-threaded runtime the fsync is waited
+/// for in place; on a current-thread runtime on a blocking thread.
+async fn durable_publishes_from_many_tasks() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Arc::new(
+        evlog::StoreOptions::new()
+            .durability(evlog::Durability::Always)
+            .open(dir.path())
+            .unwrap(),
+    );
+    let bus = EventBus::new(store.clone(), fast());
+    let seen = Seen::default();
+    recording_handler(&bus, &seen, &Poison::default());
+    let tasks: Vec<_> = (0..8u64)
+        .map(|w| {
+            let bus = bus.clone();
+            tokio::spawn(async move {
+                let stream = format!("w{w}");
+                let mut last = 0;
+                for n in 0..25u64 {
+                    let expected = match n {
+                        0 => ExpectedVersion::NoStream,
+                        n => ExpectedVersion::Exact(n - 1),
+                    };
+                    let r = bus
+                        .publish_event(&stream, expected, &Step { n })
+                        .await
+                        .unwrap();
+                    assert_eq!(r.next_expected_version, n);
+                    last = r.last_position;
+                }
+                last
+            })
+        })
+        .collect();
+    let mut last = 0;
+    for t in tasks {
+        last = last.max(t.await.unwrap());
+    }
+    bus.wait_for("h", last).await.unwrap();
+    let seen = seen.lock().unwrap().clone();
+    assert_eq!(seen.len(), 200);
+    for w in 0..8u64 {
+        let stream = format!("w{w}");
+        let mine: Vec<u64> = seen
+            .iter()
+            .filter(|(s, _)| *s == stream)
+            .map(|p| p.1)
+            .collect();
+        assert_eq!(mine, (0..25).collect::<Vec<_>>(), "{stream}");
+        assert_eq!(store.stream_version(&stream), Some(24));
+    }
+    bus.shutdown().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn durable_publishes_from_many_tasks_on_a_multi_threaded_runtime() {
+    durable_publishes_from_many_tasks().await;
+}
+
+#[tokio::test(flavor = "current_thread")]
+async fn durable_publishes_from_many_tasks_on_a_current_thread_runtime() {
+    durable_publishes_from_many_tasks().await;
+}

@@ -132,8 +132,10 @@ impl EventBus {
 
     /// Appends `events` to `stream` if it is at `expected` ([`Store::append`]) and returns once
     /// they are durable at the store's durability level; the handlers are woken at once. On a
-    /// store with [`Durability::Always`] the append runs on a blocking thread (it waits for an
-    /// fsync); otherwise it never waits for the disk and runs on the calling task.
+    /// store with [`Durability::Always`] the append waits for an fsync: on a multi-threaded
+    /// runtime in place (`block_in_place`: the worker's other tasks move to another thread),
+    /// on a current-thread runtime on a blocking thread. Otherwise it never waits for the disk
+    /// and runs on the calling task.
     pub async fn publish(
         &self,
         stream: &str,
@@ -145,7 +147,13 @@ impl EventBus {
             (events.len(), bytes, std::time::Instant::now())
         });
         let store = &self.inner.store;
-        let r = if store.durability() == Durability::Always {
+        let r = if store.durability() != Durability::Always {
+            store.append(stream, expected, &events)?
+        } else if multi_thread_runtime() {
+            // The fsync is waited for on this task's thread, the worker's other tasks handed
+            // over first: no hop to a blocking thread and back (one each way per publish).
+            tokio::task::block_in_place(|| store.append(stream, expected, &events))?
+        } else {
             let store = store.clone();
             let stream = stream.to_owned();
             match tokio::task::spawn_blocking(move || store.append(&stream, expected, &events))
@@ -156,8 +164,6 @@ impl EventBus {
                 // Only a runtime shutting down cancels a blocking task.
                 Err(_) => return Err(BusError::ShutDown),
             }
-        } else {
-            store.append(stream, expected, &events)?
         };
         self.wake_handlers();
         if let (Some(o), Some((events, bytes, start))) = (&self.inner.observer, observed) {
@@ -366,4 +372,11 @@ impl EventBus {
         }
         first
     }
+}
+
+/// Whether the calling task runs on a multi-threaded tokio runtime (where `block_in_place` may
+/// be used).
+pub(crate) fn multi_thread_runtime() -> bool {
+    tokio::runtime::Handle::try_current()
+        .is_ok_and(|h| h.runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread)
 }

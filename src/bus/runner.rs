@@ -604,9 +604,7 @@ fn letter(
 /// multi-threaded runtime the worker hands its other tasks over first (`block_in_place`).
 fn disk_wait<R>(store: &Store, f: impl FnOnce() -> R) -> R {
     let durable = store.durability() == crate::store::Durability::Always;
-    let multi_thread = tokio::runtime::Handle::try_current()
-        .is_ok_and(|h| h.runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread);
-    if durable && multi_thread {
+    if durable && crate::bus::event_bus::multi_thread_runtime() {
         tokio::task::block_in_place(f)
     } else {
         f()
