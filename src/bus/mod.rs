@@ -106,6 +106,7 @@ pub use dead_letter::{
     DeadLetter, DeadLetterRecord, ParkReason, RedriveTarget, dead_letter_stream,
 };
 pub use dead_letters::DeadLetters;
+#[cfg(feature = "serve")]
 pub(crate) use dead_letters::catch_up as catch_up_dead_letters;
 pub use error::BusError;
 pub use event::DomainEvent;
