@@ -209,6 +209,10 @@ fn code_constants() -> BTreeMap<&'static str, Val> {
             z(checkpoint::CHECKPOINT_HEADER_BYTES),
         ),
         (
+            "CHECKPOINT_STREAM_ENTRY_BYTES",
+            z(checkpoint::CHECKPOINT_STREAM_ENTRY_BYTES),
+        ),
+        (
             "CHECKPOINT_FILE_NAME",
             Bytes(checkpoint::CHECKPOINT_FILE_NAME.as_bytes().to_vec()),
         ),
@@ -782,10 +786,12 @@ fn checkpoint_fields_are_where_the_spec_says() {
         }),
     );
     let h = &b[0..64];
+    let names_len: usize = streams.iter().map(|(s, _)| s.len()).sum();
     let values = HashMap::from([
         ("magic", b"EVLOGCKP".to_vec()),
-        ("version", le(2, 2)),
+        ("version", le(3, 2)),
         ("stream_count", le(2, 4)),
+        ("names_len", le(names_len as u64, 8)),
         ("next_position", le(0x4142_4344_4546_4748, 8)),
         ("last_frame_header_crc", le(0x5152_5354, 4)),
         ("id_filter_blocks", le(2, 4)),
@@ -795,29 +801,65 @@ fn checkpoint_fields_are_where_the_spec_says() {
         ("header_crc", le(crc(&h[0..60]).into(), 4)),
     ]);
     check_fields("checkpoint-header", h, &values);
-    // The stream table, walked along the spec's table, then the index file to the end.
-    let rows = table("checkpoint-stream-entry");
-    let names: Vec<&str> = rows.iter().map(|r| r[0].as_str()).collect();
-    assert_eq!(names, ["stream_len", "stream", "last_version"]);
-    let mut at = 64;
-    for (s, v) in streams {
-        assert_eq!(&b[at..at + 2], &le(s.len() as u64, 2)[..]);
-        assert_eq!(&b[at + 2..at + 2 + s.len()], s.as_bytes());
-        assert_eq!(&b[at + 2 + s.len()..at + 10 + s.len()], &le(v, 8)[..]);
-        at += 10 + s.len();
+    // The stream table: fixed entries sorted by (hash, id) as the spec's table says, then the
+    // ids in that order, the filter, and the index file to the end.
+    let mut sorted: Vec<(u64, &str, u64)> = streams
+        .iter()
+        .map(|&(s, v)| (stream_hash(s), s, v))
+        .collect();
+    sorted.sort_by(|a, b| (a.0, a.1.as_bytes()).cmp(&(b.0, b.1.as_bytes())));
+    let mut name_at = 0u64;
+    for (i, &(hash, s, v)) in sorted.iter().enumerate() {
+        let e = &b[64 + 24 * i..64 + 24 * (i + 1)];
+        let values = HashMap::from([
+            ("stream_hash", le(hash, 8)),
+            ("last_version", le(v, 8)),
+            ("name_offset", le(name_at, 4)),
+            ("name_len", le(s.len() as u64, 2)),
+        ]);
+        check_fields("checkpoint-stream-entry", e, &values);
+        name_at += s.len() as u64;
+    }
+    let mut at = 64 + 24 * sorted.len();
+    for &(_, s, _) in &sorted {
+        assert_eq!(&b[at..at + s.len()], s.as_bytes());
+        at += s.len();
     }
     assert_eq!(&b[at..at + 128], &filter[..]);
     assert_eq!(&b[at + 128..], &index[..]);
     let c = decode_checkpoint(&b).unwrap();
-    assert_eq!(c.streams, streams.to_vec());
+    let mut got: Vec<(&str, u64)> = c.streams.iter().collect();
+    got.sort();
+    assert_eq!(got, streams.to_vec());
+    for (s, v) in streams {
+        assert_eq!(c.streams.get(s), Some(v));
+    }
+    assert_eq!(c.streams.get("order-2"), None);
     assert_eq!(c.index, &index[..]);
+    // Version 2: the list of the spec's older table, in the order given, no stream ids region.
+    let v2 = checkpoint::encode_checkpoint_v2(1, 2, streams.iter().copied(), &index, None);
+    assert_eq!(&v2[8..10], &le(2, 2)[..]);
+    let rows = table("checkpoint-stream-entry-v2");
+    let names: Vec<&str> = rows.iter().map(|r| r[0].as_str()).collect();
+    assert_eq!(names, ["stream_len", "stream", "last_version"]);
+    let mut at = 64;
+    for (s, v) in streams {
+        assert_eq!(&v2[at..at + 2], &le(s.len() as u64, 2)[..]);
+        assert_eq!(&v2[at + 2..at + 2 + s.len()], s.as_bytes());
+        assert_eq!(&v2[at + 2 + s.len()..at + 10 + s.len()], &le(v, 8)[..]);
+        at += 10 + s.len();
+    }
+    assert_eq!(&v2[at..], &index[..]);
+    let c2 = decode_checkpoint(&v2).unwrap();
+    assert_eq!(c2.streams.iter().collect::<Vec<_>>(), streams.to_vec());
+    assert_eq!(c2.streams.get("saga-ü"), Some(0));
     let f = c.id_filter.unwrap();
     assert_eq!(
         (f.segment_first_position, f.blocks),
         (0x6162_6364_6566_6768, &filter[..])
     );
     // Version 1 (no filter: its bytes 28..32 and 44..52 are reserved) is still read.
-    let v1 = encode_checkpoint(1, 2, streams.iter().copied(), &index, None);
+    let v1 = checkpoint::encode_checkpoint_v2(1, 2, streams.iter().copied(), &index, None);
     let mut old = v1.clone();
     old[8..10].copy_from_slice(&1u16.to_le_bytes());
     let crc_h = crc(&old[0..60]);
@@ -833,6 +875,70 @@ fn checkpoint_fields_are_where_the_spec_says() {
         decode_checkpoint(&bad).unwrap_err().what,
         "checkpoint id filter blocks"
     );
+}
+
+/// Recomputes a checkpoint's body and header checksums after a test changed its bytes.
+fn reseal_checkpoint(b: &mut [u8]) {
+    let body = crc(&b[64..]);
+    b[40..44].copy_from_slice(&body.to_le_bytes());
+    let h = crc(&b[0..60]);
+    b[60..64].copy_from_slice(&h.to_le_bytes());
+}
+
+#[test]
+fn checkpoint_stream_tables_that_break_the_spec_are_refused() {
+    let (index, ..) = sample_index(false);
+    let streams = [("order-1", 4u64), ("saga-ü", 0), ("payment-7", 9)];
+    let good = encode_checkpoint(9, 1, streams.iter().copied(), &index, None);
+    let c = decode_checkpoint(&good).unwrap();
+    let order: Vec<&str> = c.streams.iter().map(|(s, _)| s).collect();
+    let cut = order.iter().position(|s| *s == "saga-ü").unwrap();
+    let entry = |i: usize| 64 + 24 * i;
+    type Damage = Box<dyn Fn(&mut Vec<u8>)>;
+    let cases: Vec<(&str, Damage)> = vec![
+        (
+            "checkpoint stream table order",
+            Box::new(move |b: &mut Vec<u8>| {
+                // Swap the hashes and versions of the first two entries (names stay).
+                let (a, z) = (entry(0), entry(1));
+                let first: Vec<u8> = b[a..a + 8].to_vec();
+                let second: Vec<u8> = b[z..z + 8].to_vec();
+                b[a..a + 8].copy_from_slice(&second);
+                b[z..z + 8].copy_from_slice(&first);
+            }),
+        ),
+        (
+            "checkpoint stream entry reserved",
+            Box::new(move |b: &mut Vec<u8>| b[entry(2) + 22] = 1),
+        ),
+        (
+            "checkpoint stream name offset",
+            Box::new(move |b: &mut Vec<u8>| b[entry(1) + 16] += 1),
+        ),
+        (
+            "checkpoint stream id length",
+            Box::new(move |b: &mut Vec<u8>| b[entry(0) + 20..entry(0) + 22].fill(0)),
+        ),
+        (
+            "checkpoint stream id (UTF-8)",
+            // The id "saga-ü" cut inside the ü.
+            Box::new(move |b: &mut Vec<u8>| b[entry(cut) + 20] -= 1),
+        ),
+        (
+            "checkpoint stream names length",
+            Box::new(move |b: &mut Vec<u8>| b[52] += 1),
+        ),
+        (
+            "checkpoint stream count",
+            Box::new(move |b: &mut Vec<u8>| b[12..16].copy_from_slice(&u32::MAX.to_le_bytes())),
+        ),
+    ];
+    for (what, damage) in cases {
+        let mut b = good.clone();
+        damage(&mut b);
+        reseal_checkpoint(&mut b);
+        assert_eq!(decode_checkpoint(&b).unwrap_err().what, what);
+    }
 }
 
 /// The id Bloom filter as § 8.3 describes it, written independently of the code.

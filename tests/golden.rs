@@ -642,7 +642,7 @@ fn golden_valid_checkpoint_decodes_as_specified() {
     let b = fs::read(dir.join("checkpoint.idx")).unwrap();
     let c = decode_checkpoint(&b).unwrap();
     assert_eq!(c.next_position, EVENTS);
-    let mut streams = c.streams.clone();
+    let mut streams: Vec<(&str, u64)> = c.streams.iter().collect();
     streams.sort();
     let want: Vec<(&str, u64)> = EVENTS_PER_STREAM.iter().map(|(s, n)| (*s, n - 1)).collect();
     assert_eq!(streams, want);
@@ -686,7 +686,7 @@ fn strip_bloom_filters(dir: &Path) {
             let nb = encode_checkpoint(
                 c.next_position,
                 c.last_frame_header_crc,
-                c.streams.iter().copied(),
+                c.streams.iter(),
                 &strip(c.index),
                 None,
             );

@@ -1321,3 +1321,109 @@ fn stream_read_stops_at_a_damaged_frame_with_its_error() {
         assert_eq!(file, seg, "{direction:?}");
     }
 }
+
+// ---------------------------------------------------------------------------------------------
+// The checkpoint's sorted stream table (format § 9.2), searched in place after an open.
+// ---------------------------------------------------------------------------------------------
+
+/// Checks every stream's version, the count and a prefix listing against the model.
+fn check_stream_table(store: &Store, model: &std::collections::BTreeMap<String, u64>, at: &str) {
+    for (s, v) in model {
+        assert_eq!(store.stream_version(s), Some(*v), "{at}: {s}");
+    }
+    assert_eq!(store.stream_count(), model.len(), "{at}");
+    assert_eq!(store.stream_version("never-written"), None, "{at}");
+    let want: Vec<String> = model
+        .keys()
+        .filter(|s| s.starts_with("s-1"))
+        .cloned()
+        .collect();
+    assert_eq!(store.stream_ids_with_prefix("s-1"), want, "{at}");
+}
+
+#[test]
+fn streams_of_a_sorted_checkpoint_table_keep_their_versions_across_reopens() {
+    use evlog::wire::checkpoint::{decode_checkpoint, encode_checkpoint_v2};
+    use evlog::{Durability, Error, EventData, ExpectedVersion, StoreOptions};
+    let dir = tempfile::tempdir().unwrap();
+    let opts = StoreOptions::new()
+        .segment_bytes(256 << 10)
+        .durability(Durability::Never);
+    let mut rng = StdRng::seed_from_u64(21);
+    let mut model = std::collections::BTreeMap::<String, u64>::new();
+    let ev =
+        |n: usize| -> Vec<EventData> { (0..n).map(|_| EventData::new("T", vec![1; 30])).collect() };
+    let append_some = |store: &Store,
+                       model: &mut std::collections::BTreeMap<String, u64>,
+                       rng: &mut StdRng,
+                       streams: u32| {
+        for _ in 0..1500 {
+            let s = format!(
+                "s-{}{}",
+                rng.gen_range(0..streams),
+                "ü".repeat(rng.gen_range(0..2))
+            );
+            let n = rng.gen_range(1..4);
+            let expected = match model.get(&s) {
+                Some(v) => ExpectedVersion::Exact(*v),
+                None => ExpectedVersion::NoStream,
+            };
+            store.append(&s, expected, &ev(n)).unwrap();
+            let last = model.get(&s).map_or(n as u64 - 1, |v| v + n as u64);
+            model.insert(s, last);
+        }
+    };
+    {
+        let store = opts.open(dir.path()).unwrap();
+        append_some(&store, &mut model, &mut rng, 1000);
+        store.close().unwrap();
+    }
+    let ckpt = dir.path().join("checkpoint.idx");
+    assert_eq!(&fs::read(&ckpt).unwrap()[8..10], &3u16.to_le_bytes());
+    for round in 0..3 {
+        let store = opts.open(dir.path()).unwrap();
+        check_stream_table(&store, &model, &format!("reopen {round}"));
+        // A wrong expected version names the version the table holds.
+        let (s, v) = model
+            .iter()
+            .nth(round * 7)
+            .map(|(s, v)| (s.clone(), *v))
+            .unwrap();
+        match store.append(&s, ExpectedVersion::Exact(v + 1), &ev(1)) {
+            Err(Error::WrongExpectedVersion { actual, .. }) => assert_eq!(actual, Some(v)),
+            other => panic!("{other:?}"),
+        }
+        match store.append(&s, ExpectedVersion::NoStream, &ev(1)) {
+            Err(Error::WrongExpectedVersion { actual, .. }) => assert_eq!(actual, Some(v)),
+            other => panic!("{other:?}"),
+        }
+        // Appends to streams of the table and to new ones (twice the ids: about half new).
+        append_some(&store, &mut model, &mut rng, 2000);
+        check_stream_table(&store, &model, &format!("after appends {round}"));
+        store.close().unwrap();
+    }
+    // A checkpoint as builds before version 3 wrote it is still read; the next close writes 3.
+    let b = fs::read(&ckpt).unwrap();
+    let c = decode_checkpoint(&b).unwrap();
+    let old = encode_checkpoint_v2(
+        c.next_position,
+        c.last_frame_header_crc,
+        c.streams.iter(),
+        c.index,
+        c.id_filter,
+    );
+    fs::write(&ckpt, old).unwrap();
+    let store = opts.open(dir.path()).unwrap();
+    check_stream_table(&store, &model, "from a version-2 checkpoint");
+    append_some(&store, &mut model, &mut rng, 3000);
+    store.close().unwrap();
+    assert_eq!(&fs::read(&ckpt).unwrap()[8..10], &3u16.to_le_bytes());
+    let store = opts.open(dir.path()).unwrap();
+    check_stream_table(&store, &model, "last reopen");
+    assert!(store.verify().unwrap().is_clean());
+    drop(store);
+    // Without the checkpoint, the rescan of the log finds the same table.
+    fs::remove_file(&ckpt).unwrap();
+    let store = opts.open(dir.path()).unwrap();
+    check_stream_table(&store, &model, "rescan");
+}

@@ -104,7 +104,7 @@ impl Inner {
         let corrupted = |at: usize, e| Error::corrupted(&seg.path, at as u64, e);
         let hidden = |stream: &str, version: u64, ts: u64| {
             settings.get(stream).is_some_and(|s| {
-                let last = self.state.read().streams.get(stream).copied().unwrap_or(0);
+                let last = self.state.read().streams.get(stream).unwrap_or(0);
                 !s.visible(version, ts, last, now)
             })
         };

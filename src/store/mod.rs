@@ -12,6 +12,7 @@ pub(crate) mod recover;
 mod replay;
 mod retention;
 pub(crate) mod state;
+mod streams;
 mod verify;
 mod writer;
 
@@ -380,7 +381,7 @@ impl Store {
     /// Version of the stream's last event (`None` if it has none): the version the next append
     /// is checked against.
     pub fn stream_version(&self, stream: &str) -> Option<u64> {
-        self.inner.state.read().streams.get(stream).copied()
+        self.inner.state.read().streams.get(stream)
     }
 
     /// Number of streams.
@@ -400,7 +401,7 @@ impl Store {
         let st = self.inner.state.read();
         let mut ids: Vec<String> = st
             .streams
-            .keys()
+            .ids()
             .filter(|s| s.starts_with(prefix))
             .map(|s| s.to_string())
             .collect();

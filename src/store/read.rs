@@ -115,7 +115,7 @@ pub(crate) fn hidden_by_settings(
     let Some(s) = settings.get(stream) else {
         return false;
     };
-    let last = inner.state.read().streams.get(stream).copied().unwrap_or(0);
+    let last = inner.state.read().streams.get(stream).unwrap_or(0);
     !s.visible(version, timestamp_us, last, now)
 }
 
@@ -276,7 +276,7 @@ impl StreamEvents {
         let head = self.inner.head.load(Ordering::Acquire);
         let (entries, settings) = {
             let st = self.inner.state.read();
-            let Some(&last) = st.streams.get(&*self.stream) else {
+            let Some(last) = st.streams.get(&self.stream) else {
                 self.next = None;
                 return Ok(());
             };

@@ -17,6 +17,7 @@ use crate::segment::{
     scan_frames,
 };
 use crate::store::state::State;
+use crate::store::streams::StreamTable;
 use crate::wire::bytes::{stream_hash, u32_at};
 use crate::wire::checkpoint::{CHECKPOINT_FILE_NAME, decode_checkpoint};
 use crate::wire::frame::{FRAME_TRAILER_BYTES, FrameHeader};
@@ -653,7 +654,7 @@ pub(crate) fn entry_for(r: &RecordView<'_>, rel_pos: u64, frame_offset: u64) -> 
 /// Applies one frame's records to the stream table, checking that versions are dense. Checks
 /// everything before changing anything, so a rejected frame leaves the table as it was.
 pub(crate) fn apply_versions(
-    streams: &mut FastMap<Arc<str>, u64>,
+    streams: &mut StreamTable,
     recs: &[(u64, RecordView<'_>)],
 ) -> Result<(), &'static str> {
     let mut pending: HashMap<&str, u64> = HashMap::new();
@@ -661,7 +662,7 @@ pub(crate) fn apply_versions(
         let cur = pending
             .get(r.stream)
             .copied()
-            .or_else(|| streams.get(r.stream).copied());
+            .or_else(|| streams.get(r.stream));
         let want = cur.map_or(0, |v| v + 1);
         if r.version != want {
             return Err("event version is not the next version of its stream");
@@ -669,12 +670,7 @@ pub(crate) fn apply_versions(
         pending.insert(r.stream, r.version);
     }
     for (s, v) in pending {
-        match streams.get_mut(s) {
-            Some(x) => *x = v,
-            None => {
-                streams.insert(Arc::from(s), v);
-            }
-        }
+        streams.set(s, v);
     }
     Ok(())
 }
@@ -684,7 +680,7 @@ struct Start {
     seg: usize,
     offset: u64,
     next_position: u64,
-    streams: FastMap<Arc<str>, u64>,
+    streams: StreamTable,
     /// Index of the covered prefix of `seg` and the CRC of that prefix, when `seg` is active.
     active: Option<(ActiveIndex, crc32fast::Hasher, u32)>,
     /// The checkpoint's copy of a sealed segment's id filter.
@@ -709,7 +705,7 @@ fn start_from_checkpoint(
         crate::wire::index_file::check_index_body(c.index, &v.header).ok()?;
         crate::wire::index_file::check_index_tables(c.index, &v.header).ok()?;
         // A stream cannot have more versions than the log has events.
-        let versions_ok = c.streams.iter().all(|(_, ver)| *ver < c.next_position);
+        let versions_ok = c.streams.max_version().is_none_or(|v| v < c.next_position);
         (versions_ok
             && c.next_position == v.header.first_position + u64::from(v.header.event_count))
         .then_some((c, v.header))
@@ -830,11 +826,7 @@ fn start_from_checkpoint(
             });
         }
     }
-    let streams = c
-        .streams
-        .iter()
-        .map(|(s, v)| (Arc::<str>::from(*s), *v))
-        .collect();
+    let streams = StreamTable::from_checkpoint(&bytes, &c.streams);
     let index_at = c.index.as_ptr() as usize - bytes.as_ptr() as usize;
     let range = index_at..index_at + c.index.len();
     let last_frame_header_crc = c.last_frame_header_crc;
@@ -926,7 +918,7 @@ fn recover_once(
                     sealed: vec![],
                     active: None,
                     active_index: ActiveIndex::new(0),
-                    streams: FastMap::default(),
+                    streams: StreamTable::default(),
                     id_filter: None,
                 },
                 tail: None,
@@ -957,7 +949,7 @@ fn recover_once(
             seg: 0,
             offset: SEGMENT_HEADER_BYTES as u64,
             next_position: metas[0].header.first_position,
-            streams: FastMap::default(),
+            streams: StreamTable::default(),
             active: None,
             id_filter: None,
         },

@@ -358,7 +358,7 @@ impl Inner {
         };
         let (entries, settings) = {
             let st = self.state.read();
-            let Some(&last) = st.streams.get(stream) else {
+            let Some(last) = st.streams.get(stream) else {
                 return Ok(end);
             };
             let settings = st.settings.get(stream).copied();

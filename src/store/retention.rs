@@ -30,7 +30,7 @@ impl Inner {
         }
         let (mut map, actual) = {
             let st = self.state.read();
-            ((*st.settings).clone(), st.streams.get(stream).copied())
+            ((*st.settings).clone(), st.streams.get(stream))
         };
         if !expected.matches(actual) {
             return Err(Error::WrongExpectedVersion {

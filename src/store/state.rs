@@ -5,6 +5,7 @@ use std::sync::Arc;
 use crate::error::Result;
 use crate::index::{ActiveIndex, FastMap};
 use crate::segment::{ActiveFile, SealedSegment, SegRef};
+use crate::store::streams::StreamTable;
 use crate::wire::index_file::{StreamEntry, lower_bounds};
 use crate::wire::settings::StreamSettings;
 
@@ -20,7 +21,7 @@ pub(crate) struct State {
     /// Index of the active segment.
     pub active_index: ActiveIndex,
     /// Version of every stream's last event.
-    pub streams: FastMap<Arc<str>, u64>,
+    pub streams: StreamTable,
     /// Retention rules and deletions, for the streams that have any (replaced whole on change,
     /// so readers keep a cheap snapshot).
     pub settings: Arc<FastMap<Arc<str>, StreamSettings>>,

@@ -3,14 +3,16 @@
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 
 use crate::error::Result;
 use crate::index::ActiveIndex;
 use crate::io::{Vfs, read_file, read_optional};
 use crate::segment::{durable_frame_after, scan_frames};
 use crate::store::recover::{apply_versions, entry_for, is_zseg, list_segments};
-use crate::wire::checkpoint::{CHECKPOINT_FILE_NAME, decode_checkpoint};
+use crate::wire::checkpoint::{
+    CHECKPOINT_FILE_NAME, CHECKPOINT_HEADER_BYTES, CHECKPOINT_STREAM_ENTRY_BYTES,
+    CheckpointStreams, decode_checkpoint,
+};
 use crate::wire::index_file::IndexView;
 use crate::wire::index_names::{EventAt, NamesBuilder};
 use crate::wire::segment::{FOOTER_BYTES, SEGMENT_HEADER_BYTES, SegmentFooter, SegmentHeader};
@@ -66,7 +68,7 @@ impl VerifyReport {
     }
 }
 
-type StreamTable = crate::index::FastMap<Arc<str>, u64>;
+use crate::store::streams::StreamTable;
 
 struct Ckpt {
     first_position: u64,
@@ -106,6 +108,19 @@ pub fn verify_dir_with(vfs: &dyn Vfs, dir: &Path) -> Result<VerifyReport> {
                 None
             }
             Ok(c) => match IndexView::new(c.index) {
+                // Open searches the table by hash and does not recompute the hashes: an
+                // entry whose hash is not its stream's would hide that stream from appends.
+                _ if let CheckpointStreams::Table(t) = &c.streams
+                    && let Some(i) = t.first_wrong_hash() =>
+                {
+                    problem(
+                        &mut rep,
+                        &ckpt_path,
+                        (CHECKPOINT_HEADER_BYTES + i * CHECKPOINT_STREAM_ENTRY_BYTES) as u64,
+                        "checkpoint stream hash is not the hash of its stream id".into(),
+                    );
+                    None
+                }
                 // Written by a build with another index version: open ignores it.
                 Err(e) if e.unsupported => {
                     rep.notes.push(format!(
@@ -128,7 +143,7 @@ pub fn verify_dir_with(vfs: &dyn Vfs, dir: &Path) -> Result<VerifyReport> {
                     first_position: v.header.first_position,
                     covered_len: u64::from(v.header.covered_len),
                     index: c.index.to_vec(),
-                    streams: c.streams.iter().map(|(s, v)| (s.to_string(), *v)).collect(),
+                    streams: c.streams.iter().map(|(s, v)| (s.to_string(), v)).collect(),
                     id_filter: c
                         .id_filter
                         .map(|f| (f.segment_first_position, f.blocks.to_vec())),
@@ -409,10 +424,8 @@ pub fn verify_dir_with(vfs: &dyn Vfs, dir: &Path) -> Result<VerifyReport> {
                             "checkpoint index does not match the segment".into(),
                         );
                     }
-                    let log: HashMap<String, u64> = at_streams
-                        .iter()
-                        .map(|(k, v)| (k.to_string(), *v))
-                        .collect();
+                    let log: HashMap<String, u64> =
+                        at_streams.iter().map(|(k, v)| (k.to_string(), v)).collect();
                     if !damaged && log != c.streams {
                         problem(
                             &mut rep,

@@ -17,7 +17,7 @@ use crate::store::recover::{ActiveTail, create_segment};
 use crate::store::state::State;
 use crate::store::{Durability, Inner, now_us};
 use crate::wire::bytes::stream_hash;
-use crate::wire::checkpoint::{CHECKPOINT_FILE_NAME, IdFilter, encode_checkpoint};
+use crate::wire::checkpoint::{CHECKPOINT_FILE_NAME, IdFilter, encode_checkpoint_sorted};
 use crate::wire::frame::{FRAME_VERSION, FRAME_VERSION_MULTI, begin_frame, finish_frame_version};
 use crate::wire::index_file::StreamEntry;
 use crate::wire::index_file::{IndexView, bloom_may_contain};
@@ -307,7 +307,7 @@ impl Inner {
             {
                 let st = self.state.read();
                 for p in parts {
-                    let actual = st.streams.get(p.stream).copied();
+                    let actual = st.streams.get(p.stream);
                     if !p.expected.matches(actual) {
                         return Err(Error::WrongExpectedVersion {
                             stream: p.stream.to_owned(),
@@ -423,12 +423,7 @@ impl Inner {
                     st.active_index.push_event(entry, *e.id.as_bytes());
                 }
                 let last_version = first_version + p.events.len() as u64 - 1;
-                match st.streams.get_mut(p.stream) {
-                    Some(v) => *v = last_version,
-                    None => {
-                        st.streams.insert(Arc::from(p.stream), last_version);
-                    }
-                }
+                st.streams.set_hashed(p.stream, hash, last_version);
                 count += p.events.len() as u64;
             }
         }
@@ -775,10 +770,10 @@ impl Inner {
             let idx = st
                 .active_index
                 .encode(w.len as u32, w.crc.clone().finalize());
-            encode_checkpoint(
+            encode_checkpoint_sorted(
                 w.next_position,
                 w.last_header_crc,
-                st.streams.iter().map(|(k, v)| (&**k, *v)),
+                &st.streams.sorted(),
                 &idx,
                 filter.as_ref().map(|(first, blocks)| IdFilter {
                     segment_first_position: *first,

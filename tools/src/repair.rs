@@ -111,7 +111,7 @@ fn content_hash(name: &str, b: &[u8]) -> u64 {
     let mut h = std::collections::hash_map::DefaultHasher::new();
     match evlog::wire::checkpoint::decode_checkpoint(b) {
         Ok(c) if name == CHECKPOINT_FILE_NAME => {
-            let mut streams = c.streams.clone();
+            let mut streams: Vec<(&str, u64)> = c.streams.iter().collect();
             streams.sort_unstable();
             (c.next_position, c.last_frame_header_crc, streams, c.index).hash(&mut h);
         }
