@@ -899,13 +899,30 @@ fn checkpoint_stream_tables_that_break_the_spec_are_refused() {
         (
             "checkpoint stream table order",
             Box::new(move |b: &mut Vec<u8>| {
-                // Swap the hashes and versions of the first two entries (names stay).
-                let (a, z) = (entry(0), entry(1));
-                let first: Vec<u8> = b[a..a + 8].to_vec();
-                let second: Vec<u8> = b[z..z + 8].to_vec();
-                b[a..a + 8].copy_from_slice(&second);
-                b[z..z + 8].copy_from_slice(&first);
+                // The first two entries swapped, with their ids (offsets written anew).
+                let names_at = entry(3);
+                let parts: Vec<(Vec<u8>, Vec<u8>)> = [1, 0, 2]
+                    .iter()
+                    .map(|&i| {
+                        let e = b[entry(i)..entry(i) + 24].to_vec();
+                        let at = u32::from_le_bytes(e[16..20].try_into().unwrap()) as usize;
+                        let len = u16::from_le_bytes(e[20..22].try_into().unwrap()) as usize;
+                        (e, b[names_at + at..names_at + at + len].to_vec())
+                    })
+                    .collect();
+                let mut name_at = 0u32;
+                for (i, (e, name)) in parts.iter().enumerate() {
+                    b[entry(i)..entry(i) + 24].copy_from_slice(e);
+                    b[entry(i) + 16..entry(i) + 20].copy_from_slice(&name_at.to_le_bytes());
+                    let at = names_at + name_at as usize;
+                    b[at..at + name.len()].copy_from_slice(name);
+                    name_at += name.len() as u32;
+                }
             }),
+        ),
+        (
+            "checkpoint stream hash",
+            Box::new(move |b: &mut Vec<u8>| b[entry(1)] ^= 1),
         ),
         (
             "checkpoint stream entry reserved",

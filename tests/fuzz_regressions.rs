@@ -392,6 +392,54 @@ fn a_checkpoint_stream_version_past_the_log_is_not_trusted() {
     assert!(n <= 79);
 }
 
+/// The same with a version-3 checkpoint (the sorted table, format § 9.2): the golden store's
+/// checkpoint rewritten as version 3, one entry's version set to 2^40 (its hash and id kept, so
+/// the table stays sorted and decodes). Open does not trust it and rescans the log.
+#[test]
+fn a_sorted_checkpoint_table_version_past_the_log_is_not_trusted() {
+    use evlog::wire::checkpoint::{CHECKPOINT_STREAM_ENTRY_BYTES, encode_checkpoint};
+    let mut name = String::new();
+    let dir = golden_with(
+        "checkpoint.idx",
+        |b| {
+            let c = decode_checkpoint(b).unwrap();
+            let mut v3 = encode_checkpoint(
+                c.next_position,
+                c.last_frame_header_crc,
+                c.streams.iter(),
+                c.index,
+                c.id_filter,
+            );
+            let first = decode_checkpoint(&v3)
+                .unwrap()
+                .streams
+                .iter()
+                .next()
+                .unwrap();
+            name = first.0.to_string();
+            assert_eq!(&v3[64 + 8..64 + 16], &first.1.to_le_bytes());
+            v3[64 + 8..64 + 16].copy_from_slice(&(1u64 << 40).to_le_bytes());
+            assert!(v3.len() > 64 + CHECKPOINT_STREAM_ENTRY_BYTES);
+            *b = v3;
+        },
+        targets::fix_checkpoint,
+    );
+    assert_eq!(
+        &fs::read(dir.path().join("checkpoint.idx")).unwrap()[8..10],
+        &3u16.to_le_bytes()
+    );
+    let store = open_golden_copy(dir.path());
+    let fwd = forward(&store).unwrap();
+    let last = fwd
+        .iter()
+        .filter(|e| *e.stream == *name)
+        .map(|e| e.version)
+        .max();
+    assert!(last.is_some());
+    assert_eq!(store.stream_version(&name), last, "version of {name}");
+    assert!(store.verify().unwrap().is_clean());
+}
+
 /// The fuzzer's input: a segment header (CRC right) with `seq` = `u64::MAX` before another
 /// segment. `verify_dir` computes `seq + 1` and panics on the overflow in builds with overflow
 /// checks (`cargo test`, the fuzz build); `recover::read_metas` has the same `seq + 1` (and the

@@ -29,9 +29,7 @@ use evlog::wire::archive::{
     ARCHIVE_MAGIC, MAX_ARCHIVE_PATH_BYTES, decode_archive_marker, encode_archive_marker,
 };
 use evlog::wire::bytes::{stream_hash, u16_at, u32_at, u64_at};
-use evlog::wire::checkpoint::{
-    CHECKPOINT_FILE_NAME, CheckpointStreams, decode_checkpoint, encode_checkpoint,
-};
+use evlog::wire::checkpoint::{CHECKPOINT_FILE_NAME, decode_checkpoint, encode_checkpoint};
 use evlog::wire::frame::{
     FRAME_HEADER_BYTES, FRAME_MAGIC, FRAME_OVERHEAD_BYTES, FRAME_VERSION_COMPACTED, FrameHeader,
     begin_frame, check_frame, finish_frame_version, frame_body,
@@ -840,22 +838,20 @@ pub fn checkpoint(data: &[u8]) {
         fix_checkpoint(&mut b);
     }
     let Ok(c) = decode_checkpoint(&b) else { return };
-    // A table whose hashes are right finds every stream it lists; any table re-encodes to
-    // one that decodes to the same streams.
-    let hashes_ok = match &c.streams {
-        CheckpointStreams::Table(t) => t.first_wrong_hash().is_none(),
-        CheckpointStreams::List(_) => true,
-    };
-    for (s, v) in c.streams.iter() {
+    // A table without an id twice (an older list may hold one twice) finds every stream it
+    // lists, and re-encodes to one that decodes to the same streams.
+    let mut listed: Vec<(&str, u64)> = c.streams.iter().collect();
+    listed.sort_unstable();
+    let unique = listed.windows(2).all(|w| w[0].0 != w[1].0);
+    for &(s, v) in &listed {
         let _ = stream_hash(s);
-        if hashes_ok {
+        if unique {
             assert_eq!(c.streams.get(s), Some(v), "{s}");
         }
         assert!(c.streams.max_version() >= Some(v));
     }
-    let mut listed: Vec<(&str, u64)> = c.streams.iter().collect();
-    listed.sort_unstable();
-    if listed.windows(2).all(|w| w[0].0 != w[1].0) {
+    // Version 3 holds only ids of 1 or more bytes.
+    if unique && listed.iter().all(|(s, _)| !s.is_empty()) {
         let again = encode_checkpoint(
             c.next_position,
             c.last_frame_header_crc,

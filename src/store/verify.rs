@@ -9,10 +9,7 @@ use crate::index::ActiveIndex;
 use crate::io::{Vfs, read_file, read_optional};
 use crate::segment::{durable_frame_after, scan_frames};
 use crate::store::recover::{apply_versions, entry_for, is_zseg, list_segments};
-use crate::wire::checkpoint::{
-    CHECKPOINT_FILE_NAME, CHECKPOINT_HEADER_BYTES, CHECKPOINT_STREAM_ENTRY_BYTES,
-    CheckpointStreams, decode_checkpoint,
-};
+use crate::wire::checkpoint::{CHECKPOINT_FILE_NAME, decode_checkpoint};
 use crate::wire::index_file::IndexView;
 use crate::wire::index_names::{EventAt, NamesBuilder};
 use crate::wire::segment::{FOOTER_BYTES, SEGMENT_HEADER_BYTES, SegmentFooter, SegmentHeader};
@@ -108,19 +105,6 @@ pub fn verify_dir_with(vfs: &dyn Vfs, dir: &Path) -> Result<VerifyReport> {
                 None
             }
             Ok(c) => match IndexView::new(c.index) {
-                // Open searches the table by hash and does not recompute the hashes: an
-                // entry whose hash is not its stream's would hide that stream from appends.
-                _ if let CheckpointStreams::Table(t) = &c.streams
-                    && let Some(i) = t.first_wrong_hash() =>
-                {
-                    problem(
-                        &mut rep,
-                        &ckpt_path,
-                        (CHECKPOINT_HEADER_BYTES + i * CHECKPOINT_STREAM_ENTRY_BYTES) as u64,
-                        "checkpoint stream hash is not the hash of its stream id".into(),
-                    );
-                    None
-                }
                 // Written by a build with another index version: open ignores it.
                 Err(e) if e.unsupported => {
                     rep.notes.push(format!(

@@ -188,13 +188,6 @@ impl<'a> StreamTableView<'a> {
         }
         None
     }
-
-    /// The first entry whose hash is not the hash of its stream id (`decode_checkpoint` does
-    /// not hash every id, which would cost open as much as the map this table replaces;
-    /// verify calls this).
-    pub fn first_wrong_hash(&self) -> Option<usize> {
-        (0..self.len()).find(|&i| self.hash_at(i) != stream_hash(self.entry(i).1))
-    }
 }
 
 /// The id Bloom filter of a sealed segment (as its index holds it), copied into a checkpoint.
@@ -461,8 +454,8 @@ fn decode_list<'a>(count: usize, c: &mut Cursor<'a>) -> Result<Vec<(&'a str, u64
 
 /// Reads and checks a version-3 stream table: the entries lie within the table, each id's
 /// bytes follow the one before (so the names fill their region exactly), every id is 1 to
-/// `MAX_STREAM_ID_BYTES` bytes of UTF-8, the reserved bytes are zero and the entries are
-/// strictly sorted by (hash, id). Hashes are not recomputed here (verify does).
+/// `MAX_STREAM_ID_BYTES` bytes of UTF-8, each hash is its id's, the reserved bytes are zero and
+/// the entries are strictly sorted by (hash, id).
 fn decode_table<'a>(
     buf: &[u8],
     count: usize,
@@ -541,6 +534,12 @@ fn decode_table<'a>(
             ));
         }
         let key = (u64_at(entries, e), &text[name_at..name_at + len]);
+        // A wrong hash would hide its stream from lookups (an append would start it again at
+        // version 0): checksums catch damage, this catches a table written wrong.
+        let hash = stream_hash(key.1);
+        if key.0 != hash {
+            return Err(DecodeError::new(at, "checkpoint stream hash", hash, key.0));
+        }
         if let Some(p) = prev
             && (p.0, p.1.as_bytes()) >= (key.0, key.1.as_bytes())
         {
