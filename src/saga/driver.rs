@@ -12,7 +12,7 @@ use serde_json::Value;
 use tokio::sync::watch;
 
 use crate::bus::delivery::panic_message;
-use crate::event::ExpectedVersion;
+use crate::event::{ExpectedVersion, Metadata};
 use crate::saga::commit::Committer;
 use crate::saga::context::{Shared, StepContext};
 use crate::saga::definition::{BoxFuture, SagaData, SagaDefinition, StepPolicy, StepResult};
@@ -37,8 +37,9 @@ pub(crate) enum End {
 pub(crate) struct Env {
     pub store: Arc<Store>,
     pub committer: Committer,
-    /// The manager's id, in each record's metadata.
-    pub manager: Arc<str>,
+    /// Each record's metadata: the manager's id
+    /// ([`manager_metadata`](crate::saga::record::manager_metadata)).
+    pub metadata: Arc<Metadata>,
     pub router: Arc<crate::saga::route::Router>,
     pub stop: watch::Receiver<bool>,
 }
@@ -219,7 +220,6 @@ impl<I: SagaData> Driver<I> {
         F: Fn(StepContext<I>) -> Fut,
         Fut: Future<Output = StepResult<T>> + Unpin,
     {
-        let seed = seed_of(&self.context(step, 1, compensating).idempotency_key());
         let what = if compensating { "compensation" } else { "step" };
         let mut attempt = 0u32;
         loop {
@@ -261,17 +261,26 @@ impl<I: SagaData> Driver<I> {
             }
             let mut stop = self.env.stop.clone();
             tokio::select! {
-                _ = tokio::time::sleep(policy.backoff.delay(attempt, seed)) => {}
+                _ = tokio::time::sleep(policy.backoff.delay(attempt, self.seed(step))) => {}
                 _ = stop.wait_for(|s| *s) => return Attempts::Stopped,
             }
         }
+    }
+
+    /// The jitter seed of the retries of step `step` (its idempotency key's hash).
+    fn seed(&self, step: usize) -> u64 {
+        let s = &self.shared;
+        seed_of(&format!(
+            "{}/{}/{}",
+            s.saga_type, s.saga_id, s.step_names[step]
+        ))
     }
 
     /// Appends `records` at the version last seen, and applies them.
     async fn commit(&mut self, records: Vec<SagaRecord>) -> Result<(), SagaError> {
         let events: Vec<_> = records
             .iter()
-            .map(|r| r.to_event_by(&self.env.manager))
+            .map(|r| r.to_event_with(Metadata::clone(&self.env.metadata)))
             .collect();
         let version = self.state.version;
         let r = self

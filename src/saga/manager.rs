@@ -9,13 +9,13 @@ use std::sync::{Arc, Mutex};
 use tokio::sync::watch;
 
 use crate::bus::{DomainEvent, EventBus, HandlerContext, Outcome};
-use crate::event::{ExpectedVersion, RecordedEvent};
+use crate::event::{ExpectedVersion, Metadata, RecordedEvent};
 use crate::saga::commit::Committer;
 use crate::saga::definition::{SagaData, SagaDefinition};
 use crate::saga::driver::{CatchUnwind, End, Env, ErasedSaga};
 use crate::saga::error::SagaError;
 use crate::saga::handle::SagaHandle;
-use crate::saga::record::{SagaRecord, Started, saga_stream};
+use crate::saga::record::{SagaRecord, Started, manager_metadata, saga_stream};
 use crate::saga::route::Router;
 use crate::saga::scan::{SagaSummary, scan};
 use crate::saga::state::{SagaState, SagaStatus};
@@ -72,6 +72,8 @@ struct Inner {
     router: Arc<Router>,
     id: uuid::Uuid,
     id_text: Arc<str>,
+    /// Each record's metadata (the manager's id), built once.
+    metadata: Arc<Metadata>,
     types: Mutex<HashMap<String, Arc<dyn ErasedSaga>>>,
     /// The sagas driven now, by stream: their end, once they end.
     running: Mutex<HashMap<String, Done>>,
@@ -116,6 +118,7 @@ impl SagaManager {
                 router: Arc::default(),
                 id,
                 id_text: Arc::from(id.to_string()),
+                metadata: Arc::new(manager_metadata(&id.to_string())),
                 types: Mutex::new(HashMap::new()),
                 running: Mutex::new(HashMap::new()),
                 counters: Counters::default(),
@@ -365,7 +368,8 @@ impl SagaManager {
             input,
             steps: def.step_names(),
         };
-        let event = SagaRecord::Started(started.clone()).to_event_by(&self.inner.id_text);
+        let event = SagaRecord::Started(started.clone())
+            .to_event_with(Metadata::clone(&self.inner.metadata));
         let r = match self
             .inner
             .committer
@@ -401,7 +405,7 @@ impl SagaManager {
         let env = Env {
             store: self.inner.store.clone(),
             committer: self.inner.committer.clone(),
-            manager: self.inner.id_text.clone(),
+            metadata: self.inner.metadata.clone(),
             router: self.inner.router.clone(),
             stop: self.inner.stop.subscribe(),
         };
