@@ -712,6 +712,80 @@ async fn a_step_whose_event_does_not_come_before_its_deadline_fails_and_compensa
     bus.shutdown().await.unwrap();
 }
 
+/// A saga of [`payment_saga`] (deadline `deadline`) started by one manager and left waiting
+/// for its payment when that manager stops (as a crash leaves it), then resumed by a second
+/// manager whose wall clock is `later` ahead of the system's. Returns how long (on tokio's
+/// paused clock) the resumed saga took to settle, how it settled, and its journal.
+async fn resumed_after(deadline: Duration, later: Duration) -> (Duration, SagaStatus, Vec<String>) {
+    let dir = tempfile::tempdir().unwrap();
+    let store = bus_common::store(dir.path());
+    let journal = Arc::new(Mutex::new(Vec::new()));
+    let route = |manager: &SagaManager, bus: &EventBus| {
+        manager
+            .route(bus, "payment-router", |_e, p: PaymentConfirmed| {
+                Some(p.order)
+            })
+            .unwrap();
+    };
+    {
+        let bus = EventBus::new(store.clone(), BusConfig::default().idle_poll_ms(1_000));
+        let first = SagaManager::new(store.clone());
+        let saga = first.register(payment_saga(deadline, &journal)).unwrap();
+        route(&first, &bus);
+        saga.start("o", &()).await.unwrap();
+        // Until its first step is recorded: the second one is waiting.
+        while saga.state("o").await.unwrap().unwrap().outputs.is_empty() {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        first.shutdown().await;
+        bus.shutdown().await.unwrap();
+    }
+    let bus = EventBus::new(store.clone(), BusConfig::default().idle_poll_ms(1_000));
+    let ahead = later.as_micros() as u64;
+    let second = SagaManager::with_clock(store.clone(), move || {
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_micros() as u64
+            + ahead
+    });
+    let saga = second.register(payment_saga(deadline, &journal)).unwrap();
+    route(&second, &bus);
+    let t0 = tokio::time::Instant::now();
+    let report = second.resume().await.unwrap();
+    assert_eq!(report.resumed.len(), 1);
+    let status = saga.wait("o").await.unwrap();
+    let took = t0.elapsed();
+    bus.shutdown().await.unwrap();
+    let journal = journal.lock().unwrap().clone();
+    (took, status, journal)
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_resumed_step_waits_only_for_what_is_left_of_its_deadline() {
+    let hour = Duration::from_secs(3600);
+    // (The paused clock also jumps ahead to the next timer, a bus poll, whenever every task
+    // waits for a blocking store call: the bounds leave room for that, and still tell a
+    // fresh hour from what is left of one.)
+    // Resumed two hours after the step began: its hour is gone, it fails at once.
+    let (took, status, journal) = resumed_after(hour, 2 * hour).await;
+    assert_eq!(status, SagaStatus::Compensated);
+    assert!(took < hour / 2, "{took:?}");
+    assert_eq!(
+        journal,
+        [
+            "release o: step \"await_payment\" failed: no PaymentConfirmed for saga \"o\" within 3600s"
+        ]
+    );
+    // Resumed half an hour after: it waits for the half hour left, not a whole hour.
+    let (took, status, _) = resumed_after(hour, hour / 2).await;
+    assert_eq!(status, SagaStatus::Compensated);
+    assert!(
+        took >= Duration::from_secs(29 * 60) && took < hour,
+        "{took:?}"
+    );
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_step_that_panics_fails_like_an_error_and_is_compensated() {
     let dir = tempfile::tempdir().unwrap();

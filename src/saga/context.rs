@@ -19,7 +19,13 @@ pub(crate) struct Shared<I> {
     /// Position of the saga's `SagaStarted` record.
     pub started_position: u64,
     pub router: Arc<crate::saga::route::Router>,
+    /// The manager's wall clock.
+    pub clock: WallClock,
 }
+
+/// A wall clock: microseconds since the Unix epoch, as the store's timestamps
+/// ([`SagaManager::with_clock`](crate::saga::SagaManager::with_clock)).
+pub(crate) type WallClock = Arc<dyn Fn() -> u64 + Send + Sync>;
 
 /// One attempt of a step, or of its compensation.
 pub struct StepContext<I> {
@@ -28,6 +34,8 @@ pub struct StepContext<I> {
     pub(crate) step: usize,
     pub(crate) attempt: u32,
     pub(crate) compensating: bool,
+    /// When the step began (the saga's last record before it), microseconds since the epoch.
+    pub(crate) began_us: u64,
     pub(crate) failure: Option<Arc<str>>,
 }
 
@@ -39,6 +47,7 @@ impl<I> Clone for StepContext<I> {
             step: self.step,
             attempt: self.attempt,
             compensating: self.compensating,
+            began_us: self.began_us,
             failure: self.failure.clone(),
         }
     }

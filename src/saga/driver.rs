@@ -14,7 +14,7 @@ use tokio::sync::watch;
 use crate::bus::delivery::panic_message;
 use crate::event::{ExpectedVersion, Metadata};
 use crate::saga::commit::Committer;
-use crate::saga::context::{Shared, StepContext};
+use crate::saga::context::{Shared, StepContext, WallClock};
 use crate::saga::definition::{BoxFuture, SagaData, SagaDefinition, StepPolicy, StepResult};
 use crate::saga::error::SagaError;
 use crate::saga::record::{SagaRecord, StepRef};
@@ -42,6 +42,8 @@ pub(crate) struct Env {
     pub metadata: Arc<Metadata>,
     pub router: Arc<crate::saga::route::Router>,
     pub stop: watch::Receiver<bool>,
+    /// The manager's wall clock (microseconds since the Unix epoch).
+    pub clock: WallClock,
 }
 
 /// A saga type with its input type erased, as the manager keeps it.
@@ -76,6 +78,7 @@ impl<I: SagaData> ErasedSaga for SagaDefinition<I> {
                 step_names: self.step_names(),
                 started_position: state.started_position,
                 router: env.router.clone(),
+                clock: env.clock.clone(),
             });
             let driver = Driver {
                 def: self,
@@ -185,6 +188,7 @@ impl<I: SagaData> Driver<I> {
             step,
             attempt,
             compensating,
+            began_us: self.state.last_record_us,
             failure: compensating
                 .then_some(self.state.failed.as_ref())
                 .flatten()
@@ -298,6 +302,7 @@ impl<I: SagaData> Driver<I> {
                     reason,
                 })?;
         }
+        self.state.last_record_us = (self.env.clock)();
         Ok(())
     }
 }

@@ -11,6 +11,7 @@ use tokio::sync::watch;
 use crate::bus::{DomainEvent, EventBus, HandlerContext, Outcome};
 use crate::event::{ExpectedVersion, Metadata, RecordedEvent};
 use crate::saga::commit::Committer;
+use crate::saga::context::WallClock;
 use crate::saga::definition::{SagaData, SagaDefinition};
 use crate::saga::driver::{CatchUnwind, End, Env, ErasedSaga};
 use crate::saga::error::SagaError;
@@ -82,6 +83,8 @@ struct Inner {
     active: watch::Sender<u64>,
     stop: watch::Sender<bool>,
     tasks: Mutex<Vec<tokio::task::JoinHandle<()>>>,
+    /// The wall clock steps' deadlines are measured with.
+    clock: WallClock,
 }
 
 /// Runs sagas over a store. A clone is the same manager.
@@ -110,6 +113,17 @@ impl std::fmt::Debug for SagaManager {
 impl SagaManager {
     /// A manager over `store`, with no saga type yet.
     pub fn new(store: Arc<Store>) -> SagaManager {
+        SagaManager::with_clock(store, crate::store::now_us)
+    }
+
+    /// A manager whose wall clock is `clock` (microseconds since the Unix epoch, as the
+    /// store's timestamps; [`SagaManager::new`] reads the system's). Steps'
+    /// [`wait_for_event`](crate::saga::StepContext::wait_for_event) deadlines count from the
+    /// time of the saga's last record by this clock: a test can move it past a deadline.
+    pub fn with_clock(
+        store: Arc<Store>,
+        clock: impl Fn() -> u64 + Send + Sync + 'static,
+    ) -> SagaManager {
         let id = uuid::Uuid::new_v4();
         SagaManager {
             inner: Arc::new(Inner {
@@ -125,6 +139,7 @@ impl SagaManager {
                 active: watch::channel(0).0,
                 stop: watch::channel(false).0,
                 tasks: Mutex::new(Vec::new()),
+                clock: Arc::new(clock),
             }),
         }
     }
@@ -334,6 +349,7 @@ impl SagaManager {
         state
             .apply_record(record, r.next_expected_version)
             .expect("a retry follows needs-attention");
+        state.last_record_us = (self.inner.clock)();
         let c = &self.inner.counters.needs_attention;
         let _ = c.fetch_update(Ordering::Relaxed, Ordering::Relaxed, |n| n.checked_sub(1));
         self.spawn(def, state);
@@ -386,7 +402,13 @@ impl SagaManager {
             }
             Err(e) => return Err(e),
         };
-        let state = SagaState::new(stream, started, r.next_expected_version, r.first_position);
+        let state = SagaState::new(
+            stream,
+            started,
+            r.next_expected_version,
+            r.first_position,
+            (self.inner.clock)(),
+        );
         self.spawn(def, state);
         Ok(())
     }
@@ -408,6 +430,7 @@ impl SagaManager {
             metadata: self.inner.metadata.clone(),
             router: self.inner.router.clone(),
             stop: self.inner.stop.subscribe(),
+            clock: self.inner.clock.clone(),
         };
         let manager = self.clone();
         let task = tokio::spawn(async move {

@@ -56,13 +56,15 @@ impl Router {
 impl<I> StepContext<I> {
     /// Waits for an event of type `E` routed to this saga (its correlation key, given by the
     /// route registered with [`SagaManager::route`](crate::saga::SagaManager::route), is this
-    /// saga's id), appended after the saga started, for at most `deadline`; returns it,
-    /// decoded. Past the deadline it is an error, so the step fails (and is retried, then
-    /// compensated) like any other failure.
+    /// saga's id), appended after the saga started, until `deadline` after the step began;
+    /// returns it, decoded. Past the deadline it is an error, so the step fails (and is
+    /// retried, then compensated) like any other failure.
     ///
-    /// The event is looked for in the store, so one that arrived while no process ran (or
-    /// before the step began waiting) is found; a step resumed after a crash waits again, its
-    /// deadline counted anew.
+    /// The deadline counts from when the step began: the time of the saga's last record
+    /// before it, as the store keeps it. So an attempt after a retry, and a step resumed after
+    /// a crash or a restart, wait only for what is left of it (a saga whose process keeps
+    /// restarting still fails its step on time). The event is looked for in the store, so one
+    /// that arrived while no process ran (or before the step began waiting) is found.
     pub async fn wait_for_event<E: DomainEvent>(&self, deadline: Duration) -> Result<E, StepError> {
         let router = &self.shared.router;
         let key = router.key(E::EVENT_TYPE).ok_or_else(|| {
@@ -71,7 +73,9 @@ impl<I> StepContext<I> {
                 E::EVENT_TYPE
             )
         })?;
-        let until = tokio::time::Instant::now() + deadline;
+        let waited = (self.shared.clock)().saturating_sub(self.began_us);
+        let until =
+            tokio::time::Instant::now() + deadline.saturating_sub(Duration::from_micros(waited));
         let mut arrived = router.arrived.subscribe();
         let mut from = self.shared.started_position + 1;
         loop {

@@ -67,6 +67,10 @@ pub struct SagaState {
     pub version: u64,
     /// Global position of its `SagaStarted` record: the events a step waits for come after it.
     pub started_position: u64,
+    /// Time of its last record (microseconds since the Unix epoch, as the store's
+    /// timestamps): the step (or compensation) that runs next began then, and its
+    /// [`wait_for_event`](crate::saga::StepContext::wait_for_event) deadline counts from it.
+    pub last_record_us: u64,
 }
 
 impl SagaState {
@@ -76,6 +80,7 @@ impl SagaState {
         started: Started,
         version: u64,
         started_position: u64,
+        at_us: u64,
     ) -> SagaState {
         SagaState {
             stream,
@@ -87,6 +92,7 @@ impl SagaState {
             attention: None,
             version,
             started_position,
+            last_record_us: at_us,
         }
     }
 
@@ -98,6 +104,7 @@ impl SagaState {
                 started,
                 e.version,
                 e.position,
+                e.timestamp_us,
             )),
             other => Err(SagaError::BadRecord {
                 stream: e.stream.to_string(),
@@ -120,7 +127,9 @@ impl SagaState {
                 stream: e.stream.to_string(),
                 version: e.version,
                 reason,
-            })
+            })?;
+        self.last_record_us = e.timestamp_us;
+        Ok(())
     }
 
     /// Applies one record stored at `version`, checking that it may follow; the error says
@@ -203,7 +212,7 @@ mod tests {
             input: Value::Null,
             steps: vec!["s0".into(), "s1".into()],
         };
-        SagaState::new("$saga-t-1".into(), s, 0, 0)
+        SagaState::new("$saga-t-1".into(), s, 0, 0, 0)
     }
 
     #[test]
