@@ -1,19 +1,27 @@
-//! Sagas beside plain appends, both durable (`Durability::Always`), in the same run: `N` sagas
-//! of 3 no-op steps driven 64 at once (each saga is 4 appends: started, two steps completed,
-//! the last step completed together with the saga), against 64 threads each appending one
-//! event at a time until they have made the same number of appends (4 × N). Interleaved rounds,
-//! each on a fresh store; prints sagas/s, the appends' rate, the ratio of the two times, and the
-//! per-step latency (from one step's call to the next one's: the step, its record durable, the
-//! next dispatch) p50 and p99.
+//! The saga goals beside their baselines (issue 14; figures in BENCHMARKS.md).
 //!
-//! `cargo run --release --features bus --example saga_probe -- DIR [N] [ROUNDS] [sagas-only]`
+//! 1. Sagas beside plain appends, both durable (`Durability::Always`), in the same run: `N`
+//!    sagas of 3 no-op steps driven 64 at once (each saga is 4 appends: started, two steps
+//!    completed, the last step completed together with the saga), against 64 threads each
+//!    appending one event at a time until they have made the same number of appends (4 × N).
+//!    Interleaved rounds, each on a fresh store; prints sagas/s, the appends' rate, the ratio
+//!    of the two times (goal ≥ 0.8), and the per-step latency (from one step's call to the
+//!    next one's: the step, its record durable, the next dispatch) p50 and p99.
+//! 2. Resume: a store of 1,000,000 standard-workload events among which 10,000 sagas were
+//!    started and left open (built once, kept under the bench directory), reopened; prints the
+//!    time `SagaManager::list` takes to find every saga (the status records' filtered read;
+//!    goal under 100 ms), and the time `resume` takes to find, load and drive again the open
+//!    ones.
 //!
-//! With `resume` instead of `N`: a store of 1,000,000 standard-workload events among which
-//! 10,000 sagas were started and left open (built once in DIR), reopened; prints the time
-//! `SagaManager::list` takes to find every saga (the status records' filtered read), and the
-//! time `resume` takes to find, load and drive again the 10,000 open ones.
+//! ```text
+//! cargo bench --features bus --bench saga                # both, N = 10,000, 5 rounds
+//! cargo bench --features bus --bench saga -- 1 20000 5   # only 1, N = 20,000, 5 rounds
+//! cargo bench --features bus --bench saga -- 2           # only 2
+//! cargo bench --features bus --bench saga -- --quick     # both, small (1,000 sagas; 100,000 events)
+//! ```
 //!
-//! `cargo run --release --features bus --example saga_probe -- DIR resume`
+//! Stores go under `EVLOG_BENCH_DIR` if set, else cargo's target/tmp (on the disk: a tmpfs
+//! makes every fsync free).
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -23,6 +31,13 @@ use evlog::saga::{SagaDefinition, SagaManager, SagaStatus, StepPolicy};
 use evlog::{Durability, EventData, ExpectedVersion, StoreOptions};
 
 const CONCURRENT: usize = 64;
+
+fn bench_root() -> std::path::PathBuf {
+    std::env::var_os("EVLOG_BENCH_DIR")
+        .map(std::path::PathBuf::from)
+        .unwrap_or_else(|| std::path::PathBuf::from(env!("CARGO_TARGET_TMPDIR")))
+        .join("saga")
+}
 
 fn opts() -> StoreOptions {
     StoreOptions::new().durability(Durability::Always)
@@ -116,9 +131,8 @@ fn open_sagas() -> SagaDefinition<u64> {
     })
 }
 
-fn resume(dir: &std::path::Path) {
-    const EVENTS: u64 = 1_000_000;
-    const OPEN: u64 = 10_000;
+/// Section 2 over `EVENTS` events among which `OPEN` sagas are left open.
+fn resume(dir: &std::path::Path, events: u64, open: u64) {
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
@@ -131,16 +145,16 @@ fn resume(dir: &std::path::Path) {
         let mut w = evlog::workload::Workload::standard(1);
         rt.block_on(async {
             let manager = SagaManager::new(store.clone());
-            let open = manager.register(open_sagas()).unwrap();
-            for i in 0..OPEN {
-                w.append_to(&store, EVENTS / OPEN).unwrap();
-                open.start(&i.to_string(), &i).await.unwrap();
+            let handle = manager.register(open_sagas()).unwrap();
+            for i in 0..open {
+                w.append_to(&store, events / open).unwrap();
+                handle.start(&i.to_string(), &i).await.unwrap();
             }
         });
         drop(rt);
         Arc::try_unwrap(store).unwrap().close().unwrap();
         std::fs::write(dir.join("done"), b"").unwrap();
-        return resume(dir);
+        return resume(dir, events, open);
     }
     let store = Arc::new(fill.open(dir).unwrap());
     rt.block_on(async {
@@ -166,25 +180,37 @@ fn resume(dir: &std::path::Path) {
 }
 
 fn main() {
-    let args: Vec<String> = std::env::args().collect();
-    let root = std::path::PathBuf::from(&args[1]);
-    if args.get(2).map(String::as_str) == Some("resume") {
-        resume(&root);
-        return;
+    let quick = std::env::args().any(|a| a == "--quick");
+    let args: Vec<String> = std::env::args()
+        .skip(1)
+        .filter(|a| !a.starts_with('-'))
+        .collect();
+    let only = args.first().map(String::as_str);
+    let base = bench_root();
+    if only != Some("2") {
+        rates(&base.join("rate"), quick, &args);
     }
-    let n: u64 = args.get(2).map_or(10_000, |a| a.parse().unwrap());
-    let rounds: usize = args.get(3).map_or(3, |a| a.parse().unwrap());
-    if args.get(4).map(String::as_str) == Some("sagas-only") {
-        // For profiling the saga side alone.
-        for round in 0..rounds {
-            let d = root.join(format!("sagas-{round}"));
-            let _ = std::fs::remove_dir_all(&d);
-            let (ts, _) = sagas(&d, n);
-            println!("round {round}: {n} sagas in {ts:.2?}");
-        }
-        return;
+    if only != Some("1") {
+        let (events, open) = if quick {
+            (100_000, 1_000)
+        } else {
+            (1_000_000, 10_000)
+        };
+        println!("2. resume: {events} events, {open} open sagas");
+        resume(&base.join(format!("resume-{events}")), events, open);
     }
-    std::fs::create_dir_all(&root).unwrap();
+}
+
+/// Section 1: `args` may give N and the rounds after the section number.
+fn rates(root: &std::path::Path, quick: bool, args: &[String]) {
+    let n: u64 = args
+        .get(1)
+        .map_or(if quick { 1_000 } else { 10_000 }, |a| a.parse().unwrap());
+    let rounds: usize = args
+        .get(2)
+        .map_or(if quick { 2 } else { 5 }, |a| a.parse().unwrap());
+    println!("1. {n} sagas of 3 no-op steps, 64 at once, beside 64 appenders, {rounds} rounds");
+    std::fs::create_dir_all(root).unwrap();
     let (mut saga_rates, mut append_rates, mut ratios, mut all_gaps) =
         (Vec::new(), Vec::new(), Vec::new(), Vec::new());
     for round in 0..rounds {
