@@ -361,6 +361,16 @@ fn store_checkpoint_stream_version_read_stream_hangs_replay() {
     );
 }
 
+/// The version of the last event of `stream` that a forward read of the whole store returns.
+fn last_version_read(store: &evlog::Store, stream: &str) -> Option<u64> {
+    forward(store)
+        .unwrap()
+        .iter()
+        .filter(|e| *e.stream == *stream)
+        .map(|e| e.version)
+        .max()
+}
+
 /// The same on the golden store: the first stream of the checkpoint's table at version 2^40.
 /// `stream_version` reports it (an append with `Exact` of the true version fails), and
 /// `read_stream` never returns. A stream cannot have more versions than the log has events.
@@ -377,12 +387,7 @@ fn a_checkpoint_stream_version_past_the_log_is_not_trusted() {
         targets::fix_checkpoint,
     );
     let store = open_golden_copy(dir.path());
-    let fwd = forward(&store).unwrap();
-    let last = fwd
-        .iter()
-        .filter(|e| *e.stream == *name)
-        .map(|e| e.version)
-        .max();
+    let last = last_version_read(&store, &name);
     assert_eq!(store.stream_version(&name), last, "version of {name}");
     let n = within(60, "read_stream", move || {
         store
@@ -429,12 +434,7 @@ fn a_sorted_checkpoint_table_version_past_the_log_is_not_trusted() {
         &3u16.to_le_bytes()
     );
     let store = open_golden_copy(dir.path());
-    let fwd = forward(&store).unwrap();
-    let last = fwd
-        .iter()
-        .filter(|e| *e.stream == *name)
-        .map(|e| e.version)
-        .max();
+    let last = last_version_read(&store, &name);
     assert!(last.is_some());
     assert_eq!(store.stream_version(&name), last, "version of {name}");
     assert!(store.verify().unwrap().is_clean());
