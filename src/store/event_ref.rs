@@ -113,6 +113,12 @@ impl<'a> EventRef<'a> {
         self.record.meta_raw()
     }
 
+    /// An owned copy whose stream id and event type come from `names` (shared with the other
+    /// events of a batch of the same type or stream, not allocated for each).
+    pub(crate) fn owned_with(&self, names: &mut crate::store::Names) -> RecordedEvent {
+        names.recorded(self.position, &self.record)
+    }
+
     /// An owned copy, as [`crate::Store::read_all`] returns it.
     pub fn to_owned_event(&self) -> RecordedEvent {
         self.record.to_recorded(

@@ -30,6 +30,7 @@ pub use compact::CompactReport;
 pub use compress::CompressReport;
 pub use event_ref::EventRef;
 pub use options::{Durability, StoreOptions};
+pub(crate) use read::Names;
 pub use read::{AllEvents, StreamEvents};
 pub use replay::ReplayEnd;
 use state::State;

@@ -321,8 +321,9 @@ impl<S: AsRef<Store>> Subscription<S> {
     /// [`Subscription::poll`] handing out owned events: at most `max` of them.
     pub fn poll_owned(&mut self, max: usize, wait: Duration) -> Result<Vec<RecordedEvent>> {
         let mut out = Vec::with_capacity(max.min(4_096));
+        let mut names = crate::store::Names::default();
         self.poll(max, wait, |e| {
-            out.push(e.to_owned_event());
+            out.push(e.owned_with(&mut names));
             ControlFlow::Continue(())
         })?;
         Ok(out)
