@@ -23,6 +23,16 @@ pub(crate) struct Shared<I> {
     pub clock: WallClock,
 }
 
+impl<I> Shared<I> {
+    /// The idempotency key of step `step`: `TYPE/ID/STEP`.
+    pub fn idempotency_key(&self, step: usize) -> String {
+        format!(
+            "{}/{}/{}",
+            self.saga_type, self.saga_id, self.step_names[step]
+        )
+    }
+}
+
 /// A wall clock: microseconds since the Unix epoch, as the store's timestamps
 /// ([`SagaManager::with_clock`](crate::saga::SagaManager::with_clock)).
 pub(crate) type WallClock = Arc<dyn Fn() -> u64 + Send + Sync>;
@@ -118,12 +128,7 @@ impl<I> StepContext<I> {
     /// under it). A step runs again when its completion was not recorded: give the key to the
     /// services it calls, or check it in its own records, so that a repeat does nothing twice.
     pub fn idempotency_key(&self) -> String {
-        format!(
-            "{}/{}/{}",
-            self.shared.saga_type,
-            self.shared.saga_id,
-            self.step_name()
-        )
+        self.shared.idempotency_key(self.step)
     }
 
     /// The output of the earlier step `step`, decoded as `O`. Errors when that step is not an

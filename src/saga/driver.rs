@@ -273,11 +273,7 @@ impl<I: SagaData> Driver<I> {
 
     /// The jitter seed of the retries of step `step` (its idempotency key's hash).
     fn seed(&self, step: usize) -> u64 {
-        let s = &self.shared;
-        seed_of(&format!(
-            "{}/{}/{}",
-            s.saga_type, s.saga_id, s.step_names[step]
-        ))
+        seed_of(&self.shared.idempotency_key(step))
     }
 
     /// Appends `records` at the version last seen, and applies them.

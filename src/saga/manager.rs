@@ -72,7 +72,6 @@ struct Inner {
     committer: Committer,
     router: Arc<Router>,
     id: uuid::Uuid,
-    id_text: Arc<str>,
     /// Each record's metadata (the manager's id), built once.
     metadata: Arc<Metadata>,
     types: Mutex<HashMap<String, Arc<dyn ErasedSaga>>>,
@@ -131,7 +130,6 @@ impl SagaManager {
                 store,
                 router: Arc::default(),
                 id,
-                id_text: Arc::from(id.to_string()),
                 metadata: Arc::new(manager_metadata(&id.to_string())),
                 types: Mutex::new(HashMap::new()),
                 running: Mutex::new(HashMap::new()),
@@ -343,7 +341,7 @@ impl SagaManager {
             .append(
                 &stream,
                 ExpectedVersion::Exact(state.version),
-                vec![record.to_event_by(&self.inner.id_text)],
+                vec![record.to_event_with(Metadata::clone(&self.inner.metadata))],
             )
             .await?;
         state

@@ -252,11 +252,6 @@ impl SagaRecord {
         }
     }
 
-    /// The event that stores this record, appended by the manager `manager`.
-    pub(crate) fn to_event_by(&self, manager: &str) -> EventData {
-        self.to_event_with(manager_metadata(manager))
-    }
-
     /// The event that stores this record, with `metadata` (see [`manager_metadata`]).
     pub(crate) fn to_event_with(&self, metadata: Metadata) -> EventData {
         self.to_event().with_metadata(metadata)

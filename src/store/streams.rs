@@ -5,13 +5,14 @@
 //! streams changed or added since. Checkpoints are written from the merge of the two, in the
 //! checkpoint's order.
 
+use std::cmp::Ordering;
 use std::ops::Range;
 use std::sync::Arc;
 
 use crate::index::FastMap;
 use crate::io::FileBytes;
 use crate::wire::bytes::stream_hash;
-use crate::wire::checkpoint::{CheckpointStreams, StreamTableView};
+use crate::wire::checkpoint::{CheckpointStreams, StreamTableView, entry_order};
 
 /// A checkpoint's stream table, kept as the checkpoint's bytes.
 #[derive(Clone)]
@@ -113,7 +114,7 @@ impl StreamTable {
             .iter()
             .map(|(s, &(h, v))| (h, &**s, v))
             .collect();
-        changed.sort_unstable_by(|a, b| (a.0, a.1.as_bytes()).cmp(&(b.0, b.1.as_bytes())));
+        changed.sort_unstable_by(entry_order);
         let Some(base) = &self.base else {
             return changed;
         };
@@ -121,7 +122,7 @@ impl StreamTable {
         let mut out = Vec::with_capacity(self.len());
         let mut c = changed.into_iter().peekable();
         for e in view.iter() {
-            while let Some(n) = c.next_if(|n| (n.0, n.1.as_bytes()) < (e.0, e.1.as_bytes())) {
+            while let Some(n) = c.next_if(|n| entry_order(n, &e) == Ordering::Less) {
                 out.push(n);
             }
             match c.next_if(|n| n.0 == e.0 && n.1 == e.1) {
@@ -140,7 +141,6 @@ impl StreamTable {
                 .iter()
                 .filter(|(_, s, _)| !self.changed.contains_key(*s))
                 .map(|(_, s, v)| (s, v))
-                .collect::<Vec<_>>()
         });
         base.chain(self.changed.iter().map(|(s, &(_, v))| (&**s, v)))
     }

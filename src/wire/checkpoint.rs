@@ -163,8 +163,8 @@ impl<'a> StreamTableView<'a> {
     }
 
     /// Every entry, in order: (hash, stream, last version).
-    pub fn iter(&self) -> impl Iterator<Item = (u64, &'a str, u64)> + '_ {
-        (0..self.len()).map(|i| self.entry(i))
+    pub fn iter(self) -> impl Iterator<Item = (u64, &'a str, u64)> {
+        (0..self.len()).map(move |i| self.entry(i))
     }
 
     /// The last version of `stream`: a binary search on its hash.
@@ -200,7 +200,7 @@ pub struct IdFilter<'a> {
 }
 
 /// Orders stream table entries: by hash, then by stream id.
-fn entry_order(a: &(u64, &str, u64), b: &(u64, &str, u64)) -> Ordering {
+pub(crate) fn entry_order(a: &(u64, &str, u64), b: &(u64, &str, u64)) -> Ordering {
     (a.0, a.1.as_bytes()).cmp(&(b.0, b.1.as_bytes()))
 }
 
@@ -431,17 +431,24 @@ pub fn decode_checkpoint(buf: &[u8]) -> Result<Checkpoint<'_>, DecodeError> {
     })
 }
 
-/// Reads a version 1 or 2 stream list.
-fn decode_list<'a>(count: usize, c: &mut Cursor<'a>) -> Result<Vec<(&'a str, u64)>, DecodeError> {
-    // Each stream takes at least 11 bytes; reject counts the body cannot hold before allocating.
-    if count > c.remaining() / 11 {
+/// Refuses a stream count the rest of the body cannot hold at `min_bytes` a stream.
+fn check_count(count: usize, c: &Cursor<'_>, min_bytes: usize) -> Result<(), DecodeError> {
+    let most = c.remaining() / min_bytes;
+    if count > most {
         return Err(DecodeError::new(
             12,
             "checkpoint stream count",
-            (c.remaining() / 11) as u64,
+            most as u64,
             count as u64,
         ));
     }
+    Ok(())
+}
+
+/// Reads a version 1 or 2 stream list.
+fn decode_list<'a>(count: usize, c: &mut Cursor<'a>) -> Result<Vec<(&'a str, u64)>, DecodeError> {
+    // Each stream takes at least 11 bytes; reject counts the body cannot hold before allocating.
+    check_count(count, c, 11)?;
     let mut streams = Vec::with_capacity(count);
     for _ in 0..count {
         let len = c.u16("checkpoint stream id length")? as usize;
@@ -461,14 +468,7 @@ fn decode_table<'a>(
     count: usize,
     c: &mut Cursor<'a>,
 ) -> Result<StreamTableView<'a>, DecodeError> {
-    if count > c.remaining() / CHECKPOINT_STREAM_ENTRY_BYTES {
-        return Err(DecodeError::new(
-            12,
-            "checkpoint stream count",
-            (c.remaining() / CHECKPOINT_STREAM_ENTRY_BYTES) as u64,
-            count as u64,
-        ));
-    }
+    check_count(count, c, CHECKPOINT_STREAM_ENTRY_BYTES)?;
     let entries_at = c.offset();
     let entries = c.take(
         count * CHECKPOINT_STREAM_ENTRY_BYTES,
@@ -494,7 +494,7 @@ fn decode_table<'a>(
         )
     })?;
     let mut next = 0usize;
-    let mut prev: Option<(u64, &str)> = None;
+    let mut prev: Option<(u64, &str, u64)> = None;
     for i in 0..count {
         let e = i * CHECKPOINT_STREAM_ENTRY_BYTES;
         let at = entries_at + e;
@@ -533,7 +533,11 @@ fn decode_table<'a>(
                 reserved.into(),
             ));
         }
-        let key = (u64_at(entries, e), &text[name_at..name_at + len]);
+        let key = (
+            u64_at(entries, e),
+            &text[name_at..name_at + len],
+            u64_at(entries, e + 8),
+        );
         // A wrong hash would hide its stream from lookups (an append would start it again at
         // version 0): checksums catch damage, this catches a table written wrong.
         let hash = stream_hash(key.1);
@@ -541,7 +545,7 @@ fn decode_table<'a>(
             return Err(DecodeError::new(at, "checkpoint stream hash", hash, key.0));
         }
         if let Some(p) = prev
-            && (p.0, p.1.as_bytes()) >= (key.0, key.1.as_bytes())
+            && entry_order(&p, &key) != Ordering::Less
         {
             return Err(DecodeError::new(
                 at,
