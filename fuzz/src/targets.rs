@@ -55,7 +55,7 @@ use evlog::wire::settings::{
 use evlog::wire::zseg::{
     ZSEG_BLOCK_ENTRY_BYTES, ZSEG_BLOCK_RAW_MAX, ZSEG_BLOCK_RAW_MIN, ZSEG_HEADER_BYTES, ZSEG_MAGIC,
     ZSEG_MAX_IMAGE_BYTES, ZSEG_PREFIX_BYTES, ZSEG_VERSION, ZsegLayout, compress_image, decode_zseg,
-    decode_zseg_header, decompress_block, decompress_image, zseg_file_name,
+    decode_zseg_header, decompress_block, decompress_image, decompress_image_into, zseg_file_name,
 };
 use evlog::{
     Direction, EventData, ExpectedVersion, ReadFilter, RecordedEvent, Store, StoreOptions,
@@ -631,9 +631,26 @@ fn zseg(b: &[u8]) {
     if image_len > MAX_FUZZ_IMAGE_BYTES {
         return;
     }
+    // The readers' path (into a buffer, on two threads, with the data's CRC) agrees with it.
+    let into = layout.as_ref().ok().and_then(|l| {
+        let mut out = vec![0; l.image_len as usize];
+        let crc = decompress_image_into(b, l, &mut out, 2).ok()?;
+        Some((out, crc))
+    });
     let Ok(image) = decompress_image(b) else {
+        assert!(
+            into.is_none(),
+            "decompress_image_into accepts what decompress_image refuses"
+        );
         return;
     };
+    let (out, crc) = into.expect("decompress_image_into refuses what decompress_image accepts");
+    assert!(out == image, "decompress_image_into's image");
+    assert_eq!(
+        crc,
+        crc32fast::hash(&image[..image.len() - FOOTER_BYTES]),
+        "decompress_image_into's data CRC"
+    );
     assert!(
         layout.is_ok(),
         "decompress_image accepts a layout decode_zseg refuses"

@@ -180,7 +180,7 @@ impl IndexBytes<'_> {
 /// hold more than [`image_cache_bytes`] (process-wide). A reader that still holds an image keeps
 /// it alive; the cache only decides which ones stay after their readers are done.
 struct ImageCache {
-    held: std::collections::VecDeque<Arc<Vec<u8>>>,
+    held: std::collections::VecDeque<Arc<Image>>,
     bytes: usize,
 }
 
@@ -241,7 +241,7 @@ pub enum SegBytes {
     /// Mapped `.seg` bytes and the length of their data (without the footer).
     Mapped(Arc<FileBytes>, usize),
     /// A decompressed image and the length of its data (without the footer).
-    Image(Arc<Vec<u8>>, usize),
+    Image(Arc<Image>, usize),
 }
 
 impl SegBytes {
@@ -271,6 +271,48 @@ pub fn read_zseg_image(vfs: &dyn Vfs, path: &Path) -> Result<Vec<u8>> {
     crate::wire::zseg::decompress_image(&bytes).map_err(|e| Error::corrupted(path, 0, e))
 }
 
+/// Threads that decompress one segment's image (the reader's and one more, each taking half
+/// of the blocks): a reader that meets a compressed segment not in memory waits for half as
+/// long, with both processors of a small machine busy. (Forward reads also read ahead, see
+/// `store::read_ahead`.)
+const DECOMPRESS_THREADS: usize = 2;
+
+/// The decompressed image of a compressed segment, as the image cache and readers hold it:
+/// in anonymous memory populated when mapped (see [`crate::io::zeroed_pages`]), so that
+/// decompressing a 64 MiB segment does not spend a third of its time in page faults.
+pub struct Image {
+    map: memmap2::MmapMut,
+    len: usize,
+}
+
+impl std::ops::Deref for Image {
+    type Target = [u8];
+    fn deref(&self) -> &[u8] {
+        &self.map[..self.len]
+    }
+}
+
+impl Image {
+    /// Reads and decompresses the compressed segment at `path` (what [`read_zseg_image`]
+    /// returns, in such memory; the compressed bytes are read into such memory too) with
+    /// `threads` threads, and returns it with the CRC-32 of its data (all but the footer).
+    pub fn read_zseg(vfs: &dyn Vfs, path: &Path, threads: usize) -> Result<(Image, u32)> {
+        let f = vfs.open(path, false).map_err(Error::io("open", path))?;
+        let len = f.len().map_err(Error::io("stat", path))? as usize;
+        let mut file = crate::io::zeroed_pages(len).map_err(Error::io("allocate", path))?;
+        let got = crate::io::read_into_slice(&*f, path, 0, &mut file[..len])?;
+        let file = &file[..got];
+        let corrupted = |e| Error::corrupted(path, 0, e);
+        let layout = crate::wire::zseg::decode_zseg(file).map_err(corrupted)?;
+        let len = layout.image_len as usize;
+        let mut map = crate::io::zeroed_pages(len).map_err(Error::io("allocate", path))?;
+        let data_crc =
+            crate::wire::zseg::decompress_image_into(file, &layout, &mut map[..len], threads)
+                .map_err(corrupted)?;
+        Ok((Image { map, len }, data_crc))
+    }
+}
+
 /// A sealed segment: immutable, with its footer and index. Its bytes are mapped on first use,
 /// so opening a store costs no map per segment. It is stored as a `.seg` file or, once
 /// compressed, as a `.zseg` file holding the same bytes; a segment whose `.seg` file went away
@@ -287,9 +329,9 @@ pub struct SealedSegment {
     vfs: Arc<dyn Vfs>,
     map: LazyMap,
     compressed: std::sync::atomic::AtomicBool,
-    image: parking_lot::Mutex<std::sync::Weak<Vec<u8>>>,
+    image: parking_lot::Mutex<std::sync::Weak<Image>>,
     /// An image held for as long as this segment lives (see [`SealedSegment::pin_map`]).
-    pinned: OnceLock<Arc<Vec<u8>>>,
+    pinned: OnceLock<Arc<Image>>,
 }
 
 impl SealedSegment {
@@ -410,7 +452,7 @@ impl SealedSegment {
             return Ok(SegBytes::Image(img, end as usize));
         }
         let path = self.zseg_path();
-        let img = read_zseg_image(&*self.vfs, &path)?;
+        let (img, crc) = Image::read_zseg(&*self.vfs, &path, DECOMPRESS_THREADS)?;
         if img.len() as u64 != end + crate::wire::segment::FOOTER_BYTES as u64
             || img[end as usize..] != self.footer.encode()
         {
@@ -425,7 +467,6 @@ impl SealedSegment {
         }
         // The whole data is checked against the footer once, here: readers of the image then
         // skip the per-frame body checksums (see `SegBytes::checked_whole`).
-        let crc = crc32fast::hash(&img[..end as usize]);
         if crc != self.footer.data_crc {
             return Err(Error::Corrupted {
                 file: path,

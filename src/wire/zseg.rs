@@ -266,14 +266,93 @@ pub fn decompress_image(buf: &[u8]) -> Result<Vec<u8>, DecodeError> {
     // The image grows block by block: a damaged or hostile header that claims a large image
     // costs memory only as far as its blocks really decompress.
     let mut image = Vec::with_capacity(layout.image_len.min(64 << 20) as usize);
-    let mut dec = zstd::bulk::Decompressor::new()
-        .map_err(|_| DecodeError::new(0, "zstd decompressor", 0, 0))?;
+    let mut dec = decompressor()?;
     for b in &layout.blocks {
         let at = image.len();
         debug_assert_eq!(at as u64, b.image_offset);
         image.resize(at + b.raw_len as usize, 0);
         decompress_block(buf, b, &mut image[at..], &mut dec)?;
     }
+    check_image_ends(buf, &image)?;
+    Ok(image)
+}
+
+/// Decompresses the image of the compressed segment in `buf`, whose checked layout is
+/// `layout`, into `out`, which must be exactly `layout.image_len` bytes long, with `threads`
+/// threads (at least one: the caller's) each taking a run of blocks. Every block is written
+/// straight into its place, so `out` needs no zeroing (for memory that costs nothing until
+/// written, such as anonymous pages: a hostile header claiming a large image then costs no
+/// more than with [`decompress_image`]). Returns the CRC-32 of the image without its last
+/// [`FOOTER_BYTES`] (the segment's data, which its footer's `data_crc` covers), computed
+/// block by block while each block is still in the processor's cache.
+pub fn decompress_image_into(
+    buf: &[u8],
+    layout: &ZsegLayout,
+    out: &mut [u8],
+    threads: usize,
+) -> Result<u32, DecodeError> {
+    if out.len() as u64 != layout.image_len {
+        return Err(DecodeError::new(
+            0,
+            "compressed segment image buffer length",
+            layout.image_len,
+            out.len() as u64,
+        ));
+    }
+    let data_end = out.len() - FOOTER_BYTES;
+    let blocks = &layout.blocks[..];
+    let split = blocks.len() / threads.clamp(1, 2);
+    let crc = if split == 0 || split == blocks.len() {
+        decompress_blocks(buf, blocks, out, data_end)?
+    } else {
+        let at = blocks[split].image_offset as usize;
+        let (head, tail) = out.split_at_mut(at);
+        let (a, b) = std::thread::scope(|sc| {
+            let other = sc.spawn(|| {
+                decompress_blocks(buf, &blocks[split..], tail, data_end.saturating_sub(at))
+            });
+            let mine = decompress_blocks(buf, &blocks[..split], head, data_end);
+            (mine, other.join())
+        });
+        let mut crc = a?;
+        let b = match b {
+            Ok(b) => b?,
+            Err(panic) => std::panic::resume_unwind(panic),
+        };
+        crc.combine(&b);
+        crc
+    };
+    check_image_ends(buf, out)?;
+    Ok(crc.finalize())
+}
+
+/// Decompresses `blocks` (a run of a layout's blocks) into `out`, which starts at the first
+/// one's image offset and holds exactly them; returns the CRC state of `out[..data_end]`.
+fn decompress_blocks(
+    buf: &[u8],
+    blocks: &[ZsegBlock],
+    out: &mut [u8],
+    data_end: usize,
+) -> Result<crc32fast::Hasher, DecodeError> {
+    let mut dec = decompressor()?;
+    let mut crc = crc32fast::Hasher::new();
+    let base = blocks.first().map_or(0, |b| b.image_offset as usize);
+    for b in blocks {
+        let at = b.image_offset as usize - base;
+        let end = at + b.raw_len as usize;
+        decompress_block(buf, b, &mut out[at..end], &mut dec)?;
+        crc.update(&out[at..end.min(data_end.max(at))]);
+    }
+    Ok(crc)
+}
+
+fn decompressor() -> Result<zstd::bulk::Decompressor<'static>, DecodeError> {
+    zstd::bulk::Decompressor::new().map_err(|_| DecodeError::new(0, "zstd decompressor", 0, 0))
+}
+
+/// The image's first and last 64 bytes must equal the copies of the segment header and
+/// footer kept in the file's prefix.
+fn check_image_ends(buf: &[u8], image: &[u8]) -> Result<(), DecodeError> {
     if image[..SEGMENT_HEADER_BYTES] != *ZsegLayout::segment_header(buf)
         || image[image.len() - FOOTER_BYTES..] != *ZsegLayout::segment_footer(buf)
     {
@@ -284,7 +363,7 @@ pub fn decompress_image(buf: &[u8]) -> Result<Vec<u8>, DecodeError> {
             0,
         ));
     }
-    Ok(image)
+    Ok(())
 }
 
 /// Compresses the image of a sealed segment (the whole `.seg` file) into a compressed segment.
@@ -357,6 +436,71 @@ mod tests {
         let z = compress_image(&image()).unwrap();
         for len in [0, 10, 63, 64, 191, 192, 200, z.len() - 1] {
             assert!(decompress_image(&z[..len]).is_err(), "length {len}");
+        }
+    }
+
+    /// `decompress_image_into` with `threads`, into a fresh zeroed buffer.
+    fn into(z: &[u8], threads: usize) -> Result<(Vec<u8>, u32), DecodeError> {
+        let layout = decode_zseg(z)?;
+        let mut out = vec![0; layout.image_len as usize];
+        let crc = decompress_image_into(z, &layout, &mut out, threads)?;
+        Ok((out, crc))
+    }
+
+    #[test]
+    fn decompressing_into_a_buffer_gives_the_image_and_the_crc_of_its_data() {
+        let block = ZSEG_BLOCK_RAW_BYTES as usize;
+        // One block, one short of two, exactly two, several with a short last one; the
+        // footer's bytes within the last block, across the last two, or the last block all
+        // footer.
+        for len in [
+            200,
+            block + 30,
+            2 * block - 1,
+            2 * block,
+            5 * block + 30,
+            3 * block + 64,
+        ] {
+            let img: Vec<u8> = image().into_iter().cycle().take(len).collect();
+            let z = compress_image(&img).unwrap();
+            let data_crc = crc32fast::hash(&img[..len - FOOTER_BYTES]);
+            for threads in [0, 1, 2, 3] {
+                let (out, crc) = into(&z, threads).unwrap();
+                assert!(out == img, "length {len}, {threads} threads");
+                assert_eq!(crc, data_crc, "length {len}, {threads} threads");
+            }
+        }
+    }
+
+    #[test]
+    fn a_damaged_block_is_caught_whichever_thread_decompresses_it() {
+        let z = compress_image(&image()).unwrap();
+        let layout = decode_zseg(&z).unwrap();
+        assert!(layout.blocks.len() >= 4);
+        for b in [layout.blocks[0], layout.blocks[layout.blocks.len() - 1]] {
+            for at in [b.offset, b.offset + u64::from(b.compressed_len) - 1] {
+                let mut bad = z.clone();
+                bad[at as usize] ^= 0x01;
+                for threads in [1, 2] {
+                    let e = into(&bad, threads).unwrap_err();
+                    assert_eq!(e.what, "compressed segment block checksum", "{threads}");
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn a_buffer_of_another_length_is_refused() {
+        let z = compress_image(&image()).unwrap();
+        let layout = decode_zseg(&z).unwrap();
+        for len in [
+            0,
+            layout.image_len as usize - 1,
+            layout.image_len as usize + 1,
+        ] {
+            let mut out = vec![0; len];
+            let e = decompress_image_into(&z, &layout, &mut out, 2).unwrap_err();
+            assert_eq!(e.what, "compressed segment image buffer length");
         }
     }
 
