@@ -7,7 +7,8 @@
 //!
 //! 1. Catch-up: a handler that does nothing, registered on a store holding `N` events of the
 //!    standard workload (sealed and compressed), until it is done with all of them; beside
-//!    `Store::replay` of the same events to a callback that does nothing.
+//!    `Store::replay` of the same events to a callback that does nothing. Then the same cold
+//!    (1c): from a store opened after evlog's image cache and the page cache were emptied.
 //! 2. Live, non-durable store: `publish` of one event -> the handler starts, one at a time, p50
 //!    and p99; beside a bare tokio mpsc hop (send -> the receiving task runs).
 //! 3. Live, durable store: the same, beside `Store::append` of one event, durable.
@@ -18,6 +19,9 @@
 //!    handled, beside the same with no failing stream.
 //! 6. `append_multi` of 3 streams, durable, beside `append` of one stream with the same events
 //!    (p50 latency).
+
+#[path = "common/mod.rs"]
+mod common;
 
 use std::ops::ControlFlow;
 use std::path::{Path, PathBuf};
@@ -83,7 +87,7 @@ fn noop_handler(bus: &EventBus, name: &str, done: Arc<AtomicU64>) {
 }
 
 /// 1. Catch-up delivery beside `Store::replay`.
-fn catch_up(rt: &tokio::runtime::Runtime, root: &Path, n: u64, rounds: usize) {
+fn catch_up(rt: &tokio::runtime::Runtime, root: &Path, n: u64, rounds: usize, cold_rounds: usize) {
     let dir = tempdir(root);
     let opts = StoreOptions::new().durability(Durability::Never);
     {
@@ -93,7 +97,7 @@ fn catch_up(rt: &tokio::runtime::Runtime, root: &Path, n: u64, rounds: usize) {
         s.compress_sealed().unwrap();
         s.close().unwrap();
     }
-    let store = Arc::new(opts.open(dir.path()).unwrap());
+    let store = Arc::new(opts.clone().open(dir.path()).unwrap());
     let end = store.head_position().unwrap() + 1;
     let replay = |store: &Store| {
         let t = Instant::now();
@@ -121,23 +125,11 @@ fn catch_up(rt: &tokio::runtime::Runtime, root: &Path, n: u64, rounds: usize) {
     for round in 0..rounds {
         r.push(replay(&store));
         o.push(owned(round));
-        br.push(rt.block_on(async {
-            let bus = EventBus::new(store.clone(), BusConfig::default().batch_events(10_000));
-            let done = Arc::new(AtomicU64::new(0));
-            let d = done.clone();
-            let t = Instant::now();
-            let name = format!("catch-up-ref-{round}");
-            bus.subscribe_ref(&name, ReadFilter::all(), move |_e, _attempt| {
-                d.fetch_add(1, Ordering::Relaxed);
-                Ok(Outcome::Handled)
-            })
-            .unwrap();
-            bus.wait_for(&name, end - 1).await.unwrap();
-            let rate = n as f64 / t.elapsed().as_secs_f64();
-            assert_eq!(done.load(Ordering::Relaxed), n);
-            bus.shutdown().await.unwrap();
-            rate
-        }));
+        br.push(rt.block_on(subscribe_ref_rate(
+            &store,
+            &format!("catch-up-ref-{round}"),
+            n,
+        )));
         b.push(rt.block_on(async {
             let bus = EventBus::new(store.clone(), BusConfig::default().batch_events(10_000));
             let done = Arc::new(AtomicU64::new(0));
@@ -167,6 +159,48 @@ fn catch_up(rt: &tokio::runtime::Runtime, root: &Path, n: u64, rounds: usize) {
         b / r,
         o / 1e6
     );
+    drop(store);
+    // Cold: each round from a store opened after the image cache and the page cache were
+    // emptied, the subscription and the replay in turn.
+    let (mut rc, mut bc, mut how) = (Vec::new(), Vec::new(), "");
+    for round in 0..cold_rounds {
+        let mut cold = || {
+            how = common::make_cold(&[dir.path()]);
+            Arc::new(opts.clone().open(dir.path()).unwrap())
+        };
+        rc.push(replay(&cold()));
+        let store = cold();
+        bc.push(rt.block_on(subscribe_ref_rate(&store, &format!("cold-ref-{round}"), n)));
+    }
+    if cold_rounds > 0 {
+        let (rc, bc) = (median(&mut rc), median(&mut bc));
+        println!(
+            "1c. catch-up, cold (compressed, image and page caches emptied; {how}) | subscribe_ref {:.2} M/s | Store::replay {:.2} M/s | ref/replay {:.2}",
+            bc / 1e6,
+            rc / 1e6,
+            bc / rc
+        );
+    }
+}
+
+/// Events/s of a `subscribe_ref` handler that does nothing, named `name` (a new name: from
+/// the first event), until it handled the `n` events of `store`.
+async fn subscribe_ref_rate(store: &Arc<Store>, name: &str, n: u64) -> f64 {
+    let end = store.head_position().unwrap() + 1;
+    let bus = EventBus::new(store.clone(), BusConfig::default().batch_events(10_000));
+    let done = Arc::new(AtomicU64::new(0));
+    let d = done.clone();
+    let t = Instant::now();
+    bus.subscribe_ref(name, ReadFilter::all(), move |_e, _attempt| {
+        d.fetch_add(1, Ordering::Relaxed);
+        Ok(Outcome::Handled)
+    })
+    .unwrap();
+    bus.wait_for(name, end - 1).await.unwrap();
+    let rate = n as f64 / t.elapsed().as_secs_f64();
+    assert_eq!(done.load(Ordering::Relaxed), n);
+    bus.shutdown().await.unwrap();
+    rate
 }
 
 /// Latencies (µs) of `k` publishes, each until the handler started, and until `publish`
@@ -425,8 +459,12 @@ fn main() {
         root.display()
     );
     if run("1") {
-        let (n, rounds) = if quick { (100_000, 3) } else { (1_000_000, 5) };
-        catch_up(&rt, &root, n, rounds);
+        let (n, rounds, cold) = if quick {
+            (100_000, 3, 1)
+        } else {
+            (1_000_000, 5, 3)
+        };
+        catch_up(&rt, &root, n, rounds, cold);
     }
     if run("2") || run("3") {
         let (k, kd) = if quick { (2_000, 300) } else { (20_000, 2_000) };

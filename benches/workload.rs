@@ -26,6 +26,9 @@
 //! rounds (the systems in turn within a round), so a disturbance of the shared machine hits
 //! both alike; figures are medians of the rounds.
 
+#[path = "common/mod.rs"]
+mod common;
+
 use std::collections::HashMap;
 use std::ops::ControlFlow;
 use std::path::Path;
@@ -396,30 +399,6 @@ fn load_average() -> String {
         .unwrap_or_default()
 }
 
-/// Drops the page cache (root: `/proc/sys/vm/drop_caches`); failing that, asks the kernel to
-/// drop the cached pages of every file in `dirs` (`POSIX_FADV_DONTNEED`, after an fsync).
-/// Returns how.
-fn drop_page_cache(dirs: &[&Path]) -> &'static str {
-    let _ = std::process::Command::new("sync").status();
-    if std::fs::write("/proc/sys/vm/drop_caches", "3").is_ok() {
-        return "drop_caches";
-    }
-    for d in dirs {
-        for e in std::fs::read_dir(d).unwrap().flatten() {
-            let Ok(f) = std::fs::File::open(e.path()) else {
-                continue;
-            };
-            if f.metadata().is_ok_and(|m| m.is_file()) {
-                let _ = f.sync_all();
-                use std::os::fd::AsRawFd;
-                // SAFETY: a valid open descriptor; the call only drops clean cached pages.
-                unsafe { libc::posix_fadvise(f.as_raw_fd(), 0, 0, libc::POSIX_FADV_DONTNEED) };
-            }
-        }
-    }
-    "posix_fadvise(DONTNEED) on every file"
-}
-
 // ---------------------------------------------------------------------------------------------
 
 fn main() {
@@ -548,11 +527,7 @@ fn main() {
     // from a freshly opened store or connection; the open is not timed.
     let dirs = [evlog_dir.path(), sqlite_dir.path()];
     let how = std::cell::Cell::new("");
-    let evict = || {
-        evlog::segment::set_image_cache_bytes(0);
-        how.set(drop_page_cache(&dirs));
-        evlog::segment::set_image_cache_bytes(evlog::segment::DEFAULT_IMAGE_CACHE_BYTES);
-    };
+    let evict = || how.set(common::make_cold(&dirs));
     let [ev, sql] = interleaved(
         cold_rounds,
         [

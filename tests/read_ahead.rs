@@ -197,6 +197,41 @@ fn reads_that_stop_early_read_nothing_ahead_and_long_ones_do_even_over_small_seg
     assert!(started > 0, "replay of small segments read nothing ahead");
 }
 
+#[test]
+fn a_subscription_polling_in_small_batches_reads_ahead_across_its_polls() {
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let dir = tempfile::tempdir().unwrap();
+    let n = 6000;
+    compressed_store(dir.path(), n, 128 << 10, false);
+    let s = StoreOptions::new().open(dir.path()).unwrap();
+    // Polls of 100 events (one frame each): no single poll hands out the 256 frames after
+    // which a read reads ahead, so only a read-ahead kept from one poll to the next does.
+    let started = threads_started_by(|| {
+        let mut sub = evlog::subscription::Subscription::new(&s, Default::default()).unwrap();
+        let mut next = 0;
+        while next < n {
+            let got = sub.poll_owned(100, std::time::Duration::ZERO).unwrap();
+            assert!(!got.is_empty() && got.len() <= 100);
+            for e in got {
+                assert_eq!(e.position, next);
+                next += 1;
+            }
+        }
+        assert!(
+            sub.poll_owned(100, std::time::Duration::ZERO)
+                .unwrap()
+                .is_empty()
+        );
+        drop(sub);
+        assert_eq!(
+            read_ahead_threads(),
+            0,
+            "a thread outlived its subscription"
+        );
+    });
+    assert!(started > 0, "the subscription read nothing ahead");
+}
+
 /// A frame whose checksums are right but whose second record does not decode (a crafted or
 /// foreign file, or a writer bug): `read_all` returns the error, and nothing after it, not
 /// even the frame's first record.

@@ -7,7 +7,7 @@ mod event_ref;
 mod filtered;
 mod options;
 mod read;
-mod read_ahead;
+pub(crate) mod read_ahead;
 pub(crate) mod recover;
 mod replay;
 mod retention;

@@ -208,8 +208,46 @@ impl<F: FnMut(&EventRef<'_>) -> ControlFlow<()>> Ctx<'_, F> {
     }
 }
 
+impl Store {
+    /// [`Store::replay`] with a read-ahead kept by the caller across calls: a reader that
+    /// goes through the log in batches (a subscription) keeps the segments it read ahead,
+    /// and the threads reading them, from one batch to the next, instead of waiting for
+    /// them at the end of every batch. `ahead` must have been made for the same `filter`.
+    pub(crate) fn replay_reading_ahead<F>(
+        &self,
+        from: u64,
+        to: u64,
+        filter: &ReadFilter,
+        ahead: &mut ReadAhead,
+        f: F,
+    ) -> Result<ReplayEnd>
+    where
+        F: FnMut(&EventRef<'_>) -> ControlFlow<()>,
+    {
+        let r = self.inner.replay_with(from, to, filter, ahead, f);
+        if r.is_err() {
+            ahead.leave();
+        }
+        r
+    }
+}
+
 impl Inner {
     fn replay<F>(&self, from: u64, to: u64, filter: &ReadFilter, f: F) -> Result<ReplayEnd>
+    where
+        F: FnMut(&EventRef<'_>) -> ControlFlow<()>,
+    {
+        self.replay_with(from, to, filter, &mut ReadAhead::new(filter), f)
+    }
+
+    fn replay_with<F>(
+        &self,
+        from: u64,
+        to: u64,
+        filter: &ReadFilter,
+        ahead: &mut ReadAhead,
+        f: F,
+    ) -> Result<ReplayEnd>
     where
         F: FnMut(&EventRef<'_>) -> ControlFlow<()>,
     {
@@ -224,7 +262,6 @@ impl Inner {
             events: 0,
             f,
         };
-        let mut ahead = ReadAhead::new(filter);
         while cx.next < cx.end {
             // A sealed segment replayed from its first event starts at its first frame: its
             // index is not needed (and, cold, not read).
@@ -248,11 +285,13 @@ impl Inner {
             };
             let flow = match &seg {
                 SegRef::Sealed(s) if !filter.is_all() => match plan(s, filter)? {
-                    Plan::Frames(frames) => cx.planned(s, &seg, &frames, offset, &mut ahead)?,
-                    Plan::Walk => cx.walk_sealed(s, &seg, offset, &mut ahead)?,
+                    Plan::Frames(frames) => cx.planned(s, &seg, &frames, offset, ahead)?,
+                    Plan::Walk => cx.walk_sealed(s, &seg, offset, ahead)?,
                 },
-                SegRef::Sealed(s) => cx.walk_sealed(s, &seg, offset, &mut ahead)?,
+                SegRef::Sealed(s) => cx.walk_sealed(s, &seg, offset, ahead)?,
                 SegRef::Active(a) => {
+                    // Past the sealed segments: nothing is left to read ahead.
+                    ahead.leave();
                     // Read in chunks; a frame that does not fit the chunk starts the next one.
                     let mut buf = Vec::new();
                     let mut base = offset;

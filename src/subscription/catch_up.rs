@@ -10,6 +10,7 @@ use crate::error::{Error, Result};
 use crate::event::{
     AppendResult, Direction, EventData, ExpectedVersion, ReadFilter, RecordedEvent,
 };
+use crate::store::read_ahead::ReadAhead;
 use crate::store::{EventRef, Store};
 use crate::subscription::checkpoint::{Checkpoint, checkpoint_event};
 
@@ -138,7 +139,12 @@ pub struct Polled {
 /// atomic append) is applied **exactly once**.
 ///
 /// Memory stays bounded whatever the consumer's speed: a poll reads at most `max` events, from
-/// the log, when asked; nothing is queued between polls.
+/// the log, when asked; nothing is queued between polls. While it catches up through
+/// compressed segments, a subscription reads ahead as a long replay does, and keeps that
+/// read-ahead from one poll to the next: it holds the image of the segment it is in and of at
+/// most two after it (within the image cache's budget, see
+/// [`crate::segment::set_image_cache_bytes`]), and lets them go once it reaches the segment
+/// being written, or when dropped.
 ///
 /// ```
 /// use std::ops::ControlFlow;
@@ -177,6 +183,8 @@ pub struct Subscription<S: AsRef<Store>> {
     next: u64,
     checkpoint: Option<Checkpoint>,
     delivered_since: u64,
+    /// The compressed segments read ahead of the subscription, kept from one poll to the next.
+    ahead: ReadAhead,
 }
 
 impl<S: AsRef<Store>> Subscription<S> {
@@ -201,6 +209,7 @@ impl<S: AsRef<Store>> Subscription<S> {
         checkpoint: Option<Checkpoint>,
     ) -> Result<Self> {
         let mut sub = Subscription {
+            ahead: ReadAhead::new(&opts.filter),
             store,
             opts,
             stream: None,
@@ -295,7 +304,8 @@ impl<S: AsRef<Store>> Subscription<S> {
         if self.next < end && max > 0 {
             let include_system = self.opts.include_system;
             let stream = self.stream.as_deref();
-            let r = store.replay(self.next, end, &self.opts.filter, |e| {
+            let filter = &self.opts.filter;
+            let r = store.replay_reading_ahead(self.next, end, filter, &mut self.ahead, |e| {
                 if (!include_system && e.stream.starts_with('$'))
                     || stream.is_some_and(|s| s != e.stream)
                 {
