@@ -3,7 +3,8 @@
 //! one event type as filter when given `typed`; from a cold page cache with `cold`), or
 //! with `streams` reads 20,000 random whole streams through Store::replay_stream (through
 //! Store::read_stream, owned events, with `owned`), for profiling. `SEG_MIB` sets the segment
-//! size (4 MiB unless set), `RUNS` the number of replays (5 unless set); `TYPES=k` filters on
+//! size (4 MiB unless set), `RUNS` the number of replays (5 unless set), `META` reads each
+//! event's metadata value `ts` and payload length; `TYPES=k` filters on
 //! the first k event types instead, `PREFIX=p` on the streams whose id starts with p. The outside benchmark's shape (1,000,000 events, one per append, to
 //! 10,000 random streams, 7 types, 64 MiB segments sealed and compressed after the load), full
 //! and one type in seven:
@@ -94,14 +95,19 @@ fn main() {
                 .map(|e| e.map(|_| 1u64).unwrap())
                 .sum()
         } else {
-            s.replay(
-                0,
-                u64::MAX,
-                &filter,
-                |_| std::ops::ControlFlow::Continue(()),
-            )
-            .unwrap()
-            .events
+            let meta = std::env::var_os("META").is_some();
+            let mut sum = 0usize;
+            let n = s
+                .replay(0, u64::MAX, &filter, |e| {
+                    if meta {
+                        sum += e.metadata_value("ts").map_or(0, str::len) + e.payload.len();
+                    }
+                    std::ops::ControlFlow::Continue(())
+                })
+                .unwrap()
+                .events;
+            std::hint::black_box(sum);
+            n
         };
         let secs = t.elapsed().as_secs_f64();
         println!(

@@ -314,3 +314,31 @@ fn a_replay_ending_inside_a_frame_continues_inside_it() {
     }
     assert_eq!(seen, (0..20).collect::<Vec<u64>>());
 }
+
+#[test]
+fn a_replay_at_the_tail_of_the_active_segment_gets_each_new_event() {
+    // A reader that follows appends (a live subscription) replays from the head it saw: each
+    // replay reads only the new frames, of every size (event 5 does not fit one read chunk).
+    let dir = tempfile::tempdir().unwrap();
+    let store = StoreOptions::new()
+        .durability(Durability::Never)
+        .open(dir.path())
+        .unwrap();
+    let mut next = 0;
+    for i in 0..120u64 {
+        let batch: Vec<_> = (0..=i % 3).map(|k| event(i * 3 + k)).collect();
+        store
+            .append(&format!("s-{}", i % 5), ExpectedVersion::Any, &batch)
+            .unwrap();
+        let got = replayed(&store, next, u64::MAX, &ReadFilter::all());
+        let want: Vec<u64> = (next..next + batch.len() as u64).collect();
+        assert_eq!(got.iter().map(|e| e.position).collect::<Vec<_>>(), want);
+        for (e, d) in got.iter().zip(&batch) {
+            assert_eq!((e.id, &e.payload), (d.id, &d.payload));
+        }
+        next += batch.len() as u64;
+    }
+    // And from the middle of a frame of several events.
+    let got = replayed(&store, next - 2, u64::MAX, &ReadFilter::all());
+    assert_eq!(got.len(), 2);
+}

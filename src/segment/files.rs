@@ -582,6 +582,12 @@ impl ActiveFile {
             .store(end, std::sync::atomic::Ordering::Release);
     }
 
+    /// End of the frames written to the file so far: every frame below a head a reader has
+    /// seen ends before it.
+    pub fn frames_end(&self) -> u64 {
+        self.frames_end.load(std::sync::atomic::Ordering::Acquire)
+    }
+
     /// A map and the end of the frames it holds, if they cover bytes `[0, end)` or it is time
     /// to map again; `None`: read these bytes with pread.
     fn map_covering(&self, end: u64) -> Option<(Arc<FileBytes>, u64)> {

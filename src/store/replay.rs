@@ -292,10 +292,16 @@ impl Inner {
                 SegRef::Active(a) => {
                     // Past the sealed segments: nothing is left to read ahead.
                     ahead.leave();
-                    // Read in chunks; a frame that does not fit the chunk starts the next one.
+                    // Read in chunks of what the writer has written, at most ACTIVE_CHUNK
+                    // (a reader at the tail reads its few new frames, not a zeroed chunk); a
+                    // frame that does not fit the chunk starts the next one.
+                    let chunk = |base: u64| {
+                        (a.frames_end().saturating_sub(base) as usize)
+                            .clamp(FRAME_HEADER_BYTES, ACTIVE_CHUNK)
+                    };
                     let mut buf = Vec::new();
                     let mut base = offset;
-                    let mut want = ACTIVE_CHUNK;
+                    let mut want = chunk(base);
                     let mut got = crate::io::read_into(&*a.file, &a.path, base, want, &mut buf)?;
                     buf.truncate(got);
                     let mut at = 0usize;
@@ -303,12 +309,13 @@ impl Inner {
                     let mut flow = ControlFlow::Continue(());
                     while cx.next < cx.end && flow.is_continue() {
                         let avail = buf.len() - at;
+                        let next = base + at as u64;
                         let need = if avail < FRAME_HEADER_BYTES {
-                            Some(ACTIVE_CHUNK)
+                            Some(chunk(next))
                         } else {
                             match FrameHeader::decode(&buf[at..]) {
                                 Ok(h) if h.frame_len() <= avail => None,
-                                Ok(h) => Some(h.frame_len().max(ACTIVE_CHUNK)),
+                                Ok(h) => Some(h.frame_len().max(chunk(next))),
                                 Err(e) => {
                                     return Err(Error::corrupted(&a.path, base + at as u64, e));
                                 }
