@@ -151,8 +151,16 @@ impl EventBus {
             store.append(stream, expected, &events)?
         } else if multi_thread_runtime() {
             // The fsync is waited for on this task's thread, the worker's other tasks handed
-            // over first: no hop to a blocking thread and back (one each way per publish).
-            tokio::task::block_in_place(|| store.append(stream, expected, &events))?
+            // over first: no hop to a blocking thread and back (one each way per publish). The
+            // handlers are woken as soon as the events are durable, while this thread takes a
+            // worker back.
+            tokio::task::block_in_place(|| {
+                let r = store.append(stream, expected, &events);
+                if r.is_ok() {
+                    self.wake_handlers();
+                }
+                r
+            })?
         } else {
             let store = store.clone();
             let stream = stream.to_owned();
