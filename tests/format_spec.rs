@@ -1092,6 +1092,39 @@ fn frame_checks_report_the_offsets_the_spec_gives() {
 }
 
 #[test]
+fn frames_of_an_image_checked_whole_skip_only_their_checksums() {
+    // § 10: a reader of a decompressed image checked against `data_crc` does not check the
+    // frames' `header_crc` and `body_crc` again; every other check still runs.
+    let mut buf = Vec::new();
+    let start = begin_frame(&mut buf);
+    encode_record(&mut buf, "s", 0, 1, &bare_event());
+    finish_frame(&mut buf, start, 0, 1, 0);
+    let len = buf.len();
+    let damaged = |at: usize| {
+        let mut b = buf.clone();
+        b[at] ^= 1;
+        b
+    };
+    // A body byte: only the body checksum sees it.
+    let b = damaged(40);
+    assert_eq!(check_frame(&b).unwrap_err().what, "frame body checksum");
+    assert!(frame::check_frame_with(&b, false).is_ok());
+    // A header byte the header checksum covers, and that no other check reads.
+    let b = damaged(16);
+    assert_eq!(check_frame(&b).unwrap_err().what, "frame header checksum");
+    assert!(frame::check_frame_with(&b, false).is_ok());
+    // The magic, the trailer's length and its copy of the header checksum are still checked.
+    for (at, what) in [
+        (0, "frame magic"),
+        (len - 8, "frame trailer length"),
+        (len - 2, "frame trailer checksum copy"),
+    ] {
+        let e = frame::check_frame_with(&damaged(at), false).unwrap_err();
+        assert_eq!(e.what, what, "byte {at}");
+    }
+}
+
+#[test]
 fn spec_checksum_coverage_table_names_every_checksum_field() {
     // Every `*_crc` field of the field tables appears in the coverage table of § 10.
     let s = spec();

@@ -246,7 +246,8 @@ pub enum SegBytes {
 
 impl SegBytes {
     /// True when these bytes were checked as a whole against the footer's `data_crc` when they
-    /// were decompressed into memory, so frame body checksums need not be checked again.
+    /// were decompressed into memory, so frame checksums (header and body) need not be checked
+    /// again.
     /// (Mapped bytes come from the disk on every page fault and are always checked.)
     pub fn checked_whole(&self) -> bool {
         matches!(self, SegBytes::Image(..))
@@ -466,7 +467,7 @@ impl SealedSegment {
             });
         }
         // The whole data is checked against the footer once, here: readers of the image then
-        // skip the per-frame body checksums (see `SegBytes::checked_whole`).
+        // skip the per-frame checksums (see `SegBytes::checked_whole`).
         if crc != self.footer.data_crc {
             return Err(Error::Corrupted {
                 file: path,

@@ -70,6 +70,19 @@ pub fn check_fixed_header(
     crc_at: usize,
     names: &HeaderChecks,
 ) -> Result<(), DecodeError> {
+    check_fixed_header_with(buf, len, magic, crc_at, names, true)
+}
+
+/// [`check_fixed_header`], checking the checksum only when `check_crc` (for bytes checked as a
+/// whole already).
+pub fn check_fixed_header_with(
+    buf: &[u8],
+    len: usize,
+    magic: &[u8],
+    crc_at: usize,
+    names: &HeaderChecks,
+    check_crc: bool,
+) -> Result<(), DecodeError> {
     if buf.len() < len {
         return Err(DecodeError::new(
             0,
@@ -91,8 +104,12 @@ pub fn check_fixed_header(
             as_u64(&buf[..magic.len()]),
         ));
     }
-    let crc = crc32fast::hash(&buf[..crc_at]);
     let stored = u32_at(buf, crc_at);
+    let crc = if check_crc {
+        crc32fast::hash(&buf[..crc_at])
+    } else {
+        stored
+    };
     if crc != stored {
         return Err(DecodeError::new(
             crc_at,

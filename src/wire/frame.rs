@@ -7,7 +7,7 @@
 //! trailer (8 bytes)  frame_len u32 | header_crc u32
 //! ```
 
-use super::bytes::{DecodeError, HeaderChecks, check_fixed_header, u32_at, u64_at};
+use super::bytes::{DecodeError, HeaderChecks, check_fixed_header_with, u32_at, u64_at};
 use super::limits::{MAX_BATCH_BYTES, MAX_BATCH_EVENTS};
 
 /// Magic at the start of every frame. Not zero, so an all-zero region never decodes.
@@ -73,7 +73,13 @@ impl FrameHeader {
     /// Decodes and checks a header: magic, header checksum, version, flags and limits. The body
     /// length is trusted only after the header checksum matched.
     pub fn decode(buf: &[u8]) -> Result<FrameHeader, DecodeError> {
-        check_fixed_header(
+        Self::decode_with(buf, true)
+    }
+
+    /// [`FrameHeader::decode`], checking the header checksum only when `check_crc` (for bytes
+    /// checked as a whole already); every other check runs.
+    pub fn decode_with(buf: &[u8], check_crc: bool) -> Result<FrameHeader, DecodeError> {
+        check_fixed_header_with(
             buf,
             FRAME_HEADER_BYTES,
             &FRAME_MAGIC,
@@ -83,6 +89,7 @@ impl FrameHeader {
                 magic: "frame magic",
                 checksum: "frame header checksum",
             },
+            check_crc,
         )?;
         let header_crc = u32_at(buf, 28);
         if ![FRAME_VERSION, FRAME_VERSION_COMPACTED, FRAME_VERSION_MULTI].contains(&buf[4]) {
@@ -205,12 +212,13 @@ pub fn check_frame(buf: &[u8]) -> Result<FrameHeader, DecodeError> {
     check_frame_with(buf, true)
 }
 
-/// [`check_frame`], checking the body checksum only when `check_body`. Without it every other
-/// check still runs (the header checksum, the length, the trailer); it is for bytes whose
-/// checksum was checked as a whole already (a segment image checked against its footer's
-/// `data_crc` when it was decompressed).
-pub fn check_frame_with(buf: &[u8], check_body: bool) -> Result<FrameHeader, DecodeError> {
-    let h = FrameHeader::decode(buf)?;
+/// [`check_frame`], checking the header and body checksums only when `check_sums`. Without
+/// them every other check still runs (magic, version, lengths, the trailer and its copy of the
+/// header checksum); it is for bytes whose checksum was checked as a whole already (a segment
+/// image checked against its footer's `data_crc` when it was decompressed: that covers the
+/// frame headers as well as their bodies).
+pub fn check_frame_with(buf: &[u8], check_sums: bool) -> Result<FrameHeader, DecodeError> {
+    let h = FrameHeader::decode_with(buf, check_sums)?;
     let len = h.frame_len();
     if buf.len() < len {
         return Err(DecodeError::new(
@@ -221,7 +229,7 @@ pub fn check_frame_with(buf: &[u8], check_body: bool) -> Result<FrameHeader, Dec
         ));
     }
     let body = &buf[FRAME_HEADER_BYTES..FRAME_HEADER_BYTES + h.body_len as usize];
-    let crc = if check_body {
+    let crc = if check_sums {
         crc32fast::hash(body)
     } else {
         h.body_crc

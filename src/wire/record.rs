@@ -131,6 +131,9 @@ pub struct RecordView<'a> {
     pub event_type: &'a str,
     meta_count: u16,
     meta_raw: &'a [u8],
+    /// `meta_raw` as text, when the record's strings were checked as one ASCII region (see
+    /// `check_strings`): keys and values are then sliced from it, not checked again.
+    meta_text: Option<&'a str>,
     /// Opaque metadata bytes (empty when the record has none: [`FLAG_META_BYTES`]).
     pub meta_bytes: &'a [u8],
     /// Payload bytes.
@@ -152,6 +155,7 @@ impl<'a> RecordView<'a> {
     pub fn meta_entries(&self) -> MetaEntries<'a> {
         MetaEntries {
             raw: self.meta_raw,
+            text: self.meta_text,
             left: self.meta_count,
         }
     }
@@ -236,7 +240,20 @@ impl<'a> RecordView<'a> {
 #[derive(Debug, Clone)]
 pub struct MetaEntries<'a> {
     raw: &'a [u8],
+    /// `raw` as text, when the decoder checked it as such.
+    text: Option<&'a str>,
     left: u16,
+}
+
+impl<'a> MetaEntries<'a> {
+    /// The string at `range` of `raw`: sliced from the checked text when there is one (where
+    /// the range is at character boundaries, as every range of ASCII text is), else checked.
+    fn str_at(&self, range: std::ops::Range<usize>) -> Option<&'a str> {
+        if let Some(s) = self.text.and_then(|t| t.get(range.clone())) {
+            return Some(s);
+        }
+        std::str::from_utf8(self.raw.get(range)?).ok()
+    }
 }
 
 impl<'a> Iterator for MetaEntries<'a> {
@@ -250,11 +267,13 @@ impl<'a> Iterator for MetaEntries<'a> {
         // The record decoder checked every length and that keys and values are UTF-8; a
         // shorter `raw` (never handed out) would end the entries instead of panicking.
         let kl = usize::from(u16::from_le_bytes(self.raw.get(..2)?.try_into().ok()?));
-        let key = std::str::from_utf8(self.raw.get(2..2 + kl)?).ok()?;
+        let key = self.str_at(2..2 + kl)?;
         let at = 2 + kl;
         let vl = u32::from_le_bytes(self.raw.get(at..at + 4)?.try_into().ok()?) as usize;
-        let value = std::str::from_utf8(self.raw.get(at + 4..at + 4 + vl)?).ok()?;
-        self.raw = &self.raw[at + 4 + vl..];
+        let end = at + 4 + vl;
+        let value = self.str_at(at + 4..end)?;
+        self.raw = &self.raw[end..];
+        self.text = self.text.and_then(|t| t.get(end..));
         Some((key, value))
     }
 
@@ -341,7 +360,7 @@ pub fn decode_record(buf: &[u8], base: usize) -> Result<(RecordView<'_>, usize),
         meta_bytes += 6 + kl + vl;
     }
     let raw_end = c.offset() - (base + 4);
-    let (stream, event_type) = check_strings(
+    let (stream, event_type, meta_text) = check_strings(
         &body[strings_start..raw_end],
         (stream, stream_at),
         (event_type, type_at),
@@ -396,6 +415,7 @@ pub fn decode_record(buf: &[u8], base: usize) -> Result<(RecordView<'_>, usize),
             event_type,
             meta_count,
             meta_raw: &body[raw_start..raw_end],
+            meta_text,
             meta_bytes: opaque,
             payload,
             dropped,
@@ -406,16 +426,18 @@ pub fn decode_record(buf: &[u8], base: usize) -> Result<(RecordView<'_>, usize),
 
 /// Checks that a record's stream id, event type and metadata keys and values are UTF-8, and
 /// returns the first two as strings. `region` runs from the stream id's length field to the end
-/// of the metadata entries; each string comes with the offset of its first byte (for errors);
-/// `meta` is the entries, their offset and count (lengths already checked). When the whole
-/// region is ASCII (as it is for most records: ASCII strings, and lengths and counts below 128)
-/// one check covers every string; otherwise each is checked on its own, in record order.
+/// of the metadata entries (which end it); each string comes with the offset of its first byte
+/// (for errors); `meta` is the entries, their offset and count (lengths already checked). When
+/// the whole region is ASCII (as it is for most records: ASCII strings, and lengths and counts
+/// below 128) one check covers every string, and the entries are returned as text too, to be
+/// sliced by readers of metadata; otherwise each string is checked on its own, in record order.
+#[allow(clippy::type_complexity)]
 fn check_strings<'a>(
     region: &'a [u8],
     (stream, stream_at): (&'a [u8], usize),
     (event_type, type_at): (&'a [u8], usize),
     (meta, meta_at, count): (&'a [u8], usize, u16),
-) -> Result<(&'a str, &'a str), DecodeError> {
+) -> Result<(&'a str, &'a str, Option<&'a str>), DecodeError> {
     let utf8 = |b: &'a [u8], at: usize, what: &'static str| {
         std::str::from_utf8(b).map_err(|e| DecodeError::new(at, what, 0, e.valid_up_to() as u64))
     };
@@ -425,12 +447,14 @@ fn check_strings<'a>(
         // An ASCII region is UTF-8, and so is every piece of it: the stream id follows its
         // 2-byte length, the type its own after that.
         let t = 2 + stream.len() + 2;
-        if let (Some(s), Some(ty)) = (
+        if let (Some(s), Some(ty), Some(m)) = (
             text.get(2..2 + stream.len()),
             text.get(t..t + event_type.len()),
+            text.get(text.len() - meta.len()..),
         ) {
             debug_assert!(s.as_bytes() == stream && ty.as_bytes() == event_type);
-            return Ok((s, ty));
+            debug_assert!(m.as_bytes() == meta);
+            return Ok((s, ty, Some(m)));
         }
     }
     let stream = utf8(stream, stream_at, "stream id")?;
@@ -442,7 +466,7 @@ fn check_strings<'a>(
         let vl = c.u32("metadata value length")? as usize;
         c.str_with_limit(vl, MAX_EVENT_BYTES, "metadata value")?;
     }
-    Ok((stream, event_type))
+    Ok((stream, event_type, None))
 }
 
 /// The stream id and type bytes of the record at the start of `buf`, and the bytes the record
@@ -541,7 +565,14 @@ mod tests {
             let (r, n) = decode_record(&buf, 0).unwrap();
             prop_assert_eq!(n, buf.len());
             prop_assert_eq!((r.stream, r.event_type), (stream.as_str(), ty.as_str()));
-            prop_assert_eq!(r.metadata(), m);
+            prop_assert_eq!(r.metadata(), m.clone());
+            // The borrowed entries and values, sliced from the checked text (an ASCII record)
+            // or checked one by one (any other), say the same.
+            prop_assert!(r.meta_entries().eq(m.extra.iter()));
+            for (k, v) in m.extra.iter() {
+                prop_assert_eq!(r.meta_value(k), Some(v));
+            }
+            prop_assert_eq!(r.meta_value("absent"), None);
         }
     }
 
