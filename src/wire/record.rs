@@ -131,7 +131,7 @@ pub struct RecordView<'a> {
     pub event_type: &'a str,
     meta_count: u16,
     meta_raw: &'a [u8],
-    /// `meta_raw` as text, when the record's strings were checked as one ASCII region (see
+    /// `meta_raw` as text, when the record's strings were checked as one region (see
     /// `check_strings`): keys and values are then sliced from it, not checked again.
     meta_text: Option<&'a str>,
     /// Opaque metadata bytes (empty when the record has none: [`FLAG_META_BYTES`]).
@@ -428,9 +428,11 @@ pub fn decode_record(buf: &[u8], base: usize) -> Result<(RecordView<'_>, usize),
 /// returns the first two as strings. `region` runs from the stream id's length field to the end
 /// of the metadata entries (which end it); each string comes with the offset of its first byte
 /// (for errors); `meta` is the entries, their offset and count (lengths already checked). When
-/// the whole region is ASCII (as it is for most records: ASCII strings, and lengths and counts
-/// below 128) one check covers every string, and the entries are returned as text too, to be
-/// sliced by readers of metadata; otherwise each string is checked on its own, in record order.
+/// the whole region is UTF-8 and every string of it starts and ends at a character boundary (as
+/// for most records: ASCII strings, whose every byte is a character), one check covers every
+/// string (a slice of UTF-8 text between character boundaries is UTF-8), and the entries are
+/// returned as text too, to be sliced by readers of metadata; otherwise each string is checked
+/// on its own, in record order.
 #[allow(clippy::type_complexity)]
 fn check_strings<'a>(
     region: &'a [u8],
@@ -441,17 +443,16 @@ fn check_strings<'a>(
     let utf8 = |b: &'a [u8], at: usize, what: &'static str| {
         std::str::from_utf8(b).map_err(|e| DecodeError::new(at, what, 0, e.valid_up_to() as u64))
     };
-    if region.is_ascii()
-        && let Ok(text) = std::str::from_utf8(region)
-    {
-        // An ASCII region is UTF-8, and so is every piece of it: the stream id follows its
-        // 2-byte length, the type its own after that.
+    if let Ok(text) = std::str::from_utf8(region) {
+        // The stream id follows its 2-byte length, the type its own after that; the entries
+        // end the region.
         let t = 2 + stream.len() + 2;
         if let (Some(s), Some(ty), Some(m)) = (
             text.get(2..2 + stream.len()),
             text.get(t..t + event_type.len()),
-            text.get(text.len() - meta.len()..),
-        ) {
+            text.get(region.len() - meta.len()..),
+        ) && entries_at_boundaries(m, count)
+        {
             debug_assert!(s.as_bytes() == stream && ty.as_bytes() == event_type);
             debug_assert!(m.as_bytes() == meta);
             return Ok((s, ty, Some(m)));
@@ -467,6 +468,33 @@ fn check_strings<'a>(
         c.str_with_limit(vl, MAX_EVENT_BYTES, "metadata value")?;
     }
     Ok((stream, event_type, None))
+}
+
+/// True when every key and value of the `count` metadata entries `m` (their lengths checked)
+/// starts and ends at a character boundary of `m`.
+fn entries_at_boundaries(m: &str, count: u16) -> bool {
+    let b = m.as_bytes();
+    let mut at = 0;
+    for _ in 0..count {
+        let Some(kl) = b.get(at..at + 2) else {
+            return false;
+        };
+        let key = at + 2;
+        let key_end = key + usize::from(u16::from_le_bytes([kl[0], kl[1]]));
+        let Some(vl) = b.get(key_end..key_end + 4) else {
+            return false;
+        };
+        let value = key_end + 4;
+        let value_end = value + u32::from_le_bytes([vl[0], vl[1], vl[2], vl[3]]) as usize;
+        if ![key, key_end, value, value_end]
+            .into_iter()
+            .all(|i| m.is_char_boundary(i))
+        {
+            return false;
+        }
+        at = value_end;
+    }
+    true
 }
 
 /// The stream id and type bytes of the record at the start of `buf`, and the bytes the record
@@ -593,5 +621,30 @@ mod tests {
         buf2[4 + 8 + 8 + 16 + 1 + 2] = 0xc3;
         let err = decode_record(&buf2, 0).unwrap_err();
         assert_eq!(err.what, "stream id");
+    }
+
+    #[test]
+    fn strings_that_are_not_utf8_alone_are_refused_even_when_the_record_reads_as_text() {
+        // The stream id's last byte 0xC3 and the type's length (169: 0xA9 0x00) read as "é" in
+        // the record, which is UTF-8 from the stream id's length on; the stream id alone is not.
+        let ty = "T".repeat(169);
+        let e = EventData::new(ty.as_str(), b"{}".to_vec());
+        let mut buf = Vec::new();
+        encode_record(&mut buf, "s", 0, 0, &e);
+        let at = 4 + 8 + 8 + 16 + 1 + 2;
+        assert_eq!(&buf[at..at + 3], &[b's', 0xa9, 0x00]);
+        buf[at] = 0xc3;
+        let err = decode_record(&buf, 0).unwrap_err();
+        assert_eq!((err.at, err.what), (at, "stream id"));
+        // The same with a metadata value: a key ending in 0xC3 before the value's length.
+        let v = "v".repeat(169);
+        let e = EventData::new("T", b"{}".to_vec()).with_metadata(Metadata::new().with("k", v));
+        let mut buf = Vec::new();
+        encode_record(&mut buf, "s", 0, 0, &e);
+        let key = 4 + 8 + 8 + 16 + 1 + 3 + 3 + 2 + 2;
+        assert_eq!(&buf[key..key + 3], &[b'k', 0xa9, 0x00]);
+        buf[key] = 0xc3;
+        let err = decode_record(&buf, 0).unwrap_err();
+        assert_eq!((err.at, err.what), (key, "metadata key"));
     }
 }
