@@ -63,10 +63,10 @@ pub struct HeaderChecks {
 
 /// Checks the start of a fixed-size header: `buf` holds at least `len` bytes, starts with
 /// `magic`, and the little-endian CRC-32 stored at `crc_at` matches bytes `0..crc_at`.
-pub fn check_fixed_header(
+pub fn check_fixed_header<const M: usize>(
     buf: &[u8],
     len: usize,
-    magic: &[u8],
+    magic: &[u8; M],
     crc_at: usize,
     names: &HeaderChecks,
 ) -> Result<(), DecodeError> {
@@ -75,10 +75,10 @@ pub fn check_fixed_header(
 
 /// [`check_fixed_header`], checking the checksum only when `check_crc` (for bytes checked as a
 /// whole already).
-pub fn check_fixed_header_with(
+pub fn check_fixed_header_with<const M: usize>(
     buf: &[u8],
     len: usize,
-    magic: &[u8],
+    magic: &[u8; M],
     crc_at: usize,
     names: &HeaderChecks,
     check_crc: bool,
@@ -91,7 +91,8 @@ pub fn check_fixed_header_with(
             buf.len() as u64,
         ));
     }
-    if &buf[..magic.len()] != magic {
+    // Arrays of a known length: compared in a register or two, not by a call to memcmp.
+    if buf.first_chunk::<M>() != Some(magic) {
         let as_u64 = |b: &[u8]| {
             let mut x = [0u8; 8];
             x[..b.len()].copy_from_slice(b);
