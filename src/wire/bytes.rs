@@ -182,42 +182,52 @@ impl<'a> Cursor<'a> {
         self.base + self.pos
     }
 
+    // The reads below are inlined into the decoders (a record takes a dozen of them), their
+    // errors built out of line: the common path is a bounds check and a load.
+
     /// Takes `n` bytes, failing with `what` if fewer remain.
+    #[inline]
     pub fn take(&mut self, n: usize, what: &'static str) -> Result<&'a [u8], DecodeError> {
         if self.remaining() < n {
-            return Err(DecodeError::new(
-                self.offset(),
-                what,
-                n as u64,
-                self.remaining() as u64,
-            ));
+            return Err(self.short(n, what));
         }
         let s = &self.buf[self.pos..self.pos + n];
         self.pos += n;
         Ok(s)
     }
 
+    #[cold]
+    #[inline(never)]
+    fn short(&self, n: usize, what: &'static str) -> DecodeError {
+        DecodeError::new(self.offset(), what, n as u64, self.remaining() as u64)
+    }
+
     /// Reads one byte.
+    #[inline]
     pub fn u8(&mut self, what: &'static str) -> Result<u8, DecodeError> {
         Ok(self.take(1, what)?[0])
     }
 
     /// Reads a little-endian `u16`.
+    #[inline]
     pub fn u16(&mut self, what: &'static str) -> Result<u16, DecodeError> {
         Ok(u16_at(self.take(2, what)?, 0))
     }
 
     /// Reads a little-endian `u32`.
+    #[inline]
     pub fn u32(&mut self, what: &'static str) -> Result<u32, DecodeError> {
         Ok(u32_at(self.take(4, what)?, 0))
     }
 
     /// Reads a little-endian `u64`.
+    #[inline]
     pub fn u64(&mut self, what: &'static str) -> Result<u64, DecodeError> {
         Ok(u64_at(self.take(8, what)?, 0))
     }
 
     /// Reads a length-prefixed field after checking its length against `limit`.
+    #[inline]
     pub fn bytes_with_limit(
         &mut self,
         len: usize,
@@ -225,14 +235,15 @@ impl<'a> Cursor<'a> {
         what: &'static str,
     ) -> Result<&'a [u8], DecodeError> {
         if len > limit {
-            return Err(DecodeError::new(
-                self.offset(),
-                what,
-                limit as u64,
-                len as u64,
-            ));
+            return Err(self.over_limit(len, limit, what));
         }
         self.take(len, what)
+    }
+
+    #[cold]
+    #[inline(never)]
+    fn over_limit(&self, len: usize, limit: usize, what: &'static str) -> DecodeError {
+        DecodeError::new(self.offset(), what, limit as u64, len as u64)
     }
 
     /// Reads a UTF-8 string of `len` bytes (checked against `limit`).
