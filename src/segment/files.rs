@@ -714,7 +714,7 @@ pub(crate) fn sealed_frame<R>(
     if at >= data.len() {
         return Err(points_past_data(path, offset, data.len()));
     }
-    // An image checked whole against its footer needs no frame body checksums.
+    // An image checked whole against its footer needs no frame checksums.
     let h = check_frame_with(&data[at..], !bytes.checked_whole())
         .map_err(|e| Error::corrupted(path, offset, e))?;
     Ok(f(&data[at..at + h.frame_len()], &h))

@@ -578,7 +578,9 @@ impl AllEvents {
         // The frames of the last batch were handed out: a read going on reads ahead.
         let handed_out = std::mem::take(&mut self.batch_frames);
         self.ahead.went_through(&self.inner, &s, head, handed_out);
-        let data = self.ahead.bytes(&self.inner, &s, head)?;
+        let held = self.ahead.bytes(&self.inner, &s, head)?;
+        let check_sums = !held.checked_whole();
+        let data: &[u8] = &held;
         let seg = SegRef::Sealed(s.clone());
         let sealed = SealedBatch::new(&self.inner, &self.filter, next, head);
         let mut at = offset as usize;
@@ -590,7 +592,7 @@ impl AllEvents {
         while at < data.len() && next_pos < head && frames < SEALED_BATCH_FRAMES {
             // A damaged frame after good ones ends the batch; the next refill starts at it and
             // fails there, so the events before it are delivered first.
-            let h = match check_frame_with(&data[at..], !data.checked_whole()) {
+            let h = match check_frame_with(&data[at..], check_sums) {
                 Ok(h) => h,
                 Err(_) if frames > 0 => break,
                 Err(e) => return Err(Error::corrupted(&s.path, at as u64, e)),
@@ -629,7 +631,7 @@ impl AllEvents {
             self.failed = true;
             return Err(points_past_data(&s.path, offset, data.len()));
         }
-        drop(data);
+        drop(held);
         self.batch_frames = frames;
         self.next = Some(next_pos);
         self.cursor = Some((seg, at as u64));

@@ -131,12 +131,14 @@ impl<F: FnMut(&EventRef<'_>) -> ControlFlow<()>> Ctx<'_, F> {
         offset: u64,
         ahead: &mut ReadAhead,
     ) -> Result<ControlFlow<()>> {
-        let data = ahead.bytes(self.inner, s, self.end)?;
+        let held = ahead.bytes(self.inner, s, self.end)?;
+        let check_sums = !held.checked_whole();
+        let data: &[u8] = &held;
         let mut at = offset as usize;
         let mut first = true;
         let mut flow = ControlFlow::Continue(());
         while at < data.len() && self.next < self.end && flow.is_continue() {
-            let h = check_frame_with(&data[at..], !data.checked_whole())
+            let h = check_frame_with(&data[at..], check_sums)
                 .map_err(|e| Error::corrupted(&s.path, at as u64, e))?;
             self.check_holds(seg, at as u64, &h, first)?;
             first = false;
