@@ -179,16 +179,48 @@ pub fn read_into_slice(
     Ok(got)
 }
 
-/// `len` bytes of zeroed anonymous memory for a large buffer that is filled once, its pages
-/// populated by the one call that maps them (`MAP_POPULATE`) instead of by a page fault each
-/// 4 KiB as the buffer is written: decompressing a 64 MiB image into fresh memory otherwise
-/// spends about a third of its time in page faults. Nothing is zeroed twice (the kernel's
-/// pages are zero; a `Vec` would be zeroed again or be written through `unsafe`). Huge pages
-/// were measured too: fewer faults, but the kernel's compaction for them stalled some reads
-/// for twice as long.
+/// Bytes of a [`zeroed_pages`] buffer populated when it is mapped, at most: a damaged or
+/// hostile header that claims a larger size (up to the 1 GiB limit of a segment) costs memory
+/// only as far as its contents are really written, as with a growing `Vec`.
+pub const POPULATE_BYTES_MAX: usize = 64 << 20;
+
+/// `len` bytes of zeroed anonymous memory for a large buffer that is filled once, its first
+/// [`POPULATE_BYTES_MAX`] bytes populated by one call (`MADV_POPULATE_WRITE`, Linux 5.14 and
+/// later; elsewhere the pages come as they are written) instead of by a page fault each 4 KiB
+/// as the buffer is written: decompressing a 64 MiB image into fresh memory otherwise spends
+/// about a third of its time in page faults. Nothing is zeroed twice (the kernel's pages are
+/// zero; a `Vec` would be zeroed again or be written through `unsafe`). Huge pages were
+/// measured too: fewer faults, but the kernel's compaction for them stalled some reads for
+/// twice as long.
 pub fn zeroed_pages(len: usize) -> io::Result<memmap2::MmapMut> {
-    memmap2::MmapOptions::new()
-        .len(len.max(1))
-        .populate()
-        .map_anon()
+    let map = memmap2::MmapMut::map_anon(len.max(1))?;
+    #[cfg(target_os = "linux")]
+    {
+        // Advice only: refused by an older kernel, the pages are faulted in as written.
+        let _ = map.advise_range(
+            memmap2::Advice::PopulateWrite,
+            0,
+            len.min(POPULATE_BYTES_MAX),
+        );
+    }
+    Ok(map)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn zeroed_pages_are_zero_and_writable_past_the_populated_part() {
+        for len in [0, 1, 4096 * 3 + 5, POPULATE_BYTES_MAX + 4096 + 7] {
+            let mut m = zeroed_pages(len).unwrap();
+            assert!(m.len() >= len);
+            let end = len.saturating_sub(1);
+            assert!([0, len / 2, end].iter().all(|&i| len == 0 || m[i] == 0));
+            if len > 0 {
+                m[end] = 7;
+                assert_eq!(m[end], 7);
+            }
+        }
+    }
 }

@@ -279,7 +279,7 @@ pub fn read_zseg_image(vfs: &dyn Vfs, path: &Path) -> Result<Vec<u8>> {
 const DECOMPRESS_THREADS: usize = 2;
 
 /// The decompressed image of a compressed segment, as the image cache and readers hold it:
-/// in anonymous memory populated when mapped (see [`crate::io::zeroed_pages`]), so that
+/// in anonymous memory populated at once (see [`crate::io::zeroed_pages`]), so that
 /// decompressing a 64 MiB segment does not spend a third of its time in page faults.
 pub struct Image {
     map: memmap2::MmapMut,
