@@ -4,6 +4,9 @@
 //! they were measured on are in BENCHMARKS.md; `benches/report.rs` prints the percentiles and
 //! ratios the goals are stated in.
 
+#[path = "common/mod.rs"]
+mod common;
+
 use std::fs::OpenOptions;
 use std::os::unix::fs::FileExt;
 use std::sync::Arc;
@@ -279,30 +282,11 @@ fn compressed_reads(c: &mut Criterion) {
         })
     });
     // Baseline: zstd alone over the same compressed blocks.
-    let zsegs: Vec<Vec<u8>> = std::fs::read_dir(dir.path())
-        .unwrap()
-        .flatten()
-        .map(|e| e.path())
-        .filter(|p| p.extension().is_some_and(|x| x == "zseg"))
-        .map(|p| std::fs::read(p).unwrap())
-        .collect();
-    let layouts: Vec<_> = zsegs
-        .iter()
-        .map(|z| evlog::wire::zseg::decode_zseg(z).unwrap())
-        .collect();
+    let segs = common::compressed_segments(dir.path());
     g.bench_function("bare_zstd_decode_of_the_compressed_segments", |b| {
         let mut d = zstd::bulk::Decompressor::new().unwrap();
         let mut out = vec![0u8; 64 << 10];
-        b.iter(|| {
-            let mut n = 0;
-            for (z, l) in zsegs.iter().zip(&layouts) {
-                for blk in &l.blocks {
-                    let bytes = &z[blk.offset as usize..][..blk.compressed_len as usize];
-                    n += d.decompress_to_buffer(bytes, &mut out).unwrap();
-                }
-            }
-            n
-        })
+        b.iter(|| common::zstd_over_blocks(&segs, &mut d, &mut out))
     });
     g.finish();
     let mut g = c.benchmark_group("read_compressed_stream");

@@ -397,29 +397,14 @@ fn report(name: &str, unit: &str, evlog: Fig, sqlite: Fig, goal: &str, extra: &s
 /// that stays in the processor's cache (no page faults, no checks, no events walked), on one
 /// thread: the best of three passes in bytes/s, and the bytes of the images.
 fn zstd_alone(dir: &Path) -> (f64, u64) {
-    use evlog::wire::zseg::decode_zseg;
-    let files: Vec<Vec<u8>> = std::fs::read_dir(dir)
-        .unwrap()
-        .flatten()
-        .map(|e| e.path())
-        .filter(|p| p.extension().is_some_and(|x| x == "zseg"))
-        .map(|p| std::fs::read(p).unwrap())
-        .collect();
-    let layouts: Vec<_> = files.iter().map(|f| decode_zseg(f).unwrap()).collect();
-    let bytes: u64 = layouts.iter().map(|l| l.image_len).sum();
+    let segs = common::compressed_segments(dir);
+    let bytes: u64 = segs.iter().map(|(_, l)| l.image_len).sum();
     let mut dec = zstd::bulk::Decompressor::new().unwrap();
     let mut out = vec![0u8; 4 << 20];
     let mut best = f64::MAX;
     for _ in 0..3 {
         let t = Instant::now();
-        for (f, l) in files.iter().zip(&layouts) {
-            for b in &l.blocks {
-                let at = b.offset as usize;
-                let z = &f[at..at + b.compressed_len as usize];
-                let got = dec.decompress_to_buffer(z, &mut out[..b.raw_len as usize]);
-                assert_eq!(got.unwrap(), b.raw_len as usize);
-            }
-        }
+        common::zstd_over_blocks(&segs, &mut dec, &mut out);
         best = best.min(t.elapsed().as_secs_f64());
     }
     (bytes as f64 / best, bytes)

@@ -1,7 +1,44 @@
 //! What several benches share. Included with `#[path = "common/mod.rs"] mod common;` (a bench is
-//! its own crate).
+//! its own crate; each uses part of this).
+#![allow(dead_code)]
 
 use std::path::Path;
+
+use evlog::wire::zseg::{ZsegLayout, decode_zseg};
+
+/// The compressed segment files (`.zseg`) in `dir`, read whole, each with its checked layout.
+pub fn compressed_segments(dir: &Path) -> Vec<(Vec<u8>, ZsegLayout)> {
+    std::fs::read_dir(dir)
+        .unwrap()
+        .flatten()
+        .map(|e| e.path())
+        .filter(|p| p.extension().is_some_and(|x| x == "zseg"))
+        .map(|p| {
+            let z = std::fs::read(p).unwrap();
+            let layout = decode_zseg(&z).unwrap();
+            (z, layout)
+        })
+        .collect()
+}
+
+/// zstd alone over every block of `segs`, into `out` (at least a block long, reused: it stays
+/// in the processor's cache); no checksum, no event walked. Returns the bytes decompressed.
+pub fn zstd_over_blocks(
+    segs: &[(Vec<u8>, ZsegLayout)],
+    d: &mut zstd::bulk::Decompressor<'_>,
+    out: &mut [u8],
+) -> usize {
+    let mut n = 0;
+    for (z, l) in segs {
+        for b in &l.blocks {
+            let bytes = &z[b.offset as usize..][..b.compressed_len as usize];
+            let got = d.decompress_to_buffer(bytes, &mut out[..b.raw_len as usize]);
+            assert_eq!(got.unwrap(), b.raw_len as usize);
+            n += b.raw_len as usize;
+        }
+    }
+    n
+}
 
 /// Drops the page cache (root: `/proc/sys/vm/drop_caches`); failing that, asks the kernel to
 /// drop the cached pages of every file in `dirs` (`POSIX_FADV_DONTNEED`, after an fsync).

@@ -214,7 +214,8 @@ impl Store {
     /// [`Store::replay`] with a read-ahead kept by the caller across calls: a reader that
     /// goes through the log in batches (a subscription) keeps the segments it read ahead,
     /// and the threads reading them, from one batch to the next, instead of waiting for
-    /// them at the end of every batch. `ahead` must have been made for the same `filter`.
+    /// them at the end of every batch (a failed replay keeps them too: the caller's next call
+    /// starts where this one failed). `ahead` must have been made for the same `filter`.
     pub(crate) fn replay_reading_ahead<F>(
         &self,
         from: u64,
@@ -226,11 +227,7 @@ impl Store {
     where
         F: FnMut(&EventRef<'_>) -> ControlFlow<()>,
     {
-        let r = self.inner.replay_with(from, to, filter, ahead, f);
-        if r.is_err() {
-            ahead.leave();
-        }
-        r
+        self.inner.replay_with(from, to, filter, ahead, f)
     }
 }
 

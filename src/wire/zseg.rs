@@ -278,8 +278,9 @@ pub fn decompress_image(buf: &[u8]) -> Result<Vec<u8>, DecodeError> {
 }
 
 /// Decompresses the image of the compressed segment in `buf`, whose checked layout is
-/// `layout`, into `out`, which must be exactly `layout.image_len` bytes long, with `threads`
-/// threads (at least one: the caller's) each taking a run of blocks. Every block is written
+/// `layout`, into `out`, which must be exactly `layout.image_len` bytes long, on the caller's
+/// thread alone (`threads` 0 or 1) or with one more (2 or more: each takes half of the
+/// blocks). Every block is written
 /// straight into its place, so `out` needs no zeroing (for memory that costs nothing until
 /// written, such as anonymous pages: a hostile header claiming a large image then costs no
 /// more than with [`decompress_image`]). Returns the CRC-32 of the image without its last
