@@ -73,8 +73,8 @@ pub use event::{
 };
 pub use snapshot::{Aggregate, Loaded, SnapshotPolicy, SnapshotStore};
 pub use store::{
-    AllEvents, ArchiveReport, CompactReport, CompressReport, Durability, EventRef, Problem,
-    ReplayEnd, Store, StoreOptions, StreamEvents, VerifyReport, verify_dir,
+    AllEvents, AppendDurable, ArchiveReport, CompactReport, CompressReport, Durability, EventRef,
+    Problem, ReplayEnd, Store, StoreOptions, StreamEvents, VerifyReport, verify_dir,
 };
 pub use uuid::Uuid;
 pub use wire::record::MetaEntries;

@@ -33,6 +33,8 @@ fn opts(fs: &FaultFs) -> StoreOptions {
 #[derive(Clone)]
 struct Append {
     parts: Vec<(String, Vec<EventData>)>,
+    /// One stream's events appended with `Store::append_async` (the syncer thread's fsync).
+    asynchronous: bool,
 }
 
 impl Append {
@@ -47,10 +49,13 @@ impl Append {
         self.parts.iter().map(|(_, e)| e.len()).sum()
     }
 
-    /// Appends it: `Store::append` for one stream, `Store::append_multi` for several; the
-    /// result covers all its events.
-    fn run(&self, store: &Store) -> evlog::Result<AppendResult> {
+    /// Appends it: `Store::append` (or `Store::append_async`, awaited on `rt`) for one stream,
+    /// `Store::append_multi` for several; the result covers all its events.
+    fn run(&self, store: &Store, rt: &tokio::runtime::Runtime) -> evlog::Result<AppendResult> {
         if let [(stream, events)] = &self.parts[..] {
+            if self.asynchronous {
+                return rt.block_on(store.append_async(stream, ExpectedVersion::Any, events)?);
+            }
             return store.append(stream, ExpectedVersion::Any, events);
         }
         let batch: Vec<_> = self
@@ -81,7 +86,8 @@ fn event(i: u64, k: u64) -> EventData {
 }
 
 /// The workload: `n` appends to 4 streams, every third one a batch of 3, every fifth one an
-/// `append_multi` over 3 streams (one event of it with opaque metadata bytes).
+/// `append_multi` over 3 streams (one event of it with opaque metadata bytes), every seventh
+/// one of the others asynchronous.
 fn plan(n: u64) -> Vec<Append> {
     (0..n)
         .map(|i| {
@@ -95,9 +101,13 @@ fn plan(n: u64) -> Vec<Append> {
                         (format!("agg-{}", (i + k) % 4), vec![e])
                     })
                     .collect();
-                return Append { parts };
+                return Append {
+                    parts,
+                    asynchronous: false,
+                };
             }
             Append {
+                asynchronous: i % 7 == 3,
                 parts: vec![(
                     format!("agg-{}", i % 4),
                     (0..if i % 3 == 2 { 3 } else { 1 })
@@ -112,9 +122,12 @@ fn plan(n: u64) -> Vec<Append> {
 /// Runs the workload until an append fails; returns the acknowledged appends with their results
 /// and the index of the first append not acknowledged (it may or may not be on disk).
 fn run(store: &Store, plan: &[Append]) -> Vec<(usize, AppendResult)> {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .build()
+        .expect("runtime");
     let mut acked = Vec::new();
     for (i, a) in plan.iter().enumerate() {
-        match a.run(store) {
+        match a.run(store, &rt) {
             Ok(r) => acked.push((i, r)),
             Err(_) => break,
         }

@@ -17,8 +17,8 @@ use crate::bus::observer::BusObserver;
 use crate::bus::runner::Runner;
 use crate::bus::stats::{Counters, HandlerStats};
 use crate::event::{AppendResult, EventData, ExpectedVersion, ReadFilter, RecordedEvent};
+use crate::store::EventRef;
 use crate::store::Store;
-use crate::store::{Durability, EventRef};
 
 /// The event bus: [`EventBus::publish`] appends to the store; each handler
 /// ([`EventBus::subscribe`]) runs as a tokio task over a named subscription of the store, with
@@ -41,7 +41,10 @@ struct Inner {
     store: Arc<Store>,
     config: BusConfig,
     /// Bumped by every publish and dead-letter call: wakes the idle handlers.
-    wake: watch::Sender<u64>,
+    wake: Arc<WakeHandlers>,
+    /// Wakes the handlers when a publish's events are durable (from the thread that made
+    /// them so).
+    wake_waker: std::task::Waker,
     stop: watch::Sender<bool>,
     handlers: Mutex<BTreeMap<String, Registered>>,
     observer: Option<Arc<dyn BusObserver>>,
@@ -51,6 +54,19 @@ struct Registered {
     counters: Arc<Counters>,
     progress: watch::Receiver<u64>,
     task: Option<JoinHandle<Result<(), BusError>>>,
+}
+
+/// Wakes the idle handlers: a counter they watch.
+struct WakeHandlers(watch::Sender<u64>);
+
+impl std::task::Wake for WakeHandlers {
+    fn wake(self: Arc<Self>) {
+        self.wake_by_ref();
+    }
+
+    fn wake_by_ref(self: &Arc<Self>) {
+        self.0.send_modify(|n| *n = n.wrapping_add(1));
+    }
 }
 
 impl std::fmt::Debug for EventBus {
@@ -90,11 +106,13 @@ impl EventBus {
         config: BusConfig,
         observer: Option<Arc<dyn BusObserver>>,
     ) -> EventBus {
+        let wake = Arc::new(WakeHandlers(watch::channel(0).0));
         EventBus {
             inner: Arc::new(Inner {
                 store,
                 config,
-                wake: watch::channel(0).0,
+                wake_waker: std::task::Waker::from(wake.clone()),
+                wake,
                 stop: watch::channel(false).0,
                 handlers: Mutex::new(BTreeMap::new()),
                 observer,
@@ -123,19 +141,18 @@ impl EventBus {
     }
 
     pub(crate) fn wake_signal(&self) -> watch::Receiver<u64> {
-        self.inner.wake.subscribe()
+        self.inner.wake.0.subscribe()
     }
 
     pub(crate) fn wake_handlers(&self) {
-        self.inner.wake.send_modify(|n| *n = n.wrapping_add(1));
+        self.inner.wake_waker.wake_by_ref();
     }
 
     /// Appends `events` to `stream` if it is at `expected` ([`Store::append`]) and returns once
-    /// they are durable at the store's durability level; the handlers are woken at once. On a
-    /// store with [`Durability::Always`] the append waits for an fsync: on a multi-threaded
-    /// runtime in place (`block_in_place`: the worker's other tasks move to another thread),
-    /// on a current-thread runtime on a blocking thread. Otherwise it never waits for the disk
-    /// and runs on the calling task.
+    /// they are durable at the store's durability level; the handlers are woken as soon as
+    /// they are. On a store with [`Durability::Always`](crate::Durability::Always) the wait for the fsync is asynchronous
+    /// ([`Store::append_async`]): the store's syncer thread leads it, shared with every other
+    /// publish under way (group commit), and the task is woken when it ends.
     pub async fn publish(
         &self,
         stream: &str,
@@ -146,34 +163,12 @@ impl EventBus {
             let bytes = events.iter().map(|e| e.payload.len() as u64).sum::<u64>();
             (events.len(), bytes, std::time::Instant::now())
         });
-        let store = &self.inner.store;
-        let r = if store.durability() != Durability::Always {
-            store.append(stream, expected, &events)?
-        } else if multi_thread_runtime() {
-            // The fsync is waited for on this task's thread, the worker's other tasks handed
-            // over first: no hop to a blocking thread and back (one each way per publish). The
-            // handlers are woken as soon as the events are durable, while this thread takes a
-            // worker back.
-            tokio::task::block_in_place(|| {
-                let r = store.append(stream, expected, &events);
-                if r.is_ok() {
-                    self.wake_handlers();
-                }
-                r
-            })?
-        } else {
-            let store = store.clone();
-            let stream = stream.to_owned();
-            match tokio::task::spawn_blocking(move || store.append(&stream, expected, &events))
-                .await
-            {
-                Ok(r) => r?,
-                Err(e) if e.is_panic() => std::panic::resume_unwind(e.into_panic()),
-                // Only a runtime shutting down cancels a blocking task.
-                Err(_) => return Err(BusError::ShutDown),
-            }
-        };
-        self.wake_handlers();
+        let r = self
+            .inner
+            .store
+            .append_async(stream, expected, &events)?
+            .also_wake(self.inner.wake_waker.clone())
+            .await?;
         if let (Some(o), Some((events, bytes, start))) = (&self.inner.observer, observed) {
             o.published(events, bytes, start.elapsed());
         }

@@ -3,6 +3,7 @@
 mod archive;
 mod compact;
 mod compress;
+mod durable;
 mod event_ref;
 mod filtered;
 mod options;
@@ -28,6 +29,7 @@ use crate::event::{AppendResult, Direction, EventData, ExpectedVersion, ReadFilt
 pub use archive::ArchiveReport;
 pub use compact::CompactReport;
 pub use compress::CompressReport;
+pub use durable::AppendDurable;
 pub use event_ref::EventRef;
 pub use options::{Durability, StoreOptions};
 pub(crate) use read::Names;
@@ -71,6 +73,8 @@ pub(crate) struct Inner {
     compress_lock: Mutex<()>,
     /// The background compressor's thread, woken after each roll.
     compressor: Mutex<Option<std::thread::Thread>>,
+    /// The syncer thread of asynchronous appends, started by the first (see `durable`).
+    syncer: Mutex<Option<std::thread::JoinHandle<()>>>,
     lock_file: Mutex<Option<Box<dyn crate::io::VfsLock>>>,
     pub vfs: Arc<dyn crate::io::Vfs>,
 }
@@ -110,6 +114,8 @@ impl Inner {
                 .write_unwritten(w)
                 .and_then(|_| self.cut_zeros_at_close(w))
                 .and_then(|_| crate::io::fsync_data(&*w.file, &w.path))
+                // Waiters woken by the close find their events durable.
+                .inspect(|_| self.mark_synced(w.written, w.next_position))
                 .and_then(|_| self.write_checkpoint(w)),
             _ => Ok(()),
         };
@@ -228,14 +234,7 @@ impl Store {
         let (writer, sync) = match (read_only, rec.tail) {
             (false, Some(t)) => {
                 let w = Writer::new(t, &rec.state.active_index)?;
-                let s = SyncState {
-                    synced: 0,
-                    syncing: false,
-                    pending: 0,
-                    last_batch: 0,
-                    last_sync: Duration::ZERO,
-                    waiters: Vec::new(),
-                };
+                let s = SyncState::new();
                 (Some(w), Some(s))
             }
             _ => (None, None),
@@ -257,6 +256,7 @@ impl Store {
             closed: AtomicBool::new(false),
             compress_lock: Mutex::new(()),
             compressor: Mutex::new(None),
+            syncer: Mutex::new(None),
             lock_file: Mutex::new(lock_file),
             vfs,
         });
@@ -494,7 +494,8 @@ impl Store {
 
     fn close_ref(&mut self) -> Result<()> {
         let r = self.inner.close();
-        for h in [self.flusher.take(), self.compressor.take()]
+        let syncer = self.inner.syncer.lock().take();
+        for h in [self.flusher.take(), self.compressor.take(), syncer]
             .into_iter()
             .flatten()
         {

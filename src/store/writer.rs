@@ -65,19 +65,70 @@ pub(crate) struct SyncState {
     pub last_sync: Duration,
     /// Appenders parked until the clock value they wait for is durable.
     pub waiters: Vec<(u64, std::thread::Thread)>,
+    /// Futures of asynchronous appends ([`crate::Store::append_async`]) waiting until the clock
+    /// value beside them is durable.
+    pub wakers: Vec<(u64, std::task::Waker)>,
+    /// The highest clock value an asynchronous append asked to be made durable: the syncer
+    /// thread makes it durable whether or not the append's future is polled.
+    pub async_target: u64,
+}
+
+impl SyncState {
+    pub(crate) fn new() -> SyncState {
+        SyncState {
+            synced: 0,
+            syncing: false,
+            pending: 0,
+            last_batch: 0,
+            last_sync: Duration::ZERO,
+            waiters: Vec::new(),
+            wakers: Vec::new(),
+            async_target: 0,
+        }
+    }
+}
+
+/// Threads and futures to wake once the sync lock is released.
+#[derive(Default)]
+pub(crate) struct ToWake {
+    threads: Vec<std::thread::Thread>,
+    wakers: Vec<std::task::Waker>,
+}
+
+impl ToWake {
+    pub(crate) fn wake(self) {
+        self.threads.iter().for_each(std::thread::Thread::unpark);
+        self.wakers.into_iter().for_each(std::task::Waker::wake);
+    }
+
+    /// Everything waiting, whatever it waits for (the store is poisoned or closing).
+    fn all(st: &mut SyncState) -> ToWake {
+        ToWake {
+            threads: st.waiters.drain(..).map(|(_, t)| t).collect(),
+            wakers: st.wakers.drain(..).map(|(_, w)| w).collect(),
+        }
+    }
 }
 
 /// Takes the waiters an fsync covered, and one that it did not (if any) to lead the next
-/// fsync, for the caller to wake once it has released the lock (so that they do not wake
-/// only to wait for it).
-fn waiters_to_wake(st: &mut SyncState) -> Vec<std::thread::Thread> {
+/// fsync, and the futures it covered, for the caller to wake once it has released the lock
+/// (so that they do not wake only to wait for it).
+fn waiters_to_wake(st: &mut SyncState) -> ToWake {
     let synced = st.synced;
     let mut leader_woken = false;
-    let mut wake = Vec::new();
+    let mut wake = ToWake::default();
     st.waiters.retain(|(t, th)| {
         if *t <= synced || !leader_woken {
             leader_woken |= *t > synced;
-            wake.push(th.clone());
+            wake.threads.push(th.clone());
+            false
+        } else {
+            true
+        }
+    });
+    st.wakers.retain(|(t, w)| {
+        if *t <= synced {
+            wake.wakers.push(w.clone());
             false
         } else {
             true
@@ -273,8 +324,22 @@ impl Inner {
         &self,
         parts: &[Part<'_>],
         timestamp_us: Option<u64>,
-        mut result: impl FnMut(AppendResult),
+        result: impl FnMut(AppendResult),
     ) -> Result<()> {
+        if let Some(target) = self.append_parts_nowait(parts, timestamp_us, result)? {
+            self.wait_durable(target)?;
+        }
+        Ok(())
+    }
+
+    /// [`Inner::append_parts`] up to the wait for durability: returns the group-commit clock
+    /// value to wait for with [`Durability::Always`], `None` when there is nothing to wait for.
+    pub(crate) fn append_parts_nowait(
+        &self,
+        parts: &[Part<'_>],
+        timestamp_us: Option<u64>,
+        mut result: impl FnMut(AppendResult),
+    ) -> Result<Option<u64>> {
         validate(parts)?;
         let target = {
             let mut guard = self.writer.lock();
@@ -299,7 +364,7 @@ impl Inner {
             if let Some(last) = self.find_resend(w, parts, &mut result)? {
                 drop(guard);
                 self.wait_visible(last)?;
-                return Ok(());
+                return Ok(None);
             }
             // Every expected version is checked before anything is written.
             let mut first_versions = std::mem::take(&mut w.first_versions);
@@ -368,10 +433,7 @@ impl Inner {
             w.first_versions = first_versions;
             target
         };
-        if self.opts.durability == Durability::Always {
-            self.wait_durable(target)?;
-        }
-        Ok(())
+        Ok((self.opts.durability == Durability::Always).then_some(target))
     }
 
     /// Writes one encoded frame (rolling first if it does not fit), updates the indexes and
@@ -875,14 +937,14 @@ impl Inner {
             if let Err(e) = r {
                 self.poisoned.store(true, Ordering::Release);
                 self.sync_epoch.fetch_add(1, Ordering::AcqRel);
-                for (_, t) in st.waiters.drain(..) {
-                    t.unpark();
-                }
+                let wake = ToWake::all(st);
+                drop(s);
+                wake.wake();
                 return Err(e);
             }
             let wake = self.publish_synced(st, upto, next);
             drop(s);
-            wake.iter().for_each(std::thread::Thread::unpark);
+            wake.wake();
         }
     }
 
@@ -904,25 +966,20 @@ impl Inner {
     }
 
     /// Records that the writer's clock up to `written` is durable (after a roll's fsync).
-    fn mark_synced(&self, written: u64, next: u64) {
+    pub(crate) fn mark_synced(&self, written: u64, next: u64) {
         let wake = match self.sync.lock().as_mut() {
             Some(st) => {
                 st.pending = 0;
                 self.publish_synced(st, written, next)
             }
-            None => Vec::new(),
+            None => ToWake::default(),
         };
-        wake.iter().for_each(std::thread::Thread::unpark);
+        wake.wake();
     }
 
     /// Publishes that the writer's clock up to `written` (events before position `next`) is
     /// durable, and returns the waiters to wake once the sync lock is released.
-    fn publish_synced(
-        &self,
-        st: &mut SyncState,
-        written: u64,
-        next: u64,
-    ) -> Vec<std::thread::Thread> {
+    fn publish_synced(&self, st: &mut SyncState, written: u64, next: u64) -> ToWake {
         st.synced = st.synced.max(written);
         // Head first: an appender that sees its clock value synced must see its events.
         self.durable_next.fetch_max(next, Ordering::AcqRel);
@@ -935,10 +992,9 @@ impl Inner {
 
     /// Wakes every parked waiter (the store is poisoned or closing).
     pub(crate) fn wake_all_waiters(&self) {
-        if let Some(st) = self.sync.lock().as_mut() {
-            for (_, t) in st.waiters.drain(..) {
-                t.unpark();
-            }
+        let wake = self.sync.lock().as_mut().map(ToWake::all);
+        if let Some(w) = wake {
+            w.wake();
         }
     }
 
