@@ -359,15 +359,21 @@ impl<S: AsRef<Store>> Subscription<S> {
     /// Writes the checkpoint now (a named subscription whose position moved since the last
     /// one). Returns whether it wrote one.
     pub fn checkpoint(&mut self) -> Result<bool> {
+        self.checkpoint_at(self.next)
+    }
+
+    /// Writes the checkpoint `position` (at most [`Subscription::next_position`]: everything
+    /// before it was handled) if it is not the one stored. Returns whether it wrote one.
+    pub(crate) fn checkpoint_at(&mut self, position: u64) -> Result<bool> {
+        debug_assert!(position <= self.next, "a checkpoint past the events read");
         let now = (self.opts.clock)();
-        let next = self.next;
         let Some(c) = &mut self.checkpoint else {
             return Ok(false);
         };
-        if c.position == Some(next) {
+        if c.position == Some(position) {
             return Ok(false);
         }
-        c.write(self.store.as_ref(), next, now)?;
+        c.write(self.store.as_ref(), position, now)?;
         self.delivered_since = 0;
         Ok(true)
     }

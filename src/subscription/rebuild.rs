@@ -26,7 +26,8 @@ pub struct Progress {
 #[derive(Debug, Clone)]
 pub struct RebuildOptions {
     /// The events (type, stream prefix; `start` may name one stream's version), as for a
-    /// subscription; its checkpoint interval applies to the rebuild's checkpoint.
+    /// subscription; its checkpoint interval applies to the rebuild's checkpoint, counted in
+    /// events read and checked after each batch the handler returned `Ok` for.
     pub subscription: SubscriptionOptions,
     /// Only events appended at or after this time (µs since the Unix epoch).
     pub since_us: Option<u64>,
@@ -51,11 +52,17 @@ impl Default for RebuildOptions {
 /// (`$checkpoint-NAME`) is cleared (soft-deleted: a later start begins from
 /// `opts.subscription.start`), then every event that passes the options, from that start up to
 /// the head as it was when the rebuild began, is handed to `handle` in batches of
-/// `opts.batch`, in position order, with `progress` called after each batch. The checkpoint
-/// moves as batches are handled, so a rebuild stopped by an error or a crash resumes where it
-/// was when run again with the subscription itself ([`Subscription::named`]), and the live
-/// subscription of that name takes over from where the rebuild ended. Returns the events
-/// handled.
+/// `opts.batch`, in position order, with `progress` called after each batch. Returns the
+/// events handled.
+///
+/// The checkpoint only ever covers events `handle` returned `Ok` for (and those the time range
+/// left out): it is written after a handled batch when the interval of `opts.subscription` is
+/// due (after a crash, the events handled since that write are delivered again), when `handle`
+/// returns an error (at the failed batch's first position), and at the end. The subscription
+/// of that name ([`Subscription::named`]) resumes from it: after an error, with the failed
+/// batch, whole, at least once, and nothing skipped; after the end, with what was appended
+/// since the rebuild began. It resumes without `since_us`/`until_us` (a subscription has no
+/// time range); running `rebuild` again starts over from zero.
 ///
 /// ```
 /// use evlog::{EventData, ExpectedVersion, ReadFilter, Store};
@@ -84,8 +91,10 @@ impl Default for RebuildOptions {
 /// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
 ///
-/// Errors: whatever `handle` returns (the events of the failed batch are not checkpointed),
-/// and the store's errors.
+/// Errors: whatever `handle` returns, after the checkpoint of the batches before it was
+/// written (if that write fails too, `handle`'s error is the one returned, and the checkpoint
+/// stays at its last write, which is before the failed batch as well); the store's errors
+/// (the checkpoint then stays at its last write, which covers only handled batches).
 pub fn rebuild(
     store: &Store,
     name: &str,
@@ -98,7 +107,13 @@ pub fn rebuild(
         store.delete_stream(&stream, ExpectedVersion::Any)?;
     }
     let end = store.head_position().map_or(0, |h| h + 1);
-    let mut sub = Subscription::named(store, name, opts.subscription.clone())?;
+    // The subscription only reads: a poll checkpoints what it read, before `handle` has run on
+    // it. The rebuild applies the interval itself, once a batch is handled.
+    let policy = &opts.subscription;
+    let mut reader = policy.clone();
+    reader.checkpoint_every_events = u64::MAX;
+    reader.checkpoint_every = Duration::MAX;
+    let mut sub = Subscription::named(store, name, reader)?;
     if let Start::End = opts.subscription.start {
         // A rebuild replays what is stored: nothing, from the end.
         sub.checkpoint()?;
@@ -107,9 +122,13 @@ pub fn rebuild(
     let batch_len = opts.batch.max(1);
     let mut batch = Vec::with_capacity(batch_len);
     let mut events = 0;
+    // Events read since the last checkpoint, and its time, as a subscription counts them.
+    let mut read_since = 0;
+    let mut checkpointed_at = (policy.clock)();
     while sub.next_position() < end {
+        let first = sub.next_position();
         batch.clear();
-        sub.poll_before(batch_len, Duration::ZERO, end, |e| {
+        let polled = sub.poll_before(batch_len, Duration::ZERO, end, |e| {
             if opts.since_us.is_none_or(|t| e.timestamp_us >= t)
                 && opts.until_us.is_none_or(|t| e.timestamp_us <= t)
             {
@@ -118,8 +137,22 @@ pub fn rebuild(
             ControlFlow::Continue(())
         })?;
         if !batch.is_empty() {
-            handle(&batch)?;
+            if let Err(e) = handle(&batch) {
+                // Everything before the failed batch was handled: store that much. The
+                // handler's error is the one to return, whether this write works or not.
+                let _ = sub.checkpoint_at(first);
+                return Err(e);
+            }
             events += batch.len() as u64;
+        }
+        read_since += polled.delivered;
+        let now = (policy.clock)();
+        if (read_since >= policy.checkpoint_every_events
+            || now.saturating_duration_since(checkpointed_at) >= policy.checkpoint_every)
+            && sub.checkpoint()?
+        {
+            read_since = 0;
+            checkpointed_at = now;
         }
         progress(Progress {
             events,
