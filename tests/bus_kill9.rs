@@ -2,7 +2,10 @@
 //! errors and panics, and events marked poisoned that fail until the last child) with a
 //! concurrency drawn per child, asks for a redrive of the parked events half of the time, and
 //! reports every event it handles. The parent appends events
-//! between children and kills each child at a random moment; the last child heals the handler,
+//! between children and kills each child with SIGKILL at a random moment after it reported that
+//! its handler runs (one child in eight at a random moment after its start instead, which may
+//! land while it opens the store and resumes), until 200 children were killed while handling;
+//! a child that ends any other way fails the test. The last child heals the handler,
 //! redrives every parked event and runs until it has caught up. Then every event was handled at
 //! least once, and the first handlings of each stream's events came in version order: nothing
 //! lost or reordered by a crash, whatever the checkpoint, dead-letter and redrive records held.
@@ -16,9 +19,11 @@
 
 #![cfg(feature = "bus")]
 
-mod common;
+mod kill9_common;
 
-use common::{kill9_child, kill9_rounds_and_seed, run_child};
+use kill9_common::{
+    Kill, abort_on_unexpected_panic, assert_under_cap, kill9_child, kills_and_seed, run_child,
+};
 use std::collections::{BTreeMap, HashSet};
 use std::io::Write;
 use std::path::Path;
@@ -34,8 +39,11 @@ const CHILD_DIR_ENV: &str = "EVLOG_BUSKILL_CHILD_DIR";
 /// Set in the last child: heal, redrive, run until caught up, then exit 0.
 const CHILD_FINISH_ENV: &str = "EVLOG_BUSKILL_FINISH";
 const CHILD_SEED_ENV: &str = "EVLOG_BUSKILL_SEED";
+/// How many children to kill while their handler runs (default [`DEFAULT_KILLS`]).
 const ROUNDS_ENV: &str = "EVLOG_BUSKILL_ROUNDS";
-const DEFAULT_ROUNDS: u64 = 200;
+const DEFAULT_KILLS: u64 = 200;
+/// The message of the handler's planned panics.
+const PLANNED_PANIC: &str = "ledger crashed";
 const TEST_NAME: &str = "kill9_bus_handler_loses_and_reorders_nothing";
 const STREAMS: u64 = 10;
 
@@ -62,6 +70,9 @@ fn report(line: &str) {
 }
 
 fn child_main(dir: &Path) -> ! {
+    // Handler panics are part of the test: keep them off the output. Any other panic aborts
+    // the child, which fails the test.
+    abort_on_unexpected_panic(|m| m == PLANNED_PANIC);
     let finish = std::env::var(CHILD_FINISH_ENV).is_ok();
     let seed: u64 = std::env::var(CHILD_SEED_ENV).unwrap().parse().unwrap();
     let mut rng = StdRng::seed_from_u64(seed);
@@ -80,8 +91,6 @@ fn child_main(dir: &Path) -> ! {
     let fail_rate = if finish { 0.0 } else { 0.1 };
     let redrive_at_start = rng.gen_bool(0.5);
     let handler_rng = Arc::new(Mutex::new(StdRng::seed_from_u64(seed ^ 0xfa11)));
-    // Handler panics are part of the test: keep them off the output.
-    std::panic::set_hook(Box::new(|_| {}));
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
@@ -94,7 +103,7 @@ fn child_main(dir: &Path) -> ! {
             let stream = ctx.event().stream.to_string();
             let fails = (e.poisoned && !finish) || r < fail_rate;
             if fails && r < fail_rate / 2.0 {
-                panic!("ledger crashed");
+                panic!("{PLANNED_PANIC}");
             }
             if !fails {
                 // Reported before the handler returns: whatever the bus records as done was
@@ -109,12 +118,19 @@ fn child_main(dir: &Path) -> ! {
             }
         })
         .unwrap();
+        // The handler runs: from here on, a kill lands while it handles events (or idles).
+        report("@@R\n");
         if !finish {
             // Parked events whose failure was passing are handled again; poisoned ones are
             // parked again.
             if redrive_at_start {
                 bus.dead_letters("ledger").redrive_all("test").unwrap();
             }
+            // Caught up (the parent counts the kills that came before).
+            if let Some(head) = store.head_position() {
+                bus.wait_for("ledger", head).await.unwrap();
+            }
+            report("@@C\n");
             loop {
                 tokio::time::sleep(Duration::from_secs(3600)).await;
             }
@@ -141,16 +157,22 @@ fn kill9_bus_handler_loses_and_reorders_nothing() {
     if let Ok(dir) = std::env::var(CHILD_DIR_ENV) {
         child_main(Path::new(&dir));
     }
-    let (rounds, seed) = kill9_rounds_and_seed(ROUNDS_ENV, DEFAULT_ROUNDS);
-    println!("bus kill9: {rounds} rounds, seed {seed}");
+    let (target, seed) = kills_and_seed(ROUNDS_ENV, DEFAULT_KILLS);
+    println!("bus kill9: {target} kills, seed {seed}");
     let mut rng = StdRng::seed_from_u64(seed);
     let dir = tempfile::tempdir().unwrap();
     let mut published: BTreeMap<String, u64> = BTreeMap::new();
     let mut handled: Vec<(String, u64)> = Vec::new();
     let mut kills = 0;
+    // Kills before the child had caught up with the head it saw after its start.
+    let mut kills_catching_up = 0;
     let mut handled_before_last = 0;
-    for round in 0..=rounds {
-        let finish = round == rounds;
+    let mut round = 0;
+    loop {
+        let finish = kills >= target;
+        if !finish {
+            assert_under_cap(round, kills, target, seed);
+        }
         {
             let store = opts()
                 .durability(Durability::Never)
@@ -172,22 +194,35 @@ fn kill9_bus_handler_loses_and_reorders_nothing() {
         }
         let mut cmd = kill9_child(TEST_NAME, CHILD_DIR_ENV, dir.path());
         cmd.env(CHILD_SEED_ENV, rng.r#gen::<u64>().to_string());
-        if finish {
+        let kill = if finish {
             cmd.env(CHILD_FINISH_ENV, "1");
             handled_before_last = handled.len();
+            Kill::Never
+        } else if rng.gen_ratio(1, 8) {
+            Kill::AfterStart(Duration::from_micros(rng.gen_range(0..30_000)))
+        } else if rng.gen_ratio(3, 4) {
+            // A child mostly catches up within a few milliseconds of its start.
+            Kill::AfterReady(Duration::from_micros(rng.gen_range(0..20_000)))
+        } else {
+            Kill::AfterReady(Duration::from_micros(rng.gen_range(0..120_000)))
+        };
+        let run = run_child(cmd, kill, &format!("seed {seed}, round {round}"));
+        kills += u64::from(run.killed_running);
+        if run.killed_running && !run.lines.iter().any(|l| l == "C") {
+            kills_catching_up += 1;
         }
-        let kill_after = (!finish).then(|| Duration::from_micros(rng.gen_range(0..150_000)));
-        let (lines, killed) = run_child(cmd, "@@H ", kill_after);
-        kills += u64::from(killed);
-        for l in lines {
-            let (stream, n) = l.split_once(' ').unwrap();
-            handled.push((stream.to_owned(), n.parse().unwrap()));
+        for l in run.lines {
+            if let Some(h) = l.strip_prefix("H ") {
+                let (stream, n) = h.split_once(' ').unwrap();
+                handled.push((stream.to_owned(), n.parse().unwrap()));
+            }
         }
+        if finish {
+            break;
+        }
+        round += 1;
     }
-    assert!(
-        kills * 2 >= rounds,
-        "only {kills} of {rounds} children were killed"
-    );
+    assert!(kills >= target, "only {kills} of {target} kills");
     // Every event handled, the first handlings of each stream in version order.
     let mut seen: HashSet<(&str, u64)> = HashSet::new();
     let mut next: BTreeMap<&str, u64> = BTreeMap::new();
@@ -212,8 +247,10 @@ fn kill9_bus_handler_loses_and_reorders_nothing() {
     let rep = store.verify().unwrap();
     assert!(rep.is_clean(), "{:?}", rep.problems);
     println!(
-        "bus kill9: {kills} kills, {} events each handled at least once in per-stream order \
-         ({} handlings, {handled_before_last} by the killed children)",
+        "bus kill9: {kills} kills while the handler ran ({kills_catching_up} before it had caught \
+         up; {} more before it ran, {round} rounds), {} events each handled at least once in per-stream order ({} handlings, \
+         {handled_before_last} by the killed children)",
+        round - kills,
         seen.len(),
         handled.len()
     );

@@ -5,7 +5,10 @@
 //! an earlier check saw is still there, and verify finds no problem. Then the next child runs on
 //! the same directory, recovering what the last one left. Half the children also compress their
 //! sealed segments in the background (`StoreOptions::compress_sealed`), so kills land during
-//! compressions too.
+//! compressions too. Every child must end by the parent's SIGKILL, after it reported that it
+//! opens the store: one that ends any other way (an exit of its own, a panic on any of its
+//! threads, another signal), or never reports, fails the test with its stderr shown, so each
+//! round is one real kill.
 //!
 //! The child is this test binary itself, run with `EVLOG_KILL9_CHILD_DIR` set: the test function
 //! then plays the child and never returns.
@@ -18,6 +21,8 @@
 //!
 //! `EVLOG_KILL9_SEED` replays a run (the seed is printed). `EVLOG_KILL9_DIR` puts the stores under
 //! a chosen directory instead of the system temp dir.
+
+mod kill9_common;
 
 use std::collections::HashMap;
 use std::io::{BufRead, BufReader, Read, Write};
@@ -143,6 +148,8 @@ fn report(line: &str) {
 fn child_main(dir: &Path) -> ! {
     let seed: u64 = std::env::var(CHILD_SEED_ENV).unwrap().parse().unwrap();
     let round: u64 = std::env::var(CHILD_ROUND_ENV).unwrap().parse().unwrap();
+    // A panic on any thread aborts the child (SIGABRT, not SIGKILL), which fails the test.
+    kill9_common::abort_on_unexpected_panic(|_| false);
     let mut rng = StdRng::seed_from_u64(seed);
     let threads = rng.gen_range(1..=3usize);
     // Half the children also compress their sealed segments in the background, so that kills
@@ -347,12 +354,18 @@ fn run_child(dir: &Path, round: u64, seed: u64, delay: Duration) -> ChildRun {
         s
     });
     let mut lines = Vec::new();
-    // Wait until the child is about to open the store, then give it `delay`.
+    // Wait until the child is about to open the store, then give it `delay`. (If its stdout
+    // closes first, it ended by itself: the check below fails.)
+    let mut timed_out = false;
     let started = loop {
         match rx.recv_timeout(Duration::from_secs(60)) {
             Ok(l) if l == "S" => break Some(Instant::now()),
             Ok(l) => lines.push(l),
-            Err(_) => break None,
+            Err(mpsc::RecvTimeoutError::Timeout) => {
+                timed_out = true;
+                break None;
+            }
+            Err(mpsc::RecvTimeoutError::Disconnected) => break None,
         }
     };
     if let Some(at) = started {
@@ -370,6 +383,10 @@ fn run_child(dir: &Path, round: u64, seed: u64, delay: Duration) -> ChildRun {
     reader.join().unwrap();
     lines.extend(rx.try_iter());
     let stderr = err_reader.join().unwrap();
+    assert!(
+        !timed_out,
+        "round {round}: the child did not report @@S within 60 s; its stderr:\n{stderr}"
+    );
     assert_eq!(
         status.signal(),
         Some(9),

@@ -1,8 +1,11 @@
 //! kill -9 of a process running named subscriptions: a child copies every input event to an
 //! output stream with `Subscription::commit_with` (output and checkpoint in one atomic append)
 //! and, beside it, a second subscription reports every event it is handed and checkpoints every
-//! few events. The parent adds input events between children and kills each child at a random
-//! moment; at the end one child runs until it has caught up. Then every input has exactly one
+//! few events. The parent adds input events between children and kills each child with SIGKILL
+//! at a random moment after it reported that both subscriptions run (one child in eight at a
+//! random moment after its start instead, which may land while it opens the store and its
+//! subscriptions), until 200 children were killed while running them; a child that ends any
+//! other way fails the test. At the end one child runs until it has caught up. Then every input has exactly one
 //! output (no duplicate, none missing, in per-stream order), and every input was reported by
 //! the plain subscription at least once.
 //!
@@ -13,9 +16,11 @@
 //! EVLOG_SUBKILL_ROUNDS=2000 cargo test --release --test subscription_kill9 -- --nocapture
 //! ```
 
-mod common;
+mod kill9_common;
 
-use common::{kill9_child, kill9_rounds_and_seed, run_child};
+use kill9_common::{
+    Kill, abort_on_unexpected_panic, assert_under_cap, kill9_child, kills_and_seed, run_child,
+};
 use std::collections::{HashMap, HashSet};
 use std::io::Write;
 use std::path::Path;
@@ -31,8 +36,9 @@ use rand::{Rng, SeedableRng};
 const CHILD_DIR_ENV: &str = "EVLOG_SUBKILL_CHILD_DIR";
 /// Set in the last child: run until caught up, then exit 0.
 const CHILD_FINISH_ENV: &str = "EVLOG_SUBKILL_FINISH";
+/// How many children to kill while their subscriptions run (default [`DEFAULT_KILLS`]).
 const ROUNDS_ENV: &str = "EVLOG_SUBKILL_ROUNDS";
-const DEFAULT_ROUNDS: u64 = 200;
+const DEFAULT_KILLS: u64 = 200;
 const TEST_NAME: &str = "kill9_subscriptions_copy_exactly_once_and_deliver_at_least_once";
 const INPUT_STREAMS: u64 = 12;
 
@@ -61,6 +67,8 @@ fn report(line: &str) {
 }
 
 fn child_main(dir: &Path) -> ! {
+    // A panic aborts the child, which fails the test.
+    abort_on_unexpected_panic(|_| false);
     let finish = std::env::var(CHILD_FINISH_ENV).is_ok();
     let store = opts().open(dir).unwrap_or_else(|e| {
         eprintln!("child: open: {e}");
@@ -69,6 +77,9 @@ fn child_main(dir: &Path) -> ! {
     report("@@O\n");
     let mut copier = Subscription::named(&store, "copier", inputs_filter()).unwrap();
     let mut seer = Subscription::named(&store, "seer", inputs_filter()).unwrap();
+    // Both subscriptions run: from here on, a kill lands while they handle events (or idle).
+    report("@@R\n");
+    let mut caught_up = false;
     loop {
         let batch = copier.poll_owned(1, Duration::ZERO).unwrap();
         for e in &batch {
@@ -89,6 +100,11 @@ fn child_main(dir: &Path) -> ! {
             .unwrap()
             .delivered;
         if batch.is_empty() && seen == 0 {
+            if !caught_up {
+                // The parent counts the kills that came before.
+                report("@@C\n");
+                caught_up = true;
+            }
             if finish {
                 seer.stop().unwrap();
                 std::process::exit(0);
@@ -103,13 +119,20 @@ fn kill9_subscriptions_copy_exactly_once_and_deliver_at_least_once() {
     if let Ok(dir) = std::env::var(CHILD_DIR_ENV) {
         child_main(Path::new(&dir));
     }
-    let (rounds, seed) = kill9_rounds_and_seed(ROUNDS_ENV, DEFAULT_ROUNDS);
-    println!("subscription kill9: {rounds} rounds, seed {seed}");
+    let (target, seed) = kills_and_seed(ROUNDS_ENV, DEFAULT_KILLS);
+    println!("subscription kill9: {target} kills, seed {seed}");
     let mut rng = StdRng::seed_from_u64(seed);
     let dir = tempfile::tempdir().unwrap();
     let mut delivered: HashSet<u64> = HashSet::new();
     let mut kills = 0;
-    for round in 0..=rounds {
+    // Kills before the child had caught up with the inputs.
+    let mut kills_catching_up = 0;
+    let mut round = 0;
+    loop {
+        let finish = kills >= target;
+        if !finish {
+            assert_under_cap(round, kills, target, seed);
+        }
         // More input between children, so that children start both behind and caught up.
         {
             let store = opts()
@@ -128,24 +151,31 @@ fn kill9_subscriptions_copy_exactly_once_and_deliver_at_least_once() {
             }
             store.close().unwrap();
         }
-        let finish = round == rounds;
         let mut cmd = kill9_child(TEST_NAME, CHILD_DIR_ENV, dir.path());
-        if finish {
+        let kill = if finish {
             cmd.env(CHILD_FINISH_ENV, "1");
+            Kill::Never
+        } else if rng.gen_ratio(1, 8) {
+            Kill::AfterStart(Duration::from_micros(rng.gen_range(0..20_000)))
+        } else {
+            Kill::AfterReady(Duration::from_micros(rng.gen_range(0..50_000)))
+        };
+        let run = run_child(cmd, kill, &format!("seed {seed}, round {round}"));
+        kills += u64::from(run.killed_running);
+        if run.killed_running && !run.lines.iter().any(|l| l == "C") {
+            kills_catching_up += 1;
         }
-        let kill_after = (!finish).then(|| Duration::from_micros(rng.gen_range(0..60_000)));
-        let (lines, killed) = run_child(cmd, "@@", kill_after);
-        kills += u64::from(killed);
-        for l in lines {
+        for l in run.lines {
             if let Some(p) = l.strip_prefix("D ") {
                 delivered.insert(p.parse().unwrap());
             }
         }
+        if finish {
+            break;
+        }
+        round += 1;
     }
-    assert!(
-        kills * 2 >= rounds,
-        "only {kills} of {rounds} children were killed"
-    );
+    assert!(kills >= target, "only {kills} of {target} kills");
 
     let store = opts().open(dir.path()).unwrap();
     let all: Vec<RecordedEvent> = store
@@ -182,8 +212,10 @@ fn kill9_subscriptions_copy_exactly_once_and_deliver_at_least_once() {
     let rep = store.verify().unwrap();
     assert!(rep.is_clean(), "{:?}", rep.problems);
     println!(
-        "subscription kill9: {kills} kills, {} inputs each copied exactly once and delivered at \
-         least once ({} deliveries seen)",
+        "subscription kill9: {kills} kills while the subscriptions ran ({kills_catching_up} before \
+         they had caught up; {} more before they ran, {round} rounds), {} inputs each copied exactly once and delivered at least once ({} \
+         deliveries seen)",
+        round - kills,
         inputs.len(),
         delivered.len()
     );
