@@ -446,6 +446,22 @@ async fn events_published_by_a_handler_carry_causation_and_correlation() {
         Ok(Outcome::Handled)
     })
     .unwrap();
+    // Through the bus itself, not the context: the ids are set all the same.
+    let through = bus.clone();
+    bus.subscribe("notifier", move |_ctx, e: OrderPlaced| {
+        let bus = through.clone();
+        async move {
+            let note = EventData::new("Notified", e.order.clone().into_bytes());
+            bus.publish(
+                &format!("note-{}", e.order),
+                ExpectedVersion::NoStream,
+                vec![note],
+            )
+            .await?;
+            Ok(Outcome::Handled)
+        }
+    })
+    .unwrap();
     let correlation = Uuid::new_v4();
     let placed = OrderPlaced {
         order: "o-1".into(),
@@ -470,18 +486,41 @@ async fn events_published_by_a_handler_carry_causation_and_correlation() {
         .unwrap()
         .last_position;
     bus.wait_for("shipper", last).await.unwrap();
+    bus.wait_for("notifier", last).await.unwrap();
 
     for (order, cause, corr) in [("o-1", with.id, correlation), ("o-2", bare.id, bare.id)] {
-        let shipped: Vec<_> = bus
-            .store()
-            .read_stream(&format!("shipment-{order}"), 0, Direction::Forward, 10)
-            .map(|e| e.unwrap())
-            .collect();
-        assert_eq!(shipped.len(), 1);
-        assert_eq!(&*shipped[0].event_type, "OrderShipped");
-        assert_eq!(shipped[0].metadata.causation_id, Some(cause));
-        assert_eq!(shipped[0].metadata.correlation_id, Some(corr));
+        for (stream, event_type) in [("shipment", "OrderShipped"), ("note", "Notified")] {
+            let caused: Vec<_> = bus
+                .store()
+                .read_stream(&format!("{stream}-{order}"), 0, Direction::Forward, 10)
+                .map(|e| e.unwrap())
+                .collect();
+            assert_eq!(caused.len(), 1);
+            assert_eq!(&*caused[0].event_type, event_type);
+            assert_eq!(caused[0].metadata.causation_id, Some(cause), "{stream}");
+            assert_eq!(caused[0].metadata.correlation_id, Some(corr), "{stream}");
+        }
     }
+    // A publish outside any handler sets neither.
+    let r = bus
+        .publish(
+            "order-3",
+            ExpectedVersion::NoStream,
+            vec![bare.clone().with_id(Uuid::new_v4())],
+        )
+        .await
+        .unwrap();
+    let e = bus
+        .store()
+        .read_stream("order-3", 0, Direction::Forward, 1)
+        .next()
+        .unwrap()
+        .unwrap();
+    assert_eq!(e.position, r.first_position);
+    assert_eq!(
+        (e.metadata.causation_id, e.metadata.correlation_id),
+        (None, None)
+    );
     bus.shutdown().await.unwrap();
 }
 

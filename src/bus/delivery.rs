@@ -2,6 +2,7 @@
 //! failure), the retry decision and delay, or (for redrives) attempts with the backoff between
 //! them until the handler succeeds, the retries run out or the bus shuts down.
 
+use std::cell::Cell;
 use std::future::Future;
 use std::panic::AssertUnwindSafe;
 use std::pin::Pin;
@@ -22,6 +23,7 @@ use crate::bus::stats::Counters;
 use crate::event::ReadFilter;
 use crate::event::RecordedEvent;
 use crate::store::EventRef;
+use uuid::Uuid;
 
 /// How a delivery with its retries ended.
 pub(crate) enum Delivery {
@@ -227,9 +229,10 @@ impl Deliverer {
             unreachable!("called for async handlers only");
         };
         let ctx = HandlerContext::new(self.bus.clone(), self.name.clone(), event.clone(), attempt);
+        let cause = (event.id, ctx.correlation_id());
         let started = {
             let _in = span.enter();
-            std::panic::catch_unwind(AssertUnwindSafe(|| deliver(ctx)))
+            std::panic::catch_unwind(AssertUnwindSafe(|| with_cause(cause, || deliver(ctx))))
         };
         let fut = match started {
             Ok(Ok(fut)) => fut,
@@ -241,7 +244,7 @@ impl Deliverer {
             }
             Err(p) => return Err(panicked(p)),
         };
-        match (CatchUnwind { fut }).instrument(span).await {
+        match (CatchUnwind { fut, cause }).instrument(span).await {
             Ok(Ok(outcome)) => Ok(outcome),
             Ok(Err(e)) => Err(failure(ParkReason::Failed, e.to_string())),
             Err(p) => Err(panicked(p)),
@@ -288,18 +291,46 @@ fn panicked(p: Box<dyn std::any::Any + Send>) -> Failure {
     )
 }
 
-/// A handler's future, polled with panics caught: the delivering task goes on after a handler
-/// panics, without a task of its own per delivery.
+/// A handler's future, polled with panics caught (the delivering task goes on after a handler
+/// panics, without a task of its own per delivery) and with its event as the thread's cause.
 struct CatchUnwind {
     fut: HandlerFuture,
+    cause: (Uuid, Uuid),
+}
+
+thread_local! {
+    /// The event whose handler runs on this thread, now: its id and its correlation id.
+    static CAUSE: Cell<Option<(Uuid, Uuid)>> = const { Cell::new(None) };
+}
+
+/// Runs `f` with `cause` (an event's id and correlation id) as the thread's cause, and puts the
+/// cause it had back after, even when `f` panics.
+fn with_cause<R>(cause: (Uuid, Uuid), f: impl FnOnce() -> R) -> R {
+    struct Restore(Option<(Uuid, Uuid)>);
+    impl Drop for Restore {
+        fn drop(&mut self) {
+            CAUSE.set(self.0);
+        }
+    }
+    let _restore = Restore(CAUSE.replace(Some(cause)));
+    f()
+}
+
+/// The id and correlation id of the event whose async handler is being polled on this thread:
+/// what [`EventBus::publish`] called from inside a handler sets as causation and correlation.
+pub(crate) fn current_cause() -> Option<(Uuid, Uuid)> {
+    CAUSE.get()
 }
 
 impl Future for CatchUnwind {
     type Output = Result<HandlerResult, Box<dyn std::any::Any + Send>>;
 
     fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let cause = self.cause;
         let fut = &mut self.fut;
-        match std::panic::catch_unwind(AssertUnwindSafe(|| fut.as_mut().poll(cx))) {
+        match std::panic::catch_unwind(AssertUnwindSafe(|| {
+            with_cause(cause, || fut.as_mut().poll(cx))
+        })) {
             Ok(Poll::Pending) => Poll::Pending,
             Ok(Poll::Ready(r)) => Poll::Ready(Ok(r)),
             Err(p) => Poll::Ready(Err(p)),

@@ -153,12 +153,22 @@ impl EventBus {
     /// they are. On a store with [`Durability::Always`](crate::Durability::Always) the wait for the fsync is asynchronous
     /// ([`Store::append_async`]): the store's syncer thread leads it, shared with every other
     /// publish under way (group commit), and the task is woken when it ends.
+    ///
+    /// Called from inside an async handler (awaited by it, not in a task it spawned), the
+    /// events get the handled event's id as causation id and its correlation id, where they
+    /// have none, as with [`HandlerContext::publish`].
     pub async fn publish(
         &self,
         stream: &str,
         expected: ExpectedVersion,
-        events: Vec<EventData>,
+        mut events: Vec<EventData>,
     ) -> Result<AppendResult, BusError> {
+        if let Some((id, correlation)) = crate::bus::delivery::current_cause() {
+            for e in &mut events {
+                e.metadata.causation_id.get_or_insert(id);
+                e.metadata.correlation_id.get_or_insert(correlation);
+            }
+        }
         let observed = self.inner.observer.as_ref().map(|_| {
             let bytes = events.iter().map(|e| e.payload.len() as u64).sum::<u64>();
             (events.len(), bytes, std::time::Instant::now())
