@@ -1,5 +1,5 @@
-//! kill -9: a child process appends with `Durability::Always` and reports every acknowledged
-//! append on stdout; the parent kills it with SIGKILL at a random moment (some children while
+//! kill -9: a child process appends with `Durability::Always` (`append`, `append_async` and
+//! `append_multi`) and reports every acknowledged append on stdout; the parent kills it with SIGKILL at a random moment (some children while
 //! they open and recover the store, most while they append), then checks the directory: every
 //! acknowledged event is there and byte-identical, positions and versions are dense, everything
 //! an earlier check saw is still there, and verify finds no problem. Then the next child runs on
@@ -177,6 +177,9 @@ fn child_main(dir: &Path) -> ! {
 
 fn child_thread(store: &Store, round: u64, t: usize, threads: usize, seed: u64) {
     let mut rng = StdRng::seed_from_u64(seed);
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .build()
+        .expect("runtime");
     let mine: Vec<usize> = (0..STREAMS.len()).filter(|i| i % threads == t).collect();
     let mut counter = 0u64;
     let mut last: Option<(usize, Vec<EventData>, evlog::AppendResult)> = None;
@@ -258,7 +261,15 @@ fn child_thread(store: &Store, round: u64, t: usize, threads: usize, seed: u64) 
             (_, None) => ExpectedVersion::NoStream,
             (_, Some(v)) => ExpectedVersion::Exact(v),
         };
-        let r = match store.append(STREAMS[s], expected, &events) {
+        // One in three through `append_async`: its fsync is led by the store's syncer thread.
+        let appended = if rng.gen_ratio(1, 3) {
+            store
+                .append_async(STREAMS[s], expected, &events)
+                .and_then(|durable| rt.block_on(durable))
+        } else {
+            store.append(STREAMS[s], expected, &events)
+        };
+        let r = match appended {
             Ok(r) => r,
             Err(e) => {
                 eprintln!("child: append failed: {e}");
