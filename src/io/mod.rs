@@ -6,6 +6,7 @@
 
 #[cfg(feature = "fault-injection")]
 pub mod fault;
+mod pages;
 mod real;
 
 use std::fmt::Debug;
@@ -14,6 +15,7 @@ use std::path::Path;
 use std::sync::Arc;
 
 use crate::error::{Error, Result};
+pub use pages::{PageBuf, reusable_pages};
 pub use real::RealFs;
 
 /// An open file.

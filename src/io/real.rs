@@ -131,3 +131,18 @@ impl Vfs for RealFs {
         }
     }
 }
+
+/// Tells the kernel that the pages of `map` may be taken back without being written out
+/// (`MADV_FREE`): a pooled buffer's contents are never read before they are written again
+/// (see `pages`). Advice only: refused, the pages stay as they are.
+pub(super) fn lazy_free(map: &memmap2::MmapMut) {
+    #[cfg(target_os = "linux")]
+    {
+        // SAFETY: `MADV_FREE` may replace the contents of these pages with zeros at any time
+        // until they are written again. The buffer is in no one's hands (it is being returned
+        // to the pool), and whoever takes it from the pool writes every byte it reads.
+        let _ = unsafe { map.unchecked_advise(memmap2::UncheckedAdvice::Free) };
+    }
+    #[cfg(not(target_os = "linux"))]
+    let _ = map;
+}

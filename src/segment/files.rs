@@ -279,17 +279,17 @@ pub fn read_zseg_image(vfs: &dyn Vfs, path: &Path) -> Result<Vec<u8>> {
 const DECOMPRESS_THREADS: usize = 2;
 
 /// The decompressed image of a compressed segment, as the image cache and readers hold it:
-/// in anonymous memory populated at once (see [`crate::io::zeroed_pages`]), so that
-/// decompressing a 64 MiB segment does not spend a third of its time in page faults.
+/// in anonymous memory recycled from earlier images or populated at once (see
+/// [`crate::io::reusable_pages`]), so that decompressing a 64 MiB segment does not spend a
+/// third of its time in page faults.
 pub struct Image {
-    map: memmap2::MmapMut,
-    len: usize,
+    map: crate::io::PageBuf,
 }
 
 impl std::ops::Deref for Image {
     type Target = [u8];
     fn deref(&self) -> &[u8] {
-        &self.map[..self.len]
+        &self.map
     }
 }
 
@@ -300,17 +300,18 @@ impl Image {
     pub fn read_zseg(vfs: &dyn Vfs, path: &Path, threads: usize) -> Result<(Image, u32)> {
         let f = vfs.open(path, false).map_err(Error::io("open", path))?;
         let len = f.len().map_err(Error::io("stat", path))? as usize;
-        let mut file = crate::io::zeroed_pages(len).map_err(Error::io("allocate", path))?;
+        let mut file = crate::io::reusable_pages(len).map_err(Error::io("allocate", path))?;
         let got = crate::io::read_into_slice(&*f, path, 0, &mut file[..len])?;
         let file = &file[..got];
         let corrupted = |e| Error::corrupted(path, 0, e);
         let layout = crate::wire::zseg::decode_zseg(file).map_err(corrupted)?;
         let len = layout.image_len as usize;
-        let mut map = crate::io::zeroed_pages(len).map_err(Error::io("allocate", path))?;
-        let data_crc =
-            crate::wire::zseg::decompress_image_into(file, &layout, &mut map[..len], threads)
-                .map_err(corrupted)?;
-        Ok((Image { map, len }, data_crc))
+        // Every byte of it is written: the blocks tile the image, and each must decompress
+        // to exactly its length.
+        let mut map = crate::io::reusable_pages(len).map_err(Error::io("allocate", path))?;
+        let data_crc = crate::wire::zseg::decompress_image_into(file, &layout, &mut map, threads)
+            .map_err(corrupted)?;
+        Ok((Image { map }, data_crc))
     }
 }
 
