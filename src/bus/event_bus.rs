@@ -17,8 +17,8 @@ use crate::bus::observer::BusObserver;
 use crate::bus::runner::Runner;
 use crate::bus::stats::{Counters, HandlerStats};
 use crate::event::{AppendResult, EventData, ExpectedVersion, ReadFilter, RecordedEvent};
-use crate::store::{Durability, EventRef};
 use crate::store::Store;
+use crate::store::{Durability, EventRef};
 
 /// The event bus: [`EventBus::publish`] appends to the store; each handler
 /// ([`EventBus::subscribe`]) runs as a tokio task over a named subscription of the store, with
