@@ -17,8 +17,15 @@ const POOL_BUFFERS_MAX: usize = 4;
 /// Bytes of the buffers kept for reuse, at most (four 64 MiB images, or fewer larger ones).
 const POOL_BYTES_MAX: usize = 256 << 20;
 
-/// Fresh buffers are mapped in multiples of this.
-const SIZE_STEP: usize = 1 << 20;
+/// The length a fresh buffer for `len` bytes is mapped with: a little longer, to the next
+/// multiple of a step of about 1/32 of it (a page at least, 1 MiB at most), because the images
+/// and compressed files of one store differ by a few bytes and a buffer must fit the next one
+/// to be reused for it. Never more than about 6 % longer: a store of many small segments may
+/// hold an image of each.
+fn mapped_len(len: usize) -> usize {
+    let step = (len / 32).next_power_of_two().clamp(4096, 1 << 20);
+    len.checked_next_multiple_of(step).unwrap_or(len)
+}
 
 static POOL: Mutex<Vec<memmap2::MmapMut>> = Mutex::new(Vec::new());
 
@@ -73,12 +80,9 @@ pub fn reusable_pages(len: usize) -> io::Result<PageBuf> {
             .map(|(i, _)| i);
         best.map(|i| pool.swap_remove(i))
     };
-    // Fresh buffers are mapped a little longer than asked, to the next multiple of
-    // `SIZE_STEP`: the images and compressed files of one store differ by a few bytes, and
-    // a buffer must fit the next one to be reused for it.
     let map = match reused {
         Some(m) => m,
-        None => super::zeroed_pages(len.checked_next_multiple_of(SIZE_STEP).unwrap_or(len))?,
+        None => super::zeroed_pages(mapped_len(len))?,
     };
     Ok(PageBuf {
         map: Some(map),
@@ -105,6 +109,18 @@ mod tests {
             again.fill(1);
             assert!(again.iter().all(|&x| x == 1));
         }
+    }
+
+    #[test]
+    fn fresh_buffers_are_mapped_at_most_a_sixteenth_longer() {
+        for len in [1, 4096, 5000, 64 << 10, (26 << 20) + 12345, (64 << 20) + 45] {
+            let m = mapped_len(len);
+            assert!(m >= len);
+            assert!(m - len <= (len / 16).max(4095), "{len} -> {m}");
+        }
+        assert_eq!(mapped_len(4096), 4096);
+        // Two images a few bytes apart get the same length.
+        assert_eq!(mapped_len((64 << 20) + 45), mapped_len((64 << 20) + 900));
     }
 
     #[test]
