@@ -166,3 +166,43 @@ fn without_fsyncs_to_wait_for_the_future_is_ready_at_once() {
         assert_eq!(all.len() as u64, head.unwrap() + 1);
     }
 }
+
+#[cfg(feature = "fault-injection")]
+#[test]
+fn a_failed_write_or_fsync_fails_the_future_and_refuses_later_appends() {
+    use evlog::io::fault::{Fault, FaultFs};
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .build()
+        .unwrap();
+    for transient in [false, true] {
+        let fs = FaultFs::new();
+        let store = StoreOptions::new()
+            .durability(Durability::Always)
+            .vfs(Arc::new(fs.clone()))
+            .open("/store")
+            .unwrap();
+        rt.block_on(
+            store
+                .append_async("a", ExpectedVersion::NoStream, &[event(0)])
+                .unwrap(),
+        )
+        .unwrap();
+        // The next operation (the syncer's write of the frame) fails.
+        let at = fs.ops();
+        fs.set_fault(Some(if transient {
+            Fault::TransientEio(at)
+        } else {
+            Fault::PersistentEio(at)
+        }));
+        let pending = store
+            .append_async("a", ExpectedVersion::Exact(0), &[event(1)])
+            .unwrap();
+        let err = rt.block_on(pending).unwrap_err();
+        assert!(matches!(err, Error::Poisoned), "{err}");
+        // Poisoned until reopened, whether or not the disk works again.
+        let err = store
+            .append_async("a", ExpectedVersion::Any, &[event(2)])
+            .unwrap_err();
+        assert!(matches!(err, Error::Poisoned), "{err}");
+    }
+}

@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 
 use crate::error::{Error, Result};
 use crate::event::{AppendResult, EventData, ExpectedVersion};
-use crate::store::writer::Part;
+use crate::store::writer::{Part, SyncState};
 use crate::store::{Inner, Store};
 
 /// The future of [`Store::append_async`]: resolves to the append's result once its events are
@@ -86,14 +86,22 @@ impl Future for AppendDurable {
             drop(s);
             return done(this);
         }
-        if !st
-            .wakers
-            .iter()
-            .any(|(t, w)| *t == target && w.will_wake(cx.waker()))
-        {
+        // Again under the lock: a store poisoned since the check above has already woken
+        // (and let go of) the wakers it held, and would never wake one pushed now.
+        if inner.poisoned.load(Ordering::Acquire) {
+            return Poll::Ready(Err(Error::Poisoned));
+        }
+        let registered = |st: &SyncState, w: &Waker| {
+            st.wakers
+                .iter()
+                .any(|(t, have)| *t == target && have.will_wake(w))
+        };
+        if !registered(st, cx.waker()) {
             st.wakers.push((target, cx.waker().clone()));
         }
-        if let Some(w) = this.also.take() {
+        if let Some(w) = this.also.take()
+            && !registered(st, &w)
+        {
             st.wakers.push((target, w));
         }
         Poll::Pending
@@ -170,8 +178,9 @@ fn request_sync(inner: &Arc<Inner>, target: u64) -> Result<()> {
     }
     let mut g = inner.syncer.lock();
     match g.as_ref() {
-        Some(h) => h.thread().unpark(),
-        None => {
+        // A syncer that ended (it panicked: an idle one takes its handle away) is replaced.
+        Some(h) if !h.is_finished() => h.thread().unpark(),
+        _ => {
             if inner.closed.load(Ordering::Acquire) {
                 return Err(Error::Closed);
             }

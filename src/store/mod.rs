@@ -121,7 +121,12 @@ impl Inner {
         };
         *guard = None;
         self.wake_all_waiters();
-        *self.sync.lock() = None;
+        // Whatever started waiting since (a future polled meanwhile) is woken too, to find
+        // the store closed.
+        let late = self.sync.lock().take();
+        if let Some(mut st) = late {
+            writer::ToWake::all(&mut st).wake();
+        }
         drop(self.lock_file.lock().take());
         r
     }

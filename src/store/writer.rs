@@ -102,7 +102,7 @@ impl ToWake {
     }
 
     /// Everything waiting, whatever it waits for (the store is poisoned or closing).
-    fn all(st: &mut SyncState) -> ToWake {
+    pub(crate) fn all(st: &mut SyncState) -> ToWake {
         ToWake {
             threads: st.waiters.drain(..).map(|(_, t)| t).collect(),
             wakers: st.wakers.drain(..).map(|(_, w)| w).collect(),
