@@ -7,7 +7,7 @@
 # compressed .zseg files), index, checkpoint, store (a whole store directory, .zseg segments
 # included), snapshot (snapshot files, and SnapshotStore over them), settings (the
 # streams.settings file, alone and in a store, and the archive marker). `.ci/run` runs
-# `fuzz/run-all.sh 30`.
+# `fuzz/run-all.sh 20`.
 #
 # Installs cargo-fuzz from crates.io if it is missing (a fixed version, `cargo install --locked`),
 # and runs it on the stable toolchain with RUSTC_BOOTSTRAP=1 (cargo-fuzz needs nightly flags for

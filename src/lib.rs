@@ -38,8 +38,9 @@
 //! `index` (active index; sealed indexes are files) → `store` (the public [`Store`]).
 //! The on-disk format is specified in `format/FORMAT.md`. Above the store: `subscription`
 //! (catch-up subscriptions with durable checkpoints) and, with the feature `bus`, `bus` (the
-//! event bus on tokio: handlers, retries with backoff, a persisted dead-letter queue) and `saga`
-//! (sagas with compensation, persisted as events and resumed after a crash).
+//! event bus on tokio: handlers, retries with backoff, a persisted dead-letter queue; its module
+//! documentation has a runnable example: a publish, a handler, a failure parked and redriven)
+//! and `saga` (sagas with compensation, persisted as events and resumed after a crash).
 
 #![deny(unsafe_code)]
 #![warn(missing_docs)]
