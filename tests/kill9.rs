@@ -25,7 +25,7 @@
 mod kill9_common;
 
 use std::collections::HashMap;
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::Write;
 use std::os::unix::process::ExitStatusExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -336,34 +336,11 @@ fn run_child(dir: &Path, round: u64, seed: u64, delay: Duration) -> ChildRun {
         .stderr(Stdio::piped())
         .spawn()
         .expect("spawn the child");
-    let stdout = child.stdout.take().unwrap();
-    let mut stderr = child.stderr.take().unwrap();
-    let (tx, rx) = mpsc::channel::<String>();
-    let reader = std::thread::spawn(move || {
-        let mut r = BufReader::new(stdout);
-        let mut line = String::new();
-        loop {
-            line.clear();
-            match r.read_line(&mut line) {
-                Ok(0) | Err(_) => return,
-                // A line without its newline was cut by the kill: not a report.
-                // Reports start at "@@" (libtest may print before them on the same line).
-                Ok(_) if line.ends_with('\n') => {
-                    if let Some(at) = line.find("@@")
-                        && tx.send(line[at + 2..].trim_end().to_owned()).is_err()
-                    {
-                        return;
-                    }
-                }
-                Ok(_) => return,
-            }
-        }
-    });
-    let err_reader = std::thread::spawn(move || {
-        let mut s = String::new();
-        let _ = stderr.read_to_string(&mut s);
-        s
-    });
+    let kill9_common::Reports {
+        rx,
+        reader,
+        err_reader,
+    } = kill9_common::read_reports(&mut child);
     let mut lines = Vec::new();
     // Wait until the child is about to open the store, then give it `delay`. (If its stdout
     // closes first, it ended by itself: the check below fails.)

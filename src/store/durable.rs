@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 
 use crate::error::{Error, Result};
 use crate::event::{AppendResult, EventData, ExpectedVersion};
-use crate::store::writer::{Part, SyncState};
+use crate::store::writer::SyncState;
 use crate::store::{Inner, Store};
 
 /// The future of [`Store::append_async`]: resolves to the append's result once its events are
@@ -140,23 +140,14 @@ impl Store {
         expected: ExpectedVersion,
         events: &[EventData],
     ) -> Result<AppendDurable> {
-        let part = Part {
-            stream,
-            expected,
-            events,
-            timestamps: None,
-        };
-        let mut result = None;
-        let target = self
-            .inner
-            .append_parts_nowait(&[part], None, |r| result = Some(r))?;
+        let (result, target) = self.inner.append_nowait(stream, expected, events, None)?;
         if let Some(t) = target {
             request_sync(&self.inner, t)?;
         }
         Ok(AppendDurable {
             inner: self.inner.clone(),
             target,
-            result,
+            result: Some(result),
             also: None,
         })
     }

@@ -307,6 +307,22 @@ impl Inner {
         events: &[EventData],
         timestamp_us: Option<u64>,
     ) -> Result<AppendResult> {
+        let (result, target) = self.append_nowait(stream, expected, events, timestamp_us)?;
+        if let Some(target) = target {
+            self.wait_durable(target)?;
+        }
+        Ok(result)
+    }
+
+    /// [`Inner::append`] up to the wait for durability: its result, and the group-commit clock
+    /// value to wait for (see [`Inner::append_parts_nowait`]).
+    pub(crate) fn append_nowait(
+        &self,
+        stream: &str,
+        expected: ExpectedVersion,
+        events: &[EventData],
+        timestamp_us: Option<u64>,
+    ) -> Result<(AppendResult, Option<u64>)> {
         let part = Part {
             stream,
             expected,
@@ -314,8 +330,8 @@ impl Inner {
             timestamps: None,
         };
         let mut result = None;
-        self.append_parts(&[part], timestamp_us, |r| result = Some(r))?;
-        Ok(result.expect("one part, one result"))
+        let target = self.append_parts_nowait(&[part], timestamp_us, |r| result = Some(r))?;
+        Ok((result.expect("one part, one result"), target))
     }
 
     /// Appends every part in one frame, if every stream is at its expected version; calls

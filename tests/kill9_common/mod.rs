@@ -79,25 +79,21 @@ pub enum Kill {
     Never,
 }
 
-/// What the parent learned from one child.
-pub struct ChildRun {
-    /// The text after `@@` of each report line, in order (`@@R` included).
-    pub lines: Vec<String>,
-    /// SIGKILL ended the child after it printed `@@R`.
-    pub killed_running: bool,
+/// A child's reports as they come, and its stderr once it ends.
+pub struct Reports {
+    /// The text after `@@` of each whole report line.
+    pub rx: mpsc::Receiver<String>,
+    /// Ends when the child's stdout closes.
+    pub reader: std::thread::JoinHandle<()>,
+    /// Everything the child wrote on stderr.
+    pub err_reader: std::thread::JoinHandle<String>,
 }
 
-/// Runs `cmd` (its stdio is set here), kills it as `kill` says, and checks how it ended: by the
-/// parent's SIGKILL, or, for [`Kill::Never`], with exit code 0. Anything else fails the test,
-/// with `what` (the round, the seed), the exit status and the child's stderr in the message.
-pub fn run_child(mut cmd: Command, kill: Kill, what: &str) -> ChildRun {
-    cmd.stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
-    let mut child = cmd.spawn().expect("spawn the child");
-    let started = Instant::now();
-    let stdout = child.stdout.take().unwrap();
-    let mut stderr = child.stderr.take().unwrap();
+/// Reads the reports of `child` (spawned with stdout and stderr piped) on two threads: each
+/// whole line's text after `@@` (libtest may print before it on the same line), and stderr.
+pub fn read_reports(child: &mut std::process::Child) -> Reports {
+    let stdout = child.stdout.take().expect("stdout piped");
+    let mut stderr = child.stderr.take().expect("stderr piped");
     let (tx, rx) = mpsc::channel::<String>();
     let reader = std::thread::spawn(move || {
         let mut r = BufReader::new(stdout);
@@ -124,6 +120,35 @@ pub fn run_child(mut cmd: Command, kill: Kill, what: &str) -> ChildRun {
         let _ = stderr.read_to_string(&mut s);
         s
     });
+    Reports {
+        rx,
+        reader,
+        err_reader,
+    }
+}
+
+/// What the parent learned from one child.
+pub struct ChildRun {
+    /// The text after `@@` of each report line, in order (`@@R` included).
+    pub lines: Vec<String>,
+    /// SIGKILL ended the child after it printed `@@R`.
+    pub killed_running: bool,
+}
+
+/// Runs `cmd` (its stdio is set here), kills it as `kill` says, and checks how it ended: by the
+/// parent's SIGKILL, or, for [`Kill::Never`], with exit code 0. Anything else fails the test,
+/// with `what` (the round, the seed), the exit status and the child's stderr in the message.
+pub fn run_child(mut cmd: Command, kill: Kill, what: &str) -> ChildRun {
+    cmd.stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    let mut child = cmd.spawn().expect("spawn the child");
+    let started = Instant::now();
+    let Reports {
+        rx,
+        reader,
+        err_reader,
+    } = read_reports(&mut child);
     let mut lines = Vec::new();
     let mut never_ready = false;
     match kill {
