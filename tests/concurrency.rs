@@ -625,3 +625,49 @@ fn group_commit_append_is_visible_to_its_caller_across_segment_rolls() {
 fn unsynced_append_is_visible_to_its_caller_when_it_returns() {
     append_is_visible_to_its_caller_when_it_returns(Durability::Never, SMALL_SEGMENT_BYTES);
 }
+
+/// A backward stream read spans several internal batches when a stream has more than a
+/// thousand events. With durable appends the index holds an append's events before they are
+/// visible (the head moves after the fsync), so the read's first batch can be all invisible
+/// while the next, read a moment later, sees the lower part of the same append once its fsync
+/// ended. The read must see one head throughout: whole appends only.
+#[test]
+fn backward_stream_reads_across_internal_batches_see_only_whole_appends() {
+    const APPEND: usize = 1500;
+    let dir = tempfile::tempdir().unwrap();
+    let s = Arc::new(
+        StoreOptions::new()
+            .durability(Durability::Always)
+            .open(dir.path())
+            .unwrap(),
+    );
+    let done = Arc::new(AtomicBool::new(false));
+    let writer = {
+        let (s, done) = (s.clone(), done.clone());
+        thread::spawn(move || {
+            let mut appends = 0;
+            while !done.load(Ordering::Acquire) {
+                let events: Vec<_> = (0..APPEND)
+                    .map(|_| EventData::new("A", vec![7u8; 16]))
+                    .collect();
+                s.append("s", ExpectedVersion::Any, &events).unwrap();
+                appends += 1;
+            }
+            appends
+        })
+    };
+    let mut reads = 0;
+    while reads < 400 || s.head_position().unwrap_or(0) < 150 * APPEND as u64 {
+        let back: Vec<_> = s
+            .read_stream("s", u64::MAX, Direction::Backward, usize::MAX)
+            .collect::<evlog::Result<_>>()
+            .expect("read_stream never fails alongside a writer");
+        assert_eq!(back.len() % APPEND, 0, "backward: whole appends only");
+        for (i, e) in back.iter().enumerate() {
+            assert_eq!(e.version, (back.len() - 1 - i) as u64, "backward: dense");
+        }
+        reads += 1;
+    }
+    done.store(true, Ordering::Release);
+    writer.join().unwrap();
+}

@@ -240,6 +240,11 @@ pub struct StreamEvents {
     hash: u64,
     /// Next version to return (forward: going up; backward: going down).
     next: Option<u64>,
+    /// Backward: the head seen by the first batch, kept for the whole read. The index holds an
+    /// append's events before they are visible; a later batch that took a newer head could
+    /// show the lower versions of an append whose upper versions an earlier batch skipped.
+    /// (Forward reads end at the first event past the head, so they need no such pin.)
+    head: Option<u64>,
     direction: Direction,
     left: usize,
     /// Events decoded and not handed out yet. A batch is decoded whole when it is read, so that
@@ -264,6 +269,7 @@ impl StreamEvents {
             stream: Arc::from(stream),
             hash: stream_hash(stream),
             next: Some(from),
+            head: None,
             direction,
             left: limit,
             pending: VecDeque::new(),
@@ -273,7 +279,11 @@ impl StreamEvents {
     }
 
     fn refill(&mut self) -> Result<()> {
-        let head = self.inner.head.load(Ordering::Acquire);
+        let head = match (self.direction, self.head) {
+            (Direction::Backward, Some(head)) => head,
+            _ => self.inner.head.load(Ordering::Acquire),
+        };
+        self.head = Some(head);
         let (entries, settings) = {
             let st = self.inner.state.read();
             let Some(last) = st.streams.get(&self.stream) else {
