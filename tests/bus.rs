@@ -11,9 +11,9 @@ use std::collections::HashSet;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use bus_common::store;
+use bus_common::{store, until_empty};
 use evlog::bus::{
-    BusConfig, BusError, DeadLetterRecord, DeadLetters, DomainEvent, EventBus, Outcome, ParkReason,
+    BusConfig, BusError, DeadLetterRecord, DomainEvent, EventBus, Outcome, ParkReason,
     RedriveTarget,
 };
 use evlog::{Direction, EventData, ExpectedVersion, Metadata, Uuid};
@@ -73,16 +73,6 @@ async fn publish(bus: &EventBus, stream: &str, n: u64) -> u64 {
         .await
         .unwrap()
         .last_position
-}
-
-async fn until_empty(dlq: &DeadLetters) {
-    for _ in 0..20_000 {
-        if dlq.count().unwrap() == 0 {
-            return;
-        }
-        tokio::time::sleep(Duration::from_millis(1)).await;
-    }
-    panic!("dead letters left: {:?}", dlq.list().unwrap());
 }
 
 fn pairs(v: &[(&str, u64)]) -> Vec<(String, u64)> {

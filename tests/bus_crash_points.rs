@@ -6,7 +6,9 @@
 //! handler, and once it has caught up: every input was handled (before the crash or after) or
 //! is parked, the always-failing event and the later events of its stream are parked and were
 //! never handled, nothing is parked twice, the resumed run handled each stream's events in
-//! order, and the store verifies clean.
+//! order, and the store verifies clean. The async handler also emits one output per input
+//! (`HandlerContext::emit`, stored with the checkpoint): each handled input's output is stored
+//! exactly once, in order, whatever the crash.
 //!
 //! `cargo test --release --all-features --test bus_crash_points`
 
@@ -18,7 +20,7 @@ use std::sync::{Arc, Mutex};
 
 use evlog::bus::{BusConfig, DeadLetterRecord, EventBus, Outcome};
 use evlog::io::fault::{ALL_POWER_LOSSES, FaultFs};
-use evlog::{Durability, EventData, ExpectedVersion, ReadFilter, Store, StoreOptions};
+use evlog::{Direction, Durability, EventData, ExpectedVersion, ReadFilter, Store, StoreOptions};
 
 const DIR: &str = "/store";
 const INPUTS: u64 = 60;
@@ -87,18 +89,25 @@ fn run(store: Arc<Store>, handled: &Handled, by_ref: bool) -> Result<(), String>
             })
         } else {
             bus.subscribe_all("ledger", move |ctx, e| {
+                let input = e.stream.starts_with("acct-");
                 let text = std::str::from_utf8(&e.payload).unwrap();
                 let i: u64 = text.split(' ').next().unwrap().parse().unwrap();
-                let fails = i == POISON || (i % 5 == 2 && ctx.attempt() == 1);
-                if !fails {
+                let fails = input && (i == POISON || (i % 5 == 2 && ctx.attempt() == 1));
+                if input && !fails {
                     h.lock().unwrap().push((i, e.stream.to_string()));
                 }
                 async move {
-                    if fails {
-                        Err(format!("input {i} refused").into())
-                    } else {
-                        Ok(Outcome::Handled)
+                    if !input {
+                        // Its own outputs.
+                        return Ok(Outcome::Skip);
                     }
+                    if fails {
+                        return Err(format!("input {i} refused").into());
+                    }
+                    let out = format!("out-{}", ctx.event().stream);
+                    let data = EventData::new("Credited", i.to_string().into_bytes());
+                    ctx.emit(&out, ExpectedVersion::Any, vec![data]);
+                    Ok(Outcome::Handled)
                 }
             })
         }
@@ -113,7 +122,7 @@ fn run(store: Arc<Store>, handled: &Handled, by_ref: bool) -> Result<(), String>
     })
 }
 
-fn check(ctx: &str, store: &Arc<Store>, before: &Handled, after: &Handled) {
+fn check(ctx: &str, store: &Arc<Store>, before: &Handled, after: &Handled, by_ref: bool) {
     let poisoned_stream = format!("acct-{}", POISON % STREAMS);
     let inputs: BTreeMap<u64, String> = (0..INPUTS)
         .map(|i| (i, format!("acct-{}", i % STREAMS)))
@@ -155,6 +164,27 @@ fn check(ctx: &str, store: &Arc<Store>, before: &Handled, after: &Handled) {
     for (i, s) in after.iter() {
         if let Some(prev) = last.insert(s, *i) {
             assert!(*i > prev, "{ctx}: {s}: input {i} handled after {prev}");
+        }
+    }
+    if !by_ref {
+        // Exactly once: the outputs of each stream's handled inputs, once each, in order.
+        for s in 0..STREAMS {
+            let stream = format!("acct-{s}");
+            let want: Vec<u64> = inputs
+                .iter()
+                .filter(|(i, t)| **t == stream && !(**t == poisoned_stream && **i >= POISON))
+                .map(|(i, _)| *i)
+                .collect();
+            let got: Vec<u64> = store
+                .read_stream(&format!("out-{stream}"), 0, Direction::Forward, usize::MAX)
+                .map(|e| {
+                    String::from_utf8(e.unwrap().payload.to_vec())
+                        .unwrap()
+                        .parse()
+                        .unwrap()
+                })
+                .collect();
+            assert_eq!(got, want, "{ctx}: outputs of {stream}");
         }
     }
     let rep = store.verify().unwrap();
@@ -201,7 +231,7 @@ fn crash_points(by_ref: bool) {
             );
             let after = Handled::default();
             run(store.clone(), &after, by_ref).unwrap_or_else(|e| panic!("{ctx}: resume: {e}"));
-            check(&ctx, &store, &before, &after);
+            check(&ctx, &store, &before, &after, by_ref);
             checked += 1;
         }
     }

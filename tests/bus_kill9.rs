@@ -10,6 +10,11 @@
 //! least once, and the first handlings of each stream's events came in version order: nothing
 //! lost or reordered by a crash, whatever the checkpoint, dead-letter and redrive records held.
 //!
+//! The handler also emits one `Credited` event per event it handles
+//! (`HandlerContext::emit`, stored with the checkpoint): at the end each stream's outputs hold
+//! every event's exactly once, in order (none missing, no duplicate: exactly once across the
+//! kills).
+//!
 //! The child is this test binary itself, run with `EVLOG_BUSKILL_CHILD_DIR` set.
 //!
 //! ```text
@@ -19,7 +24,10 @@
 
 #![cfg(feature = "bus")]
 
+mod bus_common;
 mod kill9_common;
+
+use bus_common::{Credited, credit};
 
 use kill9_common::{
     Kill, abort_on_unexpected_panic, assert_under_cap, kill9_child, kills_and_seed, run_child,
@@ -31,7 +39,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use evlog::bus::{BusConfig, DomainEvent, EventBus, Outcome};
-use evlog::{Durability, ExpectedVersion, StoreOptions};
+use evlog::{Direction, Durability, ExpectedVersion, StoreOptions};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 
@@ -114,6 +122,7 @@ fn child_main(dir: &Path) -> ! {
                 if fails {
                     return Err("ledger refused".into());
                 }
+                credit(&ctx, &stream, e.n)?;
                 Ok(Outcome::Handled)
             }
         })
@@ -246,10 +255,28 @@ fn kill9_bus_handler_loses_and_reorders_nothing() {
     let store = opts().open(dir.path()).unwrap();
     let rep = store.verify().unwrap();
     assert!(rep.is_clean(), "{:?}", rep.problems);
+    // Exactly once: each event's output stored once, in order.
+    let mut outputs = 0;
+    for (stream, count) in &published {
+        let credited: Vec<u64> = store
+            .read_stream(&format!("out-{stream}"), 0, Direction::Forward, usize::MAX)
+            .map(|e| {
+                serde_json::from_slice::<Credited>(&e.unwrap().payload)
+                    .unwrap()
+                    .n
+            })
+            .collect();
+        assert_eq!(
+            credited,
+            (0..*count).collect::<Vec<_>>(),
+            "seed {seed}: the outputs of {stream}"
+        );
+        outputs += credited.len();
+    }
     println!(
         "bus kill9: {kills} kills while the handler ran ({kills_catching_up} before it had caught \
          up; {} more before it ran, {round} rounds), {} events each handled at least once in per-stream order ({} handlings, \
-         {handled_before_last} by the killed children)",
+         {handled_before_last} by the killed children); {outputs} outputs, each stored once",
         round - kills,
         seen.len(),
         handled.len()

@@ -3,6 +3,7 @@
 
 use std::sync::Arc;
 
+use parking_lot::Mutex;
 use uuid::Uuid;
 
 use crate::bus::EventBus;
@@ -22,6 +23,16 @@ pub struct HandlerContext {
     handler: Arc<str>,
     event: Arc<RecordedEvent>,
     attempt: u32,
+    /// What [`HandlerContext::emit`] gathered in this attempt (shared by the context's clones).
+    outputs: Arc<Mutex<Vec<Output>>>,
+}
+
+/// Events a handler emitted for one stream, stored with its checkpoint.
+#[derive(Debug, Clone)]
+pub(crate) struct Output {
+    pub stream: String,
+    pub expected: ExpectedVersion,
+    pub events: Vec<EventData>,
 }
 
 impl std::fmt::Debug for HandlerContext {
@@ -47,7 +58,13 @@ impl HandlerContext {
             handler,
             event,
             attempt,
+            outputs: Arc::default(),
         }
+    }
+
+    /// The outputs gathered so far (shared with the handler's copies of the context).
+    pub(crate) fn outputs(&self) -> Arc<Mutex<Vec<Output>>> {
+        self.outputs.clone()
     }
 
     /// The event as stored (stream, version, position, metadata, payload).
@@ -91,8 +108,8 @@ impl HandlerContext {
 
     /// [`EventBus::publish`] of events caused by the handled one (see [`HandlerContext::caused`]).
     /// A handler is delivered an event at least once: what it publishes may be published again
-    /// when the event is redelivered; give the events ids derived from the handled event's, or
-    /// check the expected version, where that matters.
+    /// when the event is redelivered. Outputs that must be stored exactly once are emitted
+    /// instead ([`HandlerContext::emit`]).
     pub async fn publish(
         &self,
         stream: &str,
@@ -101,6 +118,44 @@ impl HandlerContext {
     ) -> Result<AppendResult, BusError> {
         let events = events.into_iter().map(|e| self.caused(e)).collect();
         self.bus.publish(stream, expected, events).await
+    }
+
+    /// Emits `events` to `stream`, to be stored **together with the handler's checkpoint**,
+    /// after the handler returns: in one atomic [`Store::append_multi`](crate::Store::append_multi)
+    /// with the checkpoint that marks the handled event done (and the outputs of the other events
+    /// handled in the same batch). So the outputs of an event are stored **exactly once**, even
+    /// across a crash or a kill -9: the event is delivered again after a crash only if its
+    /// outputs were not stored, and they are stored once it is handled. [`HandlerContext::publish`]
+    /// instead appends at once, and may append again when the event is delivered again.
+    ///
+    /// The events get the causation and correlation ids ([`HandlerContext::caused`]). They are
+    /// stored only if the handler returns `Ok` (handled or skipped); a failed attempt's are
+    /// dropped, and the retry emits again. `expected` is checked when they are stored: a stale
+    /// version makes the attempt fail (retried with backoff, then parked like any failure), and
+    /// the later events of the handled stream are delivered again after it. Several calls for
+    /// one stream in one attempt are stored as one append, when their expected versions follow
+    /// each other (or are [`ExpectedVersion::Any`]). The handler does not see emitted events in
+    /// the log before it returns; what a copy of the context emits after the handler returned
+    /// is dropped.
+    pub fn emit(&self, stream: &str, expected: ExpectedVersion, events: Vec<EventData>) {
+        let events = events.into_iter().map(|e| self.caused(e)).collect();
+        self.outputs.lock().push(Output {
+            stream: stream.to_owned(),
+            expected,
+            events,
+        });
+    }
+
+    /// [`HandlerContext::emit`] of one typed event.
+    pub fn emit_event<E: DomainEvent>(
+        &self,
+        stream: &str,
+        expected: ExpectedVersion,
+        event: &E,
+    ) -> Result<(), BusError> {
+        let data = crate::bus::event_bus::encode(event)?;
+        self.emit(stream, expected, vec![data]);
+        Ok(())
     }
 
     /// [`HandlerContext::publish`] of one typed event.

@@ -15,7 +15,7 @@ use tracing::Instrument;
 
 use crate::bus::EventBus;
 use crate::bus::backoff::Backoff;
-use crate::bus::context::HandlerContext;
+use crate::bus::context::{HandlerContext, Output};
 use crate::bus::dead_letter::ParkReason;
 use crate::bus::handler::{HandlerFn, HandlerFuture, HandlerResult, Outcome, RefDeliver};
 use crate::bus::observer::{Attempt, HandlerObserver};
@@ -27,8 +27,8 @@ use uuid::Uuid;
 
 /// How a delivery with its retries ended.
 pub(crate) enum Delivery {
-    /// Handled or skipped, at this attempt.
-    Done(u32),
+    /// Handled or skipped, at this attempt, with the events the handler emitted.
+    Done(u32, Vec<Output>),
     /// Still failing after the retries: to park.
     GaveUp {
         reason: ParkReason,
@@ -69,7 +69,7 @@ impl Deliverer {
         loop {
             attempt = attempt.saturating_add(1);
             let failure = match self.attempt(e, attempt).await {
-                Ok(()) => return Delivery::Done(attempt),
+                Ok(outputs) => return Delivery::Done(attempt, outputs),
                 Err(f) => f,
             };
             if self.gives_up(&failure, attempt) {
@@ -105,15 +105,21 @@ impl Deliverer {
             .unwrap_or_else(|| self.bus.config().backoff().delay(attempt, seed))
     }
 
-    /// One delivery of `e` (attempt number `attempt`), counted; a failure is logged.
-    pub async fn attempt(&self, e: &Arc<RecordedEvent>, attempt: u32) -> Result<(), Failure> {
+    /// One delivery of `e` (attempt number `attempt`), counted; a failure is logged. Returns
+    /// the events the handler emitted ([`HandlerContext::emit`]).
+    pub async fn attempt(
+        &self,
+        e: &Arc<RecordedEvent>,
+        attempt: u32,
+    ) -> Result<Vec<Output>, Failure> {
         let start = self.observer.as_ref().map(|_| std::time::Instant::now());
-        let r = match &self.handler {
+        let (r, outputs) = match &self.handler {
             HandlerFn::Async(_) => self.call(e, attempt).await,
-            HandlerFn::Ref(f) => self.call_ref_at(f, e.position, attempt),
+            HandlerFn::Ref(f) => (self.call_ref_at(f, e.position, attempt), Vec::new()),
         };
         self.observe(&e.event_type, attempt, &r, start);
         self.count(&e.stream, &e.event_type, e.position, attempt, r)
+            .map(|()| outputs)
     }
 
     /// One delivery of the borrowed `e` to a handler of borrowed events, counted; a failure
@@ -214,9 +220,30 @@ impl Deliverer {
     }
 
     /// One call of the handler, on the delivering task, inside a `bus.deliver` span naming the
-    /// handler, stream, type, position and attempt. A panic, in the call or in the future it
-    /// returns, is caught and is a failure.
-    async fn call(&self, event: &Arc<RecordedEvent>, attempt: u32) -> Result<Outcome, Failure> {
+    /// handler, stream, type, position and attempt, with what it emitted. A panic, in the call
+    /// or in the future it returns, is caught and is a failure.
+    async fn call(
+        &self,
+        event: &Arc<RecordedEvent>,
+        attempt: u32,
+    ) -> (Result<Outcome, Failure>, Vec<Output>) {
+        let ctx = HandlerContext::new(self.bus.clone(), self.name.clone(), event.clone(), attempt);
+        let outputs = ctx.outputs();
+        let r = self.call_with(event, attempt, ctx).await;
+        // A failed attempt's outputs are dropped (the retry emits again).
+        let outputs = std::mem::take(&mut *outputs.lock());
+        match r {
+            Ok(Outcome::Handled | Outcome::Skip) => (r, outputs),
+            _ => (r, Vec::new()),
+        }
+    }
+
+    async fn call_with(
+        &self,
+        event: &Arc<RecordedEvent>,
+        attempt: u32,
+        ctx: HandlerContext,
+    ) -> Result<Outcome, Failure> {
         let span = tracing::info_span!(
             "bus.deliver",
             handler = %self.name,
@@ -228,7 +255,6 @@ impl Deliverer {
         let HandlerFn::Async(deliver) = &self.handler else {
             unreachable!("called for async handlers only");
         };
-        let ctx = HandlerContext::new(self.bus.clone(), self.name.clone(), event.clone(), attempt);
         let cause = (event.id, ctx.correlation_id());
         let started = {
             let _in = span.enter();

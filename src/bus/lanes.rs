@@ -10,14 +10,15 @@ use std::sync::Arc;
 use tokio::sync::Semaphore;
 use tokio::task::JoinSet;
 
+use crate::bus::context::Output;
 use crate::bus::delivery::{Deliverer, Failure};
 use crate::bus::error::BusError;
 use crate::event::RecordedEvent;
 
 /// What came of one event of the batch.
 pub(crate) enum Handled {
-    /// Handled or skipped.
-    Done,
+    /// Handled or skipped, with the events the handler emitted.
+    Done(Vec<Output>),
     /// The first delivery failed.
     Failed(Failure),
     /// Not delivered: an earlier event of its stream failed in this batch.
@@ -83,7 +84,7 @@ async fn deliver_lane(
             Handled::NotDone
         } else {
             match d.attempt(&e, 1).await {
-                Ok(()) => Handled::Done,
+                Ok(outputs) => Handled::Done(outputs),
                 Err(f) => {
                     failed.insert(e.stream.clone());
                     Handled::Failed(f)

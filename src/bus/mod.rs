@@ -19,9 +19,15 @@
 //!   list, count, redrive (in order), discard, history.
 //! - The checkpoint is written every [`BusConfig::checkpoint_every_events`] events or
 //!   [`BusConfig::checkpoint_every_ms`], never past an event that is neither handled nor
-//!   parked: after a crash, what came after it is delivered again (at least once).
-//! - [`HandlerContext::publish`] sets the causation id (the handled event) and the correlation
-//!   id of what a handler publishes.
+//!   parked, and it lists the events after that one which are not done yet (waiting for a
+//!   retry): after a crash, the events handled since it and those it lists are delivered again
+//!   (at least once), not the other streams' events handled while one waited.
+//! - **Exactly-once outputs**: events a handler emits with [`HandlerContext::emit`] are stored
+//!   with the checkpoint that marks the handled event done, in one atomic append: after any
+//!   crash each handled event's outputs are stored once (none lost, none twice). A stale
+//!   expected version of an output fails the attempt, which is retried like any failure.
+//! - [`HandlerContext::publish`] (an append at once, at least once) and `emit` set the
+//!   causation id (the handled event) and the correlation id of what a handler writes.
 //! - `tracing`: a `bus.deliver` span per delivery (handler, stream, event type, position,
 //!   attempt), a warning per failed delivery, an error when events are parked.
 //! - [`BusObserver`] ([`EventBus::with_observer`]): publishes, deliveries (time, result,

@@ -5,14 +5,19 @@
 //! stream queued behind it, while the other streams' events go on being delivered; at most
 //! [`MAX_DEFERRED`] events wait so (then the runner reads no further until a retry resolves).
 //!
-//! The checkpoint never passes an event that was neither handled nor parked: it is written
-//! from the first event that is not done (the first of the retry set, or the read position),
-//! and parked records are written together with the checkpoint in one `append_multi`. An event
-//! parked before a crash but delivered again after it (the checkpoint was before it) is known
-//! from the dead-letter stream and not delivered. So after any crash every event is handled,
-//! parked, or delivered again (at least once).
+//! The checkpoint never passes an event that was neither handled nor parked: its position is
+//! the first event that is not done (the first of the retry set, or the read position), and
+//! it lists the events after it, up to the read position, that are not done (those waiting for
+//! a retry): after a restart only those are delivered again, not the other streams' events
+//! handled meanwhile. Parked records, and the events handlers emitted
+//! ([`HandlerContext::emit`](crate::bus::HandlerContext::emit)), are written together with the
+//! checkpoint that marks their events done, in one `append_multi`. An event parked before a
+//! crash but delivered again after it is known from the dead-letter stream and not delivered.
+//! So after any crash every event is handled, parked, or delivered again (at least once), and
+//! the emitted events of each handled event are stored once (exactly once).
 
-use std::collections::{HashMap, VecDeque};
+use std::borrow::Cow;
+use std::collections::{BTreeSet, HashMap, HashSet, VecDeque};
 use std::ops::ControlFlow;
 use std::sync::Arc;
 use std::time::Duration;
@@ -23,6 +28,7 @@ use tokio::time::Instant;
 use crate::bus::EventBus;
 use crate::bus::backoff::Backoff;
 use crate::bus::config::MAX_BATCH_EVENTS;
+use crate::bus::context::Output;
 use crate::bus::dead_letter::{
     DeadLetter, DeadLetterRecord, DeadLetterState, ParkReason, dead_letter_stream,
 };
@@ -35,6 +41,7 @@ use crate::bus::observer::HandlerObserver;
 use crate::bus::stats::Counters;
 use crate::event::{Direction, EventData, ExpectedVersion, ReadFilter, RecordedEvent};
 use crate::store::Store;
+use crate::subscription::checkpoint::DoneAbove;
 use crate::subscription::{Subscription, SubscriptionOptions};
 
 /// Events a handler keeps waiting behind failed events of their streams, at most (a batch
@@ -42,8 +49,15 @@ use crate::subscription::{Subscription, SubscriptionOptions};
 /// of events per append.
 pub(crate) const MAX_DEFERRED: usize = MAX_BATCH_EVENTS;
 
-/// A dead-letter record to append, with the type of the event it parks (for the observer).
-type Parked = (EventData, Arc<str>);
+/// A dead-letter record to append, with the type of the event it parks (for the observer) and
+/// its position.
+type Parked = (EventData, Arc<str>, u64);
+
+/// A handled event with the events its handler emitted.
+type Emitted = (Arc<RecordedEvent>, Vec<Output>);
+
+/// Output events merged into one part per stream, ready for `append_multi`.
+type Parts<'a> = Vec<(&'a str, ExpectedVersion, Cow<'a, [EventData]>)>;
 
 /// A stream whose first event failed and waits for its next attempt.
 struct Retrying {
@@ -68,6 +82,13 @@ pub(crate) struct Runner {
     deferred: usize,
     /// Every event before it was handled or parked.
     done_next: u64,
+    /// From the checkpoint loaded at the start: events before `read` that are not `pending`
+    /// were done by an earlier run (forgotten once the read passes `read`).
+    above: Option<(u64, HashSet<u64>)>,
+    /// Events read but not delivered because the bus is shutting down.
+    unfinished: Vec<u64>,
+    /// The checkpoint written last (or loaded).
+    written: Option<(u64, DoneAbove)>,
     since_checkpoint: u64,
     /// When the last checkpoint was written (or the runner started).
     checkpointed_at: Instant,
@@ -104,6 +125,19 @@ impl Runner {
         catch_up(bus.store(), &dlq_stream, &mut dead)?;
         let done_next = sub.next_position();
         progress.send_replace(done_next);
+        let above = sub
+            .checkpoint_above()
+            .map(|a| (a.read, a.pending.iter().copied().collect()));
+        let written = sub.checkpoint_position().map(|p| {
+            let a = sub.checkpoint_above().cloned();
+            (
+                p,
+                a.unwrap_or(DoneAbove {
+                    read: p,
+                    pending: Vec::new(),
+                }),
+            )
+        });
         let name: Arc<str> = Arc::from(name);
         let deliverer = Deliverer {
             bus: bus.clone(),
@@ -125,6 +159,9 @@ impl Runner {
             retrying: HashMap::new(),
             deferred: 0,
             done_next,
+            above,
+            unfinished: Vec::new(),
+            written,
             since_checkpoint: 0,
             checkpointed_at: Instant::now(),
             counters,
@@ -137,10 +174,13 @@ impl Runner {
     }
 
     /// Runs until the bus shuts down; writes the checkpoint then.
+    ///
+    /// After an error nothing more is written: the state may hold a batch read and not
+    /// handled (its delivery tasks cancelled as the runtime shuts down), which a checkpoint
+    /// would mark done; the last checkpoint written stays.
     pub async fn run(mut self) -> Result<(), BusError> {
-        let r = self.run_loop().await;
-        let ck = self.checkpoint();
-        r.and(ck)
+        self.run_loop().await?;
+        self.checkpoint()
     }
 
     async fn run_loop(&mut self) -> Result<(), BusError> {
@@ -169,7 +209,7 @@ impl Runner {
                     }
                 }
             }
-            self.set_done(self.frontier(self.sub.next_position()));
+            self.set_done(self.checkpoint_state(&[]).0);
             self.checkpoint_if_due()?;
             self.idle().await;
         }
@@ -190,13 +230,51 @@ impl Runner {
         }
     }
 
-    /// The first event not done, when every event before `read_to` not waiting for a retry is.
-    fn frontier(&self, read_to: u64) -> u64 {
-        self.retrying
+    /// The checkpoint to write now: the first event not done, and the events after it that
+    /// are not done up to the read position: those waiting for a retry, those `extra` (handled,
+    /// their outputs not stored yet), those not delivered at a shutdown, and those an earlier
+    /// run left not done past where this run has read.
+    fn checkpoint_state(&self, extra: &[u64]) -> (u64, DoneAbove) {
+        let next = self.sub.next_position();
+        let mut pending: Vec<u64> = self
+            .retrying
             .values()
-            .map(|r| r.events[0].position)
-            .min()
-            .map_or(read_to, |p| p.min(read_to))
+            .flat_map(|r| r.events.iter().map(|e| e.position))
+            .chain(extra.iter().copied())
+            .chain(self.unfinished.iter().copied())
+            .collect();
+        let mut read = next;
+        if let Some((r, earlier)) = &self.above
+            && *r > next
+        {
+            read = *r;
+            pending.extend(earlier.iter().copied().filter(|p| *p >= next));
+        }
+        pending.sort_unstable();
+        pending.dedup();
+        let first = pending.first().map_or(read, |p| (*p).min(read));
+        if pending.is_empty() {
+            read = first;
+        }
+        (first, DoneAbove { read, pending })
+    }
+
+    /// True for an event an earlier run handled (or parked) after its checkpoint's position.
+    fn done_earlier(above: &Option<(u64, HashSet<u64>)>, position: u64) -> bool {
+        above
+            .as_ref()
+            .is_some_and(|(read, pending)| position < *read && !pending.contains(&position))
+    }
+
+    /// Forgets what the loaded checkpoint said once the read passed its read position.
+    fn forget_earlier(&mut self) {
+        if self
+            .above
+            .as_ref()
+            .is_some_and(|(read, _)| self.sub.next_position() >= *read)
+        {
+            self.above = None;
+        }
     }
 
     fn set_done(&mut self, next: u64) {
@@ -206,9 +284,10 @@ impl Runner {
 
     /// Writes the checkpoint if it moved.
     fn checkpoint(&mut self) -> Result<(), BusError> {
-        if self.sub.checkpoint_position() != Some(self.done_next) {
-            let none: &[(&str, ExpectedVersion, Vec<EventData>)] = &[];
-            self.commit(none)?;
+        let state = self.checkpoint_state(&[]);
+        if self.written.as_ref() != Some(&state) {
+            self.commit(&[], &[])?;
+            self.set_done(state.0);
             self.dead.forget_settled_before(self.done_next);
         }
         self.since_checkpoint = 0;
@@ -226,50 +305,202 @@ impl Runner {
         Ok(())
     }
 
-    /// Writes `outputs` and the checkpoint at `done_next` in one append. On a durable store
-    /// that waits for an fsync: on a multi-threaded runtime the worker hands its other tasks
-    /// over first.
-    fn commit<E: AsRef<[EventData]>>(
+    /// Writes `parts` and the checkpoint (with the `extra` events not done: see
+    /// [`Runner::checkpoint_state`]) in one append. On a durable store that waits for an fsync:
+    /// on a multi-threaded runtime the worker hands its other tasks over first.
+    fn commit(
         &mut self,
-        outputs: &[(&str, ExpectedVersion, E)],
-    ) -> Result<(), BusError> {
-        let next = self.done_next;
+        extra: &[u64],
+        parts: &[(&str, ExpectedVersion, Cow<'_, [EventData]>)],
+    ) -> crate::Result<()> {
+        let (first, above) = self.checkpoint_state(extra);
         let sub = &mut self.sub;
-        disk_wait(self.bus.store(), || sub.commit_with(next, outputs))?;
+        disk_wait(self.bus.store(), || sub.commit_above(first, &above, parts))?;
+        self.written = Some((first, above));
         self.checkpointed_at = Instant::now();
         Ok(())
     }
 
-    /// Moves the checkpoint to `next` after `handled` more events were handled, writing
-    /// `parked` with it when there are any (then at once; otherwise every
-    /// `checkpoint_every_events`).
-    fn advance(&mut self, next: u64, handled: u64, parked: Vec<Parked>) -> Result<(), BusError> {
-        if parked.is_empty() {
-            self.set_done(next);
+    /// Moves the checkpoint after `handled` more events were handled, writing `parked` and the
+    /// outputs `emitted` with it when there are any (then at once; otherwise every
+    /// `checkpoint_every_events`). `batch` holds the events handled in this step, in position
+    /// order: an event whose outputs cannot be stored goes back to the retry set with the later
+    /// events of its stream among them.
+    fn advance(
+        &mut self,
+        handled: u64,
+        parked: Vec<Parked>,
+        emitted: Vec<Emitted>,
+        batch: &[Arc<RecordedEvent>],
+    ) -> Result<(), BusError> {
+        if parked.is_empty() && emitted.is_empty() {
+            self.set_done(self.checkpoint_state(&[]).0);
             self.since_checkpoint += handled;
             return self.checkpoint_if_due();
         }
+        let records: Vec<EventData> = parked.iter().map(|(r, _, _)| r.clone()).collect();
+        self.store_outputs(&records, emitted, batch)?;
+        self.parked_written(parked.iter().map(|(_, t, _)| t));
+        self.since_checkpoint = 0;
+        catch_up(self.bus.store(), &self.dlq_stream, &mut self.dead)?;
         // Recorded before the progress moves: who waits for a position sees what it parked.
-        let next = self.done_next.max(next);
-        self.done_next = next;
-        let dlq = self.dlq_stream.clone();
-        let (records, types): (Vec<EventData>, Vec<Arc<str>>) = parked.into_iter().unzip();
-        self.commit(&[(dlq.as_str(), ExpectedVersion::Any, &records[..])])?;
-        for event_type in &types {
+        self.set_done(self.checkpoint_state(&[]).0);
+        Ok(())
+    }
+
+    /// Counts parked events of these types, once their records are written.
+    fn parked_written<'a>(&self, types: impl Iterator<Item = &'a Arc<str>>) {
+        let mut n = 0;
+        for event_type in types {
+            n += 1;
             Counters::add(&self.counters.parked);
             if let Some(o) = &self.deliverer.observer {
                 o.parked(event_type);
             }
         }
-        tracing::error!(
+        if n > 0 {
+            tracing::error!(
+                handler = %self.name,
+                events = n,
+                dead_letters = %self.dlq_stream,
+                "events parked"
+            );
+        }
+    }
+
+    /// Writes the dead-letter `records` and the outputs `emitted` with the checkpoint: in one
+    /// append when it takes them all. Otherwise (an output's expected version is stale, two
+    /// events emitted to one stream with versions that do not follow, the append would be too
+    /// large) the records first, then each event's outputs with the checkpoint, in position
+    /// order; an event whose outputs are refused failed its attempt (see [`Runner::demote`]).
+    fn store_outputs(
+        &mut self,
+        records: &[EventData],
+        emitted: Vec<Emitted>,
+        batch: &[Arc<RecordedEvent>],
+    ) -> Result<(), BusError> {
+        let dlq = self.dlq_stream.clone();
+        if let Ok(mut parts) = merge_outputs(emitted.iter().flat_map(|(_, o)| o)) {
+            with_records(&mut parts, &dlq, records);
+            match self.commit(&[], &parts) {
+                Ok(()) => return Ok(()),
+                Err(e) if refused_output(&e) => {}
+                Err(e) => return Err(e.into()),
+            }
+        }
+        // Not done until stored: the emitting events, and the later events of their streams.
+        let mut first_emit: HashMap<&str, u64> = HashMap::new();
+        for (e, _) in &emitted {
+            first_emit.entry(&*e.stream).or_insert(e.position);
+        }
+        let mut left: BTreeSet<u64> = batch
+            .iter()
+            .filter(|e| first_emit.get(&*e.stream).is_some_and(|p| e.position >= *p))
+            .map(|e| e.position)
+            .collect();
+        if !records.is_empty() {
+            let mut parts = Parts::new();
+            with_records(&mut parts, &dlq, records);
+            let extra: Vec<u64> = left.iter().copied().collect();
+            self.commit(&extra, &parts)?;
+        }
+        let mut demoted: HashSet<Arc<str>> = HashSet::new();
+        for (i, (e, outputs)) in emitted.iter().enumerate() {
+            if demoted.contains(&e.stream) {
+                continue;
+            }
+            // This event, and its stream's events up to its next emitting one, are done if
+            // these outputs are stored.
+            let next_emit = emitted[i + 1..]
+                .iter()
+                .find(|(n, _)| n.stream == e.stream)
+                .map_or(u64::MAX, |(n, _)| n.position);
+            let mine: Vec<u64> = batch
+                .iter()
+                .filter(|b| {
+                    b.stream == e.stream && b.position >= e.position && b.position < next_emit
+                })
+                .map(|b| b.position)
+                .collect();
+            let extra: Vec<u64> = left.iter().copied().filter(|p| !mine.contains(p)).collect();
+            let refused = match merge_outputs(outputs.iter()) {
+                Err(message) => message,
+                Ok(parts) => match self.commit(&extra, &parts) {
+                    Ok(()) => {
+                        for p in &mine {
+                            left.remove(p);
+                        }
+                        continue;
+                    }
+                    Err(err) if refused_output(&err) => {
+                        format!("its emitted events were not stored: {err}")
+                    }
+                    Err(err) => return Err(err.into()),
+                },
+            };
+            let later: Vec<Arc<RecordedEvent>> = batch
+                .iter()
+                .filter(|b| b.stream == e.stream && b.position > e.position)
+                .cloned()
+                .collect();
+            for b in std::iter::once(e).chain(&later) {
+                left.remove(&b.position);
+            }
+            demoted.insert(e.stream.clone());
+            let extra: Vec<u64> = left.iter().copied().collect();
+            self.demote(e.clone(), later, 1, refused, &extra)?;
+        }
+        Ok(())
+    }
+
+    /// `e`'s attempt `attempt` failed after the handler returned: its outputs were refused
+    /// (`message`). It goes back to the retry set with `later` (its stream's events handled
+    /// after it, delivered again after it) and the stream's events already waiting, or is
+    /// parked with them behind it when its retries ran out (written at once, with `extra`
+    /// events not done).
+    fn demote(
+        &mut self,
+        e: Arc<RecordedEvent>,
+        later: Vec<Arc<RecordedEvent>>,
+        attempt: u32,
+        message: String,
+        extra: &[u64],
+    ) -> Result<(), BusError> {
+        let f = Failure {
+            reason: ParkReason::Failed,
+            message,
+            wait: None,
+        };
+        Counters::add(&self.counters.failures);
+        tracing::warn!(
             handler = %self.name,
-            events = types.len(),
-            dead_letters = %self.dlq_stream,
-            "events parked"
+            stream = %e.stream,
+            position = e.position,
+            attempt,
+            error = %f.message,
+            "delivery failed"
         );
-        self.since_checkpoint = 0;
+        let mut events = VecDeque::from([e.clone()]);
+        events.extend(later);
+        if let Some(waiting) = self.retrying.remove(&e.stream) {
+            self.deferred -= waiting.events.len();
+            events.extend(waiting.events);
+        }
+        if !self.deliverer.gives_up(&f, attempt) {
+            self.retry(events, attempt, &f);
+            return Ok(());
+        }
+        let mut parked = vec![self.gave_up(&e, f, attempt)];
+        for behind in events.iter().skip(1) {
+            parked.push(self.held_back(behind, e.position));
+        }
+        let records: Vec<EventData> = parked.iter().map(|(r, _, _)| r.clone()).collect();
+        let dlq = self.dlq_stream.clone();
+        let mut parts = Parts::new();
+        with_records(&mut parts, &dlq, &records);
+        self.commit(extra, &parts)?;
+        self.parked_written(parked.iter().map(|(_, t, _)| t));
         catch_up(self.bus.store(), &self.dlq_stream, &mut self.dead)?;
-        self.set_done(next);
         Ok(())
     }
 
@@ -279,13 +510,13 @@ impl Runner {
     /// shutting down before the whole batch was delivered: the checkpoint then stops at the
     /// first event not delivered.
     async fn handle_batch(&mut self, batch: Vec<RecordedEvent>) -> Result<bool, BusError> {
-        let end = self.sub.next_position();
         let mut parked = Vec::new();
         let mut to_deliver = Vec::with_capacity(batch.len());
         for e in batch {
-            if self.dead.was_parked(e.position) {
+            if self.dead.was_parked(e.position) || Self::done_earlier(&self.above, e.position) {
                 // Parked while an earlier event waited for its retry (so the checkpoint stayed
-                // before it), and read again after a restart.
+                // before it), or handled by an earlier run after its checkpoint's position, and
+                // read again after a restart.
                 continue;
             }
             let e = Arc::new(e);
@@ -302,12 +533,20 @@ impl Runner {
         }
         let concurrency = self.bus.config().concurrency;
         let results = deliver_batch(&self.deliverer, to_deliver, concurrency).await?;
-        let mut cut = end;
+        let mut stopped = false;
         let mut handled = 0;
         let mut parked_now: HashMap<Arc<str>, u64> = HashMap::new();
+        let mut done = Vec::new();
+        let mut emitted = Vec::new();
         for (e, h) in results {
             match h {
-                Handled::Done => handled += 1,
+                Handled::Done(outputs) => {
+                    handled += 1;
+                    if !outputs.is_empty() {
+                        emitted.push((e.clone(), outputs));
+                    }
+                    done.push(e);
+                }
                 Handled::Failed(f) => {
                     if self.deliverer.gives_up(&f, 1) {
                         parked_now.insert(e.stream.clone(), e.position);
@@ -325,11 +564,15 @@ impl Runner {
                         parked.push(self.held_back(&e, first));
                     }
                 }
-                Handled::NotDone => cut = cut.min(e.position),
+                Handled::NotDone => {
+                    stopped = true;
+                    self.unfinished.push(e.position);
+                }
             }
         }
-        self.advance(self.frontier(cut), handled, parked)?;
-        Ok(cut == end)
+        self.advance(handled, parked, emitted, &done)?;
+        self.forget_earlier();
+        Ok(!stopped)
     }
 
     /// Delivers up to `max` events borrowed from the log to the handler of borrowed events `f`,
@@ -348,11 +591,13 @@ impl Runner {
             deferred,
             deliverer,
             name,
+            above,
             ..
         } = self;
         let check_dead = !dead.letters.is_empty() || !dead.settled.is_empty();
         sub.poll(max, Duration::ZERO, |e| {
-            if check_dead && dead.was_parked(e.position) {
+            if (check_dead && dead.was_parked(e.position)) || Self::done_earlier(above, e.position)
+            {
                 return ControlFlow::Continue(());
             }
             if !retrying.is_empty()
@@ -389,7 +634,8 @@ impl Runner {
             ControlFlow::Continue(())
         })?;
         let end = self.sub.next_position();
-        self.advance(self.frontier(end), handled, parked)?;
+        self.advance(handled, parked, Vec::new(), &[])?;
+        self.forget_earlier();
         Ok(end > start)
     }
 
@@ -442,7 +688,12 @@ impl Runner {
                     break;
                 }
                 let attempt = r.attempts + 1;
-                match self.deliverer.attempt(&e, attempt).await {
+                let result = match self.deliverer.attempt(&e, attempt).await {
+                    Ok(outputs) if outputs.is_empty() => Ok(()),
+                    Ok(outputs) => self.store_retried(&outputs, &r.events, &parked)?,
+                    Err(f) => Err(f),
+                };
+                match result {
                     Ok(()) => {
                         handled += 1;
                         r.events.pop_front();
@@ -466,8 +717,36 @@ impl Runner {
                 self.retrying.insert(stream, r);
             }
         }
-        let next = self.frontier(self.sub.next_position());
-        self.advance(next, handled, parked)
+        self.advance(handled, parked, Vec::new(), &[])
+    }
+
+    /// Writes the outputs of a retried event (the first of `queue`, its stream's events
+    /// waiting) with the checkpoint, at once: the rest of `queue` and the events in `parked`
+    /// (whose records are written later) stay not done in it. Outputs refused are a failure of
+    /// the attempt.
+    fn store_retried(
+        &mut self,
+        outputs: &[Output],
+        queue: &VecDeque<Arc<RecordedEvent>>,
+        parked: &[Parked],
+    ) -> Result<Result<(), Failure>, BusError> {
+        let parts = match merge_outputs(outputs.iter()) {
+            Ok(parts) => parts,
+            Err(message) => return Ok(Err(refusal(message))),
+        };
+        let extra: Vec<u64> = queue
+            .iter()
+            .skip(1)
+            .map(|e| e.position)
+            .chain(parked.iter().map(|(_, _, p)| *p))
+            .collect();
+        match self.commit(&extra, &parts) {
+            Ok(()) => Ok(Ok(())),
+            Err(e) if refused_output(&e) => Ok(Err(refusal(format!(
+                "its emitted events were not stored: {e}"
+            )))),
+            Err(e) => Err(e.into()),
+        }
     }
 
     /// The dead-letter record of `e`, given up on after `attempts` attempts.
@@ -504,12 +783,25 @@ impl Runner {
                     at_us: now_us(),
                 },
                 Some(e) => match self.deliverer.deliver(&Arc::new(e)).await {
-                    Delivery::Done(attempts) => {
-                        Counters::add(&self.counters.redriven);
-                        DeadLetterRecord::Redriven {
+                    Delivery::Done(attempts, outputs) => {
+                        let record = DeadLetterRecord::Redriven {
                             position: letter.position,
                             attempts,
                             at_us: now_us(),
+                        };
+                        match self.redriven_with(&record, &outputs)? {
+                            None => {
+                                Counters::add(&self.counters.redriven);
+                                catch_up(self.bus.store(), &self.dlq_stream, &mut self.dead)?;
+                                continue;
+                            }
+                            Some(error) => DeadLetterRecord::RedriveFailed {
+                                position: letter.position,
+                                reason: ParkReason::Failed,
+                                attempts,
+                                last_error: error,
+                                at_us: now_us(),
+                            },
                         }
                     }
                     Delivery::GaveUp {
@@ -533,6 +825,103 @@ impl Runner {
             catch_up(self.bus.store(), &self.dlq_stream, &mut self.dead)?;
         }
         Ok(())
+    }
+
+    /// Writes the `Redriven` record with the outputs of the redriven event in one append.
+    /// `Some(error)` when the outputs were refused (nothing was written).
+    fn redriven_with(
+        &self,
+        record: &DeadLetterRecord,
+        outputs: &[Output],
+    ) -> Result<Option<String>, BusError> {
+        let mut parts = match merge_outputs(outputs.iter()) {
+            Ok(parts) => parts,
+            Err(message) => return Ok(Some(message)),
+        };
+        let records = [record.to_event()];
+        parts.push((
+            &self.dlq_stream,
+            ExpectedVersion::Any,
+            Cow::Borrowed(&records),
+        ));
+        let store = self.bus.store();
+        match disk_wait(store, || store.append_multi(&parts)) {
+            Ok(_) => Ok(None),
+            Err(e) if refused_output(&e) => {
+                Ok(Some(format!("its emitted events were not stored: {e}")))
+            }
+            Err(e) => Err(e.into()),
+        }
+    }
+}
+
+/// Adds the dead-letter `records` (when there are any) to `parts`.
+fn with_records<'a>(parts: &mut Parts<'a>, dlq: &'a str, records: &'a [EventData]) {
+    if !records.is_empty() {
+        parts.push((dlq, ExpectedVersion::Any, Cow::Borrowed(records)));
+    }
+}
+
+/// Merges a handler's outputs into one part per stream, in the order given. Two outputs to
+/// one stream merge when the second's expected version follows the first (or is `Any` or
+/// `StreamExists`); otherwise, and for system streams (`$...`), the reason they cannot be
+/// stored.
+fn merge_outputs<'a>(outputs: impl Iterator<Item = &'a Output>) -> Result<Parts<'a>, String> {
+    let mut parts: Parts<'a> = Vec::new();
+    for o in outputs {
+        if o.events.is_empty() {
+            continue;
+        }
+        if o.stream.starts_with('$') {
+            return Err(format!(
+                "emitted to {:?}: system streams ($...) are not written by handlers",
+                o.stream
+            ));
+        }
+        let Some(part) = parts.iter_mut().find(|(s, _, _)| *s == o.stream) else {
+            parts.push((&o.stream, o.expected, Cow::Borrowed(&o.events)));
+            continue;
+        };
+        let n = part.2.len() as u64;
+        let after = match part.1 {
+            ExpectedVersion::Exact(v) => Some(v + n),
+            ExpectedVersion::NoStream => Some(n - 1),
+            _ => None,
+        };
+        let follows = match o.expected {
+            ExpectedVersion::Any | ExpectedVersion::StreamExists => true,
+            ExpectedVersion::Exact(v) => after == Some(v),
+            ExpectedVersion::NoStream => false,
+        };
+        if !follows {
+            return Err(format!(
+                "emitted to {:?} expecting version {} after {n} events emitted to it expecting {}",
+                o.stream, o.expected, part.1
+            ));
+        }
+        part.2.to_mut().extend(o.events.iter().cloned());
+    }
+    Ok(parts)
+}
+
+/// True for a store error that refuses a handler's outputs (a stale expected version, an
+/// invalid or too large append, an event id used before), as opposed to a failure of the
+/// store.
+fn refused_output(e: &crate::Error) -> bool {
+    matches!(
+        e,
+        crate::Error::WrongExpectedVersion { .. }
+            | crate::Error::InvalidArgument(_)
+            | crate::Error::DuplicateEventId { .. }
+    )
+}
+
+/// The failure of an attempt whose outputs were refused.
+fn refusal(message: String) -> Failure {
+    Failure {
+        reason: ParkReason::Failed,
+        message,
+        wait: None,
     }
 }
 
@@ -562,7 +951,7 @@ fn start_retry(
 /// The dead-letter record of `e` for handler `handler`, given up on after `attempts` attempts.
 fn gave_up_record(handler: &str, e: &RecordedEvent, f: Failure, attempts: u32) -> Parked {
     let record = DeadLetterRecord::Parked(letter(handler, e, f.reason, attempts, f.message));
-    (record.to_event(), e.event_type.clone())
+    (record.to_event(), e.event_type.clone(), e.position)
 }
 
 /// The dead-letter record of `e` for handler `handler`, held back behind the parked position
@@ -575,7 +964,7 @@ fn held_back_record(handler: &str, e: &RecordedEvent, first: u64) -> Parked {
         0,
         format!("held back behind parked position {first} of its stream"),
     ));
-    (record.to_event(), e.event_type.clone())
+    (record.to_event(), e.event_type.clone(), e.position)
 }
 
 /// The dead letter of `e` for handler `handler`.

@@ -12,7 +12,9 @@ use crate::event::{
 };
 use crate::store::read_ahead::ReadAhead;
 use crate::store::{EventRef, Store};
-use crate::subscription::checkpoint::{Checkpoint, checkpoint_event};
+use crate::subscription::checkpoint::{
+    Checkpoint, DoneAbove, checkpoint_event, checkpoint_event_above,
+};
 
 /// A clock: the subscription asks it the time to decide when its checkpoint is due. Tests pass
 /// one they move by hand.
@@ -388,6 +390,35 @@ impl<S: AsRef<Store>> Subscription<S> {
         next_position: u64,
         outputs: &[(T, ExpectedVersion, E)],
     ) -> Result<Vec<AppendResult>> {
+        self.commit_checkpoint(next_position, checkpoint_event(next_position), outputs)
+    }
+
+    /// What the checkpoint loaded when the subscription was created said of the events after
+    /// its position (see [`checkpoint`](crate::subscription::checkpoint)), until the next
+    /// checkpoint is written.
+    #[cfg_attr(not(feature = "bus"), allow(dead_code))]
+    pub(crate) fn checkpoint_above(&self) -> Option<&DoneAbove> {
+        self.checkpoint.as_ref().and_then(|c| c.above.as_ref())
+    }
+
+    /// [`Subscription::commit_with`] of a checkpoint at `position` that also says which events
+    /// after it were handled (`above`).
+    #[cfg_attr(not(feature = "bus"), allow(dead_code))]
+    pub(crate) fn commit_above<T: AsRef<str>, E: AsRef<[EventData]>>(
+        &mut self,
+        position: u64,
+        above: &DoneAbove,
+        outputs: &[(T, ExpectedVersion, E)],
+    ) -> Result<Vec<AppendResult>> {
+        self.commit_checkpoint(position, checkpoint_event_above(position, above), outputs)
+    }
+
+    fn commit_checkpoint<T: AsRef<str>, E: AsRef<[EventData]>>(
+        &mut self,
+        next_position: u64,
+        ck: EventData,
+        outputs: &[(T, ExpectedVersion, E)],
+    ) -> Result<Vec<AppendResult>> {
         let now = (self.opts.clock)();
         let Some(c) = &mut self.checkpoint else {
             return Err(Error::InvalidArgument(
@@ -401,7 +432,7 @@ impl<S: AsRef<Store>> Subscription<S> {
                  handled event's position + 1"
             )));
         }
-        let ck = [checkpoint_event(next_position)];
+        let ck = [ck];
         let mut batch: Vec<(&str, ExpectedVersion, &[EventData])> = outputs
             .iter()
             .map(|(s, x, e)| (s.as_ref(), *x, e.as_ref()))

@@ -1,6 +1,12 @@
 //! Durable checkpoints of named subscriptions, kept in the log itself: each is an event of type
 //! [`CHECKPOINT_EVENT_TYPE`] in the system stream `$checkpoint-NAME`, whose JSON payload
-//! `{"position":N}` says that every event before position `N` was handled. So a checkpoint has
+//! `{"position":N}` says that every event before position `N` was handled.
+//!
+//! A handler that handles events out of order (the bus's, while an event waits for its retry
+//! and other streams go on) stores `{"position":N,"read":R,"pending":[P1,P2,...]}`: every event
+//! before `N` was handled, and so was every event before `R` except the positions listed (each
+//! at least `N`, below `R`). After a restart it delivers only those between `N` and `R`. So a
+//! checkpoint has
 //! every promise of the log (durable when acknowledged, recovered after a crash, verified,
 //! exported), and a handler can store its output and its checkpoint in one
 //! [`Store::append_multi`].
@@ -33,16 +39,76 @@ pub fn checkpoint_event(position: u64) -> EventData {
     )
 }
 
-/// The position a checkpoint event's payload holds.
-fn decode(payload: &[u8]) -> std::result::Result<u64, String> {
+/// What a checkpoint holds beyond its position: events before `read` were handled, except
+/// those at the `pending` positions (ascending, each at least the checkpoint's position).
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub(crate) struct DoneAbove {
+    pub read: u64,
+    pub pending: Vec<u64>,
+}
+
+/// A checkpoint event: every event before `position` was handled, and, with `above`, every
+/// event before its `read` except the pending ones. Without pending events, or when `read` is
+/// not past `position`, it is the plain `{"position":N}`.
+#[cfg_attr(not(feature = "bus"), allow(dead_code))]
+pub(crate) fn checkpoint_event_above(position: u64, above: &DoneAbove) -> EventData {
+    if above.read <= position {
+        return checkpoint_event(position);
+    }
+    let mut payload = format!(
+        r#"{{"position":{position},"read":{},"pending":["#,
+        above.read
+    );
+    for (i, p) in above.pending.iter().enumerate() {
+        if i > 0 {
+            payload.push(',');
+        }
+        payload.push_str(&p.to_string());
+    }
+    payload.push_str("]}");
+    EventData::new(CHECKPOINT_EVENT_TYPE, payload.into_bytes())
+}
+
+/// The position a checkpoint event's payload holds, and what it says of the events after it.
+fn decode(payload: &[u8]) -> std::result::Result<(u64, Option<DoneAbove>), String> {
     #[derive(serde::Deserialize)]
     #[serde(deny_unknown_fields)]
     struct Payload {
         position: u64,
+        read: Option<u64>,
+        #[serde(default)]
+        pending: Vec<u64>,
     }
-    serde_json::from_slice::<Payload>(payload)
-        .map(|p| p.position)
-        .map_err(|e| format!("payload is not {{\"position\":N}}: {e}"))
+    let p = serde_json::from_slice::<Payload>(payload).map_err(|e| {
+        format!("payload is not {{\"position\":N}} or {{\"position\":N,\"read\":R,\"pending\":[...]}}: {e}")
+    })?;
+    let Some(read) = p.read else {
+        if !p.pending.is_empty() {
+            return Err("pending positions without a read position".into());
+        }
+        return Ok((p.position, None));
+    };
+    if read < p.position {
+        return Err(format!(
+            "read position {read} is before the position {}",
+            p.position
+        ));
+    }
+    if p.pending.windows(2).any(|w| w[0] >= w[1])
+        || p.pending.iter().any(|q| *q < p.position || *q >= read)
+    {
+        return Err(format!(
+            "pending positions must ascend, from the position {} to below the read position {read}",
+            p.position
+        ));
+    }
+    Ok((
+        p.position,
+        Some(DoneAbove {
+            read,
+            pending: p.pending,
+        }),
+    ))
 }
 
 /// What a named subscription knows of its checkpoint stream.
@@ -51,6 +117,8 @@ pub(crate) struct Checkpoint {
     pub stream: String,
     /// The position stored last (`None`: no checkpoint yet).
     pub position: Option<u64>,
+    /// What the last checkpoint loaded said of the events after its position.
+    pub above: Option<DoneAbove>,
     /// Version of the stream's last event (for the next write's expected version).
     pub version: Option<u64>,
     /// When it was last written (or loaded).
@@ -70,8 +138,8 @@ impl Checkpoint {
             .read_stream(&stream, u64::MAX, Direction::Backward, 1)
             .next()
             .transpose()?;
-        let (position, version) = match last {
-            None => (None, store.stream_version(&stream)),
+        let (position, above, version) = match last {
+            None => (None, None, store.stream_version(&stream)),
             Some(e) => {
                 let bad = |reason: String| Error::BadCheckpoint {
                     stream: stream.clone(),
@@ -81,12 +149,14 @@ impl Checkpoint {
                 if &*e.event_type != CHECKPOINT_EVENT_TYPE {
                     return Err(bad(format!("event type {:?}", e.event_type)));
                 }
-                (Some(decode(&e.payload).map_err(bad)?), Some(e.version))
+                let (position, above) = decode(&e.payload).map_err(bad)?;
+                (Some(position), above, Some(e.version))
             }
         };
         Ok(Checkpoint {
             stream,
             position,
+            above,
             version,
             at: now,
         })
@@ -101,6 +171,7 @@ impl Checkpoint {
     /// Records a write of `position` that left the stream at `version`.
     pub fn written(&mut self, position: u64, version: u64, now: Instant) {
         self.position = Some(position);
+        self.above = None;
         self.version = Some(version);
         self.at = now;
     }
@@ -131,7 +202,26 @@ mod tests {
     #[test]
     fn payloads_decode_or_say_why_not() {
         let e = checkpoint_event(42);
-        assert_eq!(decode(&e.payload), Ok(42));
+        assert_eq!(decode(&e.payload), Ok((42, None)));
+        let above = DoneAbove {
+            read: 90,
+            pending: vec![42, 57, 89],
+        };
+        let e = checkpoint_event_above(42, &above);
+        assert_eq!(decode(&e.payload), Ok((42, Some(above))));
+        let none = DoneAbove {
+            read: 42,
+            pending: vec![],
+        };
+        assert_eq!(
+            checkpoint_event_above(42, &none).payload,
+            checkpoint_event(42).payload
+        );
+        assert!(decode(br#"{"position":5,"read":4,"pending":[]}"#).is_err());
+        assert!(decode(br#"{"position":5,"read":9,"pending":[4]}"#).is_err());
+        assert!(decode(br#"{"position":5,"read":9,"pending":[9]}"#).is_err());
+        assert!(decode(br#"{"position":5,"read":9,"pending":[6,6]}"#).is_err());
+        assert!(decode(br#"{"position":5,"pending":[6]}"#).is_err());
         assert!(decode(b"{}").is_err());
         assert!(decode(br#"{"position":-1}"#).is_err());
         assert!(decode(br#"{"position":1,"x":2}"#).is_err());
