@@ -56,14 +56,7 @@ fn register(bus: &EventBus, run: u32, log: &Log, chaos: &Arc<Mutex<Chaos>>) {
         match draw {
             Some(true) => panic!("ledger crashed on {stream} {}", e.n),
             Some(false) => {}
-            None => {
-                eprintln!(
-                    "HANDLED run {run} {} {stream} {}",
-                    ctx.event().position,
-                    e.n
-                );
-                log.lock().unwrap().push((run, stream.clone(), e.n))
-            }
+            None => log.lock().unwrap().push((run, stream.clone(), e.n)),
         }
         async move {
             match draw {
