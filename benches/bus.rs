@@ -19,6 +19,11 @@
 //!    handled, beside the same with no failing stream.
 //! 6. `append_multi` of 3 streams, durable, beside `append` of one stream with the same events
 //!    (p50 latency).
+//! 7. A handler (concurrency 4) that writes one output event per event it handles, catching up
+//!    100 streams' events on a durable store: outputs emitted with `HandlerContext::emit` (stored
+//!    with the checkpoints, exactly once) beside the same outputs published with
+//!    `HandlerContext::publish` (a durable append each, at least once). No goal: it shows what
+//!    the exactly-once path costs, or saves.
 
 #[path = "common/mod.rs"]
 mod common;
@@ -441,6 +446,79 @@ fn multi(root: &Path, k: u64) {
     );
 }
 
+/// 7. A handler writing one output per event: `emit` beside `publish`, durable.
+fn outputs(rt: &tokio::runtime::Runtime, root: &Path, per_stream: u64, rounds: usize) {
+    let run = |emit: bool, round: usize| -> f64 {
+        let (_dir, store) = fresh_store(root, Durability::Always);
+        for i in 0..per_stream {
+            let parts: Vec<(String, ExpectedVersion, Vec<EventData>)> = (0..100u64)
+                .map(|s| {
+                    let e = small_event(i * 100 + s);
+                    (format!("in-{s:03}"), ExpectedVersion::Any, vec![e])
+                })
+                .collect();
+            store.append_multi(&parts).unwrap();
+        }
+        let n = 100 * per_stream;
+        rt.block_on(async {
+            let config = BusConfig::default().concurrency(4);
+            let bus = EventBus::new(store.clone(), config);
+            let done = Arc::new(AtomicU64::new(0));
+            let d = done.clone();
+            let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<()>();
+            let t = Instant::now();
+            bus.subscribe_all(&format!("outputs-{round}"), move |ctx, e| {
+                let (d, tx) = (d.clone(), tx.clone());
+                async move {
+                    if e.stream.starts_with("out-") {
+                        return Ok(Outcome::Skip);
+                    }
+                    let out = format!("out-{}", e.stream);
+                    let data = small_event(e.position);
+                    if emit {
+                        ctx.emit(&out, ExpectedVersion::Any, vec![data]);
+                    } else {
+                        ctx.publish(&out, ExpectedVersion::Any, vec![data]).await?;
+                    }
+                    if d.fetch_add(1, Ordering::Relaxed) + 1 == n {
+                        let _ = tx.send(());
+                    }
+                    Ok(Outcome::Handled)
+                }
+            })
+            .unwrap();
+            rx.recv().await.unwrap();
+            // Handled; the last batch's outputs are stored when its checkpoint is.
+            bus.wait_for(&format!("outputs-{round}"), store.head_position().unwrap())
+                .await
+                .unwrap();
+            let rate = n as f64 / t.elapsed().as_secs_f64();
+            bus.shutdown().await.unwrap();
+            let outs: u64 = (0..100u64)
+                .map(|s| {
+                    store
+                        .stream_version(&format!("out-in-{s:03}"))
+                        .map_or(0, |v| v + 1)
+                })
+                .sum();
+            assert_eq!(outs, n, "every output stored once");
+            rate
+        })
+    };
+    let (mut emitted, mut published) = (Vec::new(), Vec::new());
+    for round in 0..rounds {
+        emitted.push(run(true, 2 * round));
+        published.push(run(false, 2 * round + 1));
+    }
+    let (e, p) = (median(&mut emitted), median(&mut published));
+    println!(
+        "7. a handler writing one output per event, durable | emit (exactly once) {:.1} k/s | publish (at least once) {:.1} k/s | emit/publish {:.2}",
+        e / 1e3,
+        p / 1e3,
+        e / p
+    );
+}
+
 fn main() {
     let quick = std::env::args().any(|a| a == "--quick");
     let only: Option<String> = std::env::args()
@@ -480,5 +558,9 @@ fn main() {
     }
     if run("6") {
         multi(&root, if quick { 300 } else { 2_000 });
+    }
+    if run("7") {
+        let (per, rounds) = if quick { (5, 1) } else { (20, 3) };
+        outputs(&rt, &root, per, rounds);
     }
 }
