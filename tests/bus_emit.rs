@@ -290,3 +290,79 @@ async fn a_restart_delivers_again_only_the_events_that_were_not_done() {
     assert_eq!(credited(&store, "out-a"), [0, 1, 2]);
     assert_eq!(credited(&store, "out-b"), (0..20).collect::<Vec<_>>());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_output_to_a_deleted_stream_fails_the_attempt_and_the_handler_goes_on() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = store(dir.path());
+    store
+        .append(
+            "gone",
+            ExpectedVersion::NoStream,
+            &[Credited { n: 0 }.to_event_data().unwrap()],
+        )
+        .unwrap();
+    store
+        .tombstone_stream("gone", ExpectedVersion::Any)
+        .unwrap();
+    let bus = EventBus::new(store.clone(), fast().max_retries(1));
+    bus.subscribe("h", |ctx, e: Step| async move {
+        let to = if &*ctx.event().stream == "a" && e.n == 0 {
+            "gone".to_owned()
+        } else {
+            format!("out-{}", ctx.event().stream)
+        };
+        ctx.emit_event(&to, ExpectedVersion::Any, &Credited { n: e.n })?;
+        Ok(Outcome::Handled)
+    })
+    .unwrap();
+    publish(&bus, "a", 0).await;
+    publish(&bus, "a", 1).await;
+    let last = publish(&bus, "b", 0).await;
+    bus.wait_for("h", last).await.unwrap();
+    let parked = bus.dead_letters("h").list().unwrap();
+    assert_eq!(parked.len(), 2, "a-0, and a-1 behind it: {parked:?}");
+    assert!(parked[0].last_error.contains("deleted"), "{parked:?}");
+    assert_eq!(credited(&store, "out-b"), [0]);
+    let stats = bus.stats("h").unwrap();
+    // a-0's two attempts failed when their outputs were refused: neither counts as handled.
+    assert_eq!((stats.handled, stats.failures), (1, 2), "{stats:?}");
+    bus.shutdown().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_write_to_the_handlers_checkpoint_stream_by_another_stops_the_handler() {
+    let dir = tempfile::tempdir().unwrap();
+    let bus = EventBus::new(store(dir.path()), fast());
+    let calls = Arc::new(Mutex::new(0));
+    let c = calls.clone();
+    bus.subscribe("h", move |ctx, e: Step| {
+        *c.lock().unwrap() += 1;
+        async move {
+            credit(&ctx, &ctx.event().stream, e.n)?;
+            Ok(Outcome::Handled)
+        }
+    })
+    .unwrap();
+    let first = publish(&bus, "a", 0).await;
+    bus.wait_for("h", first).await.unwrap();
+    // Another writer of the checkpoint stream (a second bus running the same handler name):
+    // not a refusal of the handler's outputs, to retry, but an error that stops the handler.
+    bus.store()
+        .append(
+            "$checkpoint-h",
+            ExpectedVersion::Any,
+            &[evlog::EventData::new(
+                "CheckpointStored",
+                br#"{"position":0}"#.to_vec(),
+            )],
+        )
+        .unwrap();
+    let second = publish(&bus, "a", 1).await;
+    // The handler stops before it is done with a-1.
+    bus.wait_for("h", second).await.unwrap_err();
+    let err = bus.shutdown().await.unwrap_err();
+    assert!(err.to_string().contains("$checkpoint-h"), "{err}");
+    assert_eq!(*calls.lock().unwrap(), 2, "a-1 was not delivered again");
+    assert_eq!(credited(bus.store(), "out-a"), [0]);
+}

@@ -123,20 +123,25 @@ impl HandlerContext {
     /// Emits `events` to `stream`, to be stored **together with the handler's checkpoint**,
     /// after the handler returns: in one atomic [`Store::append_multi`](crate::Store::append_multi)
     /// with the checkpoint that marks the handled event done (and the outputs of the other events
-    /// handled in the same batch). So the outputs of an event are stored **exactly once**, even
-    /// across a crash or a kill -9: the event is delivered again after a crash only if its
-    /// outputs were not stored, and they are stored once it is handled. [`HandlerContext::publish`]
-    /// instead appends at once, and may append again when the event is delivered again.
+    /// handled in the same batch); for a redriven event, with its `Redriven` dead-letter record.
+    /// So the outputs of an event are stored **exactly once**, even across a crash or a kill -9:
+    /// the event is delivered again after a crash only if its outputs were not stored, and they
+    /// are stored once it is handled. [`HandlerContext::publish`] instead appends at once, and
+    /// may append again when the event is delivered again.
     ///
     /// The events get the causation and correlation ids ([`HandlerContext::caused`]). They are
-    /// stored only if the handler returns `Ok` (handled or skipped); a failed attempt's are
-    /// dropped, and the retry emits again. `expected` is checked when they are stored: a stale
-    /// version makes the attempt fail (retried with backoff, then parked like any failure), and
-    /// the later events of the handled stream are delivered again after it. Several calls for
-    /// one stream in one attempt are stored as one append, when their expected versions follow
-    /// each other (or are [`ExpectedVersion::Any`]). The handler does not see emitted events in
-    /// the log before it returns; what a copy of the context emits after the handler returned
-    /// is dropped.
+    /// stored only if the handler returns [`Outcome::Handled`](crate::bus::Outcome::Handled):
+    /// a failed attempt's are dropped (the retry emits again), and so are a skipped event's.
+    /// Outputs the store refuses (a stale `expected` version, a deleted stream, an append over
+    /// the store's limits, a system stream `$...`) make the attempt fail: it is counted as a
+    /// failure, retried with backoff, and parked when the retries run out (with dead letters
+    /// off, retried until stored); the later events of the handled stream are delivered again
+    /// after it. Several calls for one stream in one attempt are stored as one append: each
+    /// later call must expect [`ExpectedVersion::Any`], [`ExpectedVersion::StreamExists`], or
+    /// the exact version the calls before it lead to (known when the first expects
+    /// [`ExpectedVersion::NoStream`] or an exact version); otherwise the attempt fails. The
+    /// handler does not see emitted events in the log before it returns; what a copy of the
+    /// context emits after the handler returned is dropped.
     pub fn emit(&self, stream: &str, expected: ExpectedVersion, events: Vec<EventData>) {
         let events = events.into_iter().map(|e| self.caused(e)).collect();
         self.outputs.lock().push(Output {

@@ -230,10 +230,11 @@ impl Deliverer {
         let ctx = HandlerContext::new(self.bus.clone(), self.name.clone(), event.clone(), attempt);
         let outputs = ctx.outputs();
         let r = self.call_with(event, attempt, ctx).await;
-        // A failed attempt's outputs are dropped (the retry emits again).
+        // Only a handled event's outputs are stored: a failed attempt's are dropped (the retry
+        // emits again), and so are those of an event the handler skipped.
         let outputs = std::mem::take(&mut *outputs.lock());
         match r {
-            Ok(Outcome::Handled | Outcome::Skip) => (r, outputs),
+            Ok(Outcome::Handled) => (r, outputs),
             _ => (r, Vec::new()),
         }
     }

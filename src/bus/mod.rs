@@ -23,9 +23,10 @@
 //!   retry): after a crash, the events handled since it and those it lists are delivered again
 //!   (at least once), not the other streams' events handled while one waited.
 //! - **Exactly-once outputs**: events a handler emits with [`HandlerContext::emit`] are stored
-//!   with the checkpoint that marks the handled event done, in one atomic append: after any
-//!   crash each handled event's outputs are stored once (none lost, none twice). A stale
-//!   expected version of an output fails the attempt, which is retried like any failure.
+//!   with the checkpoint that marks the handled event done (a redriven event's, with its
+//!   `Redriven` record), in one atomic append: after any crash each handled event's outputs
+//!   are stored once (none lost, none twice). Outputs the store refuses (a stale expected
+//!   version) fail the attempt, which is retried like any failure.
 //! - [`HandlerContext::publish`] (an append at once, at least once) and `emit` set the
 //!   causation id (the handled event) and the correlation id of what a handler writes.
 //! - `tracing`: a `bus.deliver` span per delivery (handler, stream, event type, position,

@@ -20,6 +20,7 @@ use std::borrow::Cow;
 use std::collections::{BTreeSet, HashMap, HashSet, VecDeque};
 use std::ops::ControlFlow;
 use std::sync::Arc;
+use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use tokio::sync::watch;
@@ -41,7 +42,7 @@ use crate::bus::observer::HandlerObserver;
 use crate::bus::stats::Counters;
 use crate::event::{Direction, EventData, ExpectedVersion, ReadFilter, RecordedEvent};
 use crate::store::Store;
-use crate::subscription::checkpoint::DoneAbove;
+use crate::subscription::checkpoint::{DoneAbove, checkpoint_stream};
 use crate::subscription::{Subscription, SubscriptionOptions};
 
 /// Events a handler keeps waiting behind failed events of their streams, at most (a batch
@@ -75,6 +76,8 @@ pub(crate) struct Runner {
     deliverer: Deliverer,
     sub: Subscription<Arc<Store>>,
     dlq_stream: String,
+    /// The checkpoint stream.
+    ck_stream: String,
     dead: DeadLetterState,
     /// Streams waiting for a retry, by stream.
     retrying: HashMap<Arc<str>, Retrying>,
@@ -138,6 +141,7 @@ impl Runner {
                 }),
             )
         });
+        let ck_stream = checkpoint_stream(name);
         let name: Arc<str> = Arc::from(name);
         let deliverer = Deliverer {
             bus: bus.clone(),
@@ -155,6 +159,7 @@ impl Runner {
             deliverer,
             sub,
             dlq_stream,
+            ck_stream,
             dead,
             retrying: HashMap::new(),
             deferred: 0,
@@ -384,7 +389,7 @@ impl Runner {
             with_records(&mut parts, &dlq, records);
             match self.commit(&[], &parts) {
                 Ok(()) => return Ok(()),
-                Err(e) if refused_output(&e) => {}
+                Err(e) if self.refuses(&e) => {}
                 Err(e) => return Err(e.into()),
             }
         }
@@ -432,7 +437,7 @@ impl Runner {
                         }
                         continue;
                     }
-                    Err(err) if refused_output(&err) => {
+                    Err(err) if self.refuses(&err) => {
                         format!("its emitted events were not stored: {err}")
                     }
                     Err(err) => return Err(err.into()),
@@ -453,6 +458,27 @@ impl Runner {
         Ok(())
     }
 
+    /// True when `e` refuses a handler's outputs (see [`refused_output`]).
+    fn refuses(&self, e: &crate::Error) -> bool {
+        refused_output(e, [&self.ck_stream, &self.dlq_stream])
+    }
+
+    /// An attempt counted as handled whose outputs were refused (`message`): counted as a
+    /// failure instead, and logged as one.
+    fn outputs_refused(&self, e: &RecordedEvent, attempt: u32, message: &str) {
+        uncount_handled(&self.counters, 1);
+        Counters::add(&self.counters.failures);
+        tracing::warn!(
+            handler = %self.name,
+            stream = %e.stream,
+            event_type = %e.event_type,
+            position = e.position,
+            attempt,
+            error = %message,
+            "delivery failed: outputs refused"
+        );
+    }
+
     /// `e`'s attempt `attempt` failed after the handler returned: its outputs were refused
     /// (`message`). It goes back to the retry set with `later` (its stream's events handled
     /// after it, delivered again after it) and the stream's events already waiting, or is
@@ -471,15 +497,9 @@ impl Runner {
             message,
             wait: None,
         };
-        Counters::add(&self.counters.failures);
-        tracing::warn!(
-            handler = %self.name,
-            stream = %e.stream,
-            position = e.position,
-            attempt,
-            error = %f.message,
-            "delivery failed"
-        );
+        self.outputs_refused(&e, attempt, &f.message);
+        // Handled, and to be delivered again: not counted as handled until then.
+        uncount_handled(&self.counters, later.len() as u64);
         let mut events = VecDeque::from([e.clone()]);
         events.extend(later);
         if let Some(waiting) = self.retrying.remove(&e.stream) {
@@ -690,7 +710,7 @@ impl Runner {
                 let attempt = r.attempts + 1;
                 let result = match self.deliverer.attempt(&e, attempt).await {
                     Ok(outputs) if outputs.is_empty() => Ok(()),
-                    Ok(outputs) => self.store_retried(&outputs, &r.events, &parked)?,
+                    Ok(outputs) => self.store_retried(&outputs, &r.events, &parked, attempt)?,
                     Err(f) => Err(f),
                 };
                 match result {
@@ -729,10 +749,14 @@ impl Runner {
         outputs: &[Output],
         queue: &VecDeque<Arc<RecordedEvent>>,
         parked: &[Parked],
+        attempt: u32,
     ) -> Result<Result<(), Failure>, BusError> {
         let parts = match merge_outputs(outputs.iter()) {
             Ok(parts) => parts,
-            Err(message) => return Ok(Err(refusal(message))),
+            Err(message) => {
+                self.outputs_refused(&queue[0], attempt, &message);
+                return Ok(Err(refusal(message)));
+            }
         };
         let extra: Vec<u64> = queue
             .iter()
@@ -742,9 +766,11 @@ impl Runner {
             .collect();
         match self.commit(&extra, &parts) {
             Ok(()) => Ok(Ok(())),
-            Err(e) if refused_output(&e) => Ok(Err(refusal(format!(
-                "its emitted events were not stored: {e}"
-            )))),
+            Err(e) if self.refuses(&e) => {
+                let message = format!("its emitted events were not stored: {e}");
+                self.outputs_refused(&queue[0], attempt, &message);
+                Ok(Err(refusal(message)))
+            }
             Err(e) => Err(e.into()),
         }
     }
@@ -782,14 +808,14 @@ impl Runner {
                         .into(),
                     at_us: now_us(),
                 },
-                Some(e) => match self.deliverer.deliver(&Arc::new(e)).await {
+                Some(e) => match self.deliverer.deliver(&Arc::new(e.clone())).await {
                     Delivery::Done(attempts, outputs) => {
                         let record = DeadLetterRecord::Redriven {
                             position: letter.position,
                             attempts,
                             at_us: now_us(),
                         };
-                        match self.redriven_with(&record, &outputs)? {
+                        match self.redriven_with(&record, &outputs, &e, attempts)? {
                             None => {
                                 Counters::add(&self.counters.redriven);
                                 catch_up(self.bus.store(), &self.dlq_stream, &mut self.dead)?;
@@ -833,10 +859,15 @@ impl Runner {
         &self,
         record: &DeadLetterRecord,
         outputs: &[Output],
+        event: &RecordedEvent,
+        attempts: u32,
     ) -> Result<Option<String>, BusError> {
         let mut parts = match merge_outputs(outputs.iter()) {
             Ok(parts) => parts,
-            Err(message) => return Ok(Some(message)),
+            Err(message) => {
+                self.outputs_refused(event, attempts, &message);
+                return Ok(Some(message));
+            }
         };
         let records = [record.to_event()];
         parts.push((
@@ -847,8 +878,10 @@ impl Runner {
         let store = self.bus.store();
         match disk_wait(store, || store.append_multi(&parts)) {
             Ok(_) => Ok(None),
-            Err(e) if refused_output(&e) => {
-                Ok(Some(format!("its emitted events were not stored: {e}")))
+            Err(e) if self.refuses(&e) => {
+                let message = format!("its emitted events were not stored: {e}");
+                self.outputs_refused(event, attempts, &message);
+                Ok(Some(message))
             }
             Err(e) => Err(e.into()),
         }
@@ -904,16 +937,27 @@ fn merge_outputs<'a>(outputs: impl Iterator<Item = &'a Output>) -> Result<Parts<
     Ok(parts)
 }
 
-/// True for a store error that refuses a handler's outputs (a stale expected version, an
-/// invalid or too large append, an event id used before), as opposed to a failure of the
-/// store.
-fn refused_output(e: &crate::Error) -> bool {
-    matches!(
-        e,
-        crate::Error::WrongExpectedVersion { .. }
-            | crate::Error::InvalidArgument(_)
-            | crate::Error::DuplicateEventId { .. }
-    )
+/// True for a store error that refuses a handler's outputs (a stale expected version or a
+/// deleted stream among them, an invalid or too large append, an event id used before), as
+/// opposed to a failure of the store or a conflict on the handler's own streams (`own`: its
+/// checkpoint and dead-letter streams, written by someone else meanwhile), which stops it.
+fn refused_output(e: &crate::Error, own: [&str; 2]) -> bool {
+    match e {
+        crate::Error::WrongExpectedVersion { stream, .. }
+        | crate::Error::StreamDeleted { stream } => !own.contains(&stream.as_str()),
+        crate::Error::InvalidArgument(_) | crate::Error::DuplicateEventId { .. } => true,
+        _ => false,
+    }
+}
+
+/// Takes back `n` deliveries counted as handled whose outputs were not stored.
+fn uncount_handled(counters: &Counters, n: u64) {
+    counters
+        .handled
+        .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |h| {
+            Some(h.saturating_sub(n))
+        })
+        .ok();
 }
 
 /// The failure of an attempt whose outputs were refused.
