@@ -465,8 +465,20 @@ fn verify(
     let mut counts: BTreeMap<String, u64> = BTreeMap::new();
     // Each AI result stream: its types in order.
     let mut results: BTreeMap<String, Vec<String>> = BTreeMap::new();
+    // The logins the security handler audits, and the audit events by the event that caused
+    // them.
+    let mut audited = Vec::new();
+    let mut audits: BTreeMap<evlog::Uuid, u64> = BTreeMap::new();
     store
         .replay(0, end, &ReadFilter::all(), |e| {
+            if e.event_type == "UserAuthenticated" && platform::audited(&e.id) {
+                audited.push(e.id);
+            }
+            if e.event_type == "AuditLogCreated"
+                && let Some(cause) = e.causation_id()
+            {
+                *audits.entry(cause).or_default() += 1;
+            }
             let t = if e.stream.starts_with('$') {
                 "$system"
             } else {
@@ -501,6 +513,13 @@ fn verify(
             ended - failed
         ),
         ended == results.len() && !results.is_empty(),
+    );
+    check(
+        format!(
+            "every audited login has exactly one audit event, emitted with the security handler's checkpoint: {} logins",
+            audited.len()
+        ),
+        !audited.is_empty() && audited.iter().all(|id| audits.get(id) == Some(&1)),
     );
     let models = p.models.lock().unwrap().clone();
     let released = models

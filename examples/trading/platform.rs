@@ -40,6 +40,11 @@ pub enum Scored {
     Rejected(String),
 }
 
+/// Whether the security handler audits the login event `id` (one in nine).
+pub fn audited(id: &Uuid) -> bool {
+    hash(&id.to_string()).is_multiple_of(9)
+}
+
 fn hash(s: &str) -> u64 {
     s.bytes().fold(0xcbf2_9ce4_8422_2325u64, |h, b| {
         (h ^ u64::from(b)).wrapping_mul(0x100_0000_01b3)
@@ -226,7 +231,7 @@ impl Platform {
             .subscribe("security", move |ctx, login: UserAuthenticated| {
                 record_latency(&lat, "security", ctx.event().timestamp_us);
                 async move {
-                    if !hash(&ctx.event().id.to_string()).is_multiple_of(9) {
+                    if !audited(&ctx.event().id) {
                         return Ok(Outcome::Skip);
                     }
                     let audit = AuditLogCreated {
@@ -234,15 +239,12 @@ impl Platform {
                         action: "login-from-new-device".into(),
                         subject: login.ip,
                     };
-                    let data = audit
-                        .to_event_data()?
-                        .with_id(id_of(&ctx.event().id.to_string(), "audit"));
-                    ctx.publish(
+                    // Stored with the handler's checkpoint: exactly once, whatever crashes.
+                    ctx.emit_event(
                         &format!("audit-{}", login.user_id),
                         ExpectedVersion::Any,
-                        vec![data],
-                    )
-                    .await?;
+                        &audit,
+                    )?;
                     Ok(Outcome::Handled)
                 }
             })?;
