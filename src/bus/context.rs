@@ -142,6 +142,44 @@ impl HandlerContext {
     /// [`ExpectedVersion::NoStream`] or an exact version); otherwise the attempt fails. The
     /// handler does not see emitted events in the log before it returns; what a copy of the
     /// context emits after the handler returned is dropped.
+    ///
+    /// ```
+    /// use std::sync::Arc;
+    /// use evlog::{Direction, ExpectedVersion, Store};
+    /// use evlog::bus::{BusConfig, DomainEvent, EventBus, Outcome};
+    ///
+    /// #[derive(serde::Serialize, serde::Deserialize)]
+    /// struct OrderPlaced { total: u64 }
+    /// impl DomainEvent for OrderPlaced { const EVENT_TYPE: &'static str = "OrderPlaced"; }
+    /// #[derive(serde::Serialize, serde::Deserialize)]
+    /// struct InvoiceIssued { amount: u64 }
+    /// impl DomainEvent for InvoiceIssued { const EVENT_TYPE: &'static str = "InvoiceIssued"; }
+    ///
+    /// # let dir = tempfile::tempdir()?;
+    /// let rt = tokio::runtime::Runtime::new()?;
+    /// rt.block_on(async {
+    ///     let store = Arc::new(Store::open(dir.path())?);
+    ///     let bus = EventBus::new(store.clone(), BusConfig::default());
+    ///     // One invoice per order, stored with the handler's checkpoint: never two, even if the
+    ///     // process is killed while it runs.
+    ///     bus.subscribe("invoicing", |ctx, order: OrderPlaced| async move {
+    ///         let invoice = format!("invoice-{}", ctx.event().stream);
+    ///         ctx.emit_event(&invoice, ExpectedVersion::NoStream, &InvoiceIssued { amount: order.total })?;
+    ///         Ok(Outcome::Handled)
+    ///     })?;
+    ///     let r = bus.publish_event("order-7", ExpectedVersion::NoStream, &OrderPlaced { total: 40 }).await?;
+    ///     bus.wait_for("invoicing", r.last_position).await?;
+    ///     let invoice: Vec<_> = store
+    ///         .read_stream("invoice-order-7", 0, Direction::Forward, 10)
+    ///         .collect::<evlog::Result<_>>()?;
+    ///     let order = store.read_stream("order-7", 0, Direction::Forward, 1).next().unwrap()?;
+    ///     assert_eq!(invoice.len(), 1);
+    ///     assert_eq!(invoice[0].metadata.causation_id, Some(order.id));
+    ///     bus.shutdown().await?;
+    ///     Ok::<(), Box<dyn std::error::Error>>(())
+    /// })?;
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn emit(&self, stream: &str, expected: ExpectedVersion, events: Vec<EventData>) {
         let events = events.into_iter().map(|e| self.caused(e)).collect();
         self.outputs.lock().push(Output {
