@@ -7,23 +7,18 @@
 
 #![cfg(feature = "bus")]
 
+mod bus_common;
+
 use std::collections::{BTreeMap, HashSet};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use evlog::bus::{BusConfig, DeadLetterRecord, DeadLetters, DomainEvent, EventBus, Outcome};
+use evlog::bus::{BusConfig, DeadLetterRecord, DeadLetters, EventBus, Outcome};
 use evlog::{Durability, ExpectedVersion, StoreOptions};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 
-#[derive(Debug, serde::Serialize, serde::Deserialize)]
-struct Moved {
-    n: u64,
-}
-
-impl DomainEvent for Moved {
-    const EVENT_TYPE: &'static str = "Moved";
-}
+use bus_common::Moved;
 
 /// (run, stream, n) of every successful handling, in the order they happened.
 type Log = Arc<Mutex<Vec<(u32, String, u64)>>>;

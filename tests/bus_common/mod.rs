@@ -49,3 +49,13 @@ pub fn credit(ctx: &HandlerContext, stream: &str, n: u64) -> Result<(), BusError
         &Credited { n },
     )
 }
+
+/// The input event of the restart tests.
+#[derive(Debug, serde::Serialize, serde::Deserialize)]
+pub struct Moved {
+    pub n: u64,
+}
+
+impl DomainEvent for Moved {
+    const EVENT_TYPE: &'static str = "Moved";
+}
