@@ -90,8 +90,6 @@ pub(crate) struct Runner {
     above: Option<(u64, HashSet<u64>)>,
     /// Events read but not delivered because the bus is shutting down.
     unfinished: Vec<u64>,
-    /// The checkpoint written last (or loaded).
-    written: Option<(u64, DoneAbove)>,
     since_checkpoint: u64,
     /// When the last checkpoint was written (or the runner started).
     checkpointed_at: Instant,
@@ -131,16 +129,6 @@ impl Runner {
         let above = sub
             .checkpoint_above()
             .map(|a| (a.read, a.pending.iter().copied().collect()));
-        let written = sub.checkpoint_position().map(|p| {
-            let a = sub.checkpoint_above().cloned();
-            (
-                p,
-                a.unwrap_or(DoneAbove {
-                    read: p,
-                    pending: Vec::new(),
-                }),
-            )
-        });
         let ck_stream = checkpoint_stream(name);
         let name: Arc<str> = Arc::from(name);
         let deliverer = Deliverer {
@@ -166,7 +154,6 @@ impl Runner {
             done_next,
             above,
             unfinished: Vec::new(),
-            written,
             since_checkpoint: 0,
             checkpointed_at: Instant::now(),
             counters,
@@ -289,10 +276,12 @@ impl Runner {
 
     /// Writes the checkpoint if it moved.
     fn checkpoint(&mut self) -> Result<(), BusError> {
-        let state = self.checkpoint_state(&[]);
-        if self.written.as_ref() != Some(&state) {
+        let (first, above) = self.checkpoint_state(&[]);
+        // Plain when nothing is pending (see `checkpoint_state`), as the subscription keeps it.
+        let stored = (self.sub.checkpoint_position(), self.sub.checkpoint_above());
+        if stored != (Some(first), Some(&above).filter(|a| !a.pending.is_empty())) {
             self.commit(&[], &[])?;
-            self.set_done(state.0);
+            self.set_done(first);
             self.dead.forget_settled_before(self.done_next);
         }
         self.since_checkpoint = 0;
@@ -321,7 +310,6 @@ impl Runner {
         let (first, above) = self.checkpoint_state(extra);
         let sub = &mut self.sub;
         disk_wait(self.bus.store(), || sub.commit_above(first, &above, parts))?;
-        self.written = Some((first, above));
         self.checkpointed_at = Instant::now();
         Ok(())
     }
@@ -343,9 +331,9 @@ impl Runner {
             self.since_checkpoint += handled;
             return self.checkpoint_if_due();
         }
-        let records: Vec<EventData> = parked.iter().map(|(r, _, _)| r.clone()).collect();
+        let (records, types) = split_parked(parked);
         self.store_outputs(&records, emitted, batch)?;
-        self.parked_written(parked.iter().map(|(_, t, _)| t));
+        self.parked_written(&types);
         self.since_checkpoint = 0;
         catch_up(self.bus.store(), &self.dlq_stream, &mut self.dead)?;
         // Recorded before the progress moves: who waits for a position sees what it parked.
@@ -354,19 +342,17 @@ impl Runner {
     }
 
     /// Counts parked events of these types, once their records are written.
-    fn parked_written<'a>(&self, types: impl Iterator<Item = &'a Arc<str>>) {
-        let mut n = 0;
+    fn parked_written(&self, types: &[Arc<str>]) {
         for event_type in types {
-            n += 1;
             Counters::add(&self.counters.parked);
             if let Some(o) = &self.deliverer.observer {
                 o.parked(event_type);
             }
         }
-        if n > 0 {
+        if !types.is_empty() {
             tracing::error!(
                 handler = %self.name,
-                events = n,
+                events = types.len(),
                 dead_letters = %self.dlq_stream,
                 "events parked"
             );
@@ -428,20 +414,12 @@ impl Runner {
                 .map(|b| b.position)
                 .collect();
             let extra: Vec<u64> = left.iter().copied().filter(|p| !mine.contains(p)).collect();
-            let refused = match merge_outputs(outputs.iter()) {
-                Err(message) => message,
-                Ok(parts) => match self.commit(&extra, &parts) {
-                    Ok(()) => {
-                        for p in &mine {
-                            left.remove(p);
-                        }
-                        continue;
-                    }
-                    Err(err) if self.refuses(&err) => {
-                        format!("its emitted events were not stored: {err}")
-                    }
-                    Err(err) => return Err(err.into()),
-                },
+            let Some(refused) = self.write_outputs(outputs, |r, parts| r.commit(&extra, &parts))?
+            else {
+                for p in &mine {
+                    left.remove(p);
+                }
+                continue;
             };
             let later: Vec<Arc<RecordedEvent>> = batch
                 .iter()
@@ -514,12 +492,12 @@ impl Runner {
         for behind in events.iter().skip(1) {
             parked.push(self.held_back(behind, e.position));
         }
-        let records: Vec<EventData> = parked.iter().map(|(r, _, _)| r.clone()).collect();
+        let (records, types) = split_parked(parked);
         let dlq = self.dlq_stream.clone();
         let mut parts = Parts::new();
         with_records(&mut parts, &dlq, &records);
         self.commit(extra, &parts)?;
-        self.parked_written(parked.iter().map(|(_, t, _)| t));
+        self.parked_written(&types);
         catch_up(self.bus.store(), &self.dlq_stream, &mut self.dead)?;
         Ok(())
     }
@@ -751,27 +729,18 @@ impl Runner {
         parked: &[Parked],
         attempt: u32,
     ) -> Result<Result<(), Failure>, BusError> {
-        let parts = match merge_outputs(outputs.iter()) {
-            Ok(parts) => parts,
-            Err(message) => {
-                self.outputs_refused(&queue[0], attempt, &message);
-                return Ok(Err(refusal(message)));
-            }
-        };
         let extra: Vec<u64> = queue
             .iter()
             .skip(1)
             .map(|e| e.position)
             .chain(parked.iter().map(|(_, _, p)| *p))
             .collect();
-        match self.commit(&extra, &parts) {
-            Ok(()) => Ok(Ok(())),
-            Err(e) if self.refuses(&e) => {
-                let message = format!("its emitted events were not stored: {e}");
-                self.outputs_refused(&queue[0], attempt, &message);
-                Ok(Err(refusal(message)))
+        match self.write_outputs(outputs, |r, parts| r.commit(&extra, &parts))? {
+            None => Ok(Ok(())),
+            Some(reason) => {
+                self.outputs_refused(&queue[0], attempt, &reason);
+                Ok(Err(refusal(reason)))
             }
-            Err(e) => Err(e.into()),
         }
     }
 
@@ -798,7 +767,7 @@ impl Runner {
                 // for a retry is done), then the redrive.
                 return Ok(());
             }
-            let record = match event_at(self.bus.store(), letter.position)? {
+            let record = match event_at(self.bus.store(), letter.position)?.map(Arc::new) {
                 None => DeadLetterRecord::RedriveFailed {
                     position: letter.position,
                     reason: letter.reason,
@@ -808,7 +777,7 @@ impl Runner {
                         .into(),
                     at_us: now_us(),
                 },
-                Some(e) => match self.deliverer.deliver(&Arc::new(e.clone())).await {
+                Some(e) => match self.deliverer.deliver(&e).await {
                     Delivery::Done(attempts, outputs) => {
                         let record = DeadLetterRecord::Redriven {
                             position: letter.position,
@@ -856,36 +825,50 @@ impl Runner {
     /// Writes the `Redriven` record with the outputs of the redriven event in one append.
     /// `Some(error)` when the outputs were refused (nothing was written).
     fn redriven_with(
-        &self,
+        &mut self,
         record: &DeadLetterRecord,
         outputs: &[Output],
         event: &RecordedEvent,
         attempts: u32,
     ) -> Result<Option<String>, BusError> {
-        let mut parts = match merge_outputs(outputs.iter()) {
-            Ok(parts) => parts,
-            Err(message) => {
-                self.outputs_refused(event, attempts, &message);
-                return Ok(Some(message));
-            }
-        };
         let records = [record.to_event()];
-        parts.push((
-            &self.dlq_stream,
-            ExpectedVersion::Any,
-            Cow::Borrowed(&records),
-        ));
-        let store = self.bus.store();
-        match disk_wait(store, || store.append_multi(&parts)) {
-            Ok(_) => Ok(None),
+        let dlq = self.dlq_stream.clone();
+        let reason = self.write_outputs(outputs, |r, parts| {
+            let mut parts: Parts<'_> = parts;
+            with_records(&mut parts, &dlq, &records);
+            let store = r.bus.store();
+            disk_wait(store, || store.append_multi(&parts)).map(|_| ())
+        })?;
+        if let Some(reason) = &reason {
+            self.outputs_refused(event, attempts, reason);
+        }
+        Ok(reason)
+    }
+
+    /// Merges a handler's `outputs` and writes them with `write` (which adds what goes with
+    /// them): `Some(reason)` when the store refuses them, and nothing was written.
+    fn write_outputs<'o>(
+        &mut self,
+        outputs: &'o [Output],
+        write: impl FnOnce(&mut Self, Parts<'o>) -> crate::Result<()>,
+    ) -> Result<Option<String>, BusError> {
+        let parts = match merge_outputs(outputs.iter()) {
+            Ok(parts) => parts,
+            Err(reason) => return Ok(Some(reason)),
+        };
+        match write(self, parts) {
+            Ok(()) => Ok(None),
             Err(e) if self.refuses(&e) => {
-                let message = format!("its emitted events were not stored: {e}");
-                self.outputs_refused(event, attempts, &message);
-                Ok(Some(message))
+                Ok(Some(format!("its emitted events were not stored: {e}")))
             }
             Err(e) => Err(e.into()),
         }
     }
+}
+
+/// The dead-letter records of `parked`, and the types of the events they park.
+fn split_parked(parked: Vec<Parked>) -> (Vec<EventData>, Vec<Arc<str>>) {
+    parked.into_iter().map(|(r, t, _)| (r, t)).unzip()
 }
 
 /// Adds the dead-letter `records` (when there are any) to `parts`.

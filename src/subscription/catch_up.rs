@@ -390,12 +390,12 @@ impl<S: AsRef<Store>> Subscription<S> {
         next_position: u64,
         outputs: &[(T, ExpectedVersion, E)],
     ) -> Result<Vec<AppendResult>> {
-        self.commit_checkpoint(next_position, checkpoint_event(next_position), outputs)
+        self.commit_checkpoint(next_position, None, outputs)
     }
 
-    /// What the checkpoint loaded when the subscription was created said of the events after
-    /// its position (see [`checkpoint`](crate::subscription::checkpoint)), until the next
-    /// checkpoint is written.
+    /// What the last checkpoint stored (or loaded when the subscription was created) said of
+    /// the events after its position (see [`checkpoint`](crate::subscription::checkpoint));
+    /// `None` for the plain form.
     #[cfg_attr(not(feature = "bus"), allow(dead_code))]
     pub(crate) fn checkpoint_above(&self) -> Option<&DoneAbove> {
         self.checkpoint.as_ref().and_then(|c| c.above.as_ref())
@@ -410,13 +410,16 @@ impl<S: AsRef<Store>> Subscription<S> {
         above: &DoneAbove,
         outputs: &[(T, ExpectedVersion, E)],
     ) -> Result<Vec<AppendResult>> {
-        self.commit_checkpoint(position, checkpoint_event_above(position, above), outputs)
+        let above = (above.read > position).then(|| above.clone());
+        self.commit_checkpoint(position, above, outputs)
     }
 
+    /// Stores `outputs` and the checkpoint `next_position` (saying `above` of the events after
+    /// it) in one append.
     fn commit_checkpoint<T: AsRef<str>, E: AsRef<[EventData]>>(
         &mut self,
         next_position: u64,
-        ck: EventData,
+        above: Option<DoneAbove>,
         outputs: &[(T, ExpectedVersion, E)],
     ) -> Result<Vec<AppendResult>> {
         let now = (self.opts.clock)();
@@ -432,7 +435,10 @@ impl<S: AsRef<Store>> Subscription<S> {
                  handled event's position + 1"
             )));
         }
-        let ck = [ck];
+        let ck = [match &above {
+            Some(a) => checkpoint_event_above(next_position, a),
+            None => checkpoint_event(next_position),
+        }];
         let mut batch: Vec<(&str, ExpectedVersion, &[EventData])> = outputs
             .iter()
             .map(|(s, x, e)| (s.as_ref(), *x, e.as_ref()))
@@ -442,7 +448,7 @@ impl<S: AsRef<Store>> Subscription<S> {
         c.prepare_first(store)?;
         let mut results = store.append_multi(&batch)?;
         let mine = results.pop().expect("the checkpoint's result");
-        c.written(next_position, mine.next_expected_version, now);
+        c.written(next_position, above, mine.next_expected_version, now);
         self.next = self.next.max(next_position);
         self.delivered_since = 0;
         Ok(results)

@@ -33,10 +33,27 @@ pub fn checkpoint_stream(name: &str) -> String {
 
 /// A checkpoint event saying that every event before `position` was handled.
 pub fn checkpoint_event(position: u64) -> EventData {
-    EventData::new(
-        CHECKPOINT_EVENT_TYPE,
-        format!(r#"{{"position":{position}}}"#).into_bytes(),
-    )
+    payload_event(&Payload {
+        position,
+        read: None,
+        pending: Vec::new(),
+    })
+}
+
+/// A checkpoint event's payload (both forms: see the module's documentation).
+#[derive(serde::Serialize, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Payload {
+    position: u64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    read: Option<u64>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pending: Vec<u64>,
+}
+
+fn payload_event(p: &Payload) -> EventData {
+    let json = serde_json::to_vec(p).expect("numbers serialize");
+    EventData::new(CHECKPOINT_EVENT_TYPE, json)
 }
 
 /// What a checkpoint holds beyond its position: events before `read` were handled, except
@@ -55,30 +72,15 @@ pub(crate) fn checkpoint_event_above(position: u64, above: &DoneAbove) -> EventD
     if above.read <= position {
         return checkpoint_event(position);
     }
-    let mut payload = format!(
-        r#"{{"position":{position},"read":{},"pending":["#,
-        above.read
-    );
-    for (i, p) in above.pending.iter().enumerate() {
-        if i > 0 {
-            payload.push(',');
-        }
-        payload.push_str(&p.to_string());
-    }
-    payload.push_str("]}");
-    EventData::new(CHECKPOINT_EVENT_TYPE, payload.into_bytes())
+    payload_event(&Payload {
+        position,
+        read: Some(above.read),
+        pending: above.pending.clone(),
+    })
 }
 
 /// The position a checkpoint event's payload holds, and what it says of the events after it.
 fn decode(payload: &[u8]) -> std::result::Result<(u64, Option<DoneAbove>), String> {
-    #[derive(serde::Deserialize)]
-    #[serde(deny_unknown_fields)]
-    struct Payload {
-        position: u64,
-        read: Option<u64>,
-        #[serde(default)]
-        pending: Vec<u64>,
-    }
     let p = serde_json::from_slice::<Payload>(payload).map_err(|e| {
         format!("payload is not {{\"position\":N}} or {{\"position\":N,\"read\":R,\"pending\":[...]}}: {e}")
     })?;
@@ -117,7 +119,8 @@ pub(crate) struct Checkpoint {
     pub stream: String,
     /// The position stored last (`None`: no checkpoint yet).
     pub position: Option<u64>,
-    /// What the last checkpoint loaded said of the events after its position.
+    /// What the last checkpoint stored (or loaded) said of the events after its position
+    /// (`None`: the plain form).
     pub above: Option<DoneAbove>,
     /// Version of the stream's last event (for the next write's expected version).
     pub version: Option<u64>,
@@ -169,9 +172,9 @@ impl Checkpoint {
     }
 
     /// Records a write of `position` that left the stream at `version`.
-    pub fn written(&mut self, position: u64, version: u64, now: Instant) {
+    pub fn written(&mut self, position: u64, above: Option<DoneAbove>, version: u64, now: Instant) {
         self.position = Some(position);
-        self.above = None;
+        self.above = above;
         self.version = Some(version);
         self.at = now;
     }
@@ -190,7 +193,7 @@ impl Checkpoint {
     pub fn write(&mut self, store: &Store, position: u64, now: Instant) -> Result<()> {
         self.prepare_first(store)?;
         let r = store.append(&self.stream, self.expected(), &[checkpoint_event(position)])?;
-        self.written(position, r.next_expected_version, now);
+        self.written(position, None, r.next_expected_version, now);
         Ok(())
     }
 }
