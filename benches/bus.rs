@@ -25,7 +25,10 @@
 //!    100 streams' events on a durable store: outputs emitted with `HandlerContext::emit` (stored
 //!    with the checkpoints, exactly once) beside the same outputs published with
 //!    `HandlerContext::publish` (a durable append each, at least once). No goal: it shows what
-//!    the exactly-once path costs, or saves.
+//!    the exactly-once path costs, or saves. 7b: every output to one shared stream, expecting
+//!    the version the handler read (concurrency 1): `emit` in batches (the outputs of a batch's
+//!    events are stored together after it, so the handlers of its later events read a stale
+//!    version and are retried after the backoff), `emit` one event per poll, and `publish`.
 
 #[path = "common/mod.rs"]
 mod common;
@@ -476,69 +479,131 @@ fn multi(root: &Path, k: u64) {
     );
 }
 
-/// 7. A handler writing one output per event: `emit` beside `publish`, durable.
-fn outputs(rt: &tokio::runtime::Runtime, root: &Path, per_stream: u64, rounds: usize) {
-    let run = |emit: bool, round: usize| -> f64 {
-        let (_dir, store) = fresh_store(root, Durability::Always);
-        for i in 0..per_stream {
-            let parts: Vec<(String, ExpectedVersion, Vec<EventData>)> = (0..100u64)
-                .map(|s| {
-                    let e = small_event(i * 100 + s);
-                    (format!("in-{s:03}"), ExpectedVersion::Any, vec![e])
-                })
-                .collect();
-            store.append_multi(&parts).unwrap();
-        }
-        let n = 100 * per_stream;
-        rt.block_on(async {
-            let config = BusConfig::default().concurrency(4);
-            let bus = EventBus::new(store.clone(), config);
-            let done = Arc::new(AtomicU64::new(0));
-            let d = done.clone();
-            let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<()>();
-            let t = Instant::now();
-            bus.subscribe_all(&format!("outputs-{round}"), move |ctx, e| {
-                let (d, tx) = (d.clone(), tx.clone());
-                async move {
-                    if e.stream.starts_with("out-") {
-                        return Ok(Outcome::Skip);
-                    }
-                    let out = format!("out-{}", e.stream);
-                    let data = small_event(e.position);
-                    if emit {
-                        ctx.emit(&out, ExpectedVersion::Any, vec![data]);
-                    } else {
-                        ctx.publish(&out, ExpectedVersion::Any, vec![data]).await?;
-                    }
-                    if d.fetch_add(1, Ordering::Relaxed) + 1 == n {
-                        let _ = tx.send(());
-                    }
-                    Ok(Outcome::Handled)
-                }
+/// How the handler of shape 7 writes its output.
+#[derive(Clone, Copy)]
+enum Write {
+    /// `ctx.emit`, with the default batch of events per poll.
+    Emit,
+    /// `ctx.emit` with one event per poll (each event's outputs stored before the next).
+    EmitOneByOne,
+    /// `ctx.publish` (a durable append each).
+    Publish,
+}
+
+/// Shape 7: a handler writing one output per event, durable, `emit` beside `publish`. With
+/// `shared`, every output goes to one stream expecting the exact version the handler reads
+/// (concurrency 1, so that `publish` never conflicts); otherwise each input stream has its
+/// output stream (`Any`, concurrency 4).
+fn outputs_rate(
+    rt: &tokio::runtime::Runtime,
+    root: &Path,
+    per_stream: u64,
+    write: Write,
+    shared: bool,
+    round: usize,
+) -> f64 {
+    let (_dir, store) = fresh_store(root, Durability::Always);
+    for i in 0..per_stream {
+        let parts: Vec<(String, ExpectedVersion, Vec<EventData>)> = (0..100u64)
+            .map(|s| {
+                let e = small_event(i * 100 + s);
+                (format!("in-{s:03}"), ExpectedVersion::Any, vec![e])
             })
-            .unwrap();
-            rx.recv().await.unwrap();
-            // Handled; the last batch's outputs are stored when its checkpoint is.
-            bus.wait_for(&format!("outputs-{round}"), store.head_position().unwrap())
-                .await
-                .unwrap();
-            let rate = n as f64 / t.elapsed().as_secs_f64();
-            bus.shutdown().await.unwrap();
-            let outs: u64 = (0..100u64)
+            .collect();
+        store.append_multi(&parts).unwrap();
+    }
+    let n = 100 * per_stream;
+    rt.block_on(async {
+        let mut config = BusConfig::default().concurrency(if shared { 1 } else { 4 });
+        if let Write::EmitOneByOne = write {
+            config = config.batch_events(1);
+        }
+        let bus = EventBus::new(store.clone(), config);
+        let done = Arc::new(AtomicU64::new(0));
+        let d = done.clone();
+        let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<()>();
+        let t = Instant::now();
+        let name = format!("outputs-{round}");
+        bus.subscribe_all(&name, move |ctx, e| {
+            let (d, tx) = (d.clone(), tx.clone());
+            async move {
+                if !e.stream.starts_with("in-") {
+                    return Ok(Outcome::Skip);
+                }
+                let (out, expected) = if shared {
+                    let v = ctx.bus().store().stream_version("totals");
+                    let x = v.map_or(ExpectedVersion::NoStream, ExpectedVersion::Exact);
+                    ("totals".to_owned(), x)
+                } else {
+                    (format!("out-{}", e.stream), ExpectedVersion::Any)
+                };
+                let data = small_event(e.position);
+                match write {
+                    Write::Emit | Write::EmitOneByOne => ctx.emit(&out, expected, vec![data]),
+                    Write::Publish => {
+                        ctx.publish(&out, expected, vec![data]).await?;
+                    }
+                }
+                if d.fetch_add(1, Ordering::Relaxed) + 1 >= n {
+                    let _ = tx.send(());
+                }
+                Ok(Outcome::Handled)
+            }
+        })
+        .unwrap();
+        rx.recv().await.unwrap();
+        // Handled; the last batch's outputs are stored when its checkpoint is (and refused
+        // outputs are handled again after their retry).
+        loop {
+            let head = store.head_position().unwrap();
+            bus.wait_for(&name, head).await.unwrap();
+            if store.head_position() == Some(head) {
+                break;
+            }
+        }
+        let rate = n as f64 / t.elapsed().as_secs_f64();
+        bus.shutdown().await.unwrap();
+        let outs: u64 = if shared {
+            store.stream_version("totals").map_or(0, |v| v + 1)
+        } else {
+            (0..100u64)
                 .map(|s| {
                     store
                         .stream_version(&format!("out-in-{s:03}"))
                         .map_or(0, |v| v + 1)
                 })
-                .sum();
-            assert_eq!(outs, n, "every output stored once");
-            rate
-        })
-    };
+                .sum()
+        };
+        assert_eq!(outs, n, "every output stored once");
+        rate
+    })
+}
+
+/// 7 and 7b: `outputs_rate` of each way of writing, rounds interleaved.
+fn outputs(
+    rt: &tokio::runtime::Runtime,
+    root: &Path,
+    per_stream: u64,
+    per_stream_shared: u64,
+    rounds: usize,
+) {
     let (mut emitted, mut published) = (Vec::new(), Vec::new());
+    let (mut shared_batch, mut shared_one, mut shared_pub) = (Vec::new(), Vec::new(), Vec::new());
     for round in 0..rounds {
-        emitted.push(run(true, 2 * round));
-        published.push(run(false, 2 * round + 1));
+        let r = 5 * round;
+        emitted.push(outputs_rate(rt, root, per_stream, Write::Emit, false, r));
+        published.push(outputs_rate(
+            rt,
+            root,
+            per_stream,
+            Write::Publish,
+            false,
+            r + 1,
+        ));
+        let k = per_stream_shared;
+        shared_batch.push(outputs_rate(rt, root, k, Write::Emit, true, r + 2));
+        shared_one.push(outputs_rate(rt, root, k, Write::EmitOneByOne, true, r + 3));
+        shared_pub.push(outputs_rate(rt, root, k, Write::Publish, true, r + 4));
     }
     let (e, p) = (median(&mut emitted), median(&mut published));
     println!(
@@ -546,6 +611,19 @@ fn outputs(rt: &tokio::runtime::Runtime, root: &Path, per_stream: u64, rounds: u
         e / 1e3,
         p / 1e3,
         e / p
+    );
+    let (b, o, p) = (
+        median(&mut shared_batch),
+        median(&mut shared_one),
+        median(&mut shared_pub),
+    );
+    println!(
+        "7b. the same, every output to one stream expecting the version the handler read | emit, batches of 256: {:.2} k/s | emit, one event per poll: {:.2} k/s | publish: {:.2} k/s | emit/publish {:.2}, one by one {:.2}",
+        b / 1e3,
+        o / 1e3,
+        p / 1e3,
+        b / p,
+        o / p
     );
 }
 
@@ -590,7 +668,7 @@ fn main() {
         multi(&root, if quick { 300 } else { 2_000 });
     }
     if run("7") {
-        let (per, rounds) = if quick { (5, 1) } else { (20, 3) };
-        outputs(&rt, &root, per, rounds);
+        let (per, shared, rounds) = if quick { (5, 1, 1) } else { (20, 3, 3) };
+        outputs(&rt, &root, per, shared, rounds);
     }
 }

@@ -134,9 +134,12 @@ impl HandlerContext {
     /// a failed attempt's are dropped (the retry emits again), and so are a skipped event's.
     /// Outputs the store refuses (a stale `expected` version, a deleted stream, an append over
     /// the store's limits, a system stream `$...`) make the attempt fail: it is counted as a
-    /// failure, retried with backoff, and parked when the retries run out (with dead letters
-    /// off, retried until stored); the later events of the handled stream are delivered again
-    /// after it. Several calls for one stream in one attempt are stored as one append: each
+    /// failure, and the later events of the handled stream are delivered again after it. The
+    /// outputs of a polled batch's events are stored together after the batch, so a handler
+    /// that reads the version it expects may read one that the batch's earlier outputs make
+    /// stale: such an event is delivered again at once, one event at a time, each one's
+    /// outputs stored before the next. Refused again, it is retried with backoff and parked
+    /// when the retries run out (with dead letters off, retried until stored). Several calls for one stream in one attempt are stored as one append: each
     /// later call must expect [`ExpectedVersion::Any`], [`ExpectedVersion::StreamExists`], or
     /// the exact version the calls before it lead to (known when the first expects
     /// [`ExpectedVersion::NoStream`] or an exact version); otherwise the attempt fails. The

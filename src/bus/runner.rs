@@ -462,6 +462,12 @@ impl Runner {
     /// after it, delivered again after it) and the stream's events already waiting, or is
     /// parked with them behind it when its retries ran out (written at once, with `extra`
     /// events not done).
+    ///
+    /// It is due again at once, not after the backoff: its handler ran before the outputs of
+    /// the batch's earlier events were stored (a handler that reads a version to expect read
+    /// a stale one), and the retry runs it again, one event at a time, each event's outputs
+    /// stored before the next. A refusal on that retry is a real conflict, retried after the
+    /// backoff.
     fn demote(
         &mut self,
         e: Arc<RecordedEvent>,
@@ -473,7 +479,7 @@ impl Runner {
         let f = Failure {
             reason: ParkReason::Failed,
             message,
-            wait: None,
+            wait: Some(Duration::ZERO),
         };
         self.outputs_refused(&e, attempt, &f.message);
         // Handled, and to be delivered again: not counted as handled until then.
