@@ -8,9 +8,13 @@
 //!
 //! Then update the constants below from what the generator prints.
 
+mod golden_common;
+
 use std::collections::{BTreeMap, BTreeSet};
 use std::fs;
 use std::path::{Path, PathBuf};
+
+use golden_common::{copy_of, golden_dir, read_all, sealed_data_end, segment_names};
 
 use evlog::wire::checkpoint::{decode_checkpoint, encode_checkpoint};
 use evlog::wire::frame::{FrameHeader, begin_frame, check_frame, finish_frame};
@@ -70,37 +74,10 @@ const FLIPPED_FRAME: (u64, u64) = (1759, 361);
 
 // ---------------------------------------------------------------------------------------------
 
-fn golden(name: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("format/golden")
-        .join(name)
-}
-
 fn opts() -> StoreOptions {
     StoreOptions::new()
         .segment_bytes(SEGMENT_BYTES)
         .durability(Durability::Always)
-}
-
-/// Copies a golden store into a temporary directory (open may write: a new checkpoint on close,
-/// a cut tail, a rebuilt index).
-fn copy_of(name: &str) -> tempfile::TempDir {
-    let t = tempfile::tempdir().unwrap();
-    for e in fs::read_dir(golden(name)).unwrap() {
-        let e = e.unwrap();
-        fs::copy(e.path(), t.path().join(e.file_name())).unwrap();
-    }
-    t
-}
-
-fn segment_names(dir: &Path) -> Vec<String> {
-    let mut v: Vec<String> = fs::read_dir(dir)
-        .unwrap()
-        .map(|e| e.unwrap().file_name().into_string().unwrap())
-        .filter(|n| n.ends_with(".seg"))
-        .collect();
-    v.sort();
-    v
 }
 
 /// The appends of the golden workload: (stream, events).
@@ -191,13 +168,6 @@ fn check_events(got: &[RecordedEvent]) {
     }
 }
 
-fn read_all(store: &evlog::Store) -> Vec<RecordedEvent> {
-    store
-        .read_all(0, Direction::Forward, ReadFilter::all())
-        .collect::<evlog::Result<_>>()
-        .unwrap()
-}
-
 /// Offset and length of every frame of a segment file (walking frames from offset 64).
 fn frames_of(data: &[u8]) -> Vec<(u64, u64)> {
     let end = sealed_data_end(data).unwrap_or(data.len() as u64) as usize;
@@ -213,23 +183,12 @@ fn frames_of(data: &[u8]) -> Vec<(u64, u64)> {
     out
 }
 
-fn sealed_data_end(data: &[u8]) -> Option<u64> {
-    let len = data.len();
-    if len < SEGMENT_HEADER_BYTES + FOOTER_BYTES {
-        return None;
-    }
-    SegmentFooter::decode(&data[len - FOOTER_BYTES..])
-        .ok()
-        .filter(|f| f.data_end == (len - FOOTER_BYTES) as u64)
-        .map(|f| f.data_end)
-}
-
 // ---------------------------------------------------------------------------------------------
 // valid/
 
 #[test]
 fn golden_valid_segments_decode_as_specified() {
-    let dir = golden("valid");
+    let dir = golden_dir("valid");
     let names = segment_names(&dir);
     let want: Vec<String> = SEGMENTS
         .iter()
@@ -332,7 +291,7 @@ fn golden_valid_re_send_in_the_idempotency_window_returns_the_original_result() 
 
 #[test]
 fn golden_valid_opens_read_only_in_place_and_verifies_clean() {
-    let dir = golden("valid");
+    let dir = golden_dir("valid");
     let store = StoreOptions::new().open_read_only(&dir).unwrap();
     check_events(&read_all(&store));
     drop(store);
@@ -347,7 +306,7 @@ fn golden_valid_opens_read_only_in_place_and_verifies_clean() {
 
 #[test]
 fn golden_valid_stats() {
-    let s = evlog::stats::stats_dir(&golden("valid")).unwrap();
+    let s = evlog::stats::stats_dir(&golden_dir("valid")).unwrap();
     assert_eq!(s.events, EVENTS);
     assert_eq!(s.streams, STREAMS.len() as u64);
     assert_eq!(s.segments_sealed, SEGMENTS.len() as u64 - 1);
@@ -358,7 +317,7 @@ fn golden_valid_stats() {
         .map(|(t, n)| (t.to_string(), *n))
         .collect();
     assert_eq!(s.event_types, want);
-    let on_disk: u64 = fs::read_dir(golden("valid"))
+    let on_disk: u64 = fs::read_dir(golden_dir("valid"))
         .unwrap()
         .map(|e| e.unwrap().metadata().unwrap().len())
         .sum();
@@ -376,7 +335,7 @@ fn active_name() -> String {
 #[test]
 fn golden_torn_tail_is_cut_on_open() {
     let active = active_name();
-    let golden_len = fs::metadata(golden("torn-tail").join(&active))
+    let golden_len = fs::metadata(golden_dir("torn-tail").join(&active))
         .unwrap()
         .len();
     assert_eq!(golden_len, ACTIVE_LEN + TORN_BYTES);
@@ -404,7 +363,7 @@ fn golden_torn_tail_is_cut_on_open() {
 
 #[test]
 fn golden_torn_tail_read_only_open_ignores_the_tail_and_verify_notes_it() {
-    let dir = golden("torn-tail");
+    let dir = golden_dir("torn-tail");
     let store = StoreOptions::new().open_read_only(&dir).unwrap();
     check_events(&read_all(&store));
     drop(store);
@@ -429,8 +388,8 @@ fn golden_torn_tail_read_only_open_ignores_the_tail_and_verify_notes_it() {
 
 #[test]
 fn golden_flipped_bit_differs_from_valid_in_one_bit_of_the_named_frame() {
-    let valid = fs::read(golden("valid").join(FLIPPED_SEGMENT)).unwrap();
-    let flipped = fs::read(golden("flipped-bit").join(FLIPPED_SEGMENT)).unwrap();
+    let valid = fs::read(golden_dir("valid").join(FLIPPED_SEGMENT)).unwrap();
+    let flipped = fs::read(golden_dir("flipped-bit").join(FLIPPED_SEGMENT)).unwrap();
     assert_eq!(valid.len(), flipped.len());
     let diff: Vec<usize> = (0..valid.len())
         .filter(|&i| valid[i] != flipped[i])
@@ -442,7 +401,7 @@ fn golden_flipped_bit_differs_from_valid_in_one_bit_of_the_named_frame() {
         .find(|(at, len)| (*at..at + len).contains(&FLIPPED_OFFSET))
         .unwrap();
     assert_eq!(frame, FLIPPED_FRAME);
-    let dir = golden("flipped-bit");
+    let dir = golden_dir("flipped-bit");
     assert!(!dir.join("checkpoint.idx").exists());
     assert!(!dir.join(FLIPPED_SEGMENT.replace(".seg", ".idx")).exists());
 }
@@ -478,7 +437,7 @@ fn golden_flipped_bit_fails_open_naming_the_file_and_frame() {
 
 #[test]
 fn golden_flipped_bit_is_reported_by_verify() {
-    let dir = golden("flipped-bit");
+    let dir = golden_dir("flipped-bit");
     let rep = evlog::verify_dir(&dir).unwrap();
     assert!(!rep.is_clean());
     let seg = dir.join(FLIPPED_SEGMENT);
@@ -501,7 +460,7 @@ fn golden_flipped_bit_repair_cuts_at_the_damaged_frame() {
     let all = read_all(&store);
     let kept = all.len() as u64;
     // Everything before the damaged frame is kept, nothing after it.
-    let valid = fs::read(golden("valid").join(FLIPPED_SEGMENT)).unwrap();
+    let valid = fs::read(golden_dir("valid").join(FLIPPED_SEGMENT)).unwrap();
     let first = SegmentHeader::decode(&valid).unwrap().first_position;
     let frames_before = frames_of(&valid)
         .into_iter()
@@ -619,7 +578,7 @@ fn check_name_tables(v: &IndexView<'_>, first: u64) {
 
 #[test]
 fn golden_valid_index_files_decode_as_specified() {
-    let dir = golden("valid");
+    let dir = golden_dir("valid");
     for (first, count) in SEGMENTS.iter().filter(|(_, n)| *n > 0) {
         let seg = fs::read(dir.join(format!("{first:020}.seg"))).unwrap();
         let idx = fs::read(dir.join(format!("{first:020}.idx"))).unwrap();
@@ -638,7 +597,7 @@ fn golden_valid_index_files_decode_as_specified() {
 
 #[test]
 fn golden_valid_checkpoint_decodes_as_specified() {
-    let dir = golden("valid");
+    let dir = golden_dir("valid");
     let b = fs::read(dir.join("checkpoint.idx")).unwrap();
     let c = decode_checkpoint(&b).unwrap();
     assert_eq!(c.next_position, EVENTS);
@@ -744,7 +703,7 @@ fn damaged_index_body_is_rebuilt_not_fatal() {
     assert!(evlog::verify_dir(t.path()).unwrap().is_clean());
     assert_eq!(
         fs::read(&idx).unwrap(),
-        fs::read(golden("valid").join("00000000000000000000.idx")).unwrap()
+        fs::read(golden_dir("valid").join("00000000000000000000.idx")).unwrap()
     );
 }
 

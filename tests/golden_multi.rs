@@ -11,10 +11,14 @@
 //!
 //! Then update the constants below from what the generator prints.
 
+mod golden_common;
+
 use std::collections::BTreeMap;
 use std::fs;
 use std::ops::ControlFlow;
-use std::path::{Path, PathBuf};
+use std::path::Path;
+
+use golden_common::{copy_of, golden_dir, read_all, sealed_data_end, segment_names};
 
 use evlog::wire::checkpoint::decode_checkpoint;
 use evlog::wire::frame::{
@@ -85,25 +89,10 @@ const ACTIVE_FILE_LEN: u64 = 4096;
 
 // ---------------------------------------------------------------------------------------------
 
-fn golden() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("format/golden/multi")
-}
-
 fn opts() -> StoreOptions {
     StoreOptions::new()
         .segment_bytes(SEGMENT_BYTES)
         .durability(Durability::Always)
-}
-
-/// Copies the golden store into a temporary directory (open may write: a new checkpoint on
-/// close, a rebuilt index).
-fn copy_of_golden() -> tempfile::TempDir {
-    let t = tempfile::tempdir().unwrap();
-    for e in fs::read_dir(golden()).unwrap() {
-        let e = e.unwrap();
-        fs::copy(e.path(), t.path().join(e.file_name())).unwrap();
-    }
-    t
 }
 
 /// Every file of a directory with its bytes.
@@ -118,16 +107,6 @@ fn files_of(dir: &Path) -> BTreeMap<String, Vec<u8>> {
             )
         })
         .collect()
-}
-
-fn segment_names(dir: &Path) -> Vec<String> {
-    let mut v: Vec<String> = fs::read_dir(dir)
-        .unwrap()
-        .map(|e| e.unwrap().file_name().into_string().unwrap())
-        .filter(|n| n.ends_with(".seg"))
-        .collect();
-    v.sort();
-    v
 }
 
 /// One append of the workload: its parts (stream, events), one for `Store::append`, two to four
@@ -360,24 +339,6 @@ fn check_store(store: &Store) {
     assert_eq!(seen, EVENTS);
 }
 
-fn read_all(store: &Store) -> Vec<RecordedEvent> {
-    store
-        .read_all(0, Direction::Forward, ReadFilter::all())
-        .collect::<evlog::Result<_>>()
-        .unwrap()
-}
-
-fn sealed_data_end(data: &[u8]) -> Option<u64> {
-    let len = data.len();
-    if len < SEGMENT_HEADER_BYTES + FOOTER_BYTES {
-        return None;
-    }
-    SegmentFooter::decode(&data[len - FOOTER_BYTES..])
-        .ok()
-        .filter(|f| f.data_end == (len - FOOTER_BYTES) as u64)
-        .map(|f| f.data_end)
-}
-
 /// Every frame of a segment file (walking frames from offset 64): offset, length and header.
 /// The active segment of a cleanly closed store ends in zeros after its last frame (zeros
 /// ahead, `format/FORMAT.md` § 4); anything else must be whole frames.
@@ -401,7 +362,7 @@ fn frames_of(data: &[u8]) -> Vec<(u64, u64, FrameHeader)> {
 
 #[test]
 fn golden_multi_frames_carry_version_3_where_the_workload_says() {
-    let dir = golden();
+    let dir = golden_dir("multi");
     let names = segment_names(&dir);
     let want_names: Vec<String> = SEGMENTS
         .iter()
@@ -488,7 +449,7 @@ fn golden_multi_frames_carry_version_3_where_the_workload_says() {
 
 #[test]
 fn golden_multi_index_files_and_checkpoint_decode() {
-    let dir = golden();
+    let dir = golden_dir("multi");
     for (first, count, ..) in SEGMENTS.iter().filter(|s| s.1 > 0) {
         let idx = fs::read(dir.join(format!("{first:020}.idx"))).unwrap();
         let v = IndexView::new(&idx).unwrap();
@@ -518,7 +479,7 @@ fn golden_multi_index_files_and_checkpoint_decode() {
 
 #[test]
 fn golden_multi_opens_read_only_in_place_reads_every_event_and_verifies_clean() {
-    let dir = golden();
+    let dir = golden_dir("multi");
     let before = files_of(&dir);
     let store = StoreOptions::new().open_read_only(&dir).unwrap();
     check_store(&store);
@@ -542,7 +503,7 @@ fn golden_multi_opens_read_only_in_place_reads_every_event_and_verifies_clean() 
 
 #[test]
 fn golden_multi_opens_read_write_on_a_copy_and_goes_on() {
-    let t = copy_of_golden();
+    let t = copy_of("multi");
     let store = opts().open(t.path()).unwrap();
     check_store(&store);
     assert!(store.verify().unwrap().is_clean());
@@ -597,7 +558,7 @@ fn stream_len(stream: &str) -> u64 {
 
 #[test]
 fn golden_multi_re_send_of_the_last_append_multi_returns_the_original_result() {
-    let t = copy_of_golden();
+    let t = copy_of("multi");
     let store = opts().open(t.path()).unwrap();
     let ops = workload();
     let (i, op) = ops
@@ -622,7 +583,7 @@ fn golden_multi_re_send_of_the_last_append_multi_returns_the_original_result() {
 
 #[test]
 fn golden_multi_stats() {
-    let s = evlog::stats::stats_dir(&golden()).unwrap();
+    let s = evlog::stats::stats_dir(&golden_dir("multi")).unwrap();
     assert_eq!(s.events, EVENTS);
     assert_eq!(s.streams, STREAMS.len() as u64);
     assert_eq!(s.segments_sealed, SEGMENTS.len() as u64 - 1);
@@ -644,7 +605,7 @@ fn v3_frame_with_meta_bytes() -> (String, u64, u64, u64) {
     let want = expected_events();
     for (first, count, ..) in SEGMENTS.iter().skip(1).filter(|s| s.1 > 0) {
         let name = format!("{first:020}.seg");
-        let data = fs::read(golden().join(&name)).unwrap();
+        let data = fs::read(golden_dir("multi").join(&name)).unwrap();
         for (at, len, fh) in frames_of(&data) {
             if fh.version != FRAME_VERSION_MULTI {
                 continue;
@@ -671,7 +632,7 @@ fn v3_frame_with_meta_bytes() -> (String, u64, u64, u64) {
 fn a_flipped_byte_in_a_version_3_frame_is_detected() {
     let (seg, at, len, meta_at) = v3_frame_with_meta_bytes();
     let in_frame = |offset: u64| (at..at + len).contains(&offset);
-    let t = copy_of_golden();
+    let t = copy_of("multi");
     let path = t.path().join(&seg);
     let mut data = fs::read(&path).unwrap();
     let flip = meta_at as usize + 3;
@@ -714,7 +675,7 @@ fn a_flipped_byte_in_a_version_3_frame_is_detected() {
 #[test]
 #[ignore = "writes format/golden/multi/; run only for a deliberate format change"]
 fn regenerate_golden_multi() {
-    let dir = golden();
+    let dir = golden_dir("multi");
     let _ = fs::remove_dir_all(&dir);
     fs::create_dir_all(&dir).unwrap();
     {
