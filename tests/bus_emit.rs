@@ -61,6 +61,40 @@ fn credited(store: &Store, stream: &str) -> Vec<u64> {
 
 /// Waits until the handler `h` has handled `n` events (for runs whose checkpoint cannot pass an
 /// event waiting for a retry).
+/// Appends `Step` events 0..n to stream "src" (before a handler starts: they come to it in
+/// one batch).
+fn append_steps(store: &Store, n: u64) {
+    for n in 0..n {
+        store
+            .append(
+                "src",
+                ExpectedVersion::Any,
+                &[Step { n }.to_event_data().unwrap()],
+            )
+            .unwrap();
+    }
+}
+
+/// Subscribes handler "h", which emits each step to "totals" expecting the version it reads
+/// there; returns its calls (step, attempt), in order.
+fn totals_expecting_the_version_read(bus: &EventBus) -> Arc<Mutex<Vec<(u64, u32)>>> {
+    let calls: Arc<Mutex<Vec<(u64, u32)>>> = Arc::default();
+    let seen = calls.clone();
+    bus.subscribe("h", move |ctx, e: Step| {
+        seen.lock().unwrap().push((e.n, ctx.attempt()));
+        let store = ctx.bus().store().clone();
+        async move {
+            let expected = store
+                .stream_version("totals")
+                .map_or(ExpectedVersion::NoStream, ExpectedVersion::Exact);
+            ctx.emit_event("totals", expected, &Credited { n: e.n })?;
+            Ok::<_, HandlerError>(Outcome::Handled)
+        }
+    })
+    .unwrap();
+    calls
+}
+
 async fn until_handled(bus: &EventBus, n: u64) {
     for _ in 0..20_000 {
         if bus.stats("h").unwrap().handled >= n {
@@ -145,40 +179,65 @@ async fn a_stale_expected_version_fails_the_attempt_and_the_retry_reads_again() 
     let store = store(dir.path());
     // Ten events before the handler starts: they come in one batch, and each handler call
     // reads the version of "totals" before the outputs of the calls before it are stored.
-    for n in 0..10 {
-        store
-            .append(
-                "src",
-                ExpectedVersion::Any,
-                &[Step { n }.to_event_data().unwrap()],
-            )
-            .unwrap();
-    }
+    append_steps(&store, 10);
     let bus = EventBus::new(store.clone(), fast().batch_events(64));
-    let attempts: Arc<Mutex<HashMap<u64, u32>>> = Arc::default();
-    let seen = attempts.clone();
-    bus.subscribe("h", move |ctx, e: Step| {
-        seen.lock().unwrap().insert(e.n, ctx.attempt());
-        let store = ctx.bus().store().clone();
-        async move {
-            let expected = store
-                .stream_version("totals")
-                .map_or(ExpectedVersion::NoStream, ExpectedVersion::Exact);
-            ctx.emit_event("totals", expected, &Credited { n: e.n })?;
-            Ok::<_, HandlerError>(Outcome::Handled)
-        }
-    })
-    .unwrap();
+    let calls = totals_expecting_the_version_read(&bus);
     bus.wait_for("h", 9).await.unwrap();
+    let attempts: HashMap<u64, u32> = calls.lock().unwrap().iter().copied().collect();
     // The first is stored; the second's version was stale: it is retried (reading the version
     // again), and the later events, handled in the same batch, are delivered again after it.
     assert_eq!(credited(&store, "totals"), (0..10).collect::<Vec<_>>());
-    let attempts = attempts.lock().unwrap().clone();
     assert_eq!(attempts[&0], 1);
     assert_eq!(attempts[&1], 2, "{attempts:?}");
     let stats = bus.stats("h").unwrap();
     assert!(stats.failures >= 1, "{stats:?}");
     assert_eq!(bus.dead_letters("h").count().unwrap(), 0);
+    bus.shutdown().await.unwrap();
+}
+
+/// A refusal caused only by the batch (the handler read a version the batch's earlier outputs,
+/// stored after it, made stale) uses up no retry: with no retries at all, the event is still
+/// delivered again, alone, and its outputs stored; nothing is parked.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_version_made_stale_by_the_batch_alone_uses_up_no_retry() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = store(dir.path());
+    append_steps(&store, 2);
+    let bus = EventBus::new(store.clone(), fast().max_retries(0).batch_events(64));
+    // Nobody else writes "totals": only the batch can make the version read stale.
+    let calls = totals_expecting_the_version_read(&bus);
+    bus.wait_for("h", 1).await.unwrap();
+    let parked = bus.dead_letters("h").list().unwrap();
+    assert!(parked.is_empty(), "parked: {parked:?}");
+    assert_eq!(credited(&store, "totals"), [0, 1]);
+    // The second event's first delivery, in the batch, had its outputs refused; the second,
+    // alone, stored them.
+    assert_eq!(*calls.lock().unwrap(), [(0, 1), (1, 1), (1, 2)]);
+    bus.shutdown().await.unwrap();
+}
+
+/// Two emits to one stream whose versions cannot follow (the first expects the last version
+/// there is) refuse the outputs: the attempt fails, and the event is parked with the reason.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn emits_whose_versions_overflow_are_refused_not_a_crash() {
+    let dir = tempfile::tempdir().unwrap();
+    let bus = EventBus::new(store(dir.path()), fast().max_retries(0));
+    bus.subscribe("h", |ctx, e: Step| async move {
+        ctx.emit_event(
+            "out",
+            ExpectedVersion::Exact(u64::MAX),
+            &Credited { n: e.n },
+        )?;
+        ctx.emit_event("out", ExpectedVersion::Exact(0), &Credited { n: e.n })?;
+        Ok(Outcome::Handled)
+    })
+    .unwrap();
+    let last = publish(&bus, "a", 0).await;
+    bus.wait_for("h", last).await.unwrap();
+    let parked = bus.dead_letters("h").list().unwrap();
+    assert_eq!(parked.len(), 1, "{parked:?}");
+    assert!(parked[0].last_error.contains("expecting"), "{parked:?}");
+    assert!(read(bus.store(), "out").is_empty());
     bus.shutdown().await.unwrap();
 }
 
@@ -325,8 +384,10 @@ async fn an_output_to_a_deleted_stream_fails_the_attempt_and_the_handler_goes_on
     assert!(parked[0].last_error.contains("deleted"), "{parked:?}");
     assert_eq!(credited(&store, "out-b"), [0]);
     let stats = bus.stats("h").unwrap();
-    // a-0's two attempts failed when their outputs were refused: neither counts as handled.
-    assert_eq!((stats.handled, stats.failures), (1, 2), "{stats:?}");
+    // a-0's three deliveries failed when their outputs were refused, none counted as handled:
+    // the first, in a batch, used up no retry (the batch's other outputs could have made its
+    // version stale); then the first attempt and its one retry.
+    assert_eq!((stats.handled, stats.failures), (1, 3), "{stats:?}");
     bus.shutdown().await.unwrap();
 }
 

@@ -31,7 +31,8 @@ pub const ENV_DEAD_LETTER_ENABLED: &str = "EVENT_BUS_DEAD_LETTER_ENABLED";
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct BusConfig {
     /// Retries after a failed first delivery; an event is delivered at most `1 + max_retries`
-    /// times before it is parked (3).
+    /// times before it is parked (3). A delivery whose outputs a batch's commit refused is not
+    /// counted (see [`crate::bus::HandlerContext::emit`]): it is delivered again at once.
     pub max_retries: u32,
     /// Delay before the first retry (1,000 ms); each next retry waits twice as long, up to
     /// `max_retry_delay_ms`, with jitter (see [`Backoff`]).

@@ -138,8 +138,9 @@ impl HandlerContext {
     /// outputs of a polled batch's events are stored together after the batch, so a handler
     /// that reads the version it expects may read one that the batch's earlier outputs make
     /// stale: such an event is delivered again at once, one event at a time, each one's
-    /// outputs stored before the next. Refused again, it is retried with backoff and parked
-    /// when the retries run out (with dead letters off, retried until stored). Several calls for one stream in one attempt are stored as one append: each
+    /// outputs stored before the next, and that delivery does not use up one of its retries
+    /// ([`crate::bus::BusConfig::max_retries`]). Refused again, it is retried with backoff
+    /// and parked when the retries run out (with dead letters off, retried until stored). Several calls for one stream in one attempt are stored as one append: each
     /// later call must expect [`ExpectedVersion::Any`], [`ExpectedVersion::StreamExists`], or
     /// the exact version the calls before it lead to (known when the first expects
     /// [`ExpectedVersion::NoStream`] or an exact version); otherwise the attempt fails. The

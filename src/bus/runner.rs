@@ -66,6 +66,9 @@ struct Retrying {
     events: VecDeque<Arc<RecordedEvent>>,
     /// Attempts made at the first event.
     attempts: u32,
+    /// Of those, the attempts that do not use up a retry (a delivery whose outputs a batch's
+    /// commit refused, see [`Runner::demote`]).
+    free: u32,
     /// When to attempt it again.
     due: Instant,
 }
@@ -363,7 +366,7 @@ impl Runner {
     /// append when it takes them all. Otherwise (an output's expected version is stale, two
     /// events emitted to one stream with versions that do not follow, the append would be too
     /// large) the records first, then each event's outputs with the checkpoint, in position
-    /// order; an event whose outputs are refused failed its attempt (see [`Runner::demote`]).
+    /// order; an event whose outputs are refused is delivered again (see [`Runner::demote`]).
     fn store_outputs(
         &mut self,
         records: &[EventData],
@@ -430,8 +433,7 @@ impl Runner {
                 left.remove(&b.position);
             }
             demoted.insert(e.stream.clone());
-            let extra: Vec<u64> = left.iter().copied().collect();
-            self.demote(e.clone(), later, 1, refused, &extra)?;
+            self.demote(e.clone(), later, refused);
         }
         Ok(())
     }
@@ -457,31 +459,21 @@ impl Runner {
         );
     }
 
-    /// `e`'s attempt `attempt` failed after the handler returned: its outputs were refused
-    /// (`message`). It goes back to the retry set with `later` (its stream's events handled
-    /// after it, delivered again after it) and the stream's events already waiting, or is
-    /// parked with them behind it when its retries ran out (written at once, with `extra`
-    /// events not done).
-    ///
-    /// It is due again at once, not after the backoff: its handler ran before the outputs of
-    /// the batch's earlier events were stored (a handler that reads a version to expect read
-    /// a stale one), and the retry runs it again, one event at a time, each event's outputs
-    /// stored before the next. A refusal on that retry is a real conflict, retried after the
-    /// backoff.
-    fn demote(
-        &mut self,
-        e: Arc<RecordedEvent>,
-        later: Vec<Arc<RecordedEvent>>,
-        attempt: u32,
-        message: String,
-        extra: &[u64],
-    ) -> Result<(), BusError> {
+    /// `e`'s delivery in a batch failed after the handler returned: the batch's commit refused
+    /// its outputs (`message`). It goes back to the retry set with `later` (its stream's
+    /// events handled after it, delivered again after it) and the stream's events already
+    /// waiting, due again at once, and without using up a retry: its handler ran before the
+    /// outputs of the batch's earlier events were stored (a handler that reads a version to
+    /// expect read a stale one), and the retry runs it again, one event at a time, each
+    /// event's outputs stored before the next. A refusal on that retry is a real conflict: an
+    /// attempt that failed, retried after the backoff or parked when the retries ran out.
+    fn demote(&mut self, e: Arc<RecordedEvent>, later: Vec<Arc<RecordedEvent>>, message: String) {
         let f = Failure {
             reason: ParkReason::Failed,
             message,
             wait: Some(Duration::ZERO),
         };
-        self.outputs_refused(&e, attempt, &f.message);
+        self.outputs_refused(&e, 1, &f.message);
         // Handled, and to be delivered again: not counted as handled until then.
         uncount_handled(&self.counters, later.len() as u64);
         let mut events = VecDeque::from([e.clone()]);
@@ -490,22 +482,8 @@ impl Runner {
             self.deferred -= waiting.events.len();
             events.extend(waiting.events);
         }
-        if !self.deliverer.gives_up(&f, attempt) {
-            self.retry(events, attempt, &f);
-            return Ok(());
-        }
-        let mut parked = vec![self.gave_up(&e, f, attempt)];
-        for behind in events.iter().skip(1) {
-            parked.push(self.held_back(behind, e.position));
-        }
-        let (records, types) = split_parked(parked);
-        let dlq = self.dlq_stream.clone();
-        let mut parts = Parts::new();
-        with_records(&mut parts, &dlq, &records);
-        self.commit(extra, &parts)?;
-        self.parked_written(&types);
-        catch_up(self.bus.store(), &self.dlq_stream, &mut self.dead)?;
-        Ok(())
+        // The attempt made does not use up a retry.
+        self.retry(events, 1, 1, &f);
     }
 
     /// Delivers a polled batch once (see `lanes`): events of streams waiting for a retry join
@@ -556,7 +534,7 @@ impl Runner {
                         parked_now.insert(e.stream.clone(), e.position);
                         parked.push(self.gave_up(&e, f, 1));
                     } else {
-                        self.retry(VecDeque::from([e]), 1, &f);
+                        self.retry(VecDeque::from([e]), 1, 0, &f);
                     }
                 }
                 Handled::Behind => {
@@ -631,7 +609,7 @@ impl Runner {
                         parked.push(gave_up_record(name, &owned, fail, 1));
                     } else {
                         let events = VecDeque::from([owned]);
-                        start_retry(retrying, deferred, deliverer, events, 1, &fail);
+                        start_retry(retrying, deferred, deliverer, events, (1, 0), &fail);
                     }
                 }
             }
@@ -643,15 +621,22 @@ impl Runner {
         Ok(end > start)
     }
 
-    /// Puts `events` (the first failed at attempt `attempts`) in the retry set.
-    fn retry(&mut self, events: VecDeque<Arc<RecordedEvent>>, attempts: u32, f: &Failure) {
+    /// Puts `events` (the first failed at attempt `attempts`, `free` of which used up no
+    /// retry) in the retry set.
+    fn retry(
+        &mut self,
+        events: VecDeque<Arc<RecordedEvent>>,
+        attempts: u32,
+        free: u32,
+        f: &Failure,
+    ) {
         let Runner {
             retrying,
             deferred,
             deliverer,
             ..
         } = self;
-        start_retry(retrying, deferred, deliverer, events, attempts, f);
+        start_retry(retrying, deferred, deliverer, events, (attempts, free), f);
     }
 
     /// Attempts again the first event of every stream whose retry is due, then its later
@@ -702,8 +687,9 @@ impl Runner {
                         handled += 1;
                         r.events.pop_front();
                         r.attempts = 0;
+                        r.free = 0;
                     }
-                    Err(f) if self.deliverer.gives_up(&f, attempt) => {
+                    Err(f) if self.deliverer.gives_up(&f, attempt - r.free) => {
                         r.events.pop_front();
                         parked.push(self.gave_up(&e, f, attempt));
                         for behind in std::mem::take(&mut r.events) {
@@ -711,7 +697,7 @@ impl Runner {
                         }
                     }
                     Err(f) => {
-                        self.retry(std::mem::take(&mut r.events), attempt, &f);
+                        self.retry(std::mem::take(&mut r.events), attempt, r.free, &f);
                     }
                 }
             }
@@ -906,7 +892,7 @@ fn merge_outputs<'a>(outputs: impl Iterator<Item = &'a Output>) -> Result<Parts<
         };
         let n = part.2.len() as u64;
         let after = match part.1 {
-            ExpectedVersion::Exact(v) => Some(v + n),
+            ExpectedVersion::Exact(v) => v.checked_add(n),
             ExpectedVersion::NoStream => Some(n - 1),
             _ => None,
         };
@@ -958,24 +944,26 @@ fn refusal(message: String) -> Failure {
     }
 }
 
-/// Puts `events` (their first failed with `f` at attempt `attempts`) in `retrying`, due after
-/// the delay the failure or the backoff gives; `deferred` counts the events waiting.
+/// Puts `events` (their first failed with `f` at attempt `attempts`, of which `free` used up no
+/// retry) in `retrying`, due after the delay the failure or the backoff gives; `deferred`
+/// counts the events waiting.
 fn start_retry(
     retrying: &mut HashMap<Arc<str>, Retrying>,
     deferred: &mut usize,
     deliverer: &Deliverer,
     events: VecDeque<Arc<RecordedEvent>>,
-    attempts: u32,
+    (attempts, free): (u32, u32),
     f: &Failure,
 ) {
     let first = &events[0];
-    let delay = deliverer.retry_delay(f, attempts, Backoff::seed(&first.id));
+    let delay = deliverer.retry_delay(f, attempts - free, Backoff::seed(&first.id));
     *deferred += events.len();
     retrying.insert(
         first.stream.clone(),
         Retrying {
             events,
             attempts,
+            free,
             due: Instant::now() + delay,
         },
     );
