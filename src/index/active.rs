@@ -120,6 +120,25 @@ impl ActiveIndex {
         self.base.as_ref().and_then(|b| b.view().frame_for(rel))
     }
 
+    /// The last version, up to `last` (the stream's last version in the writer's table), of
+    /// the stream with `hash` whose event is before position `end`: `last` itself unless the
+    /// events this index added since its base hold it at or past `end` (appended, not yet
+    /// visible or durable; or in an append that failed), else the version before the first
+    /// of them. `None` when the stream has no event before `end`. A stream's events are in
+    /// position order with its versions; were two streams to share the 64-bit hash, the
+    /// answer could be off by their events in flight.
+    pub fn last_version_before(&self, hash: u64, last: u64, end: u64) -> Option<u64> {
+        let Some(list) = self.by_stream.get(&hash) else {
+            return Some(last);
+        };
+        let list = &list[..list.partition_point(|e| e.version <= last)];
+        let before = list.partition_point(|e| self.first_position + u64::from(e.rel_pos) < end);
+        if before == list.len() {
+            return Some(last);
+        }
+        list[before].version.checked_sub(1)
+    }
+
     /// Entries of stream `hash` with version in `lo..=hi`, ascending by version.
     pub fn entries_in(&self, hash: u64, lo: u64, hi: u64) -> Vec<StreamEntry> {
         let mut out = Vec::new();

@@ -102,10 +102,13 @@ impl Inner {
     ) -> Result<Option<Rewritten>> {
         let data = seg.data()?;
         let corrupted = |at: usize, e| Error::corrupted(&seg.path, at as u64, e);
+        // Counted from the last durable version: what compaction drops is gone for good, so
+        // not for a newer event a crash could still take back.
+        let durable = self.durable_next.load(std::sync::atomic::Ordering::Acquire);
         let hidden = |stream: &str, version: u64, ts: u64| {
             settings.get(stream).is_some_and(|s| {
-                let last = self.state.read().streams.get(stream).unwrap_or(0);
-                !s.visible(version, ts, last, now)
+                let last = self.state.read().last_version_before(stream, durable);
+                !s.visible(version, ts, last.unwrap_or(0), now)
             })
         };
         let mut out: Vec<u8> = Vec::new();

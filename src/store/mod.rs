@@ -385,7 +385,9 @@ impl Store {
     }
 
     /// Version of the stream's last event (`None` if it has none): the version the next append
-    /// is checked against.
+    /// is checked against. It counts every append the writer took, including one still waiting
+    /// for its fsync (not visible yet with [`Durability::Always`]) and, on a poisoned store
+    /// ([`Store::is_poisoned`]), one whose write failed: reopen the store to see what is stored.
     pub fn stream_version(&self, stream: &str) -> Option<u64> {
         self.inner.state.read().streams.get(stream)
     }

@@ -115,8 +115,9 @@ pub(crate) fn hidden_by_settings(
     let Some(s) = settings.get(stream) else {
         return false;
     };
-    let last = inner.state.read().streams.get(stream).unwrap_or(0);
-    !s.visible(version, timestamp_us, last, now)
+    let head = inner.head.load(Ordering::Acquire);
+    let last = inner.state.read().last_version_before(stream, head);
+    !s.visible(version, timestamp_us, last.unwrap_or(0), now)
 }
 
 /// The error for an index entry whose frame does not hold the entry's position.
@@ -291,8 +292,11 @@ impl StreamEvents {
                 return Ok(());
             };
             let settings = st.settings.get(&*self.stream).copied();
-            // Retention and deletions hide the versions below `first`.
-            let first = settings.map_or(0, |s| s.first_visible(last));
+            // Retention and deletions hide the versions below `first`, counted from the last
+            // visible version.
+            let first = settings.map_or(0, |s| {
+                s.first_visible(st.last_version_before(&self.stream, head).unwrap_or(0))
+            });
             let Some(next) = self.next else { return Ok(()) };
             if settings.is_some_and(|s| s.tombstone) {
                 self.next = None;

@@ -410,7 +410,8 @@ impl Inner {
             if settings.is_some_and(|s| s.tombstone) {
                 return Ok(end);
             }
-            let lo = from_version.max(settings.map_or(0, |s| s.first_visible(last)));
+            let visible_last = st.last_version_before(stream, head).unwrap_or(0);
+            let lo = from_version.max(settings.map_or(0, |s| s.first_visible(visible_last)));
             if lo > last {
                 return Ok(end);
             }

@@ -13,6 +13,13 @@ use crate::wire::settings::{SETTINGS_FILE_NAME, StreamSettings, encode_settings}
 impl Inner {
     /// Changes the settings of `stream` with `f`, after checking `expected` against its version,
     /// makes the new settings durable, then lets readers see them.
+    ///
+    /// Every append before it is made durable first: the settings file is not part of the log,
+    /// so a version it records (a deletion's `truncate_before`, the version a tombstone was
+    /// checked against) must not be one a crash could take back. Otherwise the next append
+    /// after the crash would reuse that version, be acknowledged, and stay hidden for good.
+    /// On a poisoned store (an append failed, its events maybe counted in the stream
+    /// versions) nothing is changed: [`Error::Poisoned`].
     fn change_settings(
         &self,
         stream: &str,
@@ -20,14 +27,18 @@ impl Inner {
         f: impl FnOnce(&mut StreamSettings, Option<u64>),
     ) -> Result<()> {
         crate::store::writer::validate_stream_id(stream)?;
-        let guard = self.writer.lock();
-        if guard.is_none() {
+        let mut guard = self.writer.lock();
+        let Some(w) = guard.as_mut() else {
             return Err(if self.read_only {
                 Error::ReadOnly
             } else {
                 Error::Closed
             });
+        };
+        if self.poisoned.load(std::sync::atomic::Ordering::Acquire) {
+            return Err(Error::Poisoned);
         }
+        self.sync_locked(w)?;
         let (mut map, actual) = {
             let st = self.state.read();
             ((*st.settings).clone(), st.streams.get(stream))

@@ -67,6 +67,20 @@ impl State {
         Ok(frame.map(|f| (seg, u64::from(f.offset))))
     }
 
+    /// The last version of `stream` whose event is before position `end` (the head: the last
+    /// visible version; or the durable end: the last durable one), where
+    /// `streams.get(stream)` counts every append the writer took, those in flight too. The
+    /// versions that retention windows are counted from: an event must not be hidden for a
+    /// newer one a reader cannot see, or that a crash (or a failed write) can take back.
+    pub fn last_version_before(&self, stream: &str, end: u64) -> Option<u64> {
+        let last = self.streams.get(stream)?;
+        if self.active.is_none() {
+            return Some(last);
+        }
+        self.active_index
+            .last_version_before(crate::wire::bytes::stream_hash(stream), last, end)
+    }
+
     /// Entries of stream `hash` with versions in `lo..=hi`, with their segments, ascending by
     /// position. Entries of other streams sharing the hash are included (callers check names).
     pub fn stream_entries(&self, hash: u64, lo: u64, hi: u64) -> Result<StreamEntries> {

@@ -367,6 +367,13 @@ impl Inner {
             if self.poisoned.load(Ordering::Acquire) {
                 return Err(Error::Poisoned);
             }
+            // A re-sent append gets its first answer, even if a stream of it was deleted
+            // since: it writes nothing.
+            if let Some(last) = self.find_resend(w, parts, &mut result)? {
+                drop(guard);
+                self.wait_visible(last)?;
+                return Ok(None);
+            }
             if let settings = &self.state.read().settings
                 && !settings.is_empty()
                 && let Some(p) = parts
@@ -376,11 +383,6 @@ impl Inner {
                 return Err(Error::StreamDeleted {
                     stream: p.stream.to_owned(),
                 });
-            }
-            if let Some(last) = self.find_resend(w, parts, &mut result)? {
-                drop(guard);
-                self.wait_visible(last)?;
-                return Ok(None);
             }
             // Every expected version is checked before anything is written.
             let mut first_versions = std::mem::take(&mut w.first_versions);
@@ -523,6 +525,20 @@ impl Inner {
             self.publish_head(w.next_position);
         }
         Ok(w.written)
+    }
+
+    /// Makes every frame appended so far durable, with the writer lock held (`w`): written,
+    /// fsynced, and published as synced. For what is recorded outside the log about its
+    /// events (the stream settings): a crash must not take back an event such a record counts.
+    /// An error poisons the store.
+    pub(crate) fn sync_locked(&self, w: &mut Writer) -> Result<()> {
+        if w.unwritten.is_empty() && self.synced.load(Ordering::Acquire) >= w.written {
+            return Ok(());
+        }
+        self.write_unwritten(w)?;
+        crate::io::fsync_data(&*w.file, &w.path).inspect_err(|_| self.poison())?;
+        self.mark_synced(w.written, w.next_position);
+        Ok(())
     }
 
     /// Writes the frames appended but not yet written (see `Writer::unwritten`). A write
