@@ -68,6 +68,21 @@ pub enum SagaError {
         /// Its status.
         status: crate::saga::SagaStatus,
     },
+    /// A saga whose recorded steps differ from its registered definition's (the definition
+    /// changed since it started): it is not driven by this definition (its steps and
+    /// compensations are found by their number).
+    #[error(
+        "saga {stream:?} recorded the steps {recorded:?}, its definition now has {defined:?}: \
+         it is not driven by a changed definition"
+    )]
+    ChangedDefinition {
+        /// Its stream.
+        stream: String,
+        /// The steps its `SagaStarted` record names.
+        recorded: Vec<String>,
+        /// The steps of the registered definition.
+        defined: Vec<String>,
+    },
     /// Another manager advanced the saga first (an append found another version): this
     /// manager stopped driving it, the other one goes on.
     #[error(

@@ -334,6 +334,14 @@ impl SagaManager {
                 status: state.status,
             });
         }
+        // Its compensations are found by step number: not with another list of steps.
+        if state.started.steps != def.step_names() {
+            return Err(SagaError::ChangedDefinition {
+                stream,
+                recorded: state.started.steps.clone(),
+                defined: def.step_names(),
+            });
+        }
         let record = SagaRecord::RetryRequested { by: by.to_owned() };
         let r = self
             .inner

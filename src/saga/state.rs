@@ -136,6 +136,22 @@ impl SagaState {
     /// why not.
     pub(crate) fn apply_record(&mut self, record: SagaRecord, version: u64) -> Result<(), String> {
         use SagaStatus::*;
+        // A record names a step of the saga's list, by its number and name.
+        let named = match &record {
+            SagaRecord::StepCompleted { step, .. }
+            | SagaRecord::StepFailed { step, .. }
+            | SagaRecord::StepCompensated(step)
+            | SagaRecord::NeedsAttention { step, .. } => Some(step),
+            _ => None,
+        };
+        if let Some(step) = named
+            && self.started.steps.get(step.index) != Some(&step.step)
+        {
+            return Err(format!(
+                "{record:?} names step {} {:?}, not one of the saga's steps {:?}",
+                step.index, step.step, self.started.steps
+            ));
+        }
         match (self.status, record) {
             (Running, SagaRecord::StepCompleted { step, output }) => {
                 if step.index != self.outputs.len() {

@@ -1,0 +1,216 @@
+//! Saga records that do not fit the saga's definition: an operator's retry of a saga whose
+//! registered definition changed since it started is refused (its compensations are found by
+//! step number), and a stream naming a step the saga does not have is refused when read,
+//! never driven. Both once ran the wrong compensation or panicked the driver.
+
+#![cfg(feature = "bus")]
+
+mod bus_common;
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+
+use evlog::ExpectedVersion;
+use evlog::bus::Backoff;
+use evlog::saga::{SagaDefinition, SagaError, SagaManager, SagaStatus, StepPolicy, saga_stream};
+
+fn quick(max_retries: u32) -> StepPolicy {
+    StepPolicy {
+        max_retries,
+        backoff: Backoff {
+            base: std::time::Duration::ZERO,
+            cap: std::time::Duration::ZERO,
+        },
+        timeout: None,
+    }
+}
+
+type Journal = Arc<Mutex<Vec<String>>>;
+
+/// Steps named `names`; each step's output is its own name; each compensation journals
+/// "undo NAME got OUTPUT"; the step `fail_step` fails; the compensation of `fail_comp` fails
+/// while `healed` is false.
+fn def(
+    names: &[&str],
+    fail_step: Option<&'static str>,
+    fail_comp: Option<&'static str>,
+    healed: Arc<AtomicBool>,
+    journal: &Journal,
+) -> SagaDefinition<u32> {
+    let mut d = SagaDefinition::<u32>::new("pay").default_policy(quick(0));
+    for &n in names {
+        let name = n.to_owned();
+        let (j, h) = (journal.clone(), healed.clone());
+        let n2 = name.clone();
+        d = d.step(
+            name.clone(),
+            move |_ctx| {
+                let name = n2.clone();
+                async move {
+                    if Some(name.as_str()) == fail_step {
+                        return Err(format!("{name} refused").into());
+                    }
+                    Ok(name)
+                }
+            },
+            move |_ctx, out: String| {
+                let (j, h, name) = (j.clone(), h.clone(), name.clone());
+                async move {
+                    if Some(name.as_str()) == fail_comp && !h.load(Ordering::SeqCst) {
+                        return Err(format!("undo {name} refused").into());
+                    }
+                    j.lock().unwrap().push(format!("undo {name} got {out}"));
+                    Ok(())
+                }
+            },
+        );
+    }
+    d
+}
+
+/// A saga parked under one definition, retried under another whose steps differ: the retry is
+/// refused, nothing is compensated (the step now at the parked number never ran, and would get
+/// another step's output).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_retry_under_a_changed_definition_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = bus_common::store(dir.path());
+    let journal: Journal = Arc::default();
+    let healed = Arc::new(AtomicBool::new(false));
+
+    // v1: reserve, charge, ship; ship fails; charge's compensation fails: parked at index 1.
+    let m1 = SagaManager::new(store.clone());
+    let v1 = m1
+        .register(def(
+            &["reserve", "charge", "ship"],
+            Some("ship"),
+            Some("charge"),
+            healed.clone(),
+            &journal,
+        ))
+        .unwrap();
+    v1.start("o1", &1).await.unwrap();
+    assert_eq!(v1.wait("o1").await.unwrap(), SagaStatus::NeedsAttention);
+    m1.shutdown().await;
+
+    // v2 of the application: steps renamed / reordered.
+    healed.store(true, Ordering::SeqCst);
+    let m2 = SagaManager::new(store.clone());
+    let v2 = m2
+        .register(def(
+            &["reserve", "notify", "charge"],
+            None,
+            None,
+            healed.clone(),
+            &journal,
+        ))
+        .unwrap();
+    // resume() leaves it alone, and so does retry().
+    let report = m2.resume().await.unwrap();
+    assert!(report.resumed.is_empty(), "{report:?}");
+    let refused = v2.retry("o1", "ops").await;
+    assert!(
+        matches!(refused, Err(SagaError::ChangedDefinition { .. })),
+        "{refused:?}"
+    );
+    assert_eq!(
+        v2.state("o1").await.unwrap().unwrap().status,
+        SagaStatus::NeedsAttention
+    );
+    assert!(journal.lock().unwrap().is_empty(), "{journal:?}");
+    m2.shutdown().await;
+}
+
+/// The same with fewer steps: refused too (the driver once indexed past the steps and
+/// panicked).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_retry_under_a_shorter_definition_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = bus_common::store(dir.path());
+    let journal: Journal = Arc::default();
+    let healed = Arc::new(AtomicBool::new(false));
+    let m1 = SagaManager::new(store.clone());
+    let v1 = m1
+        .register(def(
+            &["a", "b", "c"],
+            Some("c"),
+            Some("b"),
+            healed.clone(),
+            &journal,
+        ))
+        .unwrap();
+    v1.start("o1", &1).await.unwrap();
+    assert_eq!(v1.wait("o1").await.unwrap(), SagaStatus::NeedsAttention);
+    m1.shutdown().await;
+    let m2 = SagaManager::new(store.clone());
+    let v2 = m2
+        .register(def(&["a"], None, None, healed.clone(), &journal))
+        .unwrap();
+    let refused = v2.retry("o1", "ops").await;
+    assert!(
+        matches!(refused, Err(SagaError::ChangedDefinition { .. })),
+        "{refused:?}"
+    );
+    assert_eq!(
+        v2.state("o1").await.unwrap().unwrap().status,
+        SagaStatus::NeedsAttention
+    );
+    m2.shutdown().await;
+}
+
+/// A hand-written stream whose records name a step past the saga's last (and by another
+/// name): reading it fails with the record's version; it is never driven.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stream_naming_a_step_the_saga_does_not_have_is_refused_not_driven() {
+    use evlog::saga::{SagaRecord, Started, StepRef};
+    let dir = tempfile::tempdir().unwrap();
+    let store = bus_common::store(dir.path());
+    let step = |name: &str, index| StepRef {
+        step: name.into(),
+        index,
+        attempts: 1,
+    };
+    let records = [
+        SagaRecord::Started(Started {
+            saga_type: "one".into(),
+            saga_id: "m".into(),
+            input: serde_json::json!(1),
+            steps: vec!["a".into()],
+        }),
+        SagaRecord::StepCompleted {
+            step: step("a", 0),
+            output: serde_json::json!(null),
+        },
+        SagaRecord::StepCompleted {
+            step: step("nope", 1),
+            output: serde_json::json!(null),
+        },
+        SagaRecord::StepFailed {
+            step: step("nope", 2),
+            error: "x".into(),
+        },
+        SagaRecord::Compensating { reason: "x".into() },
+    ];
+    let events: Vec<_> = records.iter().map(|r| r.to_event()).collect();
+    store
+        .append(&saga_stream("one", "m"), ExpectedVersion::NoStream, &events)
+        .unwrap();
+    let m = SagaManager::new(store.clone());
+    let h = m
+        .register(
+            SagaDefinition::<u32>::new("one")
+                .default_policy(quick(0))
+                .step("a", |_ctx| async { Ok(()) }, |_ctx, ()| async { Ok(()) }),
+        )
+        .unwrap();
+    let loaded = h.state("m").await;
+    assert!(
+        matches!(loaded, Err(SagaError::BadRecord { version: 2, .. })),
+        "{loaded:?}"
+    );
+    // Not driven: whatever resume reports, no driver runs (none panics, none appends).
+    let _ = m.resume().await;
+    m.shutdown().await;
+    let stream = saga_stream("one", "m");
+    assert_eq!(store.stream_version(&stream), Some(4));
+}
