@@ -1,7 +1,8 @@
 //! Saga records that do not fit the saga's definition: an operator's retry of a saga whose
 //! registered definition changed since it started is refused (its compensations are found by
 //! step number), and a stream naming a step the saga does not have is refused when read,
-//! never driven. Both once ran the wrong compensation or panicked the driver.
+//! never driven. Both once ran the wrong compensation or panicked the driver. A retry racing
+//! the driver that parked the saga drives it.
 
 #![cfg(feature = "bus")]
 
@@ -213,4 +214,103 @@ async fn a_stream_naming_a_step_the_saga_does_not_have_is_refused_not_driven() {
     m.shutdown().await;
     let stream = saga_stream("one", "m");
     assert_eq!(store.stream_version(&stream), Some(4));
+}
+
+/// An operator's retry while the driver that parked the saga has stored its
+/// `SagaNeedsAttention` but not yet ended: the retry waits for that driver, then drives the
+/// saga (it once found the old driver still registered, drove nothing, and returned `Ok`,
+/// leaving the saga compensating with no driver). The only worker is held by a task from the
+/// driver's last failing attempt on, and let go once the retry is under way.
+#[tokio::test(flavor = "multi_thread", worker_threads = 1)]
+async fn a_retry_racing_the_driver_that_parked_the_saga_drives_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Arc::new(
+        evlog::StoreOptions::new()
+            .durability(evlog::Durability::Always)
+            .open(dir.path())
+            .unwrap(),
+    );
+    let mut stuck = Vec::new();
+    for trial in 0..5 {
+        let (release_tx, release_rx) = std::sync::mpsc::channel::<()>();
+        let release_rx = Arc::new(Mutex::new(Some(release_rx)));
+        let healed = Arc::new(AtomicBool::new(false));
+        let undone = Arc::new(Mutex::new(Vec::<String>::new()));
+        let (h2, u2) = (healed.clone(), undone.clone());
+        let d = SagaDefinition::<u32>::new("race")
+            .default_policy(quick(0))
+            .step(
+                "a",
+                |_ctx| async { Ok(()) },
+                move |_ctx, ()| {
+                    let (h, u, rx) = (h2.clone(), u2.clone(), release_rx.clone());
+                    async move {
+                        if !h.load(Ordering::SeqCst) {
+                            // The last failing attempt: hold the (only) worker from its next
+                            // poll on, so the driver cannot return until the test releases it.
+                            if let Some(rx) = rx.lock().unwrap().take() {
+                                tokio::spawn(async move {
+                                    let _ = rx.recv();
+                                });
+                            }
+                            return Err("refused".into());
+                        }
+                        u.lock().unwrap().push("undo a".into());
+                        Ok(())
+                    }
+                },
+            )
+            .step_without_compensation("b", |_ctx| async { Err::<(), _>("b refused".into()) });
+        let m = SagaManager::new(store.clone());
+        let h = m.register(d).unwrap();
+        let id = format!("r{trial}");
+        h.start(&id, &1).await.unwrap();
+        // The operator sees it parked (the store says so) and retries, healed.
+        loop {
+            let s = h.state(&id).await.unwrap().unwrap();
+            if s.status == SagaStatus::NeedsAttention {
+                break;
+            }
+            tokio::task::yield_now().await;
+        }
+        healed.store(true, Ordering::SeqCst);
+        // The worker is let go once the retry has returned (as it did, having driven
+        // nothing), or, while it waits for the old driver instead, after a bounded number of
+        // turns of this loop.
+        let mut release = Some(release_tx);
+        let mut turns = 0u32;
+        let retried = {
+            let mut retry = std::pin::pin!(h.retry(&id, "ops"));
+            loop {
+                tokio::select! {
+                    biased;
+                    r = &mut retry => break r,
+                    () = tokio::task::yield_now() => {
+                        turns += 1;
+                        if turns == 100_000
+                            && let Some(tx) = release.take()
+                        {
+                            tx.send(()).unwrap();
+                        }
+                    }
+                }
+            }
+        };
+        if let Some(tx) = release {
+            tx.send(()).unwrap();
+        }
+        assert!(retried.is_ok(), "{retried:?}");
+        m.wait_idle().await;
+        let s = h.state(&id).await.unwrap().unwrap();
+        if s.status != SagaStatus::Compensated {
+            stuck.push((id, s.status));
+        } else {
+            assert_eq!(*undone.lock().unwrap(), ["undo a"]);
+        }
+        m.shutdown().await;
+    }
+    assert!(
+        stuck.is_empty(),
+        "retried, yet left with no driver: {stuck:?}"
+    );
 }

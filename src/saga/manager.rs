@@ -316,10 +316,26 @@ impl SagaManager {
     /// An operator's retry of a parked saga: records who asked (`SagaRetryRequested`) and runs
     /// its compensation again from the step that failed. Errors when the saga is not parked.
     pub async fn retry(&self, saga_type: &str, saga_id: &str, by: &str) -> Result<(), SagaError> {
+        if *self.inner.stop.borrow() {
+            return Err(SagaError::ShutDown);
+        }
         let def = self
             .definition(saga_type)
             .ok_or_else(|| SagaError::UnknownType(saga_type.to_owned()))?;
         let stream = saga_stream(saga_type, saga_id);
+        // The driver that parked it may not have ended yet (its last record is stored, its
+        // task not done): wait for it, so that the retry's driver is not refused as a second
+        // one and the retry left undriven.
+        let driving = self
+            .inner
+            .running
+            .lock()
+            .expect("running sagas")
+            .get(&stream)
+            .cloned();
+        if let Some(mut done) = driving {
+            let _ = done.wait_for(Option::is_some).await;
+        }
         let mut state = self
             .load(&stream)
             .await?
@@ -358,7 +374,11 @@ impl SagaManager {
         state.last_record_us = (self.inner.clock)();
         let c = &self.inner.counters.needs_attention;
         let _ = c.fetch_update(Ordering::Relaxed, Ordering::Relaxed, |n| n.checked_sub(1));
-        self.spawn(def, state);
+        if !self.spawn(def, state) {
+            // Another driver of this saga started meanwhile (a resume's, which read the
+            // retry's record): it drives the saga.
+            tracing::info!(saga = %stream, "retry recorded; another driver drives the saga");
+        }
         Ok(())
     }
 
