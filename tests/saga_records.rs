@@ -11,9 +11,9 @@ mod bus_common;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 
-use evlog::ExpectedVersion;
 use evlog::bus::Backoff;
 use evlog::saga::{SagaDefinition, SagaError, SagaManager, SagaStatus, StepPolicy, saga_stream};
+use evlog::{EventData, ExpectedVersion};
 
 fn quick(max_retries: u32) -> StepPolicy {
     StepPolicy {
@@ -313,4 +313,55 @@ async fn a_retry_racing_the_driver_that_parked_the_saga_drives_it() {
         stuck.is_empty(),
         "retried, yet left with no driver: {stuck:?}"
     );
+}
+
+/// One saga stream whose record does not decode (written by another version, say) does not
+/// stop the others: resume reports it and drives the healthy saga; list leaves it out.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_malformed_saga_stream_does_not_stop_the_others() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = bus_common::store(dir.path());
+    let mk = || {
+        SagaDefinition::<u32>::new("ok")
+            .default_policy(quick(0))
+            .step_without_compensation("gate", |_ctx| async { Ok(()) })
+    };
+    // A healthy saga left unsettled: appended by hand as a crash would leave it.
+    let started = evlog::saga::SagaRecord::Started(evlog::saga::Started {
+        saga_type: "ok".into(),
+        saga_id: "healthy".into(),
+        input: serde_json::json!(1),
+        steps: vec!["gate".into()],
+    });
+    store
+        .append(
+            &saga_stream("ok", "healthy"),
+            ExpectedVersion::NoStream,
+            &[started.to_event()],
+        )
+        .unwrap();
+    // Another saga stream, one garbled record (e.g. written by an older or newer version).
+    store
+        .append(
+            &saga_stream("other", "x"),
+            ExpectedVersion::NoStream,
+            &[EventData::new("SagaStarted", b"{\"saga_type\":1}".to_vec())],
+        )
+        .unwrap();
+    let m = SagaManager::new(store.clone());
+    let h = m.register(mk()).unwrap();
+    let report = m.resume().await.unwrap();
+    assert_eq!(report.resumed, [saga_stream("ok", "healthy")]);
+    assert_eq!(report.malformed.len(), 1, "{report:?}");
+    assert_eq!(report.malformed[0].0, saga_stream("other", "x"));
+    assert_eq!(h.wait("healthy").await.unwrap(), SagaStatus::Completed);
+    let listed: Vec<String> = m
+        .list()
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|s| s.stream)
+        .collect();
+    assert_eq!(listed, [saga_stream("ok", "healthy")]);
+    m.shutdown().await;
 }

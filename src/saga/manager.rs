@@ -63,6 +63,10 @@ pub struct ResumeReport {
     pub needs_attention: usize,
     /// Settled sagas (completed or compensated).
     pub settled: usize,
+    /// Saga streams whose records do not read as a saga (a payload that does not decode, a
+    /// record that cannot follow the ones before it), with the error: left as they are, the
+    /// other sagas resumed.
+    pub malformed: Vec<(String, String)>,
 }
 
 type Done = watch::Receiver<Option<End>>;
@@ -224,8 +228,12 @@ impl SagaManager {
     /// segments' indexes), then the whole stream of each unsettled saga.
     pub async fn resume(&self) -> Result<ResumeReport, SagaError> {
         let store = self.inner.store.clone();
-        let sagas = blocking(move || scan(&store)).await??;
+        let (sagas, malformed) = blocking(move || scan(&store)).await??;
         let mut report = ResumeReport::default();
+        for (stream, e) in malformed {
+            tracing::error!(saga = %stream, error = %e, "saga stream does not read: not resumed");
+            report.malformed.push((stream, e.to_string()));
+        }
         let (mut completed, mut compensated) = (0, 0);
         let mut open = Vec::new();
         for s in sagas.into_values() {
@@ -255,12 +263,22 @@ impl SagaManager {
         let store = self.inner.store.clone();
         let loaded = blocking(move || {
             open.into_iter()
-                .map(|(stream, def)| Ok((SagaState::load(&store, &stream)?, def)))
-                .collect::<Result<Vec<_>, SagaError>>()
+                .map(|(stream, def)| (SagaState::load(&store, &stream), stream, def))
+                .collect::<Vec<_>>()
         })
-        .await??;
-        for (state, def) in loaded {
-            let Some(state) = state else { continue };
+        .await?;
+        for (state, stream, def) in loaded {
+            let state = match state {
+                Ok(Some(state)) => state,
+                Ok(None) => continue,
+                // A store error fails the resume; a stream that does not read is left alone.
+                Err(SagaError::Store(e)) => return Err(SagaError::Store(e)),
+                Err(e) => {
+                    tracing::error!(saga = %stream, error = %e, "saga stream does not read: not resumed");
+                    report.malformed.push((stream, e.to_string()));
+                    continue;
+                }
+            };
             if state.started.steps != def.step_names() {
                 tracing::error!(
                     saga = %state.stream,
@@ -297,13 +315,15 @@ impl SagaManager {
         self.load(&saga_stream(saga_type, saga_id)).await
     }
 
-    /// Every saga of the store, with its status (a scan of the status records).
+    /// Every saga of the store, with its status (a scan of the status records). A saga stream
+    /// whose records do not read as a saga is left out, and logged (`resume` reports them).
     pub async fn list(&self) -> Result<Vec<SagaSummary>, SagaError> {
         let store = self.inner.store.clone();
-        Ok(blocking(move || scan(&store))
-            .await??
-            .into_values()
-            .collect())
+        let (sagas, malformed) = blocking(move || scan(&store)).await??;
+        for (stream, e) in malformed {
+            tracing::error!(saga = %stream, error = %e, "saga stream does not read: not listed");
+        }
+        Ok(sagas.into_values().collect())
     }
 
     /// The sagas parked as needs-attention, with the step whose compensation failed and why.

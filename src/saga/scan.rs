@@ -35,15 +35,33 @@ const SCANNED: [&str; 6] = [
     types::RETRY_REQUESTED,
 ];
 
-/// Every saga of the store, by stream.
-pub(crate) fn scan(store: &Store) -> Result<BTreeMap<String, SagaSummary>, SagaError> {
+/// Sagas by stream.
+pub(crate) type Sagas = BTreeMap<String, SagaSummary>;
+/// Saga streams that do not read as a saga, with the error.
+pub(crate) type Malformed = BTreeMap<String, SagaError>;
+
+/// Every saga of the store, by stream, and the saga streams whose records do not read as a
+/// saga (a payload that does not decode, a status record before `SagaStarted`), each with the
+/// error: one such stream does not hide the others. A read error of the store fails it all.
+pub(crate) fn scan(store: &Store) -> Result<(Sagas, Malformed), SagaError> {
     let filter = ReadFilter::all()
         .stream_prefix(SAGA_STREAM_PREFIX)
         .event_types(SCANNED);
     let mut sagas: BTreeMap<String, SagaSummary> = BTreeMap::new();
+    let mut malformed: BTreeMap<String, SagaError> = BTreeMap::new();
     for e in store.read_all(0, Direction::Forward, filter) {
         let e = e?;
-        let record = SagaRecord::from_event(&e)?;
+        if malformed.contains_key(&*e.stream) {
+            continue;
+        }
+        let record = match SagaRecord::from_event(&e) {
+            Ok(r) => r,
+            Err(err) => {
+                sagas.remove(&*e.stream);
+                malformed.insert(e.stream.to_string(), err);
+                continue;
+            }
+        };
         if let SagaRecord::Started(s) = record {
             sagas.insert(
                 e.stream.to_string(),
@@ -58,11 +76,15 @@ pub(crate) fn scan(store: &Store) -> Result<BTreeMap<String, SagaSummary>, SagaE
             continue;
         }
         let Some(s) = sagas.get_mut(&*e.stream) else {
-            return Err(SagaError::BadRecord {
-                stream: e.stream.to_string(),
-                version: e.version,
-                reason: "a status record before SagaStarted".into(),
-            });
+            malformed.insert(
+                e.stream.to_string(),
+                SagaError::BadRecord {
+                    stream: e.stream.to_string(),
+                    version: e.version,
+                    reason: "a status record before SagaStarted".into(),
+                },
+            );
+            continue;
         };
         s.attention = None;
         s.status = match record {
@@ -78,5 +100,5 @@ pub(crate) fn scan(store: &Store) -> Result<BTreeMap<String, SagaSummary>, SagaE
             _ => unreachable!("the filter lets only status records through"),
         };
     }
-    Ok(sagas)
+    Ok((sagas, malformed))
 }
