@@ -8,7 +8,7 @@
 
 mod bus_common;
 
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use std::sync::{Arc, Mutex};
 
 use evlog::bus::Backoff;
@@ -363,5 +363,58 @@ async fn one_malformed_saga_stream_does_not_stop_the_others() {
         .map(|s| s.stream)
         .collect();
     assert_eq!(listed, [saga_stream("ok", "healthy")]);
+    m.shutdown().await;
+}
+
+/// A step whose output is more than the store takes in an event: the step fails and the saga
+/// compensates the steps before it, once (its completion could never be stored: the driver
+/// stopped with an error, and every resume ran the step again and stopped there).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_step_output_the_store_refuses_fails_the_step_and_compensates() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = bus_common::store(dir.path());
+    let runs = Arc::new(AtomicU32::new(0));
+    let undone = Arc::new(AtomicU32::new(0));
+    let mk = || {
+        let (r, u) = (runs.clone(), undone.clone());
+        SagaDefinition::<u32>::new("big")
+            .default_policy(quick(0))
+            .step(
+                "first",
+                |_ctx| async { Ok(1u32) },
+                move |_ctx, _: u32| {
+                    let u = u.clone();
+                    async move {
+                        u.fetch_add(1, Ordering::SeqCst);
+                        Ok(())
+                    }
+                },
+            )
+            .step_without_compensation("huge", move |_ctx| {
+                let r = r.clone();
+                async move {
+                    r.fetch_add(1, Ordering::SeqCst);
+                    Ok("x".repeat(17 << 20))
+                }
+            })
+    };
+    let m = SagaManager::new(store.clone());
+    let h = m.register(mk()).unwrap();
+    h.start("b1", &1).await.unwrap();
+    assert_eq!(h.wait("b1").await.unwrap(), SagaStatus::Compensated);
+    m.shutdown().await;
+    // Settled: a new manager resumes nothing.
+    let m = SagaManager::new(store.clone());
+    let h = m.register(mk()).unwrap();
+    assert!(m.resume().await.unwrap().resumed.is_empty());
+    let st = h.state("b1").await.unwrap().unwrap();
+    assert_eq!(st.status, SagaStatus::Compensated);
+    assert_eq!(
+        (runs.load(Ordering::SeqCst), undone.load(Ordering::SeqCst)),
+        (1, 1)
+    );
+    let (failed, error) = st.failed.as_ref().unwrap();
+    assert_eq!(failed.step, "huge");
+    assert!(error.contains("could not be stored"), "{error}");
     m.shutdown().await;
 }

@@ -149,7 +149,9 @@ impl<I: SagaData> SagaDefinition<I> {
     }
 
     /// Adds a step: `execute` returns its output `O`, kept in the saga's stream; `compensate`
-    /// undoes it, given that output, when a later step fails.
+    /// undoes it, given that output, when a later step fails. An output the store cannot keep
+    /// (an event over its size limit) fails the step: the steps before it are compensated, its
+    /// own effect is not (as for any failed step). A step's error is kept up to 4 KiB.
     pub fn step<O, E, EF, C, CF>(
         mut self,
         name: impl Into<String>,

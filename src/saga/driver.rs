@@ -138,12 +138,7 @@ impl<I: SagaData> Driver<I> {
                                 r
                             }
                             Attempts::Failed(error, attempts) => {
-                                let step = self.step_ref(i, attempts);
-                                let reason = format!("step {:?} failed: {error}", step.step);
-                                vec![
-                                    SagaRecord::StepFailed { step, error },
-                                    SagaRecord::Compensating { reason },
-                                ]
+                                failed(self.step_ref(i, attempts), &error)
                             }
                             Attempts::Stopped => return Ok(self.state.status),
                         }
@@ -162,14 +157,28 @@ impl<I: SagaData> Driver<I> {
                         }
                         Attempts::Failed(error, attempts) => vec![SagaRecord::NeedsAttention {
                             step: self.step_ref(j, attempts),
-                            error,
+                            error: bounded(&error),
                         }],
                         Attempts::Stopped => return Ok(self.state.status),
                     },
                 },
                 settled => return Ok(settled),
             };
-            self.commit(records).await?;
+            let completed = match records.first() {
+                Some(SagaRecord::StepCompleted { step, .. }) => Some(step.clone()),
+                _ => None,
+            };
+            match (self.commit(records).await, completed) {
+                (Ok(()), _) => {}
+                // The step's output is more than the store takes: the step failed (its own
+                // effect is not undone, as for any failed step; the steps before it are),
+                // instead of running again at every resume and stopping there.
+                (Err(SagaError::Store(crate::Error::InvalidArgument(why))), Some(step)) => {
+                    let error = format!("its output could not be stored: {why}");
+                    self.commit(failed(step, &error)).await?;
+                }
+                (Err(e), _) => return Err(e),
+            }
         }
     }
 
@@ -301,6 +310,32 @@ impl<I: SagaData> Driver<I> {
         self.state.last_record_us = (self.env.clock)();
         Ok(())
     }
+}
+
+/// Bytes of a step's error kept in its records, at most: a longer one is cut (an error the
+/// store cannot take must not stop the saga).
+const ERROR_BYTES_MAX: usize = 4096;
+
+/// `error`, cut to at most [`ERROR_BYTES_MAX`] bytes (at a character boundary).
+fn bounded(error: &str) -> String {
+    if error.len() <= ERROR_BYTES_MAX {
+        return error.to_owned();
+    }
+    let mut end = ERROR_BYTES_MAX;
+    while !error.is_char_boundary(end) {
+        end -= 1;
+    }
+    format!("{}... ({} bytes more)", &error[..end], error.len() - end)
+}
+
+/// The records of step `step` failing with `error`: the saga compensates.
+fn failed(step: StepRef, error: &str) -> Vec<SagaRecord> {
+    let error = bounded(error);
+    let reason = format!("step {:?} failed: {error}", step.step);
+    vec![
+        SagaRecord::StepFailed { step, error },
+        SagaRecord::Compensating { reason },
+    ]
 }
 
 /// A future whose panic, while it is polled, is its output's error (the panic's message): a
