@@ -80,8 +80,12 @@ impl Auth {
             })?;
         let mut found: Option<&ApiToken> = None;
         for t in tokens {
-            // Length is not secret; the bytes are compared in constant time.
-            if bool::from(t.token.as_bytes().ct_eq(given.as_bytes())) {
+            // Length is not secret; the bytes are compared in constant time. An empty secret
+            // matches nothing; were a secret given twice, its lowest role counts.
+            if !t.token.is_empty()
+                && bool::from(t.token.as_bytes().ct_eq(given.as_bytes()))
+                && found.is_none_or(|f| t.role < f.role)
+            {
                 found = Some(t);
             }
         }

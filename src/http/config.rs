@@ -310,9 +310,10 @@ fn store_dir(url: &str) -> Option<PathBuf> {
     (!url.contains("://")).then(|| PathBuf::from(url))
 }
 
-/// `ROLE:NAME:SECRET,...`.
+/// `ROLE:NAME:SECRET,...`; a secret given twice is refused (which role would it have?).
 fn parse_tokens(v: &str) -> Option<Vec<ApiToken>> {
-    v.split(',')
+    let tokens: Vec<ApiToken> = v
+        .split(',')
         .map(|entry| {
             let mut parts = entry.trim().splitn(3, ':');
             let role: Role = parts.next()?.parse().ok()?;
@@ -324,5 +325,9 @@ fn parse_tokens(v: &str) -> Option<Vec<ApiToken>> {
                 role,
             })
         })
-        .collect()
+        .collect::<Option<_>>()?;
+    let mut secrets: Vec<&str> = tokens.iter().map(|t| t.token.as_str()).collect();
+    secrets.sort_unstable();
+    let unique = secrets.windows(2).all(|w| w[0] != w[1]);
+    unique.then_some(tokens)
 }

@@ -32,7 +32,10 @@ fn parse_id(id: &str) -> Result<(String, u64), ApiError> {
     if handler.is_empty() || handler.starts_with('$') {
         return Err(bad());
     }
-    let position = position.parse().map_err(|_| bad())?;
+    let position = crate::http::params::digits(position)
+        .and_then(|p| p.parse::<u64>().ok())
+        .filter(|p| *p <= crate::http::params::MAX_QUERY_NUMBER)
+        .ok_or_else(bad)?;
     Ok((handler.to_owned(), position))
 }
 

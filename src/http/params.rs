@@ -13,6 +13,11 @@ pub const MAX_QUERY_NUMBER: u64 = i64::MAX as u64;
 /// Items per page when `limit` is not given.
 pub const DEFAULT_PAGE_ITEMS: usize = 100;
 
+/// `v` when it is a whole number written with ASCII digits only (no sign, no spaces).
+pub(crate) fn digits(v: &str) -> Option<&str> {
+    (!v.is_empty() && v.bytes().all(|b| b.is_ascii_digit())).then_some(v)
+}
+
 /// The query string's pairs.
 pub(crate) struct Params(Vec<(String, String)>);
 
@@ -20,8 +25,17 @@ impl Params {
     pub fn from(
         q: Result<Query<Vec<(String, String)>>, QueryRejection>,
     ) -> Result<Params, ApiError> {
-        q.map(|Query(v)| Params(v))
-            .map_err(|e| ApiError::bad_request(format!("bad query string: {e}")))
+        let Query(v) = q.map_err(|e| ApiError::bad_request(format!("bad query string: {e}")))?;
+        // The decoder replaces bytes that are not UTF-8 with U+FFFD: refused, not guessed at.
+        if let Some((k, _)) = v
+            .iter()
+            .find(|(k, v)| k.contains('\u{FFFD}') || v.contains('\u{FFFD}'))
+        {
+            return Err(ApiError::bad_request(format!(
+                "query parameter {k:?} is not valid UTF-8 (or holds U+FFFD)"
+            )));
+        }
+        Ok(Params(v))
     }
 
     /// The value of `name`, if given (the last one when repeated).
@@ -37,8 +51,8 @@ impl Params {
     pub fn u64(&self, name: &str, default: u64) -> Result<u64, ApiError> {
         match self.get(name) {
             None => Ok(default),
-            Some(v) => match v.parse::<u64>() {
-                Ok(n) if n <= MAX_QUERY_NUMBER => Ok(n),
+            Some(v) => match digits(v).and_then(|v| v.parse::<u64>().ok()) {
+                Some(n) if n <= MAX_QUERY_NUMBER => Ok(n),
                 _ => Err(ApiError::bad_request(format!(
                     "query parameter {name}={v:?} is not valid: expected a whole number from 0 \
                      to {MAX_QUERY_NUMBER}"
@@ -51,8 +65,8 @@ impl Params {
     pub fn limit(&self) -> Result<usize, ApiError> {
         match self.get("limit") {
             None => Ok(DEFAULT_PAGE_ITEMS),
-            Some(v) => match v.parse::<usize>() {
-                Ok(n) if (1..=MAX_PAGE_ITEMS).contains(&n) => Ok(n),
+            Some(v) => match digits(v).and_then(|v| v.parse::<usize>().ok()) {
+                Some(n) if (1..=MAX_PAGE_ITEMS).contains(&n) => Ok(n),
                 _ => Err(ApiError::bad_request(format!(
                     "query parameter limit={v:?} is not valid: expected a whole number from 1 \
                      to {MAX_PAGE_ITEMS}"

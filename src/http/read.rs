@@ -51,12 +51,20 @@ pub(crate) async fn stream(
     let limit = p.limit()?;
     let store = api.inner.monitor.store().clone();
     let (last, events) = blocking(move || {
-        let Some(last) = store.stream_version(&id) else {
-            return Err(ApiError::not_found(format!("stream {id:?} has no events")));
-        };
+        let none = || ApiError::not_found(format!("stream {id:?} has no events"));
+        let last = store.stream_version(&id).ok_or_else(none)?;
         let events: Vec<_> = store
             .read_stream(&id, from, Direction::Forward, limit)
             .collect::<Result<_, _>>()?;
+        // A deleted stream (or one whose events retention hid) has none to show.
+        if events.is_empty()
+            && store
+                .read_stream(&id, 0, Direction::Forward, 1)
+                .next()
+                .is_none()
+        {
+            return Err(none());
+        }
         Ok((last, events))
     })
     .await?;
@@ -132,8 +140,9 @@ struct Follow {
 }
 
 /// `GET /api/events/stream?from=&type=&system=`: server-sent events, one per event from
-/// position `from` (default: after the `Last-Event-ID` header's position when a client
-/// reconnects, else the next one appended), then each new one as it is appended. Each
+/// position `from`, or after the `Last-Event-ID` header's position when that is later (a
+/// client reconnecting sends both), else from the next one appended; then each new one as it
+/// is appended. Each
 /// has `id` = its position, `event` = its type, `data` = its JSON. Ends when the server shuts
 /// down.
 pub(crate) async fn follow(
@@ -160,8 +169,20 @@ pub(crate) async fn follow(
                 + 1,
         ),
     };
+    // A client reconnecting sends its URL again, `from` in it, and the last id it got: it
+    // goes on after that id, never back.
+    let from = match p.get("from") {
+        Some(_) => Some(p.u64("from", 0)?),
+        None => None,
+    };
+    let next = match (from, resume) {
+        (Some(f), Some(r)) => f.max(r),
+        (Some(f), None) => f,
+        (None, Some(r)) => r,
+        (None, None) => head_next,
+    };
     let state = Follow {
-        next: p.u64("from", resume.unwrap_or(head_next))?,
+        next,
         filter: type_filter(&p)?,
         system: p.bool("system", false)?,
         store,

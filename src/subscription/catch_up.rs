@@ -30,7 +30,8 @@ pub enum Start {
     /// After the events visible when the subscription is created: only new events.
     End,
     /// Version `version` of stream `stream` (its first event at or after that version), and only
-    /// that stream's events.
+    /// that stream's events from that version on (a version the stream has not reached yet is
+    /// delivered when it comes). With a stream prefix in the filter, the stream must have it.
     StreamVersion {
         /// The stream.
         stream: String,
@@ -182,6 +183,8 @@ pub struct Subscription<S: AsRef<Store>> {
     opts: SubscriptionOptions,
     /// Only this stream's events ([`Start::StreamVersion`]).
     stream: Option<String>,
+    /// Only its events from this version on ([`Start::StreamVersion`]).
+    from_version: u64,
     next: u64,
     checkpoint: Option<Checkpoint>,
     delivered_since: u64,
@@ -215,11 +218,14 @@ impl<S: AsRef<Store>> Subscription<S> {
             store,
             opts,
             stream: None,
+            from_version: 0,
             next: 0,
             checkpoint: None,
             delivered_since: 0,
         };
         let start = sub.resolve_start()?;
+        // The read-ahead goes with the filter the start settled on.
+        sub.ahead = ReadAhead::new(&sub.opts.filter);
         sub.next = checkpoint
             .as_ref()
             .and_then(|c| c.position)
@@ -237,7 +243,16 @@ impl<S: AsRef<Store>> Subscription<S> {
             Start::Position(p) => *p,
             Start::End => end,
             Start::StreamVersion { stream, version } => {
+                if let Some(p) = &self.opts.filter.stream_prefix
+                    && !stream.starts_with(p.as_str())
+                {
+                    return Err(Error::InvalidArgument(format!(
+                        "a subscription from stream {stream:?} with the stream prefix {p:?}, \
+                         which that stream does not have: it would deliver nothing"
+                    )));
+                }
                 self.stream = Some(stream.clone());
+                self.from_version = *version;
                 self.opts.filter.stream_prefix = Some(stream.clone());
                 match store
                     .read_stream(stream, *version, Direction::Forward, 1)
@@ -306,13 +321,17 @@ impl<S: AsRef<Store>> Subscription<S> {
         if self.next < end && max > 0 {
             let include_system = self.opts.include_system;
             let stream = self.stream.as_deref();
+            let from_version = self.from_version;
             let filter = &self.opts.filter;
+            // Where to go on from if the read fails after handing out events.
+            let mut handed_out = None;
             let r = store.replay_reading_ahead(self.next, end, filter, &mut self.ahead, |e| {
                 if (!include_system && e.stream.starts_with('$'))
-                    || stream.is_some_and(|s| s != e.stream)
+                    || stream.is_some_and(|s| s != e.stream || e.version < from_version)
                 {
                     return ControlFlow::Continue(());
                 }
+                handed_out = Some(e.position + 1);
                 polled.delivered += 1;
                 let flow = f(e);
                 polled.stopped = flow.is_break();
@@ -321,7 +340,18 @@ impl<S: AsRef<Store>> Subscription<S> {
                 } else {
                     ControlFlow::Continue(())
                 }
-            })?;
+            });
+            let r = match r {
+                Ok(r) => r,
+                Err(e) => {
+                    // The events handed out before the error are not handed out again.
+                    if let Some(next) = handed_out {
+                        self.next = self.next.max(next);
+                        self.delivered_since += polled.delivered;
+                    }
+                    return Err(e);
+                }
+            };
             self.next = r.next_position;
             polled.next_position = self.next;
         }
@@ -390,6 +420,14 @@ impl<S: AsRef<Store>> Subscription<S> {
         next_position: u64,
         outputs: &[(T, ExpectedVersion, E)],
     ) -> Result<Vec<AppendResult>> {
+        // Past what was delivered, the checkpoint would skip the events in between.
+        if next_position > self.next {
+            return Err(Error::InvalidArgument(format!(
+                "commit_with: position {next_position} is past the events this subscription \
+                 delivered (up to {}); pass the handled event's position + 1",
+                self.next
+            )));
+        }
         self.commit_checkpoint(next_position, None, outputs)
     }
 
