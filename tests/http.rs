@@ -1,6 +1,8 @@
 //! The HTTP API against a real server on 127.0.0.1 (feature `serve`): status codes, JSON
 //! bodies, paging, 400 for bad values, 401/403, dead-letter redrive and discard, the event
-//! stream delivering a new event, health 503 on a poisoned store. No timing is asserted.
+//! stream delivering a new event (and going on after a reconnect's `Last-Event-ID`), health
+//! 503 on a poisoned store, query values that are not UTF-8 or carry a sign refused, a secret
+//! given twice having the lower role. No timing is asserted.
 
 #![cfg(feature = "serve")]
 
@@ -489,4 +491,113 @@ async fn shutdown_ends_open_event_streams_and_the_server_returns() {
     while let Some(chunk) = resp.chunk().await.unwrap() {
         assert!(!std::str::from_utf8(&chunk).unwrap().contains("data:"));
     }
+}
+
+/// Query values that are not UTF-8 (`%FF`, decoded to U+FFFD) are refused, as in the path.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn query_values_that_are_not_utf8_are_refused() {
+    let s = Server::start().await;
+    let (path, _) = s.get("/api/streams/%FF").await;
+    let (q1, b1) = s.get("/api/events?type=%FF").await;
+    let (q2, b2) = s.get("/api/events/dead-letter?handler=%FF").await;
+    s.stop().await;
+    assert_eq!(path, StatusCode::BAD_REQUEST);
+    assert_eq!(q1, StatusCode::BAD_REQUEST, "type=%FF accepted: {b1}");
+    assert_eq!(q2, StatusCode::BAD_REQUEST, "handler=%FF accepted: {b2}");
+}
+
+/// Numbers with a sign are refused in queries and dead-letter ids (`mailer:+0` discarded the
+/// letter `mailer:0`).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn numbers_with_a_sign_are_refused() {
+    let s = Server::start().await;
+    let p = s.publish("a", "Bad").await;
+    s.bus.wait_for("mailer", p).await.unwrap();
+    let (q, qb) = s.get("/api/events?from=%2B0").await;
+    let path = format!("/api/events/dead-letter/mailer:+{p}");
+    let (d, db) = s.operate(Method::DELETE, &path).await;
+    s.stop().await;
+    assert_eq!(q, StatusCode::BAD_REQUEST, "from=+0 accepted: {qb}");
+    assert_eq!(d, StatusCode::BAD_REQUEST, "id mailer:+{p} accepted: {db}");
+}
+
+/// A client reconnecting sends its URL again (`from=0`) and `Last-Event-ID: 1`: the stream goes
+/// on after event 1 (the URL's `from` sent every event again at every reconnect).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_reconnect_goes_on_after_its_last_event_id() {
+    let s = Server::start().await;
+    for _ in 0..3 {
+        s.store
+            .append(
+                "o",
+                ExpectedVersion::Any,
+                &[EventData::new("Ok", b"{}".to_vec())],
+            )
+            .unwrap();
+    }
+    let mut resp = s.follow("from=0", Some("1")).await;
+    let got = read_until(&mut resp, |got| got.contains("\n\n")).await;
+    drop(resp);
+    s.stop().await;
+    assert!(
+        got.contains("id: 2\n") && !got.contains("id: 0\n"),
+        "after Last-Event-ID 1 the first event sent should be 2: {got}"
+    );
+}
+
+/// A deleted stream (no visible event) is 404, as one that never had events.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_deleted_stream_is_404() {
+    let s = Server::start().await;
+    s.store
+        .append(
+            "gone",
+            ExpectedVersion::Any,
+            &[EventData::new("Ok", b"{}".to_vec())],
+        )
+        .unwrap();
+    s.store.delete_stream("gone", ExpectedVersion::Any).unwrap();
+    let (status, body) = s.get("/api/streams/gone").await;
+    s.stop().await;
+    assert_eq!(status, StatusCode::NOT_FOUND, "{body}");
+}
+
+/// Two tokens with one secret (a configuration mistake): the secret has the lower role, not
+/// the last one listed; and the configuration variable refuses it outright.
+#[test]
+fn a_secret_given_twice_has_the_lower_role() {
+    let token = |name: &str, role| ApiToken {
+        name: name.into(),
+        token: "shared".into(),
+        role,
+    };
+    let auth = Auth::Tokens(vec![
+        token("viewer", Role::Read),
+        token("ops", Role::Operate),
+    ]);
+    let mut h = axum::http::HeaderMap::new();
+    h.insert(
+        axum::http::header::AUTHORIZATION,
+        "Bearer shared".parse().unwrap(),
+    );
+    assert_eq!(auth.require(&h, Role::Read).unwrap(), "viewer");
+    assert!(auth.require(&h, Role::Operate).is_err());
+    // An empty secret matches nothing.
+    let empty = Auth::Tokens(vec![ApiToken {
+        name: "nobody".into(),
+        token: String::new(),
+        role: Role::Admin,
+    }]);
+    let mut h = axum::http::HeaderMap::new();
+    h.insert(
+        axum::http::header::AUTHORIZATION,
+        "Bearer ".parse().unwrap(),
+    );
+    assert!(empty.require(&h, Role::Read).is_err());
+    let vars = std::collections::HashMap::from([(
+        "EVLOG_API_TOKENS",
+        "read:viewer:shared,operate:ops:shared",
+    )]);
+    let config = evlog::http::ServeConfig::from_lookup(|k| vars.get(k).map(|v| v.to_string()));
+    assert!(config.is_err());
 }
