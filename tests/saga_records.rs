@@ -69,23 +69,31 @@ fn def(
     d
 }
 
-/// A saga parked under one definition, retried under another whose steps differ: the retry is
-/// refused, nothing is compensated (the step now at the parked number never ran, and would get
-/// another step's output).
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_retry_under_a_changed_definition_is_refused() {
+/// Parks saga "o1" under a definition of `first` steps (the step `fail_step` fails, the
+/// compensation of `fail_comp` fails), then, in a new manager with a definition of `then`
+/// steps, resumes and retries it. Returns the resume's report, the retry's result, the saga's
+/// status afterwards, and the compensations run.
+async fn retried_under(
+    first: &[&str],
+    fail_step: &'static str,
+    fail_comp: &'static str,
+    then: &[&str],
+) -> (
+    evlog::saga::ResumeReport,
+    Result<(), SagaError>,
+    SagaStatus,
+    Vec<String>,
+) {
     let dir = tempfile::tempdir().unwrap();
     let store = bus_common::store(dir.path());
     let journal: Journal = Arc::default();
     let healed = Arc::new(AtomicBool::new(false));
-
-    // v1: reserve, charge, ship; ship fails; charge's compensation fails: parked at index 1.
     let m1 = SagaManager::new(store.clone());
     let v1 = m1
         .register(def(
-            &["reserve", "charge", "ship"],
-            Some("ship"),
-            Some("charge"),
+            first,
+            Some(fail_step),
+            Some(fail_comp),
             healed.clone(),
             &journal,
         ))
@@ -93,70 +101,53 @@ async fn a_retry_under_a_changed_definition_is_refused() {
     v1.start("o1", &1).await.unwrap();
     assert_eq!(v1.wait("o1").await.unwrap(), SagaStatus::NeedsAttention);
     m1.shutdown().await;
-
-    // v2 of the application: steps renamed / reordered.
     healed.store(true, Ordering::SeqCst);
     let m2 = SagaManager::new(store.clone());
     let v2 = m2
-        .register(def(
-            &["reserve", "notify", "charge"],
-            None,
-            None,
-            healed.clone(),
-            &journal,
-        ))
+        .register(def(then, None, None, healed.clone(), &journal))
         .unwrap();
-    // resume() leaves it alone, and so does retry().
     let report = m2.resume().await.unwrap();
+    let retried = v2.retry("o1", "ops").await;
+    let status = v2.state("o1").await.unwrap().unwrap().status;
+    m2.shutdown().await;
+    let journal = journal.lock().unwrap().clone();
+    (report, retried, status, journal)
+}
+
+/// A saga parked under one definition, retried under another whose steps differ: the retry is
+/// refused, nothing is compensated (the step now at the parked number never ran, and would get
+/// another step's output).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_retry_under_a_changed_definition_is_refused() {
+    // v1: reserve, charge, ship; ship fails; charge's compensation fails: parked at index 1.
+    // v2 of the application: steps renamed / reordered.
+    let (report, refused, status, journal) = retried_under(
+        &["reserve", "charge", "ship"],
+        "ship",
+        "charge",
+        &["reserve", "notify", "charge"],
+    )
+    .await;
+    // resume() leaves it alone, and so does retry().
     assert!(report.resumed.is_empty(), "{report:?}");
-    let refused = v2.retry("o1", "ops").await;
     assert!(
         matches!(refused, Err(SagaError::ChangedDefinition { .. })),
         "{refused:?}"
     );
-    assert_eq!(
-        v2.state("o1").await.unwrap().unwrap().status,
-        SagaStatus::NeedsAttention
-    );
-    assert!(journal.lock().unwrap().is_empty(), "{journal:?}");
-    m2.shutdown().await;
+    assert_eq!(status, SagaStatus::NeedsAttention);
+    assert!(journal.is_empty(), "{journal:?}");
 }
 
 /// The same with fewer steps: refused too (the driver once indexed past the steps and
 /// panicked).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_retry_under_a_shorter_definition_is_refused() {
-    let dir = tempfile::tempdir().unwrap();
-    let store = bus_common::store(dir.path());
-    let journal: Journal = Arc::default();
-    let healed = Arc::new(AtomicBool::new(false));
-    let m1 = SagaManager::new(store.clone());
-    let v1 = m1
-        .register(def(
-            &["a", "b", "c"],
-            Some("c"),
-            Some("b"),
-            healed.clone(),
-            &journal,
-        ))
-        .unwrap();
-    v1.start("o1", &1).await.unwrap();
-    assert_eq!(v1.wait("o1").await.unwrap(), SagaStatus::NeedsAttention);
-    m1.shutdown().await;
-    let m2 = SagaManager::new(store.clone());
-    let v2 = m2
-        .register(def(&["a"], None, None, healed.clone(), &journal))
-        .unwrap();
-    let refused = v2.retry("o1", "ops").await;
+    let (_, refused, status, _) = retried_under(&["a", "b", "c"], "c", "b", &["a"]).await;
     assert!(
         matches!(refused, Err(SagaError::ChangedDefinition { .. })),
         "{refused:?}"
     );
-    assert_eq!(
-        v2.state("o1").await.unwrap().unwrap().status,
-        SagaStatus::NeedsAttention
-    );
-    m2.shutdown().await;
+    assert_eq!(status, SagaStatus::NeedsAttention);
 }
 
 /// A hand-written stream whose records name a step past the saga's last (and by another

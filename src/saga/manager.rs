@@ -346,14 +346,7 @@ impl SagaManager {
         // The driver that parked it may not have ended yet (its last record is stored, its
         // task not done): wait for it, so that the retry's driver is not refused as a second
         // one and the retry left undriven.
-        let driving = self
-            .inner
-            .running
-            .lock()
-            .expect("running sagas")
-            .get(&stream)
-            .cloned();
-        if let Some(mut done) = driving {
+        if let Some(mut done) = self.driver_of(&stream) {
             let _ = done.wait_for(Option::is_some).await;
         }
         let mut state = self
@@ -459,6 +452,12 @@ impl SagaManager {
         Ok(())
     }
 
+    /// The end of the driver of saga `stream` when this manager drives it now.
+    fn driver_of(&self, stream: &str) -> Option<Done> {
+        let running = self.inner.running.lock().expect("running sagas");
+        running.get(stream).cloned()
+    }
+
     /// Drives `state` in a new task, unless this manager drives that saga already.
     fn spawn(&self, def: Arc<dyn ErasedSaga>, state: SagaState) -> bool {
         let stream = state.stream.clone();
@@ -525,14 +524,7 @@ impl SagaManager {
     /// stream says, to resume).
     pub async fn wait(&self, saga_type: &str, saga_id: &str) -> Result<SagaStatus, SagaError> {
         let stream = saga_stream(saga_type, saga_id);
-        let done = self
-            .inner
-            .running
-            .lock()
-            .expect("running sagas")
-            .get(&stream)
-            .cloned();
-        if let Some(mut done) = done {
+        if let Some(mut done) = self.driver_of(&stream) {
             let end = done
                 .wait_for(Option::is_some)
                 .await
